@@ -1,0 +1,76 @@
+// Maps anything thrown in a route to Quarry's error body: QuarryErrors as they are, Fastify's
+// own request errors to their Quarry codes, Redis connection failures to 503; everything else
+// is a real fault (500, logged).
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { type ErrorCode, isQuarryError, QuarryError } from '../shared/errors.ts';
+
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'QUARRY_ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'QUARRY_ERR_BODY_TOO_LARGE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'QUARRY_ERR_BODY_INVALID_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'QUARRY_ERR_BODY_INVALID_JSON',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'QUARRY_ERR_VALIDATION',
+};
+
+function isRedisUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const name = error.name;
+  const code = (error as { code?: unknown }).code;
+  return (
+    name === 'MaxRetriesPerRequestError' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    // ioredis' own errors for a closed or offline connection carry no code: judge by class name.
+    (name === 'Error' && /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(error.message))
+  );
+}
+
+export function toQuarryError(error: unknown): QuarryError | undefined {
+  if (isQuarryError(error)) return error;
+  const fastifyError = error as FastifyError;
+  const mapped = typeof fastifyError?.code === 'string' ? FASTIFY_CODES[fastifyError.code] : undefined;
+  if (mapped) return new QuarryError(mapped, fastifyError.message, { cause: error });
+  if (fastifyError?.validation) {
+    const field = fastifyError.validation[0]?.instancePath?.replace(/^\//, '').replaceAll('/', '.');
+    return new QuarryError(
+      'QUARRY_ERR_VALIDATION',
+      fastifyError.message,
+      field ? { field, cause: error } : { cause: error },
+    );
+  }
+  if (
+    typeof fastifyError?.statusCode === 'number' &&
+    fastifyError.statusCode >= 400 &&
+    fastifyError.statusCode < 500
+  ) {
+    return new QuarryError('QUARRY_ERR_VALIDATION', fastifyError.message, { cause: error });
+  }
+  if (isRedisUnavailable(error)) {
+    return new QuarryError(
+      'QUARRY_ERR_REDIS_UNAVAILABLE',
+      'a Redis server Quarry depends on is not reachable',
+      {
+        cause: error,
+      },
+    );
+  }
+  return undefined;
+}
+
+export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const quarry = toQuarryError(error);
+  if (quarry === undefined) {
+    request.log.error({ err: error, url: request.url }, 'unexpected error');
+    return reply
+      .code(500)
+      .send({
+        error: {
+          code: 'QUARRY_ERR_INTERNAL',
+          message: 'an unexpected error occurred; the log has the details',
+        },
+      });
+  }
+  if (quarry.status >= 500) request.log.warn({ err: error, code: quarry.code }, 'request failed');
+  if (quarry.code === 'QUARRY_ERR_REDIS_UNAVAILABLE') reply.header('retry-after', '1');
+  return reply.code(quarry.status).send(quarry.toJSON());
+}

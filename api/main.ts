@@ -1,0 +1,41 @@
+// Entrypoint of the status API (`npm run api`). Only entrypoints handle signals: the first
+// SIGTERM/SIGINT closes gracefully within QUARRY_SHUTDOWN_TIMEOUT_MS, a second forces.
+import { createQuarry } from '../producers/client.ts';
+import { loadConfig } from '../shared/config.ts';
+import { createLogger } from '../shared/logger.ts';
+import { warnAboutRoles } from '../shared/redis.ts';
+import { buildApp } from './app.ts';
+
+const config = loadConfig();
+const logger = createLogger({ level: config.logLevel, name: 'quarry-api' });
+warnAboutRoles(config, logger);
+const client = createQuarry({ config, logger, failFast: true });
+await client.ready();
+const app = buildApp({ config, client, logger });
+await app.listen({ host: config.apiHost, port: config.apiPort });
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+    (async () => {
+      try {
+        await app.close();
+      } catch (err) {
+        logger.warn({ err }, 'error closing the HTTP server');
+      }
+      try {
+        await client.close();
+      } catch (err) {
+        logger.warn({ err }, 'error closing Redis connections');
+      }
+      process.exit(0);
+    })();
+  });
+}

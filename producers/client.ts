@@ -1,0 +1,314 @@
+// The SDK apps import: createQuarry(options) → aggregate / status / result / close.
+// It is also the producer the API uses, so both enqueue the same way: validate and address the
+// spec, answer from the cache when the result exists, otherwise store inline data, mark the
+// job queued and add it to BullMQ under a job id derived from the result key (identical
+// requests in flight share one job).
+import { Queue } from 'bullmq';
+import {
+  type AddressedAggregation,
+  type AggregationJobData,
+  type AggregationSpecInput,
+  addressAggregation,
+  checkSpecColumns,
+  parseAggregation,
+  type ResultEnvelope,
+} from '../shared/aggregation.ts';
+import { loadConfig, type QuarryConfig } from '../shared/config.ts';
+import { fingerprintFile } from '../shared/datasets.ts';
+import { isErrorCode, QuarryError } from '../shared/errors.ts';
+import {
+  JOB_ID_PATTERN,
+  type KeyScheme,
+  keyScheme,
+  QUEUE_NAMES,
+  RESULT_KEY_PATTERN,
+} from '../shared/keys.ts';
+import { type Logger, silentLogger } from '../shared/logger.ts';
+import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
+import { type JobEvent, type JobStatus, StatusStore } from '../shared/status.ts';
+import { JobEvents } from './job-events.ts';
+
+export interface QuarryOptions {
+  /** Configuration; default: parsed from `env`. */
+  config?: QuarryConfig;
+  /** Environment to parse when `config` is not given; default: process.env. */
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+  /**
+   * While the queue Redis is unreachable: `true` rejects enqueues at once with
+   * QUARRY_ERR_REDIS_UNAVAILABLE; `false` (default) queues commands until it reconnects.
+   */
+  failFast?: boolean;
+}
+
+export interface WaitOptions {
+  /** Default 30,000 ms. */
+  timeoutMs?: number;
+  /** Called with each status change (progress included) while waiting. */
+  onEvent?: (event: JobEvent) => void;
+}
+
+/** What enqueueing an aggregation answers. */
+export interface AggregationHandle {
+  readonly jobId: string;
+  readonly resultKey: string;
+  /** True when the result was already cached: nothing was queued. */
+  readonly cached: boolean;
+  /** Resolves with the result envelope; rejects with the job's own error code if it fails. */
+  wait(options?: WaitOptions): Promise<ResultEnvelope>;
+}
+
+/** The lower-level answer the API uses: the cached envelope's bytes, untouched. */
+export interface Submission {
+  readonly jobId: string;
+  readonly resultKey: string;
+  readonly cachedBytes: Buffer | null;
+}
+
+const DEFAULT_WAIT_MS = 30_000;
+
+export class QuarryClient {
+  readonly config: QuarryConfig;
+  readonly keys: KeyScheme;
+  readonly #logger: Logger;
+  readonly #queueRedis: Redis;
+  readonly #cacheRedis: Redis;
+  readonly #aggregateQueue: Queue;
+  readonly #status: StatusStore;
+  #events: JobEvents | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: QuarryOptions = {}) {
+    this.config = options.config ?? loadConfig(options.env);
+    this.keys = keyScheme(this.config.prefix);
+    this.#logger = options.logger ?? silentLogger();
+    const failFast = options.failFast ?? false;
+    this.#queueRedis = createRoleConnection(this.config, 'queue', { failFast });
+    this.#cacheRedis = createRoleConnection(this.config, 'cache', { failFast });
+    for (const [role, redis] of [
+      ['queue', this.#queueRedis],
+      ['cache', this.#cacheRedis],
+    ] as const) {
+      redis.on('error', (err) => this.#logger.warn({ err, role }, 'redis connection error'));
+    }
+    this.#aggregateQueue = new Queue(QUEUE_NAMES.aggregate, {
+      connection: this.#queueRedis,
+      prefix: this.config.prefix,
+      streams: { events: { maxLen: 1000 } },
+    });
+    this.#aggregateQueue.on('error', (err) => this.#logger.warn({ err }, 'queue error'));
+    this.#status = new StatusStore(this.#queueRedis, this.keys, this.config.statusTtlS);
+  }
+
+  /** Validates a spec and gives it its content address, without touching Redis. */
+  async address(input: unknown): Promise<AddressedAggregation> {
+    const parsed = parseAggregation(input, this.config);
+    if (parsed.dataset.kind === 'inline') {
+      checkSpecColumns(parsed.spec, parsed.dataset.data.columns);
+      return addressAggregation(parsed);
+    }
+    const file = await fingerprintFile(this.config.dataDir, parsed.dataset.path, parsed.dataset.format);
+    return addressAggregation(parsed, file);
+  }
+
+  /** Enqueues an aggregation unless its result is cached. */
+  async submitAggregation(input: unknown): Promise<Submission> {
+    return this.submitAddressed(await this.address(input));
+  }
+
+  /** The second half of submitAggregation, for callers that addressed the spec already. */
+  async submitAddressed(job: AddressedAggregation): Promise<Submission> {
+    const cachedBytes = await this.#cacheRedis.getBuffer(this.keys.result(job.resultKey));
+    if (cachedBytes !== null) return { jobId: job.jobId, resultKey: job.resultKey, cachedBytes };
+    const data: AggregationJobData = { v: 1, resultKey: job.resultKey, spec: job.spec };
+    // Data first, then the status record, then the job: a worker that picks the job up finds both.
+    const writes: Promise<unknown>[] = [];
+    if (job.inlineJson !== undefined) {
+      writes.push(
+        this.#queueRedis.set(
+          this.keys.inlineData(job.jobId),
+          job.inlineJson,
+          'EX',
+          this.config.inlineDataTtlS,
+        ),
+      );
+    }
+    writes.push(this.#status.enqueue(job.jobId, 'aggregate', job.resultKey));
+    await Promise.all(writes);
+    await this.#aggregateQueue.add(QUEUE_NAMES.aggregate, data, {
+      jobId: job.jobId,
+      attempts: this.config.jobAttempts,
+      backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+      // Status records (with their own TTL) are the history; BullMQ keeps no finished jobs, so
+      // Redis memory stays flat and a later identical request can enqueue the same job id.
+      removeOnComplete: true,
+      removeOnFail: true,
+    });
+    return { jobId: job.jobId, resultKey: job.resultKey, cachedBytes: null };
+  }
+
+  async aggregate(spec: AggregationSpecInput | unknown): Promise<AggregationHandle> {
+    const submission = await this.submitAggregation(spec);
+    const { jobId, resultKey, cachedBytes } = submission;
+    return {
+      jobId,
+      resultKey,
+      cached: cachedBytes !== null,
+      wait: async (options) => {
+        if (cachedBytes !== null) return JSON.parse(cachedBytes.toString('utf8')) as ResultEnvelope;
+        const bytes = await this.waitForResult(jobId, resultKey, options);
+        return JSON.parse(bytes.toString('utf8')) as ResultEnvelope;
+      },
+    };
+  }
+
+  /** Waits for a job to finish and returns its result's bytes; rejects with the job's error. */
+  async waitForResult(jobId: string, resultKey: string, options: WaitOptions = {}): Promise<Buffer> {
+    const final = await this.waitForJob(jobId, options);
+    if (final.state === 'failed') {
+      const code = final.error && isErrorCode(final.error.code) ? final.error.code : 'QUARRY_ERR_JOB_FAILED';
+      throw new QuarryError(code, `job ${jobId} failed: ${final.error?.message ?? 'unknown error'}`);
+    }
+    const bytes = await this.resultBytes(resultKey);
+    if (bytes === null) {
+      throw new QuarryError(
+        'QUARRY_ERR_RESULT_NOT_FOUND',
+        `job ${jobId} completed but result ${resultKey} is gone`,
+      );
+    }
+    return bytes;
+  }
+
+  /**
+   * Resolves with the job's final status (completed or failed). Rejects with
+   * QUARRY_ERR_WAIT_TIMEOUT after `timeoutMs`, QUARRY_ERR_JOB_NOT_FOUND for an unknown job.
+   */
+  async waitForJob(jobId: string, options: WaitOptions = {}): Promise<JobStatus | JobEvent> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
+    const events = await this.#jobEvents();
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (settle: () => void) => {
+        if (done) return;
+        done = true;
+        off();
+        clearTimeout(timer);
+        settle();
+      };
+      const off = events.on(jobId, (event) => {
+        options.onEvent?.(event);
+        if (event.state === 'completed' || event.state === 'failed') finish(() => resolve(event));
+      });
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new QuarryError(
+                'QUARRY_ERR_WAIT_TIMEOUT',
+                `job ${jobId} did not finish within ${timeoutMs} ms`,
+              ),
+            ),
+          ),
+        timeoutMs,
+      );
+      // Listening first, then reading the record: a change between the two is not missed.
+      this.#status.get(jobId).then(
+        (status) => {
+          if (status === null) {
+            finish(() => reject(new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`)));
+          } else if (status.state === 'completed' || status.state === 'failed') {
+            finish(() => resolve(status));
+          }
+        },
+        (error: unknown) => finish(() => reject(error)),
+      );
+    });
+  }
+
+  async status(jobId: string): Promise<JobStatus | null> {
+    if (!JOB_ID_PATTERN.test(jobId)) return null;
+    return this.#status.get(jobId);
+  }
+
+  async resultBytes(resultKey: string): Promise<Buffer | null> {
+    if (!RESULT_KEY_PATTERN.test(resultKey)) return null;
+    return this.#cacheRedis.getBuffer(this.keys.result(resultKey));
+  }
+
+  async result(resultKey: string): Promise<ResultEnvelope | null> {
+    const bytes = await this.resultBytes(resultKey);
+    return bytes === null ? null : (JSON.parse(bytes.toString('utf8')) as ResultEnvelope);
+  }
+
+  /** Resolves when both Redis connections are up (needed before fail-fast commands). */
+  async ready(): Promise<void> {
+    await Promise.all([this.#queueRedis, this.#cacheRedis].map((r) => waitReady(r)));
+  }
+
+  /** Round-trips a PING to each Redis role; used by /readyz. */
+  async ping(): Promise<{ queue: boolean; cache: boolean }> {
+    const ok = (redis: Redis) =>
+      Promise.race([
+        redis.ping().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((r) => setTimeout(r, 1000, false).unref()),
+      ]);
+    const [queue, cache] = await Promise.all([ok(this.#queueRedis), ok(this.#cacheRedis)]);
+    return { queue, cache };
+  }
+
+  async #jobEvents(): Promise<JobEvents> {
+    if (this.#events === undefined) {
+      const subscriber = createRoleConnection(this.config, 'queue', {
+        blocking: true,
+        connectionName: 'quarry-events',
+      });
+      subscriber.on('error', (err) => this.#logger.warn({ err }, 'events connection error'));
+      this.#events = new JobEvents(subscriber, this.keys, this.#logger);
+    }
+    await this.#events.ready();
+    return this.#events;
+  }
+
+  /** Closes every connection; safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const steps: [string, () => Promise<unknown>][] = [
+        ['events', async () => this.#events?.close()],
+        ['queue', () => this.#aggregateQueue.close()],
+        ['queue redis', () => closeRedis(this.#queueRedis)],
+        ['cache redis', () => closeRedis(this.#cacheRedis)],
+      ];
+      for (const [name, step] of steps) {
+        try {
+          await step();
+        } catch (err) {
+          this.#logger.warn({ err, step: name }, 'error while closing');
+        }
+      }
+    })();
+    return this.#closing;
+  }
+}
+
+function waitReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      redis.off('end', onEnd);
+      resolve();
+    };
+    const onEnd = () => {
+      redis.off('ready', onReady);
+      reject(new QuarryError('QUARRY_ERR_REDIS_UNAVAILABLE', 'the Redis connection was closed'));
+    };
+    redis.once('ready', onReady);
+    redis.once('end', onEnd);
+  });
+}
+
+export function createQuarry(options: QuarryOptions = {}): QuarryClient {
+  return new QuarryClient(options);
+}

@@ -1,0 +1,130 @@
+// Configuration: the environment, parsed once by one zod schema, frozen, passed down.
+// No other module reads process.env.
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { QuarryError } from './errors.ts';
+
+const int = (min: number, max: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const redisUrl = z
+  .string()
+  .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+  .refine((value) => URL.canParse(value), 'must be a valid URL');
+
+const EnvSchema = z.object({
+  QUARRY_QUEUE_REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  QUARRY_CACHE_REDIS_URL: redisUrl.optional(),
+  QUARRY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _ only')
+    .default('quarry'),
+  QUARRY_DATA_DIR: z.string().min(1).default('./data'),
+  QUARRY_API_HOST: z.string().min(1).default('127.0.0.1'),
+  QUARRY_API_PORT: int(0, 65535, 3000),
+  QUARRY_WORKER_CONCURRENCY: int(1, 256, 4),
+  QUARRY_RESULT_TTL_S: int(1, 365 * 86400, 3600),
+  QUARRY_STATUS_TTL_S: int(1, 365 * 86400, 86400),
+  QUARRY_INLINE_DATA_TTL_S: int(60, 365 * 86400, 86400),
+  QUARRY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  QUARRY_MAX_BODY_BYTES: int(1024, 1024 ** 3, 16 * 1024 ** 2),
+  QUARRY_MAX_INLINE_BYTES: int(1024, 1024 ** 3, 8 * 1024 ** 2),
+  QUARRY_MAX_RESULT_ROWS: int(1, 100_000_000, 100_000),
+  QUARRY_MAX_RESULT_BYTES: int(1024, 1024 ** 3, 64 * 1024 ** 2),
+  QUARRY_JOB_ATTEMPTS: int(1, 100, 3),
+  QUARRY_JOB_BACKOFF_MS: int(0, 3_600_000, 500),
+  QUARRY_LOCK_DURATION_MS: int(1000, 3_600_000, 10_000),
+  QUARRY_STALLED_INTERVAL_MS: int(1000, 3_600_000, 5_000),
+  QUARRY_SHUTDOWN_TIMEOUT_MS: int(100, 3_600_000, 10_000),
+  QUARRY_DUCKDB_THREADS: int(1, 1024, Math.max(1, os.availableParallelism())),
+  QUARRY_DUCKDB_MEMORY_LIMIT: z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'a size such as 2GB')
+    .optional(),
+  QUARRY_SPOOL_DIR: z.string().min(1).optional(),
+  QUARRY_API_RESULT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 64 * 1024 ** 2),
+});
+
+export interface QuarryConfig {
+  readonly queueRedisUrl: string;
+  readonly cacheRedisUrl: string;
+  /** True when QUARRY_CACHE_REDIS_URL was not set and the cache shares the queue server. */
+  readonly cacheSharesQueue: boolean;
+  readonly prefix: string;
+  /** Absolute path of the data root; file datasets must resolve inside it. */
+  readonly dataDir: string;
+  readonly apiHost: string;
+  readonly apiPort: number;
+  readonly workerConcurrency: number;
+  readonly resultTtlS: number;
+  readonly statusTtlS: number;
+  /** How long a queued job's inline records wait for a worker before they expire. */
+  readonly inlineDataTtlS: number;
+  readonly logLevel: string;
+  readonly maxBodyBytes: number;
+  readonly maxInlineBytes: number;
+  readonly maxResultRows: number;
+  readonly maxResultBytes: number;
+  readonly jobAttempts: number;
+  readonly jobBackoffMs: number;
+  readonly lockDurationMs: number;
+  readonly stalledIntervalMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly duckdbThreads: number;
+  readonly duckdbMemoryLimit: string | undefined;
+  /** Where workers write inline datasets for the engines to read (tmpfs when available). */
+  readonly spoolDir: string;
+  readonly apiResultCacheBytes: number;
+}
+
+/** The variable names the schema knows: the compose-file check and the README table use it. */
+export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape) as readonly (keyof typeof EnvSchema.shape)[];
+
+function defaultSpoolDir(): string {
+  const base = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  return path.join(base, `quarry-${process.getuid?.() ?? 'u'}`);
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): QuarryConfig {
+  const known: Record<string, string> = {};
+  for (const name of CONFIG_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined && value !== '') known[name] = value;
+  }
+  const parsed = EnvSchema.safeParse(known);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = String(issue.path[0] ?? '');
+    throw new QuarryError('QUARRY_ERR_CONFIG', `${field}: ${issue.message}`, { field });
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    queueRedisUrl: e.QUARRY_QUEUE_REDIS_URL,
+    cacheRedisUrl: e.QUARRY_CACHE_REDIS_URL ?? e.QUARRY_QUEUE_REDIS_URL,
+    cacheSharesQueue: e.QUARRY_CACHE_REDIS_URL === undefined,
+    prefix: e.QUARRY_PREFIX,
+    dataDir: path.resolve(e.QUARRY_DATA_DIR),
+    apiHost: e.QUARRY_API_HOST,
+    apiPort: e.QUARRY_API_PORT,
+    workerConcurrency: e.QUARRY_WORKER_CONCURRENCY,
+    resultTtlS: e.QUARRY_RESULT_TTL_S,
+    statusTtlS: e.QUARRY_STATUS_TTL_S,
+    inlineDataTtlS: e.QUARRY_INLINE_DATA_TTL_S,
+    logLevel: e.QUARRY_LOG_LEVEL,
+    maxBodyBytes: e.QUARRY_MAX_BODY_BYTES,
+    maxInlineBytes: e.QUARRY_MAX_INLINE_BYTES,
+    maxResultRows: e.QUARRY_MAX_RESULT_ROWS,
+    maxResultBytes: e.QUARRY_MAX_RESULT_BYTES,
+    jobAttempts: e.QUARRY_JOB_ATTEMPTS,
+    jobBackoffMs: e.QUARRY_JOB_BACKOFF_MS,
+    lockDurationMs: e.QUARRY_LOCK_DURATION_MS,
+    stalledIntervalMs: e.QUARRY_STALLED_INTERVAL_MS,
+    shutdownTimeoutMs: e.QUARRY_SHUTDOWN_TIMEOUT_MS,
+    duckdbThreads: e.QUARRY_DUCKDB_THREADS,
+    duckdbMemoryLimit: e.QUARRY_DUCKDB_MEMORY_LIMIT,
+    spoolDir: e.QUARRY_SPOOL_DIR === undefined ? defaultSpoolDir() : path.resolve(e.QUARRY_SPOOL_DIR),
+    apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
+  });
+}

@@ -1,0 +1,100 @@
+// The one registry of Quarry error codes. Callers branch on `code`, never on message text.
+// A code, once published, is never reused for another meaning.
+
+export interface ErrorDefinition {
+  /** HTTP status the API answers with when this error reaches a client. */
+  readonly status: number;
+  /** True when retrying the same job cannot succeed (the job fails at once, no retries). */
+  readonly unrecoverable: boolean;
+  readonly description: string;
+}
+
+const def = (status: number, unrecoverable: boolean, description: string): ErrorDefinition => ({
+  status,
+  unrecoverable,
+  description,
+});
+
+export const ERRORS = {
+  QUARRY_ERR_VALIDATION: def(400, true, 'The request or job payload does not match its schema.'),
+  QUARRY_ERR_BODY_INVALID_JSON: def(400, true, 'The request body is not valid JSON.'),
+  QUARRY_ERR_BODY_TOO_LARGE: def(413, true, 'The request body exceeds QUARRY_MAX_BODY_BYTES.'),
+  QUARRY_ERR_UNSUPPORTED_MEDIA_TYPE: def(415, true, 'The request body must be application/json.'),
+  QUARRY_ERR_DATASET_TOO_LARGE: def(413, true, 'Inline records exceed QUARRY_MAX_INLINE_BYTES.'),
+  QUARRY_ERR_DATASET_NOT_FOUND: def(404, true, 'The dataset file does not exist under the data root.'),
+  QUARRY_ERR_DATASET_PATH: def(400, true, 'The dataset path leaves the data root or is not a regular file.'),
+  QUARRY_ERR_DATASET_UNREADABLE: def(422, true, 'The dataset file could not be read in its format.'),
+  QUARRY_ERR_DATASET_CHANGED: def(
+    409,
+    true,
+    'The dataset file changed between enqueue and compute; enqueue again.',
+  ),
+  QUARRY_ERR_DATASET_MISSING: def(410, true, "The job's inline data expired before a worker read it."),
+  QUARRY_ERR_SPEC_UNKNOWN_COLUMN: def(400, true, 'The spec names a column the dataset does not have.'),
+  QUARRY_ERR_SPEC_TYPE: def(400, true, 'A metric or filter does not fit the type of its column.'),
+  QUARRY_ERR_RESULT_TOO_LARGE: def(422, true, 'The result exceeds the configured row or byte limit.'),
+  QUARRY_ERR_ENGINE: def(500, false, 'The engine failed while computing the job.'),
+  QUARRY_ERR_JOB_NOT_FOUND: def(
+    404,
+    true,
+    'No job with this id is known (never existed, or its record expired).',
+  ),
+  QUARRY_ERR_RESULT_NOT_FOUND: def(
+    404,
+    true,
+    'No result is stored under this key (never computed, or expired).',
+  ),
+  QUARRY_ERR_WAIT_TIMEOUT: def(408, false, 'The job did not finish within the wait time.'),
+  QUARRY_ERR_JOB_FAILED: def(500, true, 'The job failed; see its error code.'),
+  QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
+  QUARRY_ERR_REDIS_UNAVAILABLE: def(503, false, 'A Redis server Quarry depends on is not reachable.'),
+  QUARRY_ERR_CONFIG: def(500, true, 'The configuration (environment) is invalid.'),
+  QUARRY_ERR_INTERNAL: def(500, false, 'An unexpected fault; the log has the details.'),
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface QuarryErrorOptions {
+  /** The input field at fault, as a dotted path (`metrics.0.column`). */
+  field?: string;
+  cause?: unknown;
+}
+
+export class QuarryError extends Error {
+  override readonly name = 'QuarryError';
+  readonly code: ErrorCode;
+  readonly field: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: QuarryErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.field = options.field;
+  }
+
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+
+  get unrecoverable(): boolean {
+    return ERRORS[this.code].unrecoverable;
+  }
+
+  /** The body the API sends for this error. */
+  toJSON(): { error: { code: ErrorCode; message: string; field?: string } } {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.field === undefined ? {} : { field: this.field }),
+      },
+    };
+  }
+}
+
+export function isQuarryError(value: unknown): value is QuarryError {
+  return value instanceof QuarryError;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERRORS, value);
+}

@@ -1,0 +1,40 @@
+// The Redis key scheme. Every key carries the configured prefix, so environments and tests are
+// isolated by prefix. Apps may read these keys directly; README.md documents them.
+//
+//   queue Redis (durable, noeviction)
+//     <prefix>:<queue>:*          BullMQ's own keys (queues `aggregate`, `index`)
+//     <prefix>:job:<jobId>        status record, a hash (see status.ts); TTL QUARRY_STATUS_TTL_S
+//     <prefix>:data:<jobId>       inline dataset of a queued job (canonical JSON); deleted when done
+//     <prefix>:events             pub/sub channel: one JSON message per job state change
+//   cache Redis (evicting: allkeys-lru)
+//     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
+
+export const QUEUE_NAMES = { aggregate: 'aggregate', index: 'index' } as const;
+export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
+
+/** A result key: 32 lowercase hex digits (128 bits of SHA-256). */
+export const RESULT_KEY_PATTERN = /^[0-9a-f]{32}$/;
+/** A job id: a kind tag and a result key (aggregations) or a unique suffix (index builds). */
+export const JOB_ID_PATTERN = /^(agg|idx)-[0-9a-z_-]{8,100}$/;
+
+export interface KeyScheme {
+  readonly prefix: string;
+  status(jobId: string): string;
+  inlineData(jobId: string): string;
+  result(resultKey: string): string;
+  readonly eventsChannel: string;
+}
+
+export function keyScheme(prefix: string): KeyScheme {
+  return Object.freeze({
+    prefix,
+    status: (jobId: string) => `${prefix}:job:${jobId}`,
+    inlineData: (jobId: string) => `${prefix}:data:${jobId}`,
+    result: (resultKey: string) => `${prefix}:result:${resultKey}`,
+    eventsChannel: `${prefix}:events`,
+  });
+}
+
+export function aggregationJobId(resultKey: string): string {
+  return `agg-${resultKey}`;
+}

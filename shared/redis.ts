@@ -1,0 +1,79 @@
+// Connection factories for the two Redis roles (see DESIGN.md): `queue` holds BullMQ, status
+// records and indexes and must never evict; `cache` holds results and may.
+import { Redis, type RedisOptions } from 'ioredis';
+import type { QuarryConfig } from './config.ts';
+import type { Logger } from './logger.ts';
+
+export type { Redis };
+
+export type RedisRole = 'queue' | 'cache';
+
+export interface ConnectionOptions {
+  /**
+   * For BullMQ Workers and blocking subscribers: retry every command forever while
+   * reconnecting (BullMQ requires `maxRetriesPerRequest: null`).
+   */
+  blocking?: boolean;
+  /** Fail commands at once while disconnected instead of queueing them. */
+  failFast?: boolean;
+  connectionName?: string;
+}
+
+export function createRedis(url: string, options: ConnectionOptions = {}): Redis {
+  const redisOptions: RedisOptions = {
+    maxRetriesPerRequest: options.blocking ? null : 2,
+    enableOfflineQueue: !options.failFast,
+    connectionName: options.connectionName,
+    // Reconnect quickly, then back off to at most 2 s between attempts.
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    lazyConnect: false,
+  };
+  return new Redis(url, redisOptions);
+}
+
+export function createRoleConnection(
+  config: QuarryConfig,
+  role: RedisRole,
+  options: ConnectionOptions = {},
+): Redis {
+  return createRedis(role === 'queue' ? config.queueRedisUrl : config.cacheRedisUrl, {
+    connectionName: `quarry-${role}`,
+    ...options,
+  });
+}
+
+/** Logs the development-only setups DESIGN.md warns about. */
+export function warnAboutRoles(config: QuarryConfig, logger: Logger): void {
+  if (config.cacheSharesQueue) {
+    logger.warn(
+      { url: config.queueRedisUrl },
+      'QUARRY_CACHE_REDIS_URL is not set: results share the queue Redis. Fine for development; in production give the cache its own evicting Redis.',
+    );
+  }
+}
+
+/**
+ * Checks the queue Redis does not evict keys: BullMQ on an evicting Redis loses jobs silently.
+ * Returns the policy found; logs an error when it is not `noeviction`.
+ */
+export async function checkQueueEvictionPolicy(queue: Redis, logger: Logger): Promise<string> {
+  const reply = (await queue.config('GET', 'maxmemory-policy')) as string[];
+  const policy = reply[1] ?? 'unknown';
+  if (policy !== 'noeviction') {
+    logger.error(
+      { policy },
+      'the queue Redis evicts keys (maxmemory-policy is not noeviction): jobs and status records can be lost',
+    );
+  }
+  return policy;
+}
+
+/** Closes a connection gracefully, falling back to disconnect; safe to call twice. */
+export async function closeRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'end') return;
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  }
+}

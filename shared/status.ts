@@ -1,0 +1,172 @@
+// Job status records: one hash per job in the queue Redis, read in one round trip, kept after
+// BullMQ removes the job (TTL QUARRY_STATUS_TTL_S). Every change is also published on the
+// events channel so waiters wake without polling.
+import type { ErrorCode } from './errors.ts';
+import type { KeyScheme } from './keys.ts';
+import type { Redis } from './redis.ts';
+
+export type JobType = 'aggregate' | 'index';
+export type JobState = 'queued' | 'active' | 'completed' | 'failed';
+
+export interface JobProgress {
+  /** What the worker is doing: `queued`, `load`, `compute`, `store`, `done`. */
+  readonly phase: string;
+  /** 0-100. */
+  readonly percent: number;
+  /** Rows or documents handled so far, when the phase counts them. */
+  readonly count?: number;
+}
+
+export interface JobStatus {
+  readonly jobId: string;
+  readonly type: JobType;
+  readonly state: JobState;
+  readonly progress: JobProgress;
+  readonly attempts: number;
+  readonly createdAt: string | null;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+  readonly resultKey: string | null;
+  readonly error: { readonly code: ErrorCode | string; readonly message: string } | null;
+}
+
+/** The message published on keys.eventsChannel for each change. */
+export interface JobEvent {
+  readonly jobId: string;
+  readonly state: JobState;
+  readonly resultKey: string | null;
+  readonly progress: JobProgress;
+  readonly error: JobStatus['error'];
+}
+
+// Resets a record to `queued` unless a live job (queued or active) already owns it, so an
+// identical request joining an in-flight job never rewinds its status.
+// KEYS[1] status key; ARGV: type, resultKey, createdAt, ttlS, progressJson, channel, eventJson
+const ENQUEUE_LUA = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' or state == 'active' then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  return state
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'type', ARGV[1], 'state', 'queued', 'resultKey', ARGV[2], 'createdAt', ARGV[3],
+  'attempts', '0', 'progress', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 'new'
+`;
+
+const QUEUED: JobProgress = { phase: 'queued', percent: 0 };
+
+export class StatusStore {
+  readonly #redis: Redis;
+  readonly #keys: KeyScheme;
+  readonly #ttlS: number;
+
+  constructor(redis: Redis, keys: KeyScheme, ttlS: number) {
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#ttlS = ttlS;
+  }
+
+  /** Marks a job queued; returns 'new', or the state of the live job the request joins. */
+  async enqueue(
+    jobId: string,
+    type: JobType,
+    resultKey: string | null,
+  ): Promise<'new' | 'queued' | 'active'> {
+    const event: JobEvent = { jobId, state: 'queued', resultKey, progress: QUEUED, error: null };
+    return (await this.#redis.eval(
+      ENQUEUE_LUA,
+      1,
+      this.#keys.status(jobId),
+      type,
+      resultKey ?? '',
+      String(Date.now()),
+      String(this.#ttlS),
+      JSON.stringify(QUEUED),
+      this.#keys.eventsChannel,
+      JSON.stringify(event),
+    )) as 'new' | 'queued' | 'active';
+  }
+
+  async active(jobId: string, attempts: number): Promise<void> {
+    await this.#write(jobId, 'active', { phase: 'load', percent: 0 }, null, {
+      startedAt: String(Date.now()),
+      attempts: String(attempts),
+      errorCode: '',
+      errorMessage: '',
+    });
+  }
+
+  async progress(jobId: string, progress: JobProgress): Promise<void> {
+    const key = this.#keys.status(jobId);
+    const event: JobEvent = { jobId, state: 'active', resultKey: null, progress, error: null };
+    await this.#redis
+      .multi()
+      .hset(key, 'progress', JSON.stringify(progress))
+      .expire(key, this.#ttlS)
+      .publish(this.#keys.eventsChannel, JSON.stringify(event))
+      .exec();
+  }
+
+  async completed(jobId: string, resultKey: string | null): Promise<void> {
+    await this.#write(jobId, 'completed', { phase: 'done', percent: 100 }, null, {
+      finishedAt: String(Date.now()),
+      ...(resultKey === null ? {} : { resultKey }),
+    });
+  }
+
+  /** A failed attempt: `final` when no retry follows (the job is `failed`), else back to `queued`. */
+  async failed(jobId: string, error: { code: string; message: string }, final: boolean): Promise<void> {
+    const fields: Record<string, string> = { errorCode: error.code, errorMessage: error.message };
+    if (final) fields.finishedAt = String(Date.now());
+    await this.#write(
+      jobId,
+      final ? 'failed' : 'queued',
+      final ? { phase: 'done', percent: 100 } : QUEUED,
+      error,
+      fields,
+    );
+  }
+
+  async get(jobId: string): Promise<JobStatus | null> {
+    const h = await this.#redis.hgetall(this.#keys.status(jobId));
+    return h.state === undefined ? null : toStatus(jobId, h);
+  }
+
+  async #write(
+    jobId: string,
+    state: JobState,
+    progress: JobProgress,
+    error: JobStatus['error'],
+    fields: Record<string, string>,
+  ): Promise<void> {
+    const key = this.#keys.status(jobId);
+    const resultKey = fields.resultKey ?? null;
+    const event: JobEvent = { jobId, state, resultKey, progress, error };
+    await this.#redis
+      .multi()
+      .hset(key, { ...fields, state, progress: JSON.stringify(progress) })
+      .expire(key, this.#ttlS)
+      .publish(this.#keys.eventsChannel, JSON.stringify(event))
+      .exec();
+  }
+}
+
+const iso = (ms: string | undefined) => (ms ? new Date(Number(ms)).toISOString() : null);
+
+export function toStatus(jobId: string, h: Record<string, string>): JobStatus {
+  return {
+    jobId,
+    type: (h.type ?? 'aggregate') as JobType,
+    state: h.state as JobState,
+    progress: h.progress ? (JSON.parse(h.progress) as JobProgress) : QUEUED,
+    attempts: Number(h.attempts ?? 0),
+    createdAt: iso(h.createdAt),
+    startedAt: iso(h.startedAt),
+    finishedAt: iso(h.finishedAt),
+    resultKey: h.resultKey || null,
+    error: h.errorCode ? { code: h.errorCode, message: h.errorMessage ?? '' } : null,
+  };
+}

@@ -1,0 +1,184 @@
+// The reference aggregation: a plain TypeScript reading of docs/AGGREGATION.md, written for
+// obviousness, not speed. Tests hold DuckDB and Polars to it; when an engine and this file
+// disagree, the document decides which one is wrong.
+import {
+  type AggregationSpec,
+  type Filter,
+  type Metric,
+  outputColumns,
+  type ResultColumn,
+} from '../../shared/aggregation.ts';
+import type { ColumnInfo, Scalar } from '../../shared/datasets.ts';
+import { compareCodePoints } from '../../shared/hashing.ts';
+
+/** The normalized spec; the dataset reference is not needed (the records are given). */
+export type ReferenceSpec = Omit<AggregationSpec, 'dataset'> & { readonly dataset?: unknown };
+
+export interface ReferenceResult {
+  readonly columns: ResultColumn[];
+  readonly rows: Record<string, unknown>[];
+}
+
+type Row = Readonly<Record<string, Scalar | undefined>>;
+
+export function referenceAggregate(
+  spec: ReferenceSpec,
+  records: readonly Row[],
+  columns: readonly ColumnInfo[],
+): ReferenceResult {
+  const resultColumns = outputColumns(spec, columns);
+
+  const kept = records.filter((record) => spec.filters.every((f) => passes(f, cell(record, f.column))));
+
+  // Groups in order of first appearance; the final sort fixes the output order.
+  const groups = new Map<string, { key: Scalar[]; rows: Row[] }>();
+  for (const record of kept) {
+    const key = spec.groupBy.map((column) => cell(record, column));
+    const id = groupId(key);
+    let group = groups.get(id);
+    if (group === undefined) {
+      group = { key, rows: [] };
+      groups.set(id, group);
+    }
+    group.rows.push(record);
+  }
+  // Without groupBy there is exactly one group, even over no rows (SQL aggregates without GROUP BY).
+  if (spec.groupBy.length === 0 && groups.size === 0) groups.set('[]', { key: [], rows: [] });
+
+  const rows: Record<string, unknown>[] = [];
+  for (const { key, rows: groupRows } of groups.values()) {
+    const row: Record<string, unknown> = {};
+    spec.groupBy.forEach((column, i) => {
+      row[column] = key[i];
+    });
+    for (const metric of spec.metrics) row[metric.as] = computeMetric(metric, groupRows);
+    rows.push(row);
+  }
+
+  const keys = [...spec.orderBy, ...spec.groupBy.map((column) => ({ column, direction: 'asc' as const }))];
+  rows.sort((a, b) => {
+    for (const { column, direction } of keys) {
+      const c = compareNullsLast(a[column] as Scalar, b[column] as Scalar, direction);
+      if (c !== 0) return c;
+    }
+    return 0;
+  });
+
+  return { columns: resultColumns, rows: spec.limit === undefined ? rows : rows.slice(0, spec.limit) };
+}
+
+/** A missing key reads as null. */
+function cell(record: Row, column: string): Scalar {
+  const value = record[column];
+  return value === undefined ? null : value;
+}
+
+/** JSON tells 1 from "1" and null from "null", so it identifies a tuple of scalars exactly. */
+function groupId(key: readonly Scalar[]): string {
+  return JSON.stringify(key);
+}
+
+/** Orders two non-null scalars of one kind: numbers numerically, strings by code point, false < true. */
+export function compareValues(a: Exclude<Scalar, null>, b: Exclude<Scalar, null>): number {
+  if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
+  if (typeof a === 'string' && typeof b === 'string') return Math.sign(compareCodePoints(a, b));
+  if (typeof a === 'boolean' && typeof b === 'boolean') return Number(a) - Number(b);
+  throw new Error(`reference: cannot compare ${typeof a} with ${typeof b}`);
+}
+
+function compareNullsLast(a: Scalar, b: Scalar, direction: 'asc' | 'desc'): number {
+  if (a === null || b === null) {
+    if (a === b) return 0;
+    return a === null ? 1 : -1;
+  }
+  const c = compareValues(a, b);
+  return direction === 'asc' ? c : -c;
+}
+
+/** SQL three-valued logic: a comparison with null is unknown, and unknown drops the row. */
+function passes(filter: Filter, x: Scalar): boolean {
+  switch (filter.op) {
+    case 'is_null':
+      return x === null;
+    case 'not_null':
+      return x !== null;
+    case 'in':
+      return x !== null && filter.value.some((v) => compareValues(x, v) === 0);
+    case 'between':
+      return x !== null && compareValues(filter.value[0], x) <= 0 && compareValues(x, filter.value[1]) <= 0;
+  }
+  if (x === null) return false;
+  const c = compareValues(x, filter.value);
+  switch (filter.op) {
+    case 'eq':
+      return c === 0;
+    case 'ne':
+      return c !== 0;
+    case 'gt':
+      return c > 0;
+    case 'gte':
+      return c >= 0;
+    case 'lt':
+      return c < 0;
+    case 'lte':
+      return c <= 0;
+  }
+}
+
+function computeMetric(metric: Metric, rows: readonly Row[]): Scalar {
+  if (metric.op === 'count' && metric.column === undefined) return rows.length;
+  const column = metric.column!;
+  const values = rows.map((r) => cell(r, column)).filter((v): v is Exclude<Scalar, null> => v !== null);
+  switch (metric.op) {
+    case 'count':
+      return values.length;
+    case 'count_distinct':
+      return new Set(values).size;
+    case 'sum':
+      return values.length === 0 ? null : numbers(values).reduce((s, v) => s + v, 0);
+    case 'avg':
+      return values.length === 0 ? null : numbers(values).reduce((s, v) => s + v, 0) / values.length;
+    case 'min':
+      return values.length === 0 ? null : values.reduce((m, v) => (compareValues(v, m) < 0 ? v : m));
+    case 'max':
+      return values.length === 0 ? null : values.reduce((m, v) => (compareValues(v, m) > 0 ? v : m));
+    case 'quantile':
+      return quantile(numbers(values), metric.q!, metric.method ?? 'linear');
+  }
+}
+
+function numbers(values: readonly Exclude<Scalar, null>[]): number[] {
+  return values.map((v) => {
+    if (typeof v !== 'number') throw new Error(`reference: ${JSON.stringify(v)} is not a number`);
+    return v;
+  });
+}
+
+/**
+ * linear: h = (n-1)q, x[lo] + (h - lo)(x[lo+1] - x[lo]) with lo = floor(h).
+ * nearest_rank: x[max(0, ceil(qn) - 1)], the smallest value with at least qn values at or below it.
+ */
+export function quantile(
+  values: readonly number[],
+  q: number,
+  method: 'linear' | 'nearest_rank',
+): number | null {
+  const n = values.length;
+  if (n === 0) return null;
+  const x = [...values].sort((a, b) => a - b);
+  if (method === 'nearest_rank') return x[Math.max(1, nearestRank(q, n)) - 1]!;
+  const h = (n - 1) * q;
+  const lo = Math.floor(h);
+  if (lo >= n - 1) return x[n - 1]!;
+  return x[lo]! + (h - lo) * (x[lo + 1]! - x[lo]!);
+}
+
+/**
+ * ceil(q·n) in exact decimal arithmetic, q taken to 9 decimal places. In floating point
+ * 0.1 · 30 is 3.0000000000000004, whose ceiling would pick the 4th value instead of the 3rd.
+ */
+export function nearestRank(q: number, n: number): number {
+  const scale = 1_000_000_000n;
+  const m = BigInt(Math.round(q * 1e9));
+  return Number((m * BigInt(n) + scale - 1n) / scale);
+}

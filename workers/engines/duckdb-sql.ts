@@ -1,0 +1,134 @@
+// Compiles a normalized AggregationSpec to one DuckDB SELECT. Identifiers are validated
+// upstream and always quoted here; every value (filter values, quantile q, limit, file path,
+// inline column types) is a bound parameter. No user text is ever spliced into SQL.
+import type { AggregationSpec, Filter, Metric } from '../../shared/aggregation.ts';
+import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
+import type { EngineSource } from './engine.ts';
+
+export type SqlValue = string | number | boolean | Record<string, string>;
+
+export interface CompiledQuery {
+  readonly sql: string;
+  readonly params: SqlValue[];
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+const DUCK_TYPES: Record<ColumnType, string> = {
+  integer: 'BIGINT',
+  float: 'DOUBLE',
+  string: 'VARCHAR',
+  boolean: 'BOOLEAN',
+  date: 'DATE',
+  timestamp: 'TIMESTAMP',
+  // A column whose every value is null: DOUBLE suits numeric metrics, and filters on it are
+  // compiled to constants (see compileFilter), so its type never meets a filter value.
+  null: 'DOUBLE',
+};
+
+class Params {
+  readonly values: SqlValue[] = [];
+  add(value: SqlValue): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+/** The FROM clause reading the source; `sourceSql` alone is used for DESCRIBE too. */
+export function sourceSql(source: EngineSource, params: Params): string {
+  const file = params.add(source.file);
+  if (source.kind === 'inline') {
+    const columns: Record<string, string> = {};
+    for (const c of source.columns) columns[c.name] = DUCK_TYPES[c.type];
+    if (source.columns.length === 0)
+      return `(SELECT * FROM read_json(${file}, format = 'array') WHERE false)`;
+    return `read_json(${file}, format = 'array', columns = ${params.add(columns)})`;
+  }
+  switch (source.format) {
+    case 'parquet':
+      return `read_parquet(${file})`;
+    case 'csv':
+      return `read_csv(${file})`;
+    case 'ndjson':
+      return `read_json(${file}, format = 'newline_delimited')`;
+  }
+}
+
+export function describeQuery(source: EngineSource): CompiledQuery {
+  const params = new Params();
+  return { sql: `DESCRIBE SELECT * FROM ${sourceSql(source, params)}`, params: params.values };
+}
+
+function compileFilter(f: Filter, types: ReadonlyMap<string, ColumnType>, params: Params): string {
+  const col = quoteIdent(f.column);
+  if (f.op === 'is_null') return `${col} IS NULL`;
+  if (f.op === 'not_null') return `${col} IS NOT NULL`;
+  // Every comparison with null is not true: on an all-null column the filter keeps no row.
+  if (types.get(f.column) === 'null') return 'false';
+  switch (f.op) {
+    case 'in':
+      return `${col} IN (${f.value.map((v) => params.add(v)).join(', ')})`;
+    case 'between':
+      return `${col} BETWEEN ${params.add(f.value[0])} AND ${params.add(f.value[1])}`;
+    default: {
+      // Narrowed by op above; zod's enum discriminant does not narrow `f` itself.
+      const cmp = f as { op: 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte'; value: string | number | boolean };
+      const ops = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+      return `${col} ${ops[cmp.op]} ${params.add(cmp.value)}`;
+    }
+  }
+}
+
+function compileMetric(m: Metric, params: Params): string {
+  const col = m.column === undefined ? '*' : quoteIdent(m.column);
+  let expr: string;
+  switch (m.op) {
+    case 'count':
+      expr = `count(${col})`;
+      break;
+    case 'count_distinct':
+      expr = `count(DISTINCT ${col})`;
+      break;
+    case 'quantile':
+      expr = `${m.method === 'nearest_rank' ? 'quantile_disc' : 'quantile_cont'}(${col}, ${params.add(m.q!)})`;
+      break;
+    default:
+      expr = `${m.op}(${col})`;
+  }
+  return `${expr} AS ${quoteIdent(m.as)}`;
+}
+
+/**
+ * The aggregation query. The inner SELECT aggregates; the outer one orders by output names
+ * (so a metric named like a source column is unambiguous), with groupBy columns as ascending
+ * tie-breakers and NULLS LAST everywhere, then limits. `rowCap` caps what is fetched (the
+ * caller asks for one row more than it allows, to detect an oversized result).
+ */
+export function compileAggregation(
+  spec: Omit<AggregationSpec, 'dataset'>,
+  source: EngineSource,
+  columns: readonly ColumnInfo[],
+  rowCap: number,
+): CompiledQuery {
+  const params = new Params();
+  const types = new Map(columns.map((c) => [c.name, c.type]));
+  const from = sourceSql(source, params);
+  const select = [...spec.groupBy.map(quoteIdent), ...spec.metrics.map((m) => compileMetric(m, params))];
+  const where = spec.filters.map((f) => compileFilter(f, types, params));
+  let inner = `SELECT ${select.join(', ')} FROM ${from}`;
+  if (where.length > 0) inner += ` WHERE ${where.map((w) => `(${w})`).join(' AND ')}`;
+  if (spec.groupBy.length > 0) inner += ` GROUP BY ${spec.groupBy.map(quoteIdent).join(', ')}`;
+  const order = [
+    ...spec.orderBy.map(
+      (o) => `${quoteIdent(o.column)} ${o.direction === 'desc' ? 'DESC' : 'ASC'} NULLS LAST`,
+    ),
+    ...spec.groupBy.map((g) => `${quoteIdent(g)} ASC NULLS LAST`),
+  ];
+  let sql = `SELECT * FROM (${inner}) AS agg`;
+  if (order.length > 0) sql += ` ORDER BY ${order.join(', ')}`;
+  const limit = Math.min(spec.limit ?? Number.MAX_SAFE_INTEGER, rowCap);
+  sql += ` LIMIT ${params.add(limit)}`;
+  return { sql, params: params.values };
+}

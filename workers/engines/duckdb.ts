@@ -1,0 +1,150 @@
+// The DuckDB engine: one in-process instance per worker, locked down (no extension installs,
+// file access limited to the data root and the spool directory, configuration locked), a
+// connection per running job. Queries run on DuckDB's own threads (async), so the event loop
+// stays free while they compute.
+import { mkdirSync } from 'node:fs';
+import { DuckDBInstance, type DuckDBResultReader, DuckDBTypeId, structValue } from '@duckdb/node-api';
+import { checkSpecColumns, outputColumns } from '../../shared/aggregation.ts';
+import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
+import { QuarryError } from '../../shared/errors.ts';
+import { compileAggregation, describeQuery, type SqlValue } from './duckdb-sql.ts';
+import type { AggregationEngine, EngineInput, EngineOutput, EngineSource } from './engine.ts';
+
+export interface DuckDBEngineOptions {
+  /** DuckDB worker threads. Default: all cores. */
+  threads?: number;
+  /** DuckDB `memory_limit`, e.g. `2GB`. Default: DuckDB's (80% of RAM). */
+  memoryLimit?: string;
+  /** The data root: the only directory (with spoolDir) DuckDB may read. */
+  dataDir: string;
+  /** Where inline datasets are written for DuckDB to read; also its spill directory. */
+  spoolDir: string;
+}
+
+const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<AggregationEngine> {
+  mkdirSync(options.spoolDir, { recursive: true });
+  const instance = await DuckDBInstance.create(':memory:', {
+    threads: String(options.threads ?? 4),
+    autoinstall_known_extensions: 'false',
+    autoload_known_extensions: 'false',
+  });
+  const setup = await instance.connect();
+  try {
+    // Settings come from configuration, not from requests; quoted all the same.
+    if (options.memoryLimit) await setup.run(`SET memory_limit = ${sqlString(options.memoryLimit)}`);
+    await setup.run(`SET temp_directory = ${sqlString(`${options.spoolDir}/duckdb-tmp`)}`);
+    await setup.run(
+      `SET allowed_directories = [${[options.dataDir, options.spoolDir].map((d) => sqlString(`${d}/`)).join(', ')}]`,
+    );
+    await setup.run('SET enable_external_access = false');
+    await setup.run('SET lock_configuration = true');
+  } finally {
+    setup.closeSync();
+  }
+  let closed = false;
+
+  async function query(sql: string, params: SqlValue[]): Promise<DuckDBResultReader> {
+    const connection = await instance.connect();
+    try {
+      return await connection.runAndReadAll(
+        sql,
+        params.map((p) => (typeof p === 'object' ? structValue(p) : p)),
+      );
+    } finally {
+      connection.closeSync();
+    }
+  }
+
+  async function columnsOf(source: EngineSource): Promise<readonly ColumnInfo[]> {
+    if (source.kind === 'inline') return source.columns;
+    const { sql, params } = describeQuery(source);
+    let result: DuckDBResultReader;
+    try {
+      result = await query(sql, params);
+    } catch (cause) {
+      throw new QuarryError(
+        'QUARRY_ERR_DATASET_UNREADABLE',
+        `dataset: DuckDB cannot read the file as ${source.format}: ${firstLine(cause)}`,
+        { field: 'dataset.path', cause },
+      );
+    }
+    return result.getRowObjectsJS().map((r) => ({
+      name: String(r.column_name),
+      type: columnTypeOf(String(r.column_type)),
+    }));
+  }
+
+  return {
+    name: 'duckdb',
+    async run(input: EngineInput): Promise<EngineOutput> {
+      if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
+      const columns = await columnsOf(input.source);
+      checkSpecColumns(input.spec, columns);
+      const { sql, params } = compileAggregation(input.spec, input.source, columns, input.maxRows + 1);
+      let result: DuckDBResultReader;
+      try {
+        result = await query(sql, params);
+      } catch (cause) {
+        const conversion = /^(Conversion|Invalid Input) Error/.test(firstLine(cause));
+        throw new QuarryError(
+          conversion ? 'QUARRY_ERR_DATASET_UNREADABLE' : 'QUARRY_ERR_ENGINE',
+          `DuckDB failed: ${firstLine(cause)}`,
+          { cause },
+        );
+      }
+      if (result.currentRowCount > input.maxRows) {
+        throw new QuarryError(
+          'QUARRY_ERR_RESULT_TOO_LARGE',
+          `the result has more than ${input.maxRows} rows (QUARRY_MAX_RESULT_ROWS); add a limit or group more coarsely`,
+        );
+      }
+      return { columns: outputColumns(input.spec, columns), rows: toRows(result) };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      instance.closeSync();
+    },
+  };
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
+function columnTypeOf(duckType: string): ColumnType {
+  const t = duckType.toUpperCase();
+  if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT)$/.test(t)) {
+    return 'integer';
+  }
+  if (/^(FLOAT|DOUBLE|REAL|DECIMAL)/.test(t)) return 'float';
+  if (t === 'BOOLEAN') return 'boolean';
+  if (t === 'DATE') return 'date';
+  if (t.startsWith('TIMESTAMP')) return 'timestamp';
+  return 'string';
+}
+
+/** Result rows as plain JSON values: bigints become numbers, dates ISO strings. */
+function toRows(result: DuckDBResultReader): Record<string, unknown>[] {
+  const names = result.columnNames();
+  const typeIds = result.columnTypes().map((t) => t.typeId);
+  const columns = result.getColumnsJS();
+  const n = result.currentRowCount;
+  const rows: Record<string, unknown>[] = new Array(n);
+  for (let i = 0; i < n; i++) rows[i] = {};
+  for (let c = 0; c < names.length; c++) {
+    const name = names[c]!;
+    const values = columns[c]!;
+    const typeId = typeIds[c];
+    for (let i = 0; i < n; i++) {
+      let v: unknown = values[i];
+      if (typeof v === 'bigint') v = Number(v);
+      else if (v instanceof Date)
+        v = typeId === DuckDBTypeId.DATE ? v.toISOString().slice(0, 10) : v.toISOString();
+      rows[i]![name] = v;
+    }
+  }
+  return rows;
+}
