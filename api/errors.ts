@@ -61,14 +61,12 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
   const quarry = toQuarryError(error);
   if (quarry === undefined) {
     request.log.error({ err: error, url: request.url }, 'unexpected error');
-    return reply
-      .code(500)
-      .send({
-        error: {
-          code: 'QUARRY_ERR_INTERNAL',
-          message: 'an unexpected error occurred; the log has the details',
-        },
-      });
+    return reply.code(500).send({
+      error: {
+        code: 'QUARRY_ERR_INTERNAL',
+        message: 'an unexpected error occurred; the log has the details',
+      },
+    });
   }
   if (quarry.status >= 500) request.log.warn({ err: error, code: quarry.code }, 'request failed');
   if (quarry.code === 'QUARRY_ERR_REDIS_UNAVAILABLE') reply.header('retry-after', '1');
