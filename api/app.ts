@@ -4,9 +4,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { QuarryClient } from '../producers/client.ts';
 import type { QuarryConfig } from '../shared/config.ts';
 import { QuarryError } from '../shared/errors.ts';
+import { contentHash } from '../shared/hashing.ts';
 import { JOB_ID_PATTERN, RESULT_KEY_PATTERN } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import { sendError } from './errors.ts';
+import { BodyIndex, RawJson } from './raw-json.ts';
 import { ResultCache } from './result-cache.ts';
 
 export interface AppDeps {
@@ -47,8 +49,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     ttlMs: Math.min(config.resultTtlS, 300) * 1000,
   });
 
-  // Every body is JSON: anything else is a 415, not a string that fails validation later.
-  app.removeContentTypeParser('text/plain');
+  // Every body is JSON, kept as bytes (see raw-json.ts); anything else is a 415.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    done(null, new RawJson(body as Buffer));
+  });
+  const bodies = new BodyIndex(10_000);
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
   app.setNotFoundHandler((request, reply) =>
     sendError(
@@ -60,7 +66,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.post('/v1/aggregations', async (request, reply) => {
     const wait = parseWait((request.query as Record<string, unknown>).wait);
-    const job = await client.address(request.body);
+    if (!(request.body instanceof RawJson)) {
+      throw new QuarryError('QUARRY_ERR_VALIDATION', 'the body must be an aggregation spec as JSON', {
+        field: 'body',
+      });
+    }
+    const bodyHash = contentHash(request.body.bytes);
+    const known = bodies.get(bodyHash);
+    if (known !== undefined) {
+      let bytes = results.get(known) ?? null;
+      if (bytes === null) {
+        bytes = await client.resultBytes(known);
+        if (bytes !== null) results.set(known, bytes);
+      }
+      if (bytes !== null) return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(bytes);
+    }
+    const job = await client.address(request.body.parse());
+    // Only inline datasets: a file's fingerprint (size, mtime) can change under the same bytes.
+    if (job.spec.dataset.kind === 'inline') bodies.set(bodyHash, job.resultKey);
     const local = results.get(job.resultKey);
     if (local !== undefined) return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(local);
     const submission = await client.submitAddressed(job);

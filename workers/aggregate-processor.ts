@@ -40,8 +40,12 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
   async function attempt(job: Job<AggregationJobData>, jobId: string): Promise<AggregateJobResult> {
     const { resultKey, spec } = job.data;
     const resultKeyName = keys.result(resultKey);
-    await status.active(jobId, job.attemptsMade + 1);
-    if ((await cacheRedis.exists(resultKeyName)) === 1) {
+    // Two servers, two round trips at once.
+    const [, exists] = await Promise.all([
+      status.active(jobId, job.attemptsMade + 1),
+      cacheRedis.exists(resultKeyName),
+    ]);
+    if (exists === 1) {
       await finish(jobId, resultKey);
       return { resultKey, reused: true };
     }
@@ -79,7 +83,10 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         source = { kind: 'file', file, format: spec.dataset.format };
       }
 
-      await status.progress(jobId, { phase: 'compute', percent: 10 });
+      // Progress is informational: never let it delay or fail the computation.
+      status.progress(jobId, { phase: 'compute', percent: 10 }).catch((err: unknown) => {
+        logger.debug({ err, jobId }, 'progress update failed');
+      });
       const engine = engines.duckdb; // 'auto' and 'duckdb' both run DuckDB until Polars lands
       const output = await engine.run({ spec, source, maxRows: config.maxResultRows });
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
@@ -108,8 +115,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
   }
 
   async function finish(jobId: string, resultKey: string): Promise<void> {
-    await status.completed(jobId, resultKey);
-    await queueRedis.del(keys.inlineData(jobId));
+    await Promise.all([status.completed(jobId, resultKey), queueRedis.del(keys.inlineData(jobId))]);
   }
 
   return async function processAggregate(job: Job<AggregationJobData>): Promise<AggregateJobResult> {

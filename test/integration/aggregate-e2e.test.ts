@@ -144,6 +144,16 @@ describe('aggregations end to end', () => {
     assert.equal(hit.statusCode, 200);
     assert.equal(hit.headers['x-quarry-cache'], 'hit');
     assert.equal(hit.body, result.body, 'the stored bytes are served as they are');
+    // Other bytes, same spec (whitespace, key order): parsed, canonicalized, still a hit.
+    const pretty = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/aggregations',
+      payload: JSON.stringify({ limit: spec.limit, ...spec }, null, 2),
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
+    assert.equal(pretty.statusCode, 200);
+    assert.equal(pretty.headers['x-quarry-cache'], 'hit');
+    assert.equal(pretty.body, result.body);
   });
 
   test('HTTP: ?wait answers 200 with the envelope once computed', async () => {

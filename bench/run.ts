@@ -1,0 +1,21 @@
+// `npm run bench -- <name> [--iterations N]`: runs one benchmark, prints its table and writes
+// bench/results/<name>.json.
+import { parseArgs } from 'node:util';
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: { iterations: { type: 'string', default: '200' } },
+});
+const name = positionals[0];
+const iterations = Number(values.iterations);
+
+const benches: Record<string, () => Promise<void>> = {
+  'aggregate-5k': async () => (await import('./aggregate-5k.ts')).runAggregate5k({ iterations }),
+};
+
+if (name === undefined || benches[name] === undefined) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N]`);
+  process.exit(2);
+}
+await benches[name]();
+process.exit(0);
