@@ -13,7 +13,7 @@ import { QuarryError } from './errors.ts';
 import { ContentHash, canonicalJson } from './hashing.ts';
 import { aggregationJobId } from './keys.ts';
 
-export const ENGINES = ['auto', 'duckdb'] as const;
+export const ENGINES = ['auto', 'duckdb', 'polars'] as const;
 export type EngineChoice = (typeof ENGINES)[number];
 export type EngineName = Exclude<EngineChoice, 'auto'>;
 

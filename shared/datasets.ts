@@ -132,8 +132,8 @@ function columnType(bits: number): ColumnType {
 
 /** Column names: 1-256 characters, no control characters. They are always quoted in SQL. */
 export function checkColumnName(name: string, field: string): void {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   // `__proto__` would set a prototype instead of a property wherever rows become objects.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (name.length === 0 || name.length > 256 || name === '__proto__' || /[\u0000-\u001f\u007f]/.test(name)) {
     throw invalid(
       field,

@@ -148,7 +148,7 @@ describe('aggregations end to end', () => {
     const pretty = await sys.app.inject({
       method: 'POST',
       url: '/v1/aggregations',
-      payload: JSON.stringify({ limit: spec.limit, ...spec }, null, 2),
+      payload: JSON.stringify({ ...spec, groupBy: spec.groupBy }, null, 2),
       headers: { 'content-type': 'application/json; charset=utf-8' },
     });
     assert.equal(pretty.statusCode, 200);
