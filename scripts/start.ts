@@ -47,13 +47,16 @@ function startRedis(name: string, url: string, args: string[]): Promise<void> {
   redisServers.push({ name, child });
   return new Promise((resolve, reject) => {
     let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (output.includes('Ready to accept connections')) {
-        logger.info({ name, url, dir }, 'started redis-server');
+        child.stdout?.off('data', onData);
+        child.stdout?.resume();
+        logger.info({ server: name, url, dir }, 'started redis-server');
         resolve();
       }
-    });
+    };
+    child.stdout?.on('data', onData);
     child.once('exit', (code) =>
       reject(new Error(`redis-server (${name}) exited with ${code}: ${output.slice(-400)}`)),
     );
@@ -145,6 +148,11 @@ const env = await ensureRedis();
 for (let i = 0; i < workers; i++) startChild(`worker-${i + 1}`, 'workers/main.ts', env);
 startChild('api', 'api/main.ts', env);
 logger.info(
-  { api: `http://${config.apiHost}:${config.apiPort}`, workers },
+  { api: `http://${config.apiHost}:${config.apiPort}`, workers, ...env },
   'Quarry is running: Ctrl-C stops it',
 );
+if (config.cacheSharesQueue) {
+  logger.info(
+    `the CLI and SDK need the cache URL too: export QUARRY_CACHE_REDIS_URL=${env.QUARRY_CACHE_REDIS_URL}`,
+  );
+}
