@@ -5,8 +5,10 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { buildApp } from '../../api/app.ts';
 import { addressAggregation, parseAggregation, type ResultEnvelope } from '../../shared/aggregation.ts';
 import { QuarryError } from '../../shared/errors.ts';
+import { silentLogger } from '../../shared/logger.ts';
 import { flightsSpec, loadFlights, makeFlightsDataDir } from '../helpers/flights.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { assertRowsClose } from '../helpers/rows.ts';
@@ -256,6 +258,31 @@ describe('aggregations end to end', () => {
     });
     assert.equal(missing.statusCode, 400, missing.body);
     assert.equal(missing.json().error.code, 'QUARRY_ERR_SPEC_UNKNOWN_COLUMN');
+  });
+
+  test('bodies and inline data past their limits are refused with 413', async () => {
+    const small = buildApp({
+      config: { ...sys.config, maxBodyBytes: 4096, maxInlineBytes: 1024 },
+      client: sys.client,
+      logger: silentLogger(),
+    });
+    try {
+      const tooBig = await small.inject({
+        method: 'POST',
+        url: '/v1/aggregations',
+        payload: flightsSpec({ records: records.slice(0, 200) }),
+      });
+      assert.equal(tooBig.statusCode, 413);
+      assert.equal(tooBig.json().error.code, 'QUARRY_ERR_BODY_TOO_LARGE');
+    } finally {
+      await small.close();
+    }
+    const inline = await sys.client
+      .aggregate(flightsSpec({ records: records.map((r) => ({ ...r, pad: 'x'.repeat(2000) })) }))
+      .catch((e: unknown) => e);
+    assert.ok(inline instanceof QuarryError);
+    assert.equal(inline.code, 'QUARRY_ERR_DATASET_TOO_LARGE');
+    assert.equal(inline.field, 'dataset.records');
   });
 
   test('unknown job and result ids are 404; health and readiness answer', async () => {

@@ -1,0 +1,168 @@
+// Process behaviour, tested in subprocesses: the worker entrypoint finishes a running job on
+// SIGTERM and exits 0; the CLI prints results and exits with codes scripts can rely on.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createQuarry, type QuarryClient } from '../../producers/client.ts';
+import type { QuarryConfig } from '../../shared/config.ts';
+import { flightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
+import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { startSystem, type TestSystem, testConfig, uniquePrefix } from '../helpers/system.ts';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+function run(
+  entry: string,
+  args: string[],
+  env: Record<string, string>,
+  input?: string,
+): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    stdout += c;
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c;
+  });
+  child.stdin?.end(input);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+function envOf(config: QuarryConfig): Record<string, string> {
+  return {
+    QUARRY_QUEUE_REDIS_URL: config.queueRedisUrl,
+    QUARRY_CACHE_REDIS_URL: config.cacheRedisUrl,
+    QUARRY_PREFIX: config.prefix,
+    QUARRY_DATA_DIR: config.dataDir,
+    QUARRY_LOG_LEVEL: 'info',
+  };
+}
+
+describe('processes', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(() => redis?.stop());
+
+  test('worker: SIGTERM during a job lets it finish, then exits 0', async () => {
+    const config = testConfig({ QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_DATA_DIR: VEGA_DATA_DIR });
+    const worker = run('workers/main.ts', [], { ...envOf(config), QUARRY_SHUTDOWN_TIMEOUT_MS: '30000' });
+    let client: QuarryClient | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onData = (c: Buffer) => {
+          if (String(c).includes('worker ready')) {
+            worker.child.stdout?.off('data', onData);
+            resolve();
+          }
+        };
+        worker.child.stdout?.on('data', onData);
+        worker.child.once('exit', (code) => reject(new Error(`worker exited early: ${code}`)));
+      });
+      client = createQuarry({ config });
+      // 3M rows: long enough to be running when the signal arrives.
+      const job = await client.aggregate({ ...flightsSpec({ path: 'flights-3m.parquet' }), limit: 5 });
+      let signalled = false;
+      const result = job.wait({
+        timeoutMs: 60_000,
+        onEvent: (event) => {
+          if (event.state === 'active' && !signalled) {
+            signalled = true;
+            worker.child.kill('SIGTERM');
+          }
+        },
+      });
+      const envelope = await result;
+      assert.ok(signalled, 'the signal was sent while the job was active');
+      assert.equal(envelope.rowCount, 5);
+      const { code, stdout } = await worker.done;
+      assert.equal(code, 0, stdout.slice(-2000));
+      assert.match(stdout, /worker stopped/);
+    } finally {
+      worker.child.kill('SIGKILL');
+      await client?.close();
+    }
+  });
+
+  describe('CLI', () => {
+    let sys: TestSystem;
+    let specFile: string;
+    before(async () => {
+      sys = await startSystem({ env: { QUARRY_QUEUE_REDIS_URL: redis.url } });
+      specFile = path.join(os.tmpdir(), `quarry-cli-${uniquePrefix()}.json`);
+      writeFileSync(
+        specFile,
+        JSON.stringify({
+          dataset: {
+            records: [
+              { g: 'a', v: 1 },
+              { g: 'a', v: 3 },
+              { g: 'b', v: 10 },
+            ],
+          },
+          groupBy: ['g'],
+          metrics: [{ op: 'count' }, { op: 'sum', column: 'v' }],
+        }),
+      );
+    });
+    after(() => sys?.close());
+
+    test('aggregate --wait prints the table; --json prints the envelope', async () => {
+      const table = await run('producers/cli.ts', ['aggregate', specFile, '--wait'], envOf(sys.config)).done;
+      assert.equal(table.code, 0, table.stderr);
+      assert.deepEqual(
+        table.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(/\s+/)),
+        [
+          ['g', 'count', 'sum_v'],
+          ['-', '-----', '-----'],
+          ['a', '2', '4'],
+          ['b', '1', '10'],
+        ],
+      );
+      const json = await run(
+        'producers/cli.ts',
+        ['aggregate', '-', '--wait', '--json'],
+        envOf(sys.config),
+        '{"dataset":{"records":[{"x":2},{"x":4}]},"metrics":[{"op":"avg","column":"x"}]}',
+      ).done;
+      assert.equal(json.code, 0, json.stderr);
+      assert.deepEqual(JSON.parse(json.stdout).rows, [{ avg_x: 3 }]);
+    });
+
+    test('exit codes: 2 for bad input and usage, 1 for an unknown job, 3 without Redis', async () => {
+      const bad = await run('producers/cli.ts', ['aggregate', '-'], envOf(sys.config), '{"metrics":[]}').done;
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /QUARRY_ERR_VALIDATION/);
+      const usage = await run('producers/cli.ts', ['frobnicate'], envOf(sys.config)).done;
+      assert.equal(usage.code, 2);
+      const unknown = await run('producers/cli.ts', ['status', 'agg-0000000000000000'], envOf(sys.config))
+        .done;
+      assert.equal(unknown.code, 1);
+      const down = await run('producers/cli.ts', ['status', 'agg-0000000000000000'], {
+        ...envOf(sys.config),
+        QUARRY_QUEUE_REDIS_URL: 'redis://127.0.0.1:1',
+        QUARRY_CACHE_REDIS_URL: 'redis://127.0.0.1:1',
+      }).done;
+      assert.equal(down.code, 3, down.stderr);
+      const help = await run('producers/cli.ts', ['--help'], envOf(sys.config)).done;
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /Usage:/);
+    });
+  });
+});
