@@ -11,7 +11,7 @@ const logger = createLogger({ level: config.logLevel, name: 'quarry-api' });
 warnAboutRoles(config, logger);
 const client = createQuarry({ config, logger, failFast: true });
 await client.ready();
-const app = buildApp({ config, client, logger });
+const app = buildApp({ config, client, registry: await client.indexRegistry(), logger });
 await app.listen({ host: config.apiHost, port: config.apiPort });
 
 let stopping = false;

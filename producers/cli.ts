@@ -12,6 +12,8 @@ const HELP = `quarry: enqueue and inspect Quarry jobs
 
 Usage:
   quarry aggregate <spec.json | -> [--wait] [--timeout <ms>] [--json]
+  quarry index <collection> <request.json | -> [--wait] [--timeout <ms>] [--json]
+  quarry search <collection> <query...> [--k <n>] [--all] [--prefix] [--json]
   quarry status <jobId> [--json]
   quarry result <resultKey> [--json]
 
@@ -19,6 +21,9 @@ Options:
   --wait          wait for the result and print it (progress goes to stderr)
   --timeout <ms>  how long --wait waits (default 60000)
   --json          print JSON instead of a table
+  --k <n>         search: number of hits (default 10)
+  --all           search: documents must hold every term (default: any)
+  --prefix        search: the last term also matches longer words
   -h, --help      this help
 
 Configuration comes from the QUARRY_* environment variables (see README.md).
@@ -119,6 +124,49 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
       }
       return 0;
     }
+    case 'index': {
+      if (args.length !== 2)
+        throw new UsageError('index takes a collection and a request file (or - for stdin)');
+      const handle = await client.index(args[0]!, await readSpec(args[1]!));
+      if (!flags.wait) {
+        out(JSON.stringify({ jobId: handle.jobId, collection: handle.collection }));
+        return 0;
+      }
+      const progress = progressPrinter();
+      try {
+        const info = await handle.wait({ timeoutMs: flags.timeout, onEvent: progress.onEvent });
+        progress.done();
+        out(
+          flags.json
+            ? JSON.stringify(info)
+            : formatTable([{ name: 'field' }, { name: 'value' }], statusRows(info)),
+        );
+      } finally {
+        progress.done();
+      }
+      return 0;
+    }
+    case 'search': {
+      if (args.length < 2) throw new UsageError('search takes a collection and a query');
+      const result = await client.search(args[0]!, args.slice(1).join(' '), {
+        k: flags.k,
+        mode: flags.all ? 'all' : 'any',
+        prefix: flags.prefix,
+      });
+      if (flags.json) {
+        out(JSON.stringify(result));
+        return 0;
+      }
+      const rows = result.hits.map((h, i) => ({
+        rank: i + 1,
+        id: h.id,
+        score: h.score,
+        fields: JSON.stringify(h.fields).slice(0, 80),
+      }));
+      out(formatTable([{ name: 'rank' }, { name: 'id' }, { name: 'score' }, { name: 'fields' }], rows));
+      err(`${result.total} matching · version ${result.version}`);
+      return 0;
+    }
     case 'status': {
       if (args.length !== 1) throw new UsageError('status takes one job id');
       const status = await client.status(args[0]!);
@@ -159,6 +207,9 @@ interface Flags {
   wait: boolean;
   json: boolean;
   timeout: number;
+  k: number;
+  all: boolean;
+  prefix: boolean;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -171,6 +222,9 @@ async function main(argv: string[]): Promise<number> {
         wait: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         timeout: { type: 'string', default: '60000' },
+        k: { type: 'string', default: '10' },
+        all: { type: 'boolean', default: false },
+        prefix: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -201,6 +255,9 @@ async function main(argv: string[]): Promise<number> {
       wait: parsed.values.wait === true,
       json: parsed.values.json === true,
       timeout,
+      k: Number(parsed.values.k),
+      all: parsed.values.all === true,
+      prefix: parsed.values.prefix === true,
     });
   } catch (error) {
     if (error instanceof UsageError) {

@@ -16,6 +16,16 @@ import {
 import { loadConfig, type QuarryConfig } from '../shared/config.ts';
 import { fingerprintFile } from '../shared/datasets.ts';
 import { isErrorCode, QuarryError } from '../shared/errors.ts';
+import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
+import { IndexStore } from '../shared/index-store.ts';
+import {
+  checkCollection,
+  type IndexInfo,
+  type IndexJobData,
+  type IndexRequestInput,
+  indexJobId,
+  parseIndexRequest,
+} from '../shared/indexing.ts';
 import {
   JOB_ID_PATTERN,
   type KeyScheme,
@@ -25,7 +35,8 @@ import {
 } from '../shared/keys.ts';
 import { type Logger, silentLogger } from '../shared/logger.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
-import { type JobEvent, type JobStatus, StatusStore } from '../shared/status.ts';
+import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
+import { isFinalState, type JobEvent, type JobStatus, StatusStore } from '../shared/status.ts';
 import { JobEvents } from './job-events.ts';
 
 export interface QuarryOptions {
@@ -65,6 +76,14 @@ export interface Submission {
   readonly cachedBytes: Buffer | null;
 }
 
+/** What enqueueing an index build answers. */
+export interface IndexHandle {
+  readonly jobId: string;
+  readonly collection: string;
+  /** Resolves with the built version's metadata once it is live; rejects with the job's error. */
+  wait(options?: WaitOptions): Promise<IndexInfo>;
+}
+
 const DEFAULT_WAIT_MS = 30_000;
 
 export class QuarryClient {
@@ -74,7 +93,10 @@ export class QuarryClient {
   readonly #queueRedis: Redis;
   readonly #cacheRedis: Redis;
   readonly #aggregateQueue: Queue;
+  readonly #indexQueue: Queue;
   readonly #status: StatusStore;
+  readonly #indexStore: IndexStore;
+  #registry: IndexRegistry | undefined;
   #events: JobEvents | undefined;
   #closing: Promise<void> | undefined;
 
@@ -96,8 +118,16 @@ export class QuarryClient {
       prefix: this.config.prefix,
       streams: { events: { maxLen: 1000 } },
     });
-    this.#aggregateQueue.on('error', (err) => this.#logger.warn({ err }, 'queue error'));
+    this.#indexQueue = new Queue(QUEUE_NAMES.index, {
+      connection: this.#queueRedis,
+      prefix: this.config.prefix,
+      streams: { events: { maxLen: 1000 } },
+    });
+    for (const queue of [this.#aggregateQueue, this.#indexQueue]) {
+      queue.on('error', (err) => this.#logger.warn({ err, queue: queue.name }, 'queue error'));
+    }
     this.#status = new StatusStore(this.#queueRedis, this.keys, this.config.statusTtlS);
+    this.#indexStore = new IndexStore(this.#queueRedis, this.keys, { graceS: this.config.indexGraceS });
   }
 
   /** Validates a spec and gives it its content address, without touching Redis. */
@@ -107,7 +137,12 @@ export class QuarryClient {
       checkSpecColumns(parsed.spec, parsed.dataset.data.columns);
       return addressAggregation(parsed);
     }
-    const file = await fingerprintFile(this.config.dataDir, parsed.dataset.path, parsed.dataset.format);
+    const file = await fingerprintFile(
+      this.config.dataDir,
+      parsed.dataset.path,
+      parsed.dataset.format,
+      parsed.dataset.fingerprint,
+    );
     return addressAggregation(parsed, file);
   }
 
@@ -162,13 +197,90 @@ export class QuarryClient {
     };
   }
 
+  /** Enqueues an index build of `collection`: a new version, live once built. */
+  async index(collection: string, request: IndexRequestInput | unknown): Promise<IndexHandle> {
+    const parsed = parseIndexRequest(collection, request, this.config);
+    const jobId = indexJobId();
+    const writes: Promise<unknown>[] = [this.#status.enqueue(jobId, 'index', null, parsed.job.collection)];
+    if (parsed.inlineJson !== undefined) {
+      writes.push(
+        this.#queueRedis.set(
+          this.keys.inlineData(jobId),
+          parsed.inlineJson,
+          'EX',
+          this.config.inlineDataTtlS,
+        ),
+      );
+    }
+    await Promise.all(writes);
+    const data: IndexJobData = parsed.job;
+    await this.#indexQueue.add(QUEUE_NAMES.index, data, {
+      jobId,
+      attempts: this.config.jobAttempts,
+      backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+      removeOnComplete: true,
+      removeOnFail: true,
+    });
+    return {
+      jobId,
+      collection: parsed.job.collection,
+      wait: async (options) => {
+        const final = await this.waitForJob(jobId, options);
+        if (final.state !== 'completed') throw jobError(jobId, final.error);
+        const status = await this.#status.get(jobId);
+        const info =
+          status?.version === undefined ? null : await this.#indexStore.info(collection, status.version);
+        if (info === null)
+          throw new QuarryError('QUARRY_ERR_INTERNAL', `index job ${jobId} completed without a version`);
+        return info;
+      },
+    };
+  }
+
+  /** The current version's metadata, or null for an unknown collection. */
+  async indexInfo(collection: string): Promise<IndexInfo | null> {
+    checkCollection(collection);
+    const version = await this.#indexStore.current(collection);
+    return version === null ? null : this.#indexStore.info(collection, version);
+  }
+
+  /**
+   * The collection's current index, loaded in this process and kept current by notices (the API
+   * serves searches from it; apps may search in process too).
+   */
+  async loadedIndex(collection: string): Promise<LoadedIndex | null> {
+    checkCollection(collection);
+    return (await this.indexRegistry()).get(collection);
+  }
+
+  /** Searches in process; QUARRY_ERR_INDEX_NOT_FOUND for an unknown collection. */
+  async search(
+    collection: string,
+    query: string,
+    options: SearchOptions = {},
+  ): Promise<SearchResult & { version: number }> {
+    const loaded = await this.loadedIndex(collection);
+    if (loaded === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
+    return { ...searchIndex(loaded.index, query, options), version: loaded.version };
+  }
+
+  async indexRegistry(): Promise<IndexRegistry> {
+    if (this.#registry === undefined) {
+      const subscriber = createRoleConnection(this.config, 'queue', {
+        blocking: true,
+        connectionName: 'quarry-indexes',
+      });
+      subscriber.on('error', (err) => this.#logger.warn({ err }, 'index notice connection error'));
+      this.#registry = new IndexRegistry(this.#indexStore, subscriber, this.keys, this.#logger);
+    }
+    await this.#registry.start();
+    return this.#registry;
+  }
+
   /** Waits for a job to finish and returns its result's bytes; rejects with the job's error. */
   async waitForResult(jobId: string, resultKey: string, options: WaitOptions = {}): Promise<Buffer> {
     const final = await this.waitForJob(jobId, options);
-    if (final.state === 'failed') {
-      const code = final.error && isErrorCode(final.error.code) ? final.error.code : 'QUARRY_ERR_JOB_FAILED';
-      throw new QuarryError(code, `job ${jobId} failed: ${final.error?.message ?? 'unknown error'}`);
-    }
+    if (final.state !== 'completed') throw jobError(jobId, final.error);
     const bytes = await this.resultBytes(resultKey);
     if (bytes === null) {
       throw new QuarryError(
@@ -197,7 +309,7 @@ export class QuarryClient {
       };
       const off = events.on(jobId, (event) => {
         options.onEvent?.(event);
-        if (event.state === 'completed' || event.state === 'failed') finish(() => resolve(event));
+        if (isFinalState(event.state)) finish(() => resolve(event));
       });
       const timer = setTimeout(
         () =>
@@ -216,7 +328,7 @@ export class QuarryClient {
         (status) => {
           if (status === null) {
             finish(() => reject(new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`)));
-          } else if (status.state === 'completed' || status.state === 'failed') {
+          } else if (isFinalState(status.state)) {
             finish(() => resolve(status));
           }
         },
@@ -238,6 +350,48 @@ export class QuarryClient {
   async result(resultKey: string): Promise<ResultEnvelope | null> {
     const bytes = await this.resultBytes(resultKey);
     return bytes === null ? null : (JSON.parse(bytes.toString('utf8')) as ResultEnvelope);
+  }
+
+  /**
+   * Cancels a job: a queued one is removed from the queue at once; a running one is stopped by
+   * the worker holding it (its engine interrupted) and ends `cancelled`, leaving no result.
+   * Resolves with the job's status after at most `timeoutMs` (default 5000) of waiting for that;
+   * a job that already finished is left as it is. QUARRY_ERR_JOB_NOT_FOUND for an unknown id.
+   */
+  async cancel(jobId: string, options: { timeoutMs?: number } = {}): Promise<JobStatus> {
+    const status = await this.status(jobId);
+    if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
+    if (isFinalState(status.state)) return status;
+    // Seen by a worker that picks the job up after this point, before it computes anything.
+    await this.#queueRedis.set(this.keys.cancelFlag(jobId), '1', 'EX', Math.max(60, this.config.statusTtlS));
+    const queue = status.type === 'index' ? this.#indexQueue : this.#aggregateQueue;
+    const job = await queue.getJob(jobId);
+    let removed = false;
+    if (job !== undefined) {
+      try {
+        // Fails while a worker holds the job's lock: then it is running, and stopped below.
+        await job.remove();
+        removed = true;
+      } catch {
+        removed = false;
+      }
+    }
+    if (removed || job === undefined) {
+      await this.#status.failed(
+        jobId,
+        { code: 'QUARRY_ERR_JOB_CANCELLED', message: `the ${status.type} job was cancelled before it ran` },
+        true,
+      );
+      await this.#queueRedis.del(this.keys.inlineData(jobId));
+      return (await this.#status.get(jobId)) ?? status;
+    }
+    await this.#queueRedis.publish(this.keys.controlChannel, JSON.stringify({ type: 'cancel', jobId }));
+    try {
+      await this.waitForJob(jobId, { timeoutMs: options.timeoutMs ?? 5000 });
+    } catch (error) {
+      if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
+    }
+    return (await this.#status.get(jobId)) ?? status;
   }
 
   /** Resolves when both Redis connections are up (needed before fail-fast commands). */
@@ -277,7 +431,9 @@ export class QuarryClient {
     this.#closing ??= (async () => {
       const steps: [string, () => Promise<unknown>][] = [
         ['events', async () => this.#events?.close()],
-        ['queue', () => this.#aggregateQueue.close()],
+        ['indexes', async () => this.#registry?.close()],
+        ['aggregate queue', () => this.#aggregateQueue.close()],
+        ['index queue', () => this.#indexQueue.close()],
         ['queue redis', () => closeRedis(this.#queueRedis)],
         ['cache redis', () => closeRedis(this.#cacheRedis)],
       ];
@@ -291,6 +447,12 @@ export class QuarryClient {
     })();
     return this.#closing;
   }
+}
+
+/** The error a failed job's waiter sees: the job's own code when it is a Quarry code. */
+function jobError(jobId: string, error: JobStatus['error']): QuarryError {
+  const code = error && isErrorCode(error.code) ? error.code : 'QUARRY_ERR_JOB_FAILED';
+  return new QuarryError(code, `job ${jobId} failed: ${error?.message ?? 'unknown error'}`);
 }
 
 function waitReady(redis: Redis): Promise<void> {

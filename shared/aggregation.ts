@@ -6,6 +6,7 @@ import {
   checkColumnName,
   FILE_FORMATS,
   type FileFingerprint,
+  type FingerprintMode,
   type InlineDataset,
   prepareInlineRecords,
 } from './datasets.ts';
@@ -45,7 +46,11 @@ const Metric = z.discriminatedUnion('op', [
 
 const Dataset = z.union([
   z.strictObject({ records: z.array(z.unknown()) }),
-  z.strictObject({ path: z.string().min(1).max(1024), format: z.enum(FILE_FORMATS).optional() }),
+  z.strictObject({
+    path: z.string().min(1).max(1024),
+    format: z.enum(FILE_FORMATS).optional(),
+    fingerprint: z.enum(['stat', 'content']).optional(),
+  }),
 ]);
 
 export const AggregationSpecSchema = z.strictObject({
@@ -124,7 +129,12 @@ export interface ParsedAggregation {
   readonly spec: Omit<AggregationSpec, 'dataset'>;
   readonly dataset:
     | { readonly kind: 'inline'; readonly data: InlineDataset }
-    | { readonly kind: 'file'; readonly path: string; readonly format?: (typeof FILE_FORMATS)[number] };
+    | {
+        readonly kind: 'file';
+        readonly path: string;
+        readonly format?: (typeof FILE_FORMATS)[number];
+        readonly fingerprint?: FingerprintMode;
+      };
 }
 
 /**
@@ -214,6 +224,7 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
       kind: 'file',
       path: s.dataset.path,
       ...(s.dataset.format ? { format: s.dataset.format } : {}),
+      ...(s.dataset.fingerprint ? { fingerprint: s.dataset.fingerprint } : {}),
     },
   };
 }
@@ -248,7 +259,9 @@ export function addressAggregation(parsed: ParsedAggregation, file?: FileFingerp
   if (file === undefined) throw new Error('addressAggregation: a file dataset needs its fingerprint');
   dataset = { kind: 'file', ...file };
   const spec: AggregationSpec = { ...parsed.spec, dataset };
-  hash.update(canonicalJson(spec));
+  // With a content hash, touching the file (a new mtime, same bytes) keeps the key.
+  const { mtimeMs: _ignored, ...byContent } = dataset;
+  hash.update(canonicalJson(file.contentHash === undefined ? spec : { ...spec, dataset: byContent }));
   const resultKey = hash.digest();
   return { spec, resultKey, jobId: aggregationJobId(resultKey) };
 }

@@ -25,6 +25,9 @@ const EnvSchema = z.object({
   QUARRY_API_HOST: z.string().min(1).default('127.0.0.1'),
   QUARRY_API_PORT: int(0, 65535, 3000),
   QUARRY_WORKER_CONCURRENCY: int(1, 256, 4),
+  QUARRY_INDEX_CONCURRENCY: int(1, 64, 1),
+  QUARRY_MAX_INDEX_DOCUMENTS: int(1, 100_000_000, 1_000_000),
+  QUARRY_INDEX_GRACE_S: int(1, 86400, 60),
   QUARRY_RESULT_TTL_S: int(1, 365 * 86400, 3600),
   QUARRY_STATUS_TTL_S: int(1, 365 * 86400, 86400),
   QUARRY_INLINE_DATA_TTL_S: int(60, 365 * 86400, 86400),
@@ -38,6 +41,8 @@ const EnvSchema = z.object({
   QUARRY_LOCK_DURATION_MS: int(1000, 3_600_000, 10_000),
   QUARRY_STALLED_INTERVAL_MS: int(1000, 3_600_000, 5_000),
   QUARRY_SHUTDOWN_TIMEOUT_MS: int(100, 3_600_000, 10_000),
+  QUARRY_AGGREGATE_TIMEOUT_MS: int(100, 24 * 3_600_000, 300_000),
+  QUARRY_INDEX_TIMEOUT_MS: int(100, 24 * 3_600_000, 600_000),
   QUARRY_DUCKDB_THREADS: int(1, 1024, Math.max(1, os.availableParallelism())),
   QUARRY_DUCKDB_MEMORY_LIMIT: z
     .string()
@@ -58,6 +63,11 @@ export interface QuarryConfig {
   readonly apiHost: string;
   readonly apiPort: number;
   readonly workerConcurrency: number;
+  /** Index builds at once per worker process (each takes a thread and a core). */
+  readonly indexConcurrency: number;
+  readonly maxIndexDocuments: number;
+  /** How long a replaced index version stays readable. */
+  readonly indexGraceS: number;
   readonly resultTtlS: number;
   readonly statusTtlS: number;
   /** How long a queued job's inline records wait for a worker before they expire. */
@@ -72,6 +82,9 @@ export interface QuarryConfig {
   readonly lockDurationMs: number;
   readonly stalledIntervalMs: number;
   readonly shutdownTimeoutMs: number;
+  /** Hard limits per job type: past them the work is stopped, QUARRY_ERR_JOB_TIMEOUT. */
+  readonly aggregateTimeoutMs: number;
+  readonly indexTimeoutMs: number;
   readonly duckdbThreads: number;
   readonly duckdbMemoryLimit: string | undefined;
   /** Where workers write inline datasets for the engines to read (tmpfs when available). */
@@ -109,6 +122,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiHost: e.QUARRY_API_HOST,
     apiPort: e.QUARRY_API_PORT,
     workerConcurrency: e.QUARRY_WORKER_CONCURRENCY,
+    indexConcurrency: e.QUARRY_INDEX_CONCURRENCY,
+    maxIndexDocuments: e.QUARRY_MAX_INDEX_DOCUMENTS,
+    indexGraceS: e.QUARRY_INDEX_GRACE_S,
     resultTtlS: e.QUARRY_RESULT_TTL_S,
     statusTtlS: e.QUARRY_STATUS_TTL_S,
     inlineDataTtlS: e.QUARRY_INLINE_DATA_TTL_S,
@@ -122,6 +138,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lockDurationMs: e.QUARRY_LOCK_DURATION_MS,
     stalledIntervalMs: e.QUARRY_STALLED_INTERVAL_MS,
     shutdownTimeoutMs: e.QUARRY_SHUTDOWN_TIMEOUT_MS,
+    aggregateTimeoutMs: e.QUARRY_AGGREGATE_TIMEOUT_MS,
+    indexTimeoutMs: e.QUARRY_INDEX_TIMEOUT_MS,
     duckdbThreads: e.QUARRY_DUCKDB_THREADS,
     duckdbMemoryLimit: e.QUARRY_DUCKDB_MEMORY_LIMIT,
     spoolDir: e.QUARRY_SPOOL_DIR === undefined ? defaultSpoolDir() : path.resolve(e.QUARRY_SPOOL_DIR),

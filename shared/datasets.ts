@@ -1,5 +1,7 @@
 // Datasets: inline records (validated, typed, canonicalized here) and files under the data
 // root (resolved safely, fingerprinted by path + size + mtime).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { QuarryError } from './errors.ts';
@@ -152,6 +154,22 @@ export interface FileFingerprint {
   readonly format: FileFormat;
   readonly size: number;
   readonly mtimeMs: number;
+  /** With `fingerprint: "content"`: SHA-256 (128 bits) of the bytes; then mtime does not count. */
+  readonly contentHash?: string;
+}
+
+/** How a file dataset is fingerprinted: `stat` (path + size + mtime, the default) or `content`. */
+export type FingerprintMode = 'stat' | 'content';
+
+/** Streams a file through SHA-256 (off the event loop's critical path: chunked reads). */
+export function hashFile(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(file, { highWaterMark: 1 << 20 })
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex').slice(0, 32)));
+  });
 }
 
 /**
@@ -209,6 +227,7 @@ export async function fingerprintFile(
   dataDir: string,
   relPath: string,
   explicitFormat: FileFormat | undefined,
+  mode: FingerprintMode = 'stat',
 ): Promise<FileFingerprint> {
   const format = explicitFormat ?? formatFromPath(relPath);
   if (format === undefined) {
@@ -231,5 +250,6 @@ export async function fingerprintFile(
     format,
     size: info.size,
     mtimeMs: Math.trunc(info.mtimeMs),
+    ...(mode === 'content' ? { contentHash: await hashFile(real) } : {}),
   };
 }

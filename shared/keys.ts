@@ -6,6 +6,14 @@
 //     <prefix>:job:<jobId>        status record, a hash (see status.ts); TTL QUARRY_STATUS_TTL_S
 //     <prefix>:data:<jobId>       inline dataset of a queued job (canonical JSON); deleted when done
 //     <prefix>:events             pub/sub channel: one JSON message per job state change
+//     <prefix>:control            pub/sub channel: {type:"cancel", jobId} for worker processes
+//     <prefix>:cancel:<jobId>     cancellation requested (short TTL): checked when a job starts
+//     <prefix>:index:<c>:seq      last index version number given out for collection <c>
+//     <prefix>:index:<c>:current  the version searches use (switched atomically, only forward)
+//     <prefix>:index:<c>:v<n>     version n's metadata hash (chunks, bytes, documents, terms, …)
+//     <prefix>:index:<c>:v<n>:<i> chunk i of version n's binary index; old versions expire
+//     <prefix>:indexes            set of collection names
+//     <prefix>:index-events       pub/sub channel: {collection, version} when a version goes live
 //   cache Redis (evicting: allkeys-lru)
 //     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
 
@@ -23,6 +31,14 @@ export interface KeyScheme {
   inlineData(jobId: string): string;
   result(resultKey: string): string;
   readonly eventsChannel: string;
+  readonly controlChannel: string;
+  cancelFlag(jobId: string): string;
+  indexSeq(collection: string): string;
+  indexCurrent(collection: string): string;
+  indexMeta(collection: string, version: number): string;
+  indexChunk(collection: string, version: number, chunk: number): string;
+  readonly indexes: string;
+  readonly indexEventsChannel: string;
 }
 
 export function keyScheme(prefix: string): KeyScheme {
@@ -32,6 +48,14 @@ export function keyScheme(prefix: string): KeyScheme {
     inlineData: (jobId: string) => `${prefix}:data:${jobId}`,
     result: (resultKey: string) => `${prefix}:result:${resultKey}`,
     eventsChannel: `${prefix}:events`,
+    controlChannel: `${prefix}:control`,
+    cancelFlag: (jobId: string) => `${prefix}:cancel:${jobId}`,
+    indexSeq: (c: string) => `${prefix}:index:${c}:seq`,
+    indexCurrent: (c: string) => `${prefix}:index:${c}:current`,
+    indexMeta: (c: string, v: number) => `${prefix}:index:${c}:v${v}`,
+    indexChunk: (c: string, v: number, i: number) => `${prefix}:index:${c}:v${v}:${i}`,
+    indexes: `${prefix}:indexes`,
+    indexEventsChannel: `${prefix}:index-events`,
   });
 }
 

@@ -6,7 +6,11 @@ import type { KeyScheme } from './keys.ts';
 import type { Redis } from './redis.ts';
 
 export type JobType = 'aggregate' | 'index';
-export type JobState = 'queued' | 'active' | 'completed' | 'failed';
+export type JobState = 'queued' | 'active' | 'completed' | 'failed' | 'cancelled';
+
+export function isFinalState(state: JobState): boolean {
+  return state === 'completed' || state === 'failed' || state === 'cancelled';
+}
 
 export interface JobProgress {
   /** What the worker is doing: `queued`, `load`, `compute`, `store`, `done`. */
@@ -28,6 +32,9 @@ export interface JobStatus {
   readonly finishedAt: string | null;
   readonly resultKey: string | null;
   readonly error: { readonly code: ErrorCode | string; readonly message: string } | null;
+  /** Index jobs: the collection and the version the job built. */
+  readonly collection?: string;
+  readonly version?: number;
 }
 
 /** The message published on keys.eventsChannel for each change. */
@@ -41,18 +48,20 @@ export interface JobEvent {
 
 // Resets a record to `queued` unless a live job (queued or active) already owns it, so an
 // identical request joining an in-flight job never rewinds its status.
-// KEYS[1] status key; ARGV: type, resultKey, createdAt, ttlS, progressJson, channel, eventJson
+// A new record also clears a cancellation left by an earlier job under the same id.
+// KEYS[1] status key, KEYS[2] cancel flag; ARGV: type, resultKey, collection, createdAt, ttlS, progressJson, channel, eventJson
 const ENQUEUE_LUA = `
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'queued' or state == 'active' then
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
   return state
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'type', ARGV[1], 'state', 'queued', 'resultKey', ARGV[2], 'createdAt', ARGV[3],
-  'attempts', '0', 'progress', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'type', ARGV[1], 'state', 'queued', 'resultKey', ARGV[2], 'createdAt', ARGV[4],
+  'attempts', '0', 'progress', ARGV[6])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'collection', ARGV[3]) end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[7], ARGV[8])
 return 'new'
 `;
 
@@ -74,14 +83,17 @@ export class StatusStore {
     jobId: string,
     type: JobType,
     resultKey: string | null,
+    collection?: string,
   ): Promise<'new' | 'queued' | 'active'> {
     const event: JobEvent = { jobId, state: 'queued', resultKey, progress: QUEUED, error: null };
     return (await this.#redis.eval(
       ENQUEUE_LUA,
-      1,
+      2,
       this.#keys.status(jobId),
+      this.#keys.cancelFlag(jobId),
       type,
       resultKey ?? '',
+      collection ?? '',
       String(Date.now()),
       String(this.#ttlS),
       JSON.stringify(QUEUED),
@@ -110,17 +122,25 @@ export class StatusStore {
       .exec();
   }
 
-  async completed(jobId: string, resultKey: string | null): Promise<void> {
+  async completed(jobId: string, resultKey: string | null, extra: { version?: number } = {}): Promise<void> {
     await this.#write(jobId, 'completed', { phase: 'done', percent: 100 }, null, {
       finishedAt: String(Date.now()),
       ...(resultKey === null ? {} : { resultKey }),
+      ...(extra.version === undefined ? {} : { version: String(extra.version) }),
     });
   }
 
-  /** A failed attempt: `final` when no retry follows (the job is `failed`), else back to `queued`. */
+  /**
+   * A failed attempt: `final` when no retry follows (the job is `failed`, or `cancelled` for
+   * QUARRY_ERR_JOB_CANCELLED), else back to `queued`.
+   */
   async failed(jobId: string, error: { code: string; message: string }, final: boolean): Promise<void> {
     const fields: Record<string, string> = { errorCode: error.code, errorMessage: error.message };
     if (final) fields.finishedAt = String(Date.now());
+    if (final && error.code === 'QUARRY_ERR_JOB_CANCELLED') {
+      await this.#write(jobId, 'cancelled', { phase: 'done', percent: 100 }, error, fields);
+      return;
+    }
     await this.#write(
       jobId,
       final ? 'failed' : 'queued',
@@ -168,5 +188,7 @@ export function toStatus(jobId: string, h: Record<string, string>): JobStatus {
     finishedAt: iso(h.finishedAt),
     resultKey: h.resultKey || null,
     error: h.errorCode ? { code: h.errorCode, message: h.errorMessage ?? '' } : null,
+    ...(h.collection ? { collection: h.collection } : {}),
+    ...(h.version ? { version: Number(h.version) } : {}),
   };
 }

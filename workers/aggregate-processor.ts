@@ -3,16 +3,18 @@
 // compute with the engine, store the envelope (pre-serialized, with TTL), mark completed.
 import { stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type Job, UnrecoverableError } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { AggregationJobData, ResultEnvelope } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { resolveDataFile } from '../shared/datasets.ts';
-import { isQuarryError, QuarryError } from '../shared/errors.ts';
+import { hashFile, resolveDataFile } from '../shared/datasets.ts';
+import { QuarryError } from '../shared/errors.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Redis } from '../shared/redis.ts';
 import type { StatusStore } from '../shared/status.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
+import { jobSignal } from './job-control.ts';
+import { failAttempt } from './job-failure.ts';
 
 export interface AggregateProcessorDeps {
   config: QuarryConfig;
@@ -37,14 +39,19 @@ export interface AggregateJobResult {
 export function createAggregateProcessor(deps: AggregateProcessorDeps) {
   const { config, keys, queueRedis, cacheRedis, status, engines, logger } = deps;
 
-  async function attempt(job: Job<AggregationJobData>, jobId: string): Promise<AggregateJobResult> {
+  async function attempt(
+    job: Job<AggregationJobData>,
+    jobId: string,
+    signal: AbortSignal,
+  ): Promise<AggregateJobResult> {
     const { resultKey, spec } = job.data;
     const resultKeyName = keys.result(resultKey);
-    // Two servers, two round trips at once.
-    const [, exists] = await Promise.all([
+    // Two servers, three questions, two round trips at once.
+    const [, [exists, cancelled]] = await Promise.all([
       status.active(jobId, job.attemptsMade + 1),
-      cacheRedis.exists(resultKeyName),
+      Promise.all([cacheRedis.exists(resultKeyName), queueRedis.exists(keys.cancelFlag(jobId))]),
     ]);
+    if (cancelled === 1) throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the aggregate job was cancelled');
     if (exists === 1) {
       await finish(jobId, resultKey);
       return { resultKey, reused: true };
@@ -73,7 +80,13 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       } else {
         const file = await resolveDataFile(config.dataDir, spec.dataset.path);
         const info = await stat(file);
-        if (info.size !== spec.dataset.size || Math.trunc(info.mtimeMs) !== spec.dataset.mtimeMs) {
+        const sameStat = info.size === spec.dataset.size && Math.trunc(info.mtimeMs) === spec.dataset.mtimeMs;
+        const same =
+          sameStat ||
+          (spec.dataset.contentHash !== undefined &&
+            info.size === spec.dataset.size &&
+            (await hashFile(file)) === spec.dataset.contentHash);
+        if (!same) {
           throw new QuarryError(
             'QUARRY_ERR_DATASET_CHANGED',
             `dataset "${spec.dataset.path}" changed after the job was enqueued; enqueue it again`,
@@ -88,7 +101,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         logger.debug({ err, jobId }, 'progress update failed');
       });
       const engine = engines.duckdb; // 'auto' and 'duckdb' both run DuckDB until Polars lands
-      const output = await engine.run({ spec, source, maxRows: config.maxResultRows });
+      const output = await engine.run({ spec, source, maxRows: config.maxResultRows, signal });
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const envelope: ResultEnvelope = {
         resultKey,
@@ -106,6 +119,8 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
           `the result takes ${bytes.length} bytes, more than QUARRY_MAX_RESULT_BYTES (${config.maxResultBytes})`,
         );
       }
+      // A cancelled or timed-out job leaves no result behind.
+      signal.throwIfAborted();
       await cacheRedis.set(resultKeyName, bytes, 'EX', config.resultTtlS);
       await finish(jobId, resultKey);
       return { resultKey, reused: false, rowCount: envelope.rowCount, durationMs };
@@ -118,33 +133,25 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     await Promise.all([status.completed(jobId, resultKey), queueRedis.del(keys.inlineData(jobId))]);
   }
 
-  return async function processAggregate(job: Job<AggregationJobData>): Promise<AggregateJobResult> {
+  return async function processAggregate(
+    job: Job<AggregationJobData>,
+    _token?: string,
+    bullSignal?: AbortSignal,
+  ): Promise<AggregateJobResult> {
+    const control = jobSignal(bullSignal, config.aggregateTimeoutMs, 'aggregate');
     const jobId = job.id!;
     const log = logger.child({ jobId, attempt: job.attemptsMade + 1 });
     try {
-      const result = await attempt(job, jobId);
+      const result = await attempt(job, jobId, control.signal);
       log.info(
         { reused: result.reused, rows: result.rowCount, durationMs: result.durationMs },
         'aggregation done',
       );
       return result;
     } catch (error) {
-      const quarry = isQuarryError(error)
-        ? error
-        : new QuarryError('QUARRY_ERR_ENGINE', error instanceof Error ? error.message : String(error), {
-            cause: error,
-          });
-      const final = quarry.unrecoverable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      log.warn({ code: quarry.code, err: error, final }, 'aggregation attempt failed');
-      try {
-        await status.failed(jobId, { code: quarry.code, message: quarry.message }, final);
-        if (final) await queueRedis.del(keys.inlineData(jobId));
-      } catch (statusError) {
-        log.error({ err: statusError }, 'could not record the failure');
-      }
-      // UnrecoverableError tells BullMQ not to retry; the code travels in the message prefix.
-      if (quarry.unrecoverable) throw new UnrecoverableError(`${quarry.code}: ${quarry.message}`);
-      throw quarry;
+      throw await failAttempt(deps, job, control.signal.aborted ? control.signal.reason : error, log);
+    } finally {
+      control.dispose();
     }
   };
 }

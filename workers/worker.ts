@@ -4,6 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import { Worker } from 'bullmq';
 import type { AggregationJobData } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
+import { IndexStore } from '../shared/index-store.ts';
+import type { IndexJobData } from '../shared/indexing.ts';
 import { keyScheme, QUEUE_NAMES } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import {
@@ -15,6 +17,8 @@ import {
 import { StatusStore } from '../shared/status.ts';
 import { type AggregateJobResult, createAggregateProcessor } from './aggregate-processor.ts';
 import { createDuckDBEngine } from './engines/duckdb.ts';
+import { createIndexProcessor, type IndexJobResult } from './index-processor.ts';
+import { ControlListener } from './job-control.ts';
 
 export interface WorkerHandle {
   /** Resolves when the BullMQ worker is connected and taking jobs. */
@@ -49,27 +53,60 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     dataDir: config.dataDir,
     spoolDir: config.spoolDir,
   });
+  const status = new StatusStore(queueRedis, keys, config.statusTtlS);
   const processor = createAggregateProcessor({
     config,
     keys,
     queueRedis,
     cacheRedis,
-    status: new StatusStore(queueRedis, keys, config.statusTtlS),
+    status,
     engines: { duckdb },
     logger,
   });
-  const worker = new Worker<AggregationJobData, AggregateJobResult>(QUEUE_NAMES.aggregate, processor, {
+  const indexProcessor = createIndexProcessor({
+    config,
+    keys,
+    queueRedis,
+    status,
+    store: new IndexStore(queueRedis, keys, { graceS: config.indexGraceS }),
+    duckdb,
+    logger,
+  });
+  const common = {
     connection: bullConnection,
     prefix: config.prefix,
-    concurrency: config.workerConcurrency,
     lockDuration: config.lockDurationMs,
     stalledInterval: config.stalledIntervalMs,
     maxStalledCount: 1,
     autorun: true,
+  };
+  const workers = [
+    new Worker<AggregationJobData, AggregateJobResult>(QUEUE_NAMES.aggregate, processor, {
+      ...common,
+      concurrency: config.workerConcurrency,
+    }),
+    new Worker<IndexJobData, IndexJobResult>(QUEUE_NAMES.index, indexProcessor, {
+      ...common,
+      concurrency: config.indexConcurrency,
+    }),
+  ];
+  for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
+  const controlConnection = createRoleConnection(config, 'queue', {
+    blocking: true,
+    connectionName: 'quarry-control',
   });
-  worker.on('error', (err) => logger.error({ err }, 'worker error'));
-  const ready = worker.waitUntilReady().then(() => {
-    logger.info({ concurrency: config.workerConcurrency, prefix: config.prefix }, 'worker ready');
+  controlConnection.on('error', (err) => logger.warn({ err }, 'control connection error'));
+  const control = new ControlListener(controlConnection, keys, workers, logger);
+  await control.start();
+  const ready = Promise.all(workers.map((w) => w.waitUntilReady())).then(() => {
+    logger.info(
+      {
+        concurrency: config.workerConcurrency,
+        indexConcurrency: config.indexConcurrency,
+        prefix: config.prefix,
+      },
+      'worker ready',
+    );
   });
 
   let closing: Promise<void> | undefined;
@@ -81,13 +118,16 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
         const deadline = new Promise<'timeout'>((resolve) => {
           timer = setTimeout(resolve, timeoutMs, 'timeout');
         });
-        const graceful = worker.close().then(() => 'closed' as const);
+        const graceful = Promise.all(workers.map((w) => w.close())).then(() => 'closed' as const);
         if ((await Promise.race([graceful, deadline])) === 'timeout') {
           logger.warn({ timeoutMs }, 'jobs still running at the shutdown deadline: handing them back');
-          await worker.close(true).catch((err) => logger.warn({ err }, 'forced worker close failed'));
+          await Promise.all(workers.map((w) => w.close(true))).catch((err) =>
+            logger.warn({ err }, 'forced worker close failed'),
+          );
         }
         clearTimeout(timer);
         for (const [name, step] of [
+          ['control', () => control.close()],
           ['duckdb', () => duckdb.close()],
           ['bull connection', () => closeRedis(bullConnection)],
           ['cache redis', () => closeRedis(cacheRedis)],

@@ -39,7 +39,7 @@ export async function startSystem(options: {
   await worker?.ready;
   const client = createQuarry({ config, logger, failFast: true });
   await client.ready();
-  const app = buildApp({ config, client, logger });
+  const app = buildApp({ config, client, registry: await client.indexRegistry(), logger });
   await app.ready();
   return {
     config,

@@ -1,7 +1,7 @@
 // Aggregations end to end through real Redis, a real worker with DuckDB, the SDK and the HTTP
 // API; results held to the TS reference on flights-5k and its Parquet/CSV/NDJSON forms.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
@@ -99,6 +99,32 @@ describe('aggregations end to end', () => {
       );
     });
   }
+
+  test('file fingerprints: a changed file is a new key; with content hashing, touching it is not', async () => {
+    const file = path.join(dataDir, 'fp.csv');
+    copyFileSync(path.join(dataDir, 'flights.csv'), file);
+    for (const fingerprint of ['stat', 'content'] as const) {
+      const spec = flightsSpec({ path: 'fp.csv', fingerprint });
+      const first = await sys.client.aggregate(spec);
+      await first.wait({ timeoutMs: 20_000 });
+      const again = await sys.client.aggregate(spec);
+      assert.equal(again.cached, true, fingerprint);
+      assert.equal(again.resultKey, first.resultKey);
+      // Same bytes, new mtime.
+      const later = new Date(Date.now() + 60_000 * (fingerprint === 'stat' ? 1 : 2));
+      utimesSync(file, later, later);
+      const touched = await sys.client.aggregate(spec);
+      assert.equal(touched.cached, fingerprint === 'content', `touched, ${fingerprint}`);
+      await touched.wait({ timeoutMs: 20_000 });
+      // New bytes.
+      appendFileSync(file, `2001/12/31 23:59,${fingerprint === 'stat' ? 5 : 6},100,LAX,SFO\n`);
+      const changed = await sys.client.aggregate(spec);
+      assert.equal(changed.cached, false, `changed, ${fingerprint}`);
+      assert.notEqual(changed.resultKey, touched.resultKey);
+      const envelope = await changed.wait({ timeoutMs: 20_000 });
+      assert.equal(envelope.rows.reduce((n, r) => n + (r.count as number), 0) > 0, true);
+    }
+  });
 
   test('HTTP: 202 with links, status, then the result; then a 200 hit', async () => {
     const spec = flightsSpec({ records: records.slice(0, 1000) });
@@ -264,6 +290,7 @@ describe('aggregations end to end', () => {
     const small = buildApp({
       config: { ...sys.config, maxBodyBytes: 4096, maxInlineBytes: 1024 },
       client: sys.client,
+      registry: await sys.client.indexRegistry(),
       logger: silentLogger(),
     });
     try {

@@ -23,7 +23,7 @@ before(async () => {
 });
 after(() => engine.close());
 
-async function runInline(spec: unknown, maxRows = 1000) {
+async function runInline(spec: unknown, maxRows = 1000, signal?: AbortSignal) {
   const addressed = addressAggregation(parseAggregation(spec, limits));
   const file = path.join(spoolDir, `${addressed.resultKey}.json`);
   writeFileSync(file, addressed.inlineJson!);
@@ -32,6 +32,7 @@ async function runInline(spec: unknown, maxRows = 1000) {
     spec: addressed.spec,
     source: { kind: 'inline', file, columns: addressed.spec.dataset.columns },
     maxRows,
+    ...(signal ? { signal } : {}),
   });
 }
 
@@ -108,4 +109,17 @@ test('paths outside the data root are refused, by Quarry and by DuckDB', async (
     }),
     (e: unknown) => e instanceof QuarryError && e.code === 'QUARRY_ERR_DATASET_UNREADABLE',
   );
+});
+
+test('aborting a running query rejects with the abort reason', async () => {
+  const records = Array.from({ length: 20_000 }, (_, i) => ({ k: i % 5000, v: i }));
+  const controller = new AbortController();
+  const reason = new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'stop');
+  const running = runInline(
+    { dataset: { records }, groupBy: ['k'], metrics: [{ op: 'quantile', column: 'v', q: 0.5 }], limit: 3 },
+    1000,
+    controller.signal,
+  );
+  controller.abort(reason);
+  await assert.rejects(running, (e: unknown) => e === reason);
 });

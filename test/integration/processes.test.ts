@@ -145,6 +145,40 @@ describe('processes', () => {
       assert.deepEqual(JSON.parse(json.stdout).rows, [{ avg_x: 3 }]);
     });
 
+    test('index --wait, then search prints ranked hits', async () => {
+      const request = JSON.stringify({
+        documents: [
+          { id: 'a', text: 'red apples and green pears' },
+          { id: 'b', text: 'green green grass' },
+          { id: 'c', text: 'blue sky' },
+        ],
+        idField: 'id',
+        fields: ['text'],
+        store: ['text'],
+      });
+      const built = await run(
+        'producers/cli.ts',
+        ['index', 'cli-docs', '-', '--wait', '--json'],
+        envOf(sys.config),
+        request,
+      ).done;
+      assert.equal(built.code, 0, built.stderr);
+      assert.equal(JSON.parse(built.stdout).documents, 3);
+      const found = await run(
+        'producers/cli.ts',
+        ['search', 'cli-docs', 'green', '--json'],
+        envOf(sys.config),
+      ).done;
+      assert.equal(found.code, 0, found.stderr);
+      assert.deepEqual(
+        JSON.parse(found.stdout).hits.map((h: { id: string }) => h.id),
+        ['b', 'a'],
+      );
+      const missing = await run('producers/cli.ts', ['search', 'no-such', 'green'], envOf(sys.config)).done;
+      assert.equal(missing.code, 2);
+      assert.match(missing.stderr, /QUARRY_ERR_INDEX_NOT_FOUND/);
+    });
+
     test('exit codes: 2 for bad input and usage, 1 for an unknown job, 3 without Redis', async () => {
       const bad = await run('producers/cli.ts', ['aggregate', '-'], envOf(sys.config), '{"metrics":[]}').done;
       assert.equal(bad.code, 2);

@@ -23,7 +23,12 @@ export interface DuckDBEngineOptions {
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
-export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<AggregationEngine> {
+export interface DuckDBEngine extends AggregationEngine {
+  /** Writes a Parquet file's rows to `target` as one JSON array (for index builds). */
+  exportJsonArray(file: string, target: string): Promise<void>;
+}
+
+export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<DuckDBEngine> {
   mkdirSync(options.spoolDir, { recursive: true });
   const instance = await DuckDBInstance.create(':memory:', {
     threads: String(options.threads ?? 4),
@@ -45,14 +50,28 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
   }
   let closed = false;
 
-  async function query(sql: string, params: SqlValue[]): Promise<DuckDBResultReader> {
+  async function query(sql: string, params: SqlValue[], signal?: AbortSignal): Promise<DuckDBResultReader> {
+    signal?.throwIfAborted();
     const connection = await instance.connect();
+    // DuckDB clears a pending interrupt when a statement starts executing, so one call can land
+    // too early (while the statement is prepared): repeat it until the query gives up.
+    let repeat: NodeJS.Timeout | undefined;
+    const interrupt = () => {
+      connection.interrupt();
+      repeat ??= setInterval(() => connection.interrupt(), 20);
+    };
+    signal?.addEventListener('abort', interrupt, { once: true });
     try {
       return await connection.runAndReadAll(
         sql,
         params.map((p) => (typeof p === 'object' ? structValue(p) : p)),
       );
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw error;
     } finally {
+      clearInterval(repeat);
+      signal?.removeEventListener('abort', interrupt);
       connection.closeSync();
     }
   }
@@ -85,8 +104,9 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       const { sql, params } = compileAggregation(input.spec, input.source, columns, input.maxRows + 1);
       let result: DuckDBResultReader;
       try {
-        result = await query(sql, params);
+        result = await query(sql, params, input.signal);
       } catch (cause) {
+        if (input.signal?.aborted) throw input.signal.reason;
         const conversion = /^(Conversion|Invalid Input) Error/.test(firstLine(cause));
         throw new QuarryError(
           conversion ? 'QUARRY_ERR_DATASET_UNREADABLE' : 'QUARRY_ERR_ENGINE',
@@ -101,6 +121,25 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
         );
       }
       return { columns: outputColumns(input.spec, columns), rows: toRows(result) };
+    },
+    async exportJsonArray(file: string, target: string) {
+      if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
+      try {
+        // The target is a spool path Quarry made, not request text; quoted all the same.
+        await query(
+          `COPY (SELECT * FROM read_parquet($1)) TO ${sqlString(target)} (FORMAT json, ARRAY true)`,
+          [file],
+        );
+      } catch (cause) {
+        throw new QuarryError(
+          'QUARRY_ERR_DATASET_UNREADABLE',
+          `cannot read the Parquet file: ${firstLine(cause)}`,
+          {
+            field: 'source.path',
+            cause,
+          },
+        );
+      }
     },
     async close() {
       if (closed) return;

@@ -15,6 +15,8 @@ export interface EngineInput {
   readonly source: EngineSource;
   /** Row cap for the result (QUARRY_MAX_RESULT_ROWS); exceeding it is QUARRY_ERR_RESULT_TOO_LARGE. */
   readonly maxRows: number;
+  /** Aborting stops the computation; the run rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 export interface EngineOutput {

@@ -1,0 +1,90 @@
+// Index routes: enqueue a build, read a collection's current version, and search it. Searches
+// are answered from the index loaded in this process (kept current by notices), with no Redis
+// round trip on the hot path.
+import type { FastifyInstance } from 'fastify';
+import type { QuarryClient } from '../../producers/client.ts';
+import { QuarryError } from '../../shared/errors.ts';
+import type { IndexRegistry } from '../../shared/index-registry.ts';
+import { COLLECTION_PATTERN } from '../../shared/indexing.ts';
+import { MAX_K, search } from '../../shared/search/index.ts';
+import { parseWait, requireJson } from '../request.ts';
+
+interface SearchQuery {
+  q?: string;
+  k?: string;
+  mode?: string;
+  prefix?: string;
+}
+
+function parseSearch(query: SearchQuery): { q: string; k: number; mode: 'any' | 'all'; prefix: boolean } {
+  const q = query.q ?? '';
+  if (q.trim() === '')
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'q: the query is empty', { field: 'q' });
+  if (q.length > 4096)
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'q: at most 4096 characters', { field: 'q' });
+  const k = query.k === undefined ? 10 : Number(query.k);
+  if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
+    throw new QuarryError('QUARRY_ERR_VALIDATION', `k: a whole number from 1 to ${MAX_K}`, { field: 'k' });
+  }
+  const mode = query.mode ?? 'any';
+  if (mode !== 'any' && mode !== 'all') {
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'mode: "any" or "all"', { field: 'mode' });
+  }
+  const prefix = query.prefix ?? 'false';
+  if (prefix !== 'true' && prefix !== 'false') {
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'prefix: "true" or "false"', { field: 'prefix' });
+  }
+  return { q, k, mode, prefix: prefix === 'true' };
+}
+
+export function indexRoutes(
+  app: FastifyInstance,
+  deps: { client: QuarryClient; registry: IndexRegistry },
+): void {
+  const { client, registry } = deps;
+
+  app.post<{ Params: { collection: string } }>('/v1/indexes/:collection', async (request, reply) => {
+    const wait = parseWait(request.query);
+    const handle = await client.index(request.params.collection, requireJson(request.body).parse());
+    const links = { status: `/v1/jobs/${handle.jobId}`, index: `/v1/indexes/${handle.collection}` };
+    if (wait > 0) {
+      try {
+        const info = await handle.wait({ timeoutMs: wait });
+        // This process serves the new version before answering, so a search right after sees it.
+        await registry.refresh(handle.collection, info.version);
+        return reply.send({ jobId: handle.jobId, status: 'completed', links, index: info });
+      } catch (error) {
+        if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
+      }
+    }
+    const status = await client.status(handle.jobId);
+    return reply.code(202).send({ jobId: handle.jobId, status: status?.state ?? 'queued', links });
+  });
+
+  app.get<{ Params: { collection: string } }>('/v1/indexes/:collection', async (request) => {
+    const { collection } = request.params;
+    const info = COLLECTION_PATTERN.test(collection) ? await client.indexInfo(collection) : null;
+    if (info === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
+    return info;
+  });
+
+  app.get<{ Params: { collection: string }; Querystring: SearchQuery }>(
+    '/v1/indexes/:collection/search',
+    async (request) => {
+      const started = performance.now();
+      const { collection } = request.params;
+      const { q, k, mode, prefix } = parseSearch(request.query);
+      const loaded =
+        registry.peek(collection) ??
+        (COLLECTION_PATTERN.test(collection) ? await registry.get(collection) : null);
+      if (loaded === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
+      const result = search(loaded.index, q, { k, mode, prefix });
+      return {
+        hits: result.hits.map((h) => ({ id: h.id, score: h.score, fields: h.fields })),
+        total: result.total,
+        version: loaded.version,
+        tookMs: Math.round((performance.now() - started) * 1000) / 1000,
+      };
+    },
+  );
+}

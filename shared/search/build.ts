@@ -1,0 +1,582 @@
+// Builds a search index: analyzes documents, computes every BM25 score once, and writes the binary
+// format of format.ts into one Uint8Array.
+//
+// Scoring (BM25 over the indexed fields taken together, as SQLite FTS5's bm25() defines it):
+//   score(t, d) = idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avgLen)),  k1 = 1.2, b = 0.75
+//   tf     = sum over the document's tokens equal to t of the boost of the field holding the token
+//            (a token in a field with boost w counts w times; the default boost is 1)
+//   len(d) = number of tokens in all indexed fields of d, boosts not applied; avgLen = mean over all N
+//   idf    = ln(1 + (N - df + 0.5) / (df + 0.5))           ('lucene', the default: always positive)
+//          | max(ln((N - df + 0.5) / (df + 0.5)), 1e-6)    ('fts5': only to compare with SQLite)
+// A query's score is the sum of these stored scores over its distinct terms (search.ts).
+
+import { QuarryError } from '../errors.ts';
+import { ANALYZER_NAME, type AnalyzerName, scanTokens, type TokenSink } from './analyzer.ts';
+import { allocateIndex, type IdfKind, measureStrings, writeStrings } from './format.ts';
+
+export const BM25_K1 = 1.2;
+export const BM25_B = 0.75;
+
+export interface BuildOptions {
+  /** Field holding each document's id (a non-empty string or a finite number; unique). */
+  idField: string;
+  /** Fields to index. Values may be strings, numbers, booleans, or arrays of them; null/absent = empty. */
+  fields: readonly string[];
+  /** Fields returned with each hit. Default: none. */
+  store?: readonly string[];
+  /** Field weights (> 0) applied to term frequency. Default: 1 for every field. */
+  boosts?: Readonly<Record<string, number>>;
+  /** Default and only analyzer today: `unicode-words-v1`. */
+  analyzer?: AnalyzerName;
+  /** Default 'lucene'. 'fts5' reproduces SQLite's bm25() and exists for the ranking tests. */
+  idf?: IdfKind;
+}
+
+const INITIAL_TERMS = 1 << 14;
+
+/** Maps tokens to dense term numbers (in order of first appearance) without creating a string per
+ * ASCII token. Frequent terms appear early, so their records cluster at the start of each array. */
+class TermTable {
+  count = 0;
+  /** Code units of all terms back to back: term t is pool[starts[t], starts[t + 1]). */
+  pool = new Uint16Array(1 << 18);
+  starts = new Int32Array(INITIAL_TERMS + 1);
+  hashes = new Int32Array(INITIAL_TERMS);
+  docFreq = new Int32Array(INITIAL_TERMS);
+  /** Per term: [last document it was seen in, its slot in that document's term list]. */
+  seen = new Int32Array(INITIAL_TERMS * 2).fill(-1);
+  hasNonAscii = false;
+  hasSurrogates = false;
+  /** Open addressing, linear probing: [hash, term + 1, pool start, length] per slot, so a probe reads
+   * one cache line before comparing code units. */
+  private slots = new Int32Array(INITIAL_TERMS * 8);
+  private mask = INITIAL_TERMS * 2 - 1;
+
+  idAscii(codes: Uint16Array, len: number, hash: number): number {
+    const { pool, slots, mask } = this;
+    const h = hash | 0;
+    let slot = hash & mask;
+    for (;;) {
+      const o = slot << 2;
+      const v = slots[o + 1]!;
+      if (v === 0) break;
+      if (slots[o] === h && slots[o + 3] === len) {
+        const s = slots[o + 2]!;
+        let j = 0;
+        while (j < len && pool[s + j] === codes[j]) j++;
+        if (j === len) return v - 1;
+      }
+      slot = (slot + 1) & mask;
+    }
+    const t = this.insert(slot, hash, len);
+    this.pool.set(codes.subarray(0, len), this.starts[t]!);
+    return t;
+  }
+
+  idString(token: string, hash: number): number {
+    const found = this.find(token, hash);
+    if (found >= 0) return found;
+    let slot = hash & this.mask;
+    while (this.slots[(slot << 2) + 1] !== 0) slot = (slot + 1) & this.mask;
+    const t = this.insert(slot, hash, token.length);
+    const at = this.starts[t]!;
+    const p = this.pool;
+    for (let j = 0; j < token.length; j++) {
+      const c = token.charCodeAt(j);
+      if (c >= 0x80) {
+        this.hasNonAscii = true;
+        if (c >= 0xd800 && c <= 0xdfff) this.hasSurrogates = true;
+      }
+      p[at + j] = c;
+    }
+    return t;
+  }
+
+  find(token: string, hash: number): number {
+    const { pool, slots, mask } = this;
+    const len = token.length;
+    const h = hash | 0;
+    let slot = hash & mask;
+    for (;;) {
+      const o = slot << 2;
+      const v = slots[o + 1]!;
+      if (v === 0) return -1;
+      if (slots[o] === h && slots[o + 3] === len) {
+        const s = slots[o + 2]!;
+        let j = 0;
+        while (j < len && pool[s + j] === token.charCodeAt(j)) j++;
+        if (j === len) return v - 1;
+      }
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  /** Term numbers in code point order: multikey quicksort (Bentley & Sedgewick) over the pool, no
+   * strings made. Code units are remapped so that surrogates sort above U+E000..U+FFFF, which turns
+   * UTF-16 order into code point order (= UTF-8 byte order, what prefix search relies on). */
+  sortedOrder(): Int32Array {
+    const { pool, starts } = this;
+    const ids = new Int32Array(this.count);
+    for (let t = 0; t < ids.length; t++) ids[t] = t;
+    const key = (t: number, depth: number): number => {
+      const at = starts[t]! + depth;
+      if (at >= starts[t + 1]!) return -1;
+      const c = pool[at]!;
+      return c < 0xd800 ? c : c >= 0xe000 ? c - 0x800 : c + 0x2000;
+    };
+    const stack: number[] = [0, ids.length, 0];
+    while (stack.length > 0) {
+      let depth = stack.pop()!;
+      let hi = stack.pop()!;
+      let lo = stack.pop()!;
+      while (hi - lo > 1) {
+        if (hi - lo < 12) {
+          for (let i = lo + 1; i < hi; i++) {
+            for (let j = i; j > lo; j--) {
+              const a = ids[j - 1]!;
+              const b = ids[j]!;
+              let d = depth;
+              let ka = key(a, d);
+              let kb = key(b, d);
+              while (ka === kb && ka !== -1) {
+                d++;
+                ka = key(a, d);
+                kb = key(b, d);
+              }
+              if (ka <= kb) break;
+              ids[j - 1] = b;
+              ids[j] = a;
+            }
+          }
+          break;
+        }
+        const pivot = key(ids[lo + ((hi - lo) >> 1)]!, depth);
+        let lt = lo;
+        let gt = hi - 1;
+        let i = lo;
+        while (i <= gt) {
+          const t = ids[i]!;
+          const k = key(t, depth);
+          if (k < pivot) {
+            ids[i++] = ids[lt]!;
+            ids[lt++] = t;
+          } else if (k > pivot) {
+            ids[i] = ids[gt]!;
+            ids[gt--] = t;
+          } else i++;
+        }
+        stack.push(lo, lt, depth, gt + 1, hi, depth);
+        // Terms are distinct, so at most one term ends here; the rest share one more code unit.
+        if (pivot === -1) break;
+        lo = lt;
+        hi = gt + 1;
+        depth++;
+      }
+    }
+    return ids;
+  }
+
+  /** UTF-8 length of term t. */
+  utf8Length(t: number): number {
+    const s = this.starts[t]!;
+    const e = this.starts[t + 1]!;
+    if (!this.hasNonAscii) return e - s;
+    let n = 0;
+    for (let i = s; i < e; i++) {
+      const c = this.pool[i]!;
+      // A surrogate pair (the only way surrogates reach a term) is 4 bytes: 2 per half.
+      n += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdfff ? 2 : 3;
+    }
+    return n;
+  }
+
+  /** Writes term t as UTF-8 at out[at]; returns the byte count. */
+  writeUtf8(t: number, out: Uint8Array, at: number): number {
+    const s = this.starts[t]!;
+    const e = this.starts[t + 1]!;
+    let ascii = true;
+    for (let i = s; i < e && ascii; i++) if (this.pool[i]! >= 0x80) ascii = false;
+    if (ascii) {
+      for (let i = s; i < e; i++) out[at + i - s] = this.pool[i]!;
+      return e - s;
+    }
+    const term = new TextDecoder('utf-16le').decode(this.pool.subarray(s, e));
+    return new TextEncoder().encodeInto(term, out.subarray(at)).written;
+  }
+
+  private insert(slot: number, hash: number, len: number): number {
+    const t = this.count++;
+    if (this.count >= this.hashes.length) this.growTerms();
+    const start = this.starts[t]!;
+    if (start + len > this.pool.length) {
+      const pool = new Uint16Array(Math.max(this.pool.length * 2, start + len));
+      pool.set(this.pool);
+      this.pool = pool;
+    }
+    this.starts[t + 1] = start + len;
+    this.hashes[t] = hash;
+    this.setSlot(this.slots, slot, t);
+    if (this.count * 2 > this.mask + 1) this.rehash();
+    return t;
+  }
+
+  private growTerms(): void {
+    const cap = this.hashes.length * 2;
+    this.starts = grown(this.starts, cap + 1);
+    this.hashes = grown(this.hashes, cap);
+    this.docFreq = grown(this.docFreq, cap);
+    this.seen = grown(this.seen, cap * 2, -1);
+  }
+
+  private setSlot(slots: Int32Array, slot: number, t: number): void {
+    const o = slot << 2;
+    slots[o] = this.hashes[t]!;
+    slots[o + 1] = t + 1;
+    slots[o + 2] = this.starts[t]!;
+    slots[o + 3] = this.starts[t + 1]! - this.starts[t]!;
+  }
+
+  private rehash(): void {
+    const size = (this.mask + 1) * 2;
+    const slots = new Int32Array(size * 4);
+    const mask = size - 1;
+    for (let t = 0; t < this.count; t++) {
+      let slot = this.hashes[t]! & mask;
+      while (slots[(slot << 2) + 1] !== 0) slot = (slot + 1) & mask;
+      this.setSlot(slots, slot, t);
+    }
+    this.slots = slots;
+    this.mask = mask;
+  }
+}
+
+function grown(a: Int32Array, size: number, fill?: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(size);
+  b.set(a);
+  if (fill !== undefined) b.fill(fill, a.length);
+  return b;
+}
+
+/** Collects one document's term frequencies, then appends them as postings (in document order). */
+class PostingCollector implements TokenSink {
+  readonly terms = new TermTable();
+  weight = 1;
+  doc = 0;
+  docLength = 0;
+  private docTerms = new Int32Array(1024);
+  private docTfs = new Float64Array(1024);
+  private docTermCount = 0;
+  /** Postings in document order; those of document d are [docStarts[d], docStarts[d + 1]). */
+  postTerms = new Int32Array(1 << 16);
+  postTfs = new Float64Array(1 << 16);
+  postCount = 0;
+
+  ascii(codes: Uint16Array, length: number, hash: number): void {
+    this.add(this.terms.idAscii(codes, length, hash));
+  }
+
+  other(token: string, hash: number): void {
+    this.add(this.terms.idString(token, hash));
+  }
+
+  private add(t: number): void {
+    this.docLength++;
+    const seen = this.terms.seen;
+    if (seen[t << 1] === this.doc) {
+      this.docTfs[seen[(t << 1) + 1]!]! += this.weight;
+      return;
+    }
+    seen[t << 1] = this.doc;
+    const n = this.docTermCount++;
+    if (n === this.docTerms.length) {
+      this.docTerms = grown(this.docTerms, n * 2);
+      const tfs = new Float64Array(n * 2);
+      tfs.set(this.docTfs);
+      this.docTfs = tfs;
+    }
+    seen[(t << 1) + 1] = n;
+    this.docTerms[n] = t;
+    this.docTfs[n] = this.weight;
+  }
+
+  /** Starts document `doc`. */
+  begin(doc: number): void {
+    this.doc = doc;
+    this.docLength = 0;
+    this.docTermCount = 0;
+  }
+
+  /** Ends the current document, appending its postings. */
+  end(): void {
+    const n = this.docTermCount;
+    if (this.postCount + n > this.postTerms.length) {
+      const size = Math.max(this.postTerms.length * 2, this.postCount + n);
+      this.postTerms = grown(this.postTerms, size);
+      const tfs = new Float64Array(size);
+      tfs.set(this.postTfs);
+      this.postTfs = tfs;
+    }
+    const docFreq = this.terms.docFreq;
+    for (let i = 0; i < n; i++) {
+      const t = this.docTerms[i]!;
+      docFreq[t]!++;
+      this.postTerms[this.postCount] = t;
+      this.postTfs[this.postCount++] = this.docTfs[i]!;
+    }
+  }
+}
+
+function invalid(message: string, field: string): QuarryError {
+  return new QuarryError('QUARRY_ERR_VALIDATION', message, { field });
+}
+
+interface CheckedOptions {
+  idField: string;
+  fields: string[];
+  store: string[];
+  weights: Float64Array;
+  boosts: Record<string, number>;
+  idf: IdfKind;
+}
+
+function checkOptions(options: BuildOptions): CheckedOptions {
+  const { idField, fields, store = [], boosts = {}, analyzer = ANALYZER_NAME, idf = 'lucene' } = options;
+  if (typeof idField !== 'string' || idField === '')
+    throw invalid('idField must be a non-empty string', 'idField');
+  if (
+    !Array.isArray(fields) ||
+    fields.length === 0 ||
+    !fields.every((f) => typeof f === 'string' && f !== '')
+  ) {
+    throw invalid('fields must be a non-empty array of field names', 'fields');
+  }
+  if (new Set(fields).size !== fields.length) throw invalid('fields must not repeat a name', 'fields');
+  if (!Array.isArray(store) || !store.every((f) => typeof f === 'string' && f !== '')) {
+    throw invalid('store must be an array of field names', 'store');
+  }
+  for (const [field, w] of Object.entries(boosts)) {
+    if (!fields.includes(field))
+      throw invalid(`boost for ${field}, which is not an indexed field`, `boosts.${field}`);
+    if (typeof w !== 'number' || !Number.isFinite(w) || w <= 0) {
+      throw invalid(`boost for ${field} must be a finite number > 0`, `boosts.${field}`);
+    }
+  }
+  if (analyzer !== ANALYZER_NAME) throw invalid(`unknown analyzer ${String(analyzer)}`, 'analyzer');
+  if (idf !== 'lucene' && idf !== 'fts5') throw invalid(`unknown idf ${String(idf)}`, 'idf');
+  const weights = Float64Array.from(fields, (f) => boosts[f] ?? 1);
+  const allBoosts = Object.fromEntries(fields.map((f, i) => [f, weights[i]!]));
+  return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf };
+}
+
+function indexValue(value: unknown, sink: PostingCollector, field: string): void {
+  if (typeof value === 'string') scanTokens(value, sink);
+  else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    scanTokens(String(value), sink);
+  } else if (Array.isArray(value)) {
+    for (const item of value) indexValue(item, sink, field);
+  } else if (value !== null && value !== undefined) {
+    throw invalid(`${field} must be a string, number, boolean or an array of them`, field);
+  }
+}
+
+/**
+ * Builds an index of `docs`. Throws QuarryError QUARRY_ERR_VALIDATION (with `field`, e.g.
+ * `documents.12.id`) for a missing, malformed or repeated id or an unindexable field value.
+ */
+export function buildIndex(docs: Iterable<object>, options: BuildOptions): Uint8Array<ArrayBuffer> {
+  const opts = checkOptions(options);
+  const collector = new PostingCollector();
+  const ids: string[] = [];
+  const stored: string[] = [];
+  const seen = new Map<string, number>();
+  let docLengths = new Int32Array(1024);
+  let postEnds = new Int32Array(1024);
+  let totalLength = 0;
+  let n = 0;
+  for (const item of docs) {
+    // Documents are plain objects read by field name; the checks below validate what is read.
+    const doc = item as Readonly<Record<string, unknown>>;
+    if (typeof doc !== 'object' || doc === null)
+      throw invalid(`document ${n} is not an object`, `documents.${n}`);
+    const rawId = doc[opts.idField];
+    const idPath = `documents.${n}.${opts.idField}`;
+    if (
+      !(typeof rawId === 'string' && rawId !== '') &&
+      !(typeof rawId === 'number' && Number.isFinite(rawId))
+    ) {
+      throw invalid(
+        `document ${n} has no id: ${opts.idField} must be a non-empty string or a number`,
+        idPath,
+      );
+    }
+    const id = String(rawId);
+    const previous = seen.get(id);
+    if (previous !== undefined)
+      throw invalid(`document ${n} repeats the id of document ${previous}: ${id}`, idPath);
+    seen.set(id, n);
+    ids.push(id);
+    collector.begin(n);
+    for (let f = 0; f < opts.fields.length; f++) {
+      const field = opts.fields[f]!;
+      collector.weight = opts.weights[f]!;
+      indexValue(doc[field], collector, `documents.${n}.${field}`);
+    }
+    collector.end();
+    if (n === docLengths.length) {
+      docLengths = grown(docLengths, n * 2);
+      postEnds = grown(postEnds, n * 2);
+    }
+    docLengths[n] = collector.docLength;
+    postEnds[n] = collector.postCount;
+    totalLength += collector.docLength;
+    stored.push(storedJson(doc, opts.store, n));
+    n++;
+  }
+  return writeIndex(collector, ids, stored, { docLengths, postEnds, totalLength }, opts);
+}
+
+function storedJson(doc: Readonly<Record<string, unknown>>, store: readonly string[], n: number): string {
+  if (store.length === 0) return '';
+  const out: Record<string, unknown> = {};
+  for (const f of store) if (doc[f] !== undefined) out[f] = doc[f];
+  try {
+    return JSON.stringify(out);
+  } catch (cause) {
+    throw new QuarryError(
+      'QUARRY_ERR_VALIDATION',
+      `stored fields of document ${n} are not JSON-serializable`,
+      {
+        field: `documents.${n}`,
+        cause,
+      },
+    );
+  }
+}
+
+function writeIndex(
+  collector: PostingCollector,
+  ids: string[],
+  stored: string[],
+  perDoc: { docLengths: Int32Array; postEnds: Int32Array; totalLength: number },
+  opts: CheckedOptions,
+): Uint8Array<ArrayBuffer> {
+  const { docLengths, postEnds, totalLength } = perDoc;
+  const { terms } = collector;
+  const N = ids.length;
+  const T = terms.count;
+  const P = collector.postCount;
+  const avgDocLength = N === 0 ? 0 : totalLength / N;
+
+  // Sorted dictionary: term number in the file = rank in code point order.
+  const origOf = terms.sortedOrder();
+  const rankOf = new Int32Array(T);
+  const termLengths = new Uint32Array(T);
+  for (let r = 0; r < T; r++) {
+    rankOf[origOf[r]!] = r;
+    termLengths[r] = terms.utf8Length(origOf[r]!);
+  }
+  const idStrings = measureStrings(ids);
+  const storedStrings = measureStrings(stored);
+  let tableSize = 2;
+  while (tableSize < T * 1.5) tableSize *= 2;
+  let termByteCount = 0;
+  for (let r = 0; r < T; r++) termByteCount += termLengths[r]!;
+
+  const {
+    bytes: out,
+    u8,
+    u32,
+    f32,
+  } = allocateIndex(
+    {
+      analyzer: ANALYZER_NAME,
+      scorer: { k1: BM25_K1, b: BM25_B, idf: opts.idf },
+      idField: opts.idField,
+      fields: opts.fields,
+      boosts: opts.boosts,
+      stored: opts.store,
+      docCount: N,
+      avgDocLength,
+      termCount: T,
+      postingCount: P,
+    },
+    {
+      termOffsets: (T + 1) * 4,
+      termBytes: termByteCount,
+      postingOffsets: (T + 1) * 4,
+      termMaxScores: T * 4,
+      termTable: tableSize * 4,
+      postingDocs: P * 4,
+      postingScores: P * 4,
+      docIdOffsets: (N + 1) * 4,
+      docIdBytes: idStrings.total,
+      storedOffsets: (N + 1) * 4,
+      storedBytes: storedStrings.total,
+    },
+  );
+
+  const termBytes = u8('termBytes');
+  const termOffsets = u32('termOffsets');
+  let at = 0;
+  for (let r = 0; r < T; r++) {
+    termOffsets[r] = at;
+    at += terms.writeUtf8(origOf[r]!, termBytes, at);
+  }
+  termOffsets[T] = at;
+  writeStrings(ids, idStrings.lengths, u8('docIdBytes'), u32('docIdOffsets'));
+  writeStrings(stored, storedStrings.lengths, u8('storedBytes'), u32('storedOffsets'));
+
+  const table = u32('termTable');
+  const mask = tableSize - 1;
+  for (let r = 0; r < T; r++) {
+    let slot = terms.hashes[origOf[r]!]! & mask;
+    while (table[slot] !== 0) slot = (slot + 1) & mask;
+    table[slot] = r + 1;
+  }
+
+  const postingOffsets = u32('postingOffsets');
+  const cursor = new Uint32Array(T);
+  const idf = new Float64Array(T);
+  at = 0;
+  for (let r = 0; r < T; r++) {
+    postingOffsets[r] = at;
+    cursor[r] = at;
+    const df = terms.docFreq[origOf[r]!]!;
+    idf[r] = idfOf(opts.idf, N, df);
+    at += df;
+  }
+  postingOffsets[T] = at;
+
+  // Postings arrive in document order, so each term's list comes out sorted by ordinal.
+  const docs = u32('postingDocs');
+  const scores = f32('postingScores');
+  const maxScores = f32('termMaxScores');
+  const k1 = BM25_K1;
+  const b = BM25_B;
+  const { postTerms, postTfs } = collector;
+  let p = 0;
+  for (let d = 0; d < N; d++) {
+    const norm = k1 * (avgDocLength > 0 ? 1 - b + (b * docLengths[d]!) / avgDocLength : 1 - b);
+    for (const end = postEnds[d]!; p < end; p++) {
+      const t = postTerms[p]!;
+      const r = rankOf[t]!;
+      const tf = postTfs[p]!;
+      const pos = cursor[r]!++;
+      docs[pos] = d;
+      scores[pos] = (idf[r]! * tf * (k1 + 1)) / (tf + norm);
+    }
+  }
+  for (let r = 0; r < T; r++) {
+    let max = 0;
+    for (let q = postingOffsets[r]!, end = postingOffsets[r + 1]!; q < end; q++)
+      if (scores[q]! > max) max = scores[q]!;
+    maxScores[r] = max;
+  }
+  return out;
+}
+
+export function idfOf(kind: IdfKind, N: number, df: number): number {
+  if (kind === 'lucene') return Math.log(1 + (N - df + 0.5) / (df + 0.5));
+  const idf = Math.log((N - df + 0.5) / (df + 0.5));
+  return idf > 0 ? idf : 1e-6;
+}

@@ -1,0 +1,151 @@
+// The index build processor: gathers the documents as one JSON array (inline data from Redis, an
+// NDJSON file joined into an array, or a Parquet file exported by DuckDB), builds the BM25 index
+// on a worker thread, publishes it as a new version and marks the job completed.
+import { readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Job } from 'bullmq';
+import type { QuarryConfig } from '../shared/config.ts';
+import { resolveDataFile } from '../shared/datasets.ts';
+import { QuarryError } from '../shared/errors.ts';
+import type { IndexStore } from '../shared/index-store.ts';
+import type { IndexJobData } from '../shared/indexing.ts';
+import type { KeyScheme } from '../shared/keys.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Redis } from '../shared/redis.ts';
+import { readHeader } from '../shared/search/index.ts';
+import type { StatusStore } from '../shared/status.ts';
+import type { DuckDBEngine } from './engines/duckdb.ts';
+import { buildIndexInThread } from './index-build-thread.ts';
+import { jobSignal } from './job-control.ts';
+import { failAttempt } from './job-failure.ts';
+
+export interface IndexProcessorDeps {
+  config: QuarryConfig;
+  keys: KeyScheme;
+  queueRedis: Redis;
+  status: StatusStore;
+  store: IndexStore;
+  duckdb: DuckDBEngine;
+  logger: Logger;
+}
+
+export interface IndexJobResult {
+  collection: string;
+  version: number;
+  live: boolean;
+  documents: number;
+  buildMs: number;
+}
+
+/** Joins NDJSON lines into one JSON array without parsing them (the build thread parses). */
+export function ndjsonToArray(text: Buffer): Buffer {
+  const parts: Buffer[] = [Buffer.from('[')];
+  let start = 0;
+  let first = true;
+  while (start < text.length) {
+    let end = text.indexOf(10, start);
+    if (end === -1) end = text.length;
+    let lineEnd = end;
+    if (lineEnd > start && text[lineEnd - 1] === 13) lineEnd--;
+    const line = text.subarray(start, lineEnd);
+    if (line.some((b) => b !== 32 && b !== 9)) {
+      if (!first) parts.push(Buffer.from(','));
+      parts.push(line);
+      first = false;
+    }
+    start = end + 1;
+  }
+  parts.push(Buffer.from(']'));
+  return Buffer.concat(parts);
+}
+
+export function createIndexProcessor(deps: IndexProcessorDeps) {
+  const { config, keys, queueRedis, status, store, duckdb, logger } = deps;
+
+  async function documentsOf(job: Job<IndexJobData>, jobId: string): Promise<Buffer> {
+    const { source } = job.data;
+    if (source.kind === 'inline') {
+      const data = await queueRedis.getBuffer(keys.inlineData(jobId));
+      if (data === null) {
+        throw new QuarryError(
+          'QUARRY_ERR_DATASET_MISSING',
+          'the inline documents of this job expired before it ran',
+        );
+      }
+      return data;
+    }
+    const file = await resolveDataFile(config.dataDir, source.path, 'source.path');
+    if (source.format === 'ndjson') return ndjsonToArray(await readFile(file));
+    const spool = path.join(config.spoolDir, `${jobId}-${process.pid}.json`);
+    try {
+      await duckdb.exportJsonArray(file, spool);
+      return await readFile(spool);
+    } finally {
+      await unlink(spool).catch(() => undefined);
+    }
+  }
+
+  async function attempt(
+    job: Job<IndexJobData>,
+    jobId: string,
+    signal: AbortSignal,
+  ): Promise<IndexJobResult> {
+    const { collection, idField, fields, store: stored, boosts } = job.data;
+    if ((await queueRedis.exists(keys.cancelFlag(jobId))) === 1) {
+      throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the index job was cancelled');
+    }
+    const [, version] = await Promise.all([
+      status.active(jobId, job.attemptsMade + 1),
+      store.nextVersion(collection),
+    ]);
+    const documents = await documentsOf(job, jobId);
+    void status.progress(jobId, { phase: 'build', percent: 20 }).catch(() => undefined);
+    const started = performance.now();
+    const input = documents.buffer.slice(
+      documents.byteOffset,
+      documents.byteOffset + documents.length,
+    ) as ArrayBuffer;
+    const bytes = await buildIndexInThread(input, {
+      idField,
+      fields,
+      store: stored,
+      ...(boosts === undefined ? {} : { boosts }),
+      signal,
+    });
+    const buildMs = Math.round(performance.now() - started);
+    const header = readHeader(bytes);
+    void status
+      .progress(jobId, { phase: 'store', percent: 80, count: header.docCount })
+      .catch(() => undefined);
+    // A cancelled or timed-out build publishes nothing.
+    signal.throwIfAborted();
+    const live = await store.publish(collection, version, bytes, {
+      documents: header.docCount,
+      terms: header.termCount,
+      builtAt: new Date().toISOString(),
+      buildMs,
+      jobId,
+    });
+    await Promise.all([status.completed(jobId, null, { version }), queueRedis.del(keys.inlineData(jobId))]);
+    return { collection, version, live, documents: header.docCount, buildMs };
+  }
+
+  return async function processIndex(
+    job: Job<IndexJobData>,
+    _token?: string,
+    bullSignal?: AbortSignal,
+  ): Promise<IndexJobResult> {
+    const control = jobSignal(bullSignal, config.indexTimeoutMs, 'index');
+    const jobId = job.id!;
+    const log = logger.child({ jobId, collection: job.data.collection, attempt: job.attemptsMade + 1 });
+    try {
+      const result = await attempt(job, jobId, control.signal);
+      log.info(result, 'index built');
+      return result;
+    } catch (error) {
+      throw await failAttempt(deps, job, control.signal.aborted ? control.signal.reason : error, log);
+    } finally {
+      control.dispose();
+    }
+  };
+}

@@ -1,0 +1,35 @@
+// What every processor does when an attempt fails: classify the error, record it in the status
+// record (final or retrying), drop the job's inline data when no retry follows, and tell BullMQ
+// whether retrying makes sense.
+import { type Job, UnrecoverableError } from 'bullmq';
+import { isQuarryError, QuarryError } from '../shared/errors.ts';
+import type { KeyScheme } from '../shared/keys.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Redis } from '../shared/redis.ts';
+import type { StatusStore } from '../shared/status.ts';
+
+export interface FailureDeps {
+  keys: KeyScheme;
+  queueRedis: Redis;
+  status: StatusStore;
+}
+
+/** Records the failure and returns the error to throw back to BullMQ. */
+export async function failAttempt(deps: FailureDeps, job: Job, error: unknown, log: Logger): Promise<Error> {
+  const jobId = job.id!;
+  const quarry = isQuarryError(error)
+    ? error
+    : new QuarryError('QUARRY_ERR_ENGINE', error instanceof Error ? error.message : String(error), {
+        cause: error,
+      });
+  const final = quarry.unrecoverable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  log.warn({ code: quarry.code, err: error, final }, 'job attempt failed');
+  try {
+    await deps.status.failed(jobId, { code: quarry.code, message: quarry.message }, final);
+    if (final) await deps.queueRedis.del(deps.keys.inlineData(jobId));
+  } catch (statusError) {
+    log.error({ err: statusError }, 'could not record the failure');
+  }
+  // UnrecoverableError tells BullMQ not to retry; the code travels in the message prefix.
+  return quarry.unrecoverable ? new UnrecoverableError(`${quarry.code}: ${quarry.message}`) : quarry;
+}
