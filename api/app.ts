@@ -11,6 +11,7 @@ import { sendError } from './errors.ts';
 import { RawJson } from './raw-json.ts';
 import { ResultCache } from './result-cache.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
+import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
 
 export interface AppDeps {
@@ -52,6 +53,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   aggregationRoutes(app, { client, results });
   indexRoutes(app, { client, registry });
+  eventRoutes(app, { client });
 
   app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', async (request) => {
     const { jobId } = request.params;

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type { ResultEnvelope } from '../shared/aggregation.ts';
 import { loadConfig } from '../shared/config.ts';
 import { isQuarryError } from '../shared/errors.ts';
-import type { JobEvent } from '../shared/status.ts';
+import type { JobEvent, JobStatus } from '../shared/status.ts';
 import { createQuarry, type QuarryClient } from './client.ts';
 
 const HELP = `quarry: enqueue and inspect Quarry jobs
@@ -15,6 +15,8 @@ Usage:
   quarry index <collection> <request.json | -> [--wait] [--timeout <ms>] [--json]
   quarry search <collection> <query...> [--k <n>] [--all] [--prefix] [--json]
   quarry status <jobId> [--json]
+  quarry watch <jobId> [--json]
+  quarry cancel <jobId> [--json]
   quarry result <resultKey> [--json]
 
 Options:
@@ -166,6 +168,27 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
       out(formatTable([{ name: 'rank' }, { name: 'id' }, { name: 'score' }, { name: 'fields' }], rows));
       err(`${result.total} matching · version ${result.version}`);
       return 0;
+    }
+    case 'watch': {
+      if (args.length !== 1) throw new UsageError('watch takes one job id');
+      let last: JobEvent | JobStatus | undefined;
+      for await (const event of client.watch(args[0]!)) {
+        last = event;
+        out(
+          flags.json
+            ? JSON.stringify(event)
+            : `${new Date().toISOString()}  ${event.state}  ${event.progress.phase} ${event.progress.percent}%${
+                event.error ? `  ${event.error.code}: ${event.error.message}` : ''
+              }`,
+        );
+      }
+      return last?.state === 'completed' ? 0 : 1;
+    }
+    case 'cancel': {
+      if (args.length !== 1) throw new UsageError('cancel takes one job id');
+      const status = await client.cancel(args[0]!);
+      out(flags.json ? JSON.stringify(status) : `${status.jobId}: ${status.state}`);
+      return status.state === 'cancelled' ? 0 : 1;
     }
     case 'status': {
       if (args.length !== 1) throw new UsageError('status takes one job id');

@@ -337,6 +337,44 @@ export class QuarryClient {
     });
   }
 
+  /**
+   * A job's changes as they happen: first its current status, then each event (progress and
+   * state), ending after the final state. Ends at once for a finished job; throws
+   * QUARRY_ERR_JOB_NOT_FOUND for an unknown one.
+   */
+  async *watch(jobId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent | JobStatus> {
+    const events = await this.#jobEvents();
+    const queue: JobEvent[] = [];
+    let wake: (() => void) | undefined;
+    const off = events.on(jobId, (event) => {
+      queue.push(event);
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    options.signal?.addEventListener('abort', onAbort);
+    try {
+      const status = await this.status(jobId);
+      if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
+      yield status;
+      if (isFinalState(status.state)) return;
+      while (!options.signal?.aborted) {
+        const event = queue.shift();
+        if (event === undefined) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = undefined;
+          continue;
+        }
+        yield event;
+        if (isFinalState(event.state)) return;
+      }
+    } finally {
+      off();
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
   async status(jobId: string): Promise<JobStatus | null> {
     if (!JOB_ID_PATTERN.test(jobId)) return null;
     return this.#status.get(jobId);

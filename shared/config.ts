@@ -44,6 +44,7 @@ const EnvSchema = z.object({
   QUARRY_AGGREGATE_TIMEOUT_MS: int(100, 24 * 3_600_000, 300_000),
   QUARRY_INDEX_TIMEOUT_MS: int(100, 24 * 3_600_000, 600_000),
   QUARRY_DUCKDB_THREADS: int(1, 1024, Math.max(1, os.availableParallelism())),
+  QUARRY_POLARS_THREADS: int(1, 64, 2),
   QUARRY_DUCKDB_MEMORY_LIMIT: z
     .string()
     .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'a size such as 2GB')
@@ -87,6 +88,8 @@ export interface QuarryConfig {
   readonly indexTimeoutMs: number;
   readonly duckdbThreads: number;
   readonly duckdbMemoryLimit: string | undefined;
+  /** Worker threads running Polars plans (Polars jobs computed at once per worker process). */
+  readonly polarsThreads: number;
   /** Where workers write inline datasets for the engines to read (tmpfs when available). */
   readonly spoolDir: string;
   readonly apiResultCacheBytes: number;
@@ -142,6 +145,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     indexTimeoutMs: e.QUARRY_INDEX_TIMEOUT_MS,
     duckdbThreads: e.QUARRY_DUCKDB_THREADS,
     duckdbMemoryLimit: e.QUARRY_DUCKDB_MEMORY_LIMIT,
+    polarsThreads: e.QUARRY_POLARS_THREADS,
     spoolDir: e.QUARRY_SPOOL_DIR === undefined ? defaultSpoolDir() : path.resolve(e.QUARRY_SPOOL_DIR),
     apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
   });

@@ -66,6 +66,10 @@ export function prepareInlineRecords(records: unknown, maxBytes: number): Inline
           bit = Number.isInteger(value) && value <= SAFE && value >= -SAFE ? 1 : 2;
           break;
         case 'string':
+          // A lone surrogate cannot be encoded as UTF-8: engines would each mangle it differently.
+          if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+            throw invalid(`${field}.${i}.${key}`, 'must be well-formed Unicode (no lone surrogates)');
+          }
           bit = 4;
           break;
         case 'boolean':

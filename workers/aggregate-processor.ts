@@ -4,7 +4,7 @@
 import { stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
-import type { AggregationJobData, ResultEnvelope } from '../shared/aggregation.ts';
+import type { AggregationJobData, EngineName, ResultEnvelope } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
 import { hashFile, resolveDataFile } from '../shared/datasets.ts';
 import { QuarryError } from '../shared/errors.ts';
@@ -12,7 +12,9 @@ import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Redis } from '../shared/redis.ts';
 import type { StatusStore } from '../shared/status.ts';
+import { chooseEngine } from './engines/choose.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
+import { serializeEnvelope } from './envelope.ts';
 import { jobSignal } from './job-control.ts';
 import { failAttempt } from './job-failure.ts';
 
@@ -24,7 +26,7 @@ export interface AggregateProcessorDeps {
   /** The cache Redis (results). */
   cacheRedis: Redis;
   status: StatusStore;
-  engines: { duckdb: AggregationEngine };
+  engines: Record<EngineName, AggregationEngine>;
   logger: Logger;
 }
 
@@ -100,7 +102,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       status.progress(jobId, { phase: 'compute', percent: 10 }).catch((err: unknown) => {
         logger.debug({ err, jobId }, 'progress update failed');
       });
-      const engine = engines.duckdb; // 'auto' and 'duckdb' both run DuckDB until Polars lands
+      const engine = engines[chooseEngine(spec)];
       const output = await engine.run({ spec, source, maxRows: config.maxResultRows, signal });
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const envelope: ResultEnvelope = {
@@ -112,7 +114,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         computedAt: new Date().toISOString(),
         durationMs,
       };
-      const bytes = JSON.stringify(envelope);
+      const bytes = await serializeEnvelope(envelope);
       if (bytes.length > config.maxResultBytes) {
         throw new QuarryError(
           'QUARRY_ERR_RESULT_TOO_LARGE',

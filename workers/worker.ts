@@ -17,6 +17,7 @@ import {
 import { StatusStore } from '../shared/status.ts';
 import { type AggregateJobResult, createAggregateProcessor } from './aggregate-processor.ts';
 import { createDuckDBEngine } from './engines/duckdb.ts';
+import { createPolarsEngine } from './engines/polars.ts';
 import { createIndexProcessor, type IndexJobResult } from './index-processor.ts';
 import { ControlListener } from './job-control.ts';
 
@@ -53,6 +54,11 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     dataDir: config.dataDir,
     spoolDir: config.spoolDir,
   });
+  const polars = createPolarsEngine({
+    threads: config.duckdbThreads,
+    poolSize: config.polarsThreads,
+    logger,
+  });
   const status = new StatusStore(queueRedis, keys, config.statusTtlS);
   const processor = createAggregateProcessor({
     config,
@@ -60,7 +66,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     queueRedis,
     cacheRedis,
     status,
-    engines: { duckdb },
+    engines: { duckdb, polars },
     logger,
   });
   const indexProcessor = createIndexProcessor({
@@ -129,6 +135,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
         for (const [name, step] of [
           ['control', () => control.close()],
           ['duckdb', () => duckdb.close()],
+          ['polars', () => polars.close()],
           ['bull connection', () => closeRedis(bullConnection)],
           ['cache redis', () => closeRedis(cacheRedis)],
           ['queue redis', () => closeRedis(queueRedis)],

@@ -195,6 +195,32 @@ describe('aggregations end to end', () => {
     assert.equal(bad.json().error.field, 'wait');
   });
 
+  test('GET /v1/jobs/:id/events streams status changes as SSE and ends with the final state', async () => {
+    const spec = flightsSpec({ records: records.slice(0, 2500) });
+    const handle = await sys.client.aggregate(spec);
+    const res = await sys.app.inject({ method: 'GET', url: `/v1/jobs/${handle.jobId}/events` });
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /text\/event-stream/);
+    const events = res.body
+      .trim()
+      .split('\n\n')
+      .map((block) => {
+        const [name, data] = block.split('\n');
+        return { name: name!.replace('event: ', ''), data: JSON.parse(data!.replace('data: ', '')) };
+      });
+    assert.equal(events[0]!.name, 'status');
+    assert.equal(events.at(-1)!.name, 'end');
+    assert.equal(events.at(-2)!.data.state, 'completed');
+    assert.equal(
+      (await sys.app.inject({ method: 'GET', url: '/v1/jobs/agg-nope0000/events' })).statusCode,
+      404,
+    );
+    // The SDK's iterator sees the same: a finished job yields its status and ends.
+    const seen = [];
+    for await (const e of sys.client.watch(handle.jobId)) seen.push(e.state);
+    assert.deepEqual(seen, ['completed']);
+  });
+
   test('20 identical concurrent requests share one computation', async () => {
     const spec = flightsSpec({ records: records.slice(0, 3000) });
     const responses = await Promise.all(

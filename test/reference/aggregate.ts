@@ -67,9 +67,9 @@ export function referenceAggregate(
   return { columns: resultColumns, rows: spec.limit === undefined ? rows : rows.slice(0, spec.limit) };
 }
 
-/** A missing key reads as null. */
+/** A missing key reads as null (and a key like "constructor" is not read from the prototype). */
 function cell(record: Row, column: string): Scalar {
-  const value = record[column];
+  const value = Object.hasOwn(record, column) ? record[column] : undefined;
   return value === undefined ? null : value;
 }
 

@@ -92,7 +92,12 @@ function compileMetric(m: Metric, params: Params): string {
       expr = `count(DISTINCT ${col})`;
       break;
     case 'quantile':
-      expr = `${m.method === 'nearest_rank' ? 'quantile_disc' : 'quantile_cont'}(${col}, ${params.add(m.q!)})`;
+      // nearest_rank needs ceil(q·n) exactly: as a double, q·n can land just above an integer
+      // (0.55 × 100 = 55.000000000000007), so q goes in as a DECIMAL(10,9), as the spec defines it.
+      expr =
+        m.method === 'nearest_rank'
+          ? `quantile_disc(${col}, CAST(${params.add(Math.round(m.q! * 1e9) / 1e9)} AS DECIMAL(10,9)))`
+          : `quantile_cont(${col}, ${params.add(m.q!)})`;
       break;
     default:
       expr = `${m.op}(${col})`;

@@ -3,7 +3,13 @@
 // connection per running job. Queries run on DuckDB's own threads (async), so the event loop
 // stays free while they compute.
 import { mkdirSync } from 'node:fs';
-import { DuckDBInstance, type DuckDBResultReader, DuckDBTypeId, structValue } from '@duckdb/node-api';
+import {
+  DuckDBInstance,
+  type DuckDBMaterializedResult,
+  DuckDBTypeId,
+  JSDuckDBValueConverter,
+  structValue,
+} from '@duckdb/node-api';
 import { checkSpecColumns, outputColumns } from '../../shared/aggregation.ts';
 import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
@@ -50,7 +56,11 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
   }
   let closed = false;
 
-  async function query(sql: string, params: SqlValue[], signal?: AbortSignal): Promise<DuckDBResultReader> {
+  async function query(
+    sql: string,
+    params: SqlValue[],
+    signal?: AbortSignal,
+  ): Promise<DuckDBMaterializedResult> {
     signal?.throwIfAborted();
     const connection = await instance.connect();
     // DuckDB clears a pending interrupt when a statement starts executing, so one call can land
@@ -62,7 +72,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     };
     signal?.addEventListener('abort', interrupt, { once: true });
     try {
-      return await connection.runAndReadAll(
+      return await connection.run(
         sql,
         params.map((p) => (typeof p === 'object' ? structValue(p) : p)),
       );
@@ -79,7 +89,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
   async function columnsOf(source: EngineSource): Promise<readonly ColumnInfo[]> {
     if (source.kind === 'inline') return source.columns;
     const { sql, params } = describeQuery(source);
-    let result: DuckDBResultReader;
+    let result: DuckDBMaterializedResult;
     try {
       result = await query(sql, params);
     } catch (cause) {
@@ -89,7 +99,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
         { field: 'dataset.path', cause },
       );
     }
-    return result.getRowObjectsJS().map((r) => ({
+    return (await toRows(result)).map((r) => ({
       name: String(r.column_name),
       type: columnTypeOf(String(r.column_type)),
     }));
@@ -102,7 +112,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       const columns = await columnsOf(input.source);
       checkSpecColumns(input.spec, columns);
       const { sql, params } = compileAggregation(input.spec, input.source, columns, input.maxRows + 1);
-      let result: DuckDBResultReader;
+      let result: DuckDBMaterializedResult;
       try {
         result = await query(sql, params, input.signal);
       } catch (cause) {
@@ -114,13 +124,13 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
           { cause },
         );
       }
-      if (result.currentRowCount > input.maxRows) {
+      if (result.rowCount > input.maxRows) {
         throw new QuarryError(
           'QUARRY_ERR_RESULT_TOO_LARGE',
           `the result has more than ${input.maxRows} rows (QUARRY_MAX_RESULT_ROWS); add a limit or group more coarsely`,
         );
       }
-      return { columns: outputColumns(input.spec, columns), rows: toRows(result) };
+      return { columns: outputColumns(input.spec, columns), rows: await toRows(result) };
     },
     async exportJsonArray(file: string, target: string) {
       if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
@@ -165,24 +175,33 @@ function columnTypeOf(duckType: string): ColumnType {
   return 'string';
 }
 
-/** Result rows as plain JSON values: bigints become numbers, dates ISO strings. */
-function toRows(result: DuckDBResultReader): Record<string, unknown>[] {
+/**
+ * Result rows as plain JSON values (bigints become numbers, dates ISO strings), converted one
+ * chunk (2,048 rows) at a time with a turn of the event loop between chunks, so a large result
+ * never blocks BullMQ's lock renewal for long.
+ */
+async function toRows(result: DuckDBMaterializedResult): Promise<Record<string, unknown>[]> {
   const names = result.columnNames();
   const typeIds = result.columnTypes().map((t) => t.typeId);
-  const columns = result.getColumnsJS();
-  const n = result.currentRowCount;
-  const rows: Record<string, unknown>[] = new Array(n);
-  for (let i = 0; i < n; i++) rows[i] = {};
-  for (let c = 0; c < names.length; c++) {
-    const name = names[c]!;
-    const values = columns[c]!;
-    const typeId = typeIds[c];
-    for (let i = 0; i < n; i++) {
-      let v: unknown = values[i];
-      if (typeof v === 'bigint') v = Number(v);
-      else if (v instanceof Date)
-        v = typeId === DuckDBTypeId.DATE ? v.toISOString().slice(0, 10) : v.toISOString();
-      rows[i]![name] = v;
+  const rows: Record<string, unknown>[] = [];
+  for (let c = 0; c < result.chunkCount; c++) {
+    if (c > 0) await new Promise((resolve) => setImmediate(resolve));
+    const chunk = result.getChunk(c);
+    const columns = chunk.convertColumns(JSDuckDBValueConverter);
+    const n = chunk.rowCount;
+    const base = rows.length;
+    for (let i = 0; i < n; i++) rows.push({});
+    for (let k = 0; k < names.length; k++) {
+      const name = names[k]!;
+      const values = columns[k]!;
+      const typeId = typeIds[k];
+      for (let i = 0; i < n; i++) {
+        let v: unknown = values[i];
+        if (typeof v === 'bigint') v = Number(v);
+        else if (v instanceof Date)
+          v = typeId === DuckDBTypeId.DATE ? v.toISOString().slice(0, 10) : v.toISOString();
+        rows[base + i]![name] = v;
+      }
     }
   }
   return rows;

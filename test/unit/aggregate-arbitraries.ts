@@ -1,0 +1,259 @@
+// fast-check generators for engine parity: small inline datasets that carry the awkward cases
+// (nulls, missing keys, all-null columns, duplicate group keys, unicode and control characters,
+// large and negative numbers, names that need quoting or mean something to JavaScript) and valid
+// specs over them (every filter op, every metric, both quantile methods, ordering, limits).
+import fc from 'fast-check';
+import { type AggregationSpecInput, defaultMetricName } from '../../shared/aggregation.ts';
+import type { ColumnInfo, ColumnType, Scalar } from '../../shared/datasets.ts';
+import { compareCodePoints } from '../../shared/hashing.ts';
+
+export type ColumnKind = 'int' | 'float' | 'string' | 'bool' | 'null';
+
+export interface GeneratedColumn {
+  readonly name: string;
+  readonly kind: ColumnKind;
+}
+
+export interface GeneratedDataset {
+  readonly columns: readonly GeneratedColumn[];
+  readonly records: Record<string, Scalar>[];
+}
+
+export interface ParityCase {
+  readonly dataset: GeneratedDataset;
+  /** The spec as a client writes it, dataset included. */
+  readonly spec: AggregationSpecInput;
+}
+
+const COLUMN_NAMES = ['g', 'h', 'v', 'w', 's', 'flag', 'ünï', 'a b', 'constructor', 'x"y', "it's", 'Ω'];
+
+const intValue: fc.Arbitrary<number> = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: -3, max: 3 }) }, // few distinct values: shared groups
+  { weight: 2, arbitrary: fc.integer({ min: -1_000_000, max: 1_000_000 }) },
+  // Large, but 40 of them still sum below 2^53.
+  { weight: 1, arbitrary: fc.constantFrom(2 ** 44, -(2 ** 44), 1e12 + 1, -999_999_999_999) },
+);
+
+/**
+ * Multiples of 2^-10 below 2^36: forty of them sum exactly in any order, so sums and means are
+ * the same to the bit whatever order an engine adds in. The parity tests check semantics; order
+ * of summation is the documented, tolerated difference.
+ */
+const floatValue: fc.Arbitrary<number> = fc.oneof(
+  { weight: 3, arbitrary: fc.integer({ min: -24, max: 24 }).map((k) => k / 8) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .double({ min: -(2 ** 36), max: 2 ** 36, noNaN: true, noDefaultInfinity: true })
+      .map((x) => Math.round(x * 1024) / 1024),
+  },
+  { weight: 1, arbitrary: fc.constantFrom(0.5, -0.25, 2 ** -10, 2 ** 35 + 0.5) },
+);
+
+const stringValue: fc.Arbitrary<string> = fc.oneof(
+  // Code point order differs from UTF-16 order and from collation: 'B' < 'a' < 'é' < '\uFFFD' < '😀'.
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom('a', 'b', 'B', 'ab', '', 'é', 'z', '😀', '\uFFFD', 'a b', ' a', 'Z'),
+  },
+  { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 6 }) }, // any code point, no lone surrogates
+);
+
+function valueOfKind(kind: ColumnKind): fc.Arbitrary<Scalar> {
+  switch (kind) {
+    case 'int':
+      return intValue;
+    case 'float':
+      return floatValue;
+    case 'string':
+      return stringValue;
+    case 'bool':
+      return fc.boolean();
+    case 'null':
+      return fc.constant(null);
+  }
+}
+
+const MISSING = Symbol('missing');
+
+function cell(kind: ColumnKind): fc.Arbitrary<Scalar | typeof MISSING> {
+  return fc.oneof(
+    { weight: 6, arbitrary: valueOfKind(kind) },
+    { weight: 1, arbitrary: fc.constant(null) },
+    { weight: 1, arbitrary: fc.constant(MISSING) },
+  );
+}
+
+export const datasetArb: fc.Arbitrary<GeneratedDataset> = fc
+  .uniqueArray(
+    fc.record({
+      name: fc.constantFrom(...COLUMN_NAMES),
+      kind: fc.constantFrom<ColumnKind>('int', 'int', 'float', 'string', 'string', 'bool', 'null'),
+    }),
+    { minLength: 1, maxLength: 5, selector: (c) => c.name },
+  )
+  .chain((columns) =>
+    fc.array(fc.tuple(...columns.map((c) => cell(c.kind))), { maxLength: 40 }).map((rows) => {
+      const records = rows.map((values) => {
+        const record: Record<string, Scalar> = {};
+        columns.forEach((c, i) => {
+          const v = values[i];
+          if (v !== MISSING && v !== undefined) record[c.name] = v;
+        });
+        return record;
+      });
+      // A column no record has would not exist at all: give it a null in the first record.
+      for (const c of columns) {
+        if (records.length > 0 && !records.some((r) => Object.hasOwn(r, c.name))) records[0]![c.name] = null;
+      }
+      return { columns, records };
+    }),
+  );
+
+const DECLARED: Record<ColumnKind, ColumnType> = {
+  int: 'integer',
+  float: 'float',
+  string: 'string',
+  bool: 'boolean',
+  null: 'null',
+};
+
+/**
+ * Column types for an empty dataset, which has none of its own: as a typed empty file would
+ * declare them. Non-empty datasets take theirs from prepareInlineRecords, as in production.
+ */
+export function declaredColumns(dataset: GeneratedDataset): ColumnInfo[] {
+  return dataset.columns
+    .map((c) => ({ name: c.name, type: DECLARED[c.kind] }))
+    .sort((a, b) => compareCodePoints(a.name, b.name));
+}
+
+const isNumeric = (kind: ColumnKind) => kind === 'int' || kind === 'float' || kind === 'null';
+
+/** A filter value for a column: mostly one the data holds, so filters keep some rows. */
+function filterValue(
+  dataset: GeneratedDataset,
+  column: GeneratedColumn,
+): fc.Arbitrary<string | number | boolean> {
+  // checkSpecColumns lets any value meet an all-null column; numbers stand in for all of them.
+  const fresh = (column.kind === 'null' ? intValue : valueOfKind(column.kind)) as fc.Arbitrary<
+    string | number | boolean
+  >;
+  const present = dataset.records
+    .map((r) => (Object.hasOwn(r, column.name) ? r[column.name] : null))
+    .filter((v): v is string | number | boolean => v !== null && v !== undefined);
+  return present.length === 0 ? fresh : fc.oneof(fc.constantFrom(...present), fresh);
+}
+
+type FilterInput = NonNullable<AggregationSpecInput['filters']>[number];
+
+function filterArb(dataset: GeneratedDataset): fc.Arbitrary<FilterInput> {
+  return fc.constantFrom(...dataset.columns).chain((column): fc.Arbitrary<FilterInput> => {
+    const value = filterValue(dataset, column);
+    return fc.oneof(
+      fc.record({
+        column: fc.constant(column.name),
+        op: fc.constantFrom(
+          'eq' as const,
+          'ne' as const,
+          'gt' as const,
+          'gte' as const,
+          'lt' as const,
+          'lte' as const,
+        ),
+        value,
+      }),
+      fc.record({
+        column: fc.constant(column.name),
+        op: fc.constant('in' as const),
+        value: fc.array(value, { minLength: 1, maxLength: 4 }),
+      }),
+      fc.record({
+        column: fc.constant(column.name),
+        op: fc.constant('between' as const),
+        value: fc.tuple(value, value),
+      }),
+      fc.record({
+        column: fc.constant(column.name),
+        op: fc.constantFrom('is_null' as const, 'not_null' as const),
+      }),
+    );
+  });
+}
+
+type MetricInput = AggregationSpecInput['metrics'][number];
+
+/**
+ * Fractions whose products with small counts land on or near whole numbers in binary floating
+ * point, any 9-place fraction (nearest_rank takes q to 9 places), and any double in [0, 1]
+ * (subnormals included: they found a Polars rounding issue).
+ */
+const quantileQ = fc.oneof(
+  fc.constantFrom(0, 0.1, 0.2, 0.25, 0.3, 0.5, 0.55, 0.7, 0.9, 0.95, 0.999, 1),
+  fc.integer({ min: 0, max: 1_000_000_000 }).map((k) => k / 1e9),
+  fc.double({ min: 0, max: 1, noNaN: true }),
+);
+
+function metricArb(dataset: GeneratedDataset): fc.Arbitrary<MetricInput> {
+  const numeric = dataset.columns.filter((c) => isNumeric(c.kind)).map((c) => c.name);
+  const any = dataset.columns.map((c) => c.name);
+  const options: fc.Arbitrary<MetricInput>[] = [
+    fc.constant({ op: 'count' as const }),
+    fc.record({
+      op: fc.constantFrom('count' as const, 'min' as const, 'max' as const, 'count_distinct' as const),
+      column: fc.constantFrom(...any),
+    }),
+  ];
+  if (numeric.length > 0) {
+    options.push(
+      fc.record({ op: fc.constantFrom('sum' as const, 'avg' as const), column: fc.constantFrom(...numeric) }),
+      fc.record({
+        op: fc.constant('quantile' as const),
+        column: fc.constantFrom(...numeric),
+        q: quantileQ,
+        method: fc.constantFrom('linear' as const, 'nearest_rank' as const),
+      }),
+    );
+  }
+  return fc.oneof(...options);
+}
+
+export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpecInput> {
+  const names = dataset.columns.map((c) => c.name);
+  return fc
+    .record({
+      filters: fc.array(filterArb(dataset), { maxLength: 2 }),
+      groupBy: fc.shuffledSubarray(names, { maxLength: Math.min(2, names.length) }),
+      metrics: fc.array(metricArb(dataset), { minLength: 1, maxLength: 4 }),
+      limit: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
+      orderSeed: fc.array(fc.tuple(fc.nat(), fc.boolean()), { maxLength: 2 }),
+    })
+    .map(({ filters, groupBy, metrics, limit, orderSeed }) => {
+      // Default names where they are free, else a distinct `as`: the parser rejects duplicates.
+      const outputs = [...groupBy];
+      const named = metrics.map((m, i) => {
+        const name = defaultMetricName(m);
+        const as = outputs.includes(name) ? `m${i}` : undefined;
+        outputs.push(as ?? name);
+        return as === undefined ? m : { ...m, as };
+      });
+      const orderBy: { column: string; direction: 'asc' | 'desc' }[] = [];
+      for (const [pick, desc] of orderSeed) {
+        const column = outputs[pick % outputs.length]!;
+        if (!orderBy.some((o) => o.column === column))
+          orderBy.push({ column, direction: desc ? 'desc' : 'asc' });
+      }
+      return {
+        dataset: { records: dataset.records },
+        filters,
+        groupBy,
+        metrics: named,
+        orderBy,
+        ...(limit === undefined ? {} : { limit }),
+      };
+    });
+}
+
+export const parityCaseArb: fc.Arbitrary<ParityCase> = datasetArb.chain((dataset) =>
+  specArb(dataset).map((spec) => ({ dataset, spec })),
+);
