@@ -4,17 +4,23 @@ import { parseArgs } from 'node:util';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { iterations: { type: 'string', default: '200' } },
+  options: {
+    iterations: { type: 'string', default: '200' },
+    scale: { type: 'string', default: '1' },
+  },
 });
 const name = positionals[0];
 const iterations = Number(values.iterations);
 
 const benches: Record<string, () => Promise<void>> = {
   'aggregate-5k': async () => (await import('./aggregate-5k.ts')).runAggregate5k({ iterations }),
+  engines: async () => (await import('./engines.ts')).runEngines({ scale: Number(values.scale) }),
 };
 
 if (name === undefined || benches[name] === undefined) {
-  console.error(`usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N]`);
+  console.error(
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F)]`,
+  );
   process.exit(2);
 }
 await benches[name]();
