@@ -2,17 +2,29 @@
 // inject(). Every body is JSON kept as bytes; every error is Quarry's error body.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { QuarryClient } from '../producers/client.ts';
-import type { QuarryConfig } from '../shared/config.ts';
+import type { ApiScope, QuarryConfig } from '../shared/config.ts';
 import { QuarryError } from '../shared/errors.ts';
 import type { IndexRegistry } from '../shared/index-registry.ts';
 import { JOB_ID_PATTERN } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
+import { Authenticator } from './auth.ts';
 import { sendError } from './errors.ts';
 import { RawJson } from './raw-json.ts';
 import { ResultCache } from './result-cache.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
 import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The client acting for the request's tenant (the API's own when keys are off). */
+    quarry: QuarryClient;
+  }
+  interface FastifyContextConfig {
+    /** What an API key needs for the route; `public` needs no key. Default `read`. */
+    scope?: ApiScope | 'public';
+  }
+}
 
 export interface AppDeps {
   config: QuarryConfig;
@@ -39,6 +51,22 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done(null, new RawJson(body as Buffer));
   });
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
+
+  // Who is asking, and for which tenant: every route reads through request.quarry.
+  const auth = new Authenticator(config.apiKeys, {
+    perSecond: config.rateLimitPerSecond,
+    burst: config.rateLimitBurst,
+  });
+  app.decorateRequest('quarry', null as unknown as QuarryClient);
+  app.addHook('onRequest', async (request) => {
+    const scope = request.routeOptions.config.scope ?? 'read';
+    if (!auth.enabled || scope === 'public') {
+      request.quarry = client;
+      return;
+    }
+    const principal = auth.authenticate(request.headers.authorization, scope);
+    request.quarry = client.forTenant(principal.tenant);
+  });
   app.setNotFoundHandler((request, reply) =>
     sendError(
       new QuarryError('QUARRY_ERR_NOT_FOUND', `no route ${request.method} ${request.url}`),
@@ -51,26 +79,30 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     maxBytes: config.apiResultCacheBytes,
     ttlMs: Math.min(config.resultTtlS, 300) * 1000,
   });
-  aggregationRoutes(app, { client, results });
+  aggregationRoutes(app, { results });
   indexRoutes(app, { client, registry });
-  eventRoutes(app, { client });
+  eventRoutes(app);
 
   app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', async (request) => {
     const { jobId } = request.params;
-    const status = JOB_ID_PATTERN.test(jobId) ? await client.status(jobId) : null;
+    const status = JOB_ID_PATTERN.test(jobId) ? await request.quarry.status(jobId) : null;
     if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
     return status;
   });
 
-  app.delete<{ Params: { jobId: string } }>('/v1/jobs/:jobId', async (request) => {
-    const { jobId } = request.params;
-    if (!JOB_ID_PATTERN.test(jobId)) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
-    return client.cancel(jobId);
-  });
+  app.delete<{ Params: { jobId: string } }>(
+    '/v1/jobs/:jobId',
+    { config: { scope: 'enqueue' } },
+    async (request) => {
+      const { jobId } = request.params;
+      if (!JOB_ID_PATTERN.test(jobId)) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
+      return request.quarry.cancel(jobId);
+    },
+  );
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { scope: 'public' } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { config: { scope: 'public' } }, async (_request, reply) => {
     const redis = await client.ping();
     const ready = redis.queue && redis.cache;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', redis });

@@ -69,6 +69,7 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
     });
   }
   if (quarry.status >= 500) request.log.warn({ err: error, code: quarry.code }, 'request failed');
-  if (quarry.code === 'QUARRY_ERR_REDIS_UNAVAILABLE') reply.header('retry-after', '1');
+  if (quarry.retryAfterS !== undefined) reply.header('retry-after', String(quarry.retryAfterS));
+  else if (quarry.code === 'QUARRY_ERR_REDIS_UNAVAILABLE') reply.header('retry-after', '1');
   return reply.code(quarry.status).send(quarry.toJSON());
 }

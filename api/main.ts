@@ -6,9 +6,23 @@ import { createLogger } from '../shared/logger.ts';
 import { warnAboutRoles } from '../shared/redis.ts';
 import { buildApp } from './app.ts';
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 const config = loadConfig();
 const logger = createLogger({ level: config.logLevel, name: 'quarry-api' });
 warnAboutRoles(config, logger);
+if (config.apiKeys.length === 0) {
+  if (!isLoopback(config.apiHost)) {
+    logger.fatal(
+      { host: config.apiHost },
+      'refusing to serve without API keys on a non-loopback address: set QUARRY_API_KEYS, or QUARRY_API_HOST=127.0.0.1',
+    );
+    process.exit(1);
+  }
+  logger.warn('no QUARRY_API_KEYS: the API is open to anyone who can reach this loopback address');
+}
 const client = createQuarry({ config, logger, failFast: true });
 await client.ready();
 const app = buildApp({ config, client, registry: await client.indexRegistry(), logger });

@@ -32,6 +32,7 @@ import {
   keyScheme,
   QUEUE_NAMES,
   RESULT_KEY_PATTERN,
+  TENANT_PATTERN,
 } from '../shared/keys.ts';
 import { type Logger, silentLogger } from '../shared/logger.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
@@ -40,6 +41,11 @@ import { isFinalState, type JobEvent, type JobStatus, StatusStore } from '../sha
 import { JobEvents } from './job-events.ts';
 
 export interface QuarryOptions {
+  /**
+   * The tenant this client acts for (see QUARRY_API_KEYS): its jobs, results and collections
+   * live under the tenant's keys. Default: none (a single-tenant deployment).
+   */
+  tenant?: string;
   /** Configuration; default: parsed from `env`. */
   config?: QuarryConfig;
   /** Environment to parse when `config` is not given; default: process.env. */
@@ -86,9 +92,57 @@ export interface IndexHandle {
 
 const DEFAULT_WAIT_MS = 30_000;
 
+/** What every tenant view of one client shares: connections and queues. */
+interface ClientCore {
+  readonly config: QuarryConfig;
+  readonly logger: Logger;
+  readonly queueRedis: Redis;
+  readonly cacheRedis: Redis;
+  readonly aggregateQueue: Queue;
+  readonly indexQueue: Queue;
+  readonly views: Map<string, QuarryClient>;
+}
+
+function createCore(options: QuarryOptions): ClientCore {
+  const config = options.config ?? loadConfig(options.env);
+  const logger = options.logger ?? silentLogger();
+  const failFast = options.failFast ?? false;
+  const queueRedis = createRoleConnection(config, 'queue', { failFast });
+  const cacheRedis = createRoleConnection(config, 'cache', { failFast });
+  for (const [role, redis] of [
+    ['queue', queueRedis],
+    ['cache', cacheRedis],
+  ] as const) {
+    redis.on('error', (err) => logger.warn({ err, role }, 'redis connection error'));
+  }
+  const queue = (name: string) => {
+    const q = new Queue(name, {
+      connection: queueRedis,
+      prefix: config.prefix,
+      streams: { events: { maxLen: 1000 } },
+    });
+    q.on('error', (err) => logger.warn({ err, queue: name }, 'queue error'));
+    return q;
+  };
+  return {
+    config,
+    logger,
+    queueRedis,
+    cacheRedis,
+    aggregateQueue: queue(QUEUE_NAMES.aggregate),
+    indexQueue: queue(QUEUE_NAMES.index),
+    views: new Map(),
+  };
+}
+
 export class QuarryClient {
   readonly config: QuarryConfig;
   readonly keys: KeyScheme;
+  /** The tenant this client acts for, if any. */
+  readonly tenant: string | undefined;
+  readonly #core: ClientCore;
+  /** True for the client that owns the connections (not a tenant view). */
+  readonly #owner: boolean;
   readonly #logger: Logger;
   readonly #queueRedis: Redis;
   readonly #cacheRedis: Redis;
@@ -97,37 +151,47 @@ export class QuarryClient {
   readonly #status: StatusStore;
   readonly #indexStore: IndexStore;
   #registry: IndexRegistry | undefined;
+  #registryReady = false;
   #events: JobEvents | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(options: QuarryOptions = {}) {
-    this.config = options.config ?? loadConfig(options.env);
-    this.keys = keyScheme(this.config.prefix);
-    this.#logger = options.logger ?? silentLogger();
-    const failFast = options.failFast ?? false;
-    this.#queueRedis = createRoleConnection(this.config, 'queue', { failFast });
-    this.#cacheRedis = createRoleConnection(this.config, 'cache', { failFast });
-    for (const [role, redis] of [
-      ['queue', this.#queueRedis],
-      ['cache', this.#cacheRedis],
-    ] as const) {
-      redis.on('error', (err) => this.#logger.warn({ err, role }, 'redis connection error'));
+  constructor(options: QuarryOptions = {}, core?: ClientCore) {
+    this.#owner = core === undefined;
+    this.#core = core ?? createCore(options);
+    this.config = this.#core.config;
+    if (options.tenant !== undefined && !TENANT_PATTERN.test(options.tenant)) {
+      throw new QuarryError(
+        'QUARRY_ERR_CONFIG',
+        `tenant: "${options.tenant}" is not 1-64 letters, digits, - or _`,
+        {
+          field: 'tenant',
+        },
+      );
     }
-    this.#aggregateQueue = new Queue(QUEUE_NAMES.aggregate, {
-      connection: this.#queueRedis,
-      prefix: this.config.prefix,
-      streams: { events: { maxLen: 1000 } },
-    });
-    this.#indexQueue = new Queue(QUEUE_NAMES.index, {
-      connection: this.#queueRedis,
-      prefix: this.config.prefix,
-      streams: { events: { maxLen: 1000 } },
-    });
-    for (const queue of [this.#aggregateQueue, this.#indexQueue]) {
-      queue.on('error', (err) => this.#logger.warn({ err, queue: queue.name }, 'queue error'));
-    }
+    this.tenant = options.tenant;
+    this.keys = keyScheme(this.config.prefix, this.tenant);
+    this.#logger = this.#core.logger;
+    this.#queueRedis = this.#core.queueRedis;
+    this.#cacheRedis = this.#core.cacheRedis;
+    this.#aggregateQueue = this.#core.aggregateQueue;
+    this.#indexQueue = this.#core.indexQueue;
     this.#status = new StatusStore(this.#queueRedis, this.keys, this.config.statusTtlS);
     this.#indexStore = new IndexStore(this.#queueRedis, this.keys, { graceS: this.config.indexGraceS });
+  }
+
+  /**
+   * The same client acting for `tenant`: shares the connections, sees only that tenant's jobs,
+   * results and collections. Views are cached; closing the owning client closes them.
+   */
+  forTenant(tenant: string | undefined): QuarryClient {
+    if (tenant === this.tenant) return this;
+    const key = tenant ?? '';
+    let view = this.#core.views.get(key);
+    if (view === undefined) {
+      view = new QuarryClient({ ...(tenant === undefined ? {} : { tenant }) }, this.#core);
+      this.#core.views.set(key, view);
+    }
+    return view;
   }
 
   /** Validates a spec and gives it its content address, without touching Redis. */
@@ -135,7 +199,7 @@ export class QuarryClient {
     const parsed = parseAggregation(input, this.config);
     if (parsed.dataset.kind === 'inline') {
       checkSpecColumns(parsed.spec, parsed.dataset.data.columns);
-      return addressAggregation(parsed);
+      return addressAggregation(parsed, undefined, this.tenant);
     }
     const file = await fingerprintFile(
       this.config.dataDir,
@@ -143,7 +207,7 @@ export class QuarryClient {
       parsed.dataset.format,
       parsed.dataset.fingerprint,
     );
-    return addressAggregation(parsed, file);
+    return addressAggregation(parsed, file, this.tenant);
   }
 
   /** Enqueues an aggregation unless its result is cached. */
@@ -155,7 +219,12 @@ export class QuarryClient {
   async submitAddressed(job: AddressedAggregation): Promise<Submission> {
     const cachedBytes = await this.#cacheRedis.getBuffer(this.keys.result(job.resultKey));
     if (cachedBytes !== null) return { jobId: job.jobId, resultKey: job.resultKey, cachedBytes };
-    const data: AggregationJobData = { v: 1, resultKey: job.resultKey, spec: job.spec };
+    const data: AggregationJobData = {
+      v: 1,
+      resultKey: job.resultKey,
+      spec: job.spec,
+      ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
+    };
     // Data first, then the status record, then the job: a worker that picks the job up finds both.
     const writes: Promise<unknown>[] = [];
     if (job.inlineJson !== undefined) {
@@ -213,7 +282,10 @@ export class QuarryClient {
       );
     }
     await Promise.all(writes);
-    const data: IndexJobData = parsed.job;
+    const data: IndexJobData = {
+      ...parsed.job,
+      ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
+    };
     await this.#indexQueue.add(QUEUE_NAMES.index, data, {
       jobId,
       attempts: this.config.jobAttempts,
@@ -264,6 +336,11 @@ export class QuarryClient {
     return { ...searchIndex(loaded.index, query, options), version: loaded.version };
   }
 
+  /** The registry once started (synchronously, for hot paths); undefined before. */
+  loadedRegistry(): IndexRegistry | undefined {
+    return this.#registryReady ? this.#registry : undefined;
+  }
+
   async indexRegistry(): Promise<IndexRegistry> {
     if (this.#registry === undefined) {
       const subscriber = createRoleConnection(this.config, 'queue', {
@@ -274,6 +351,7 @@ export class QuarryClient {
       this.#registry = new IndexRegistry(this.#indexStore, subscriber, this.keys, this.#logger);
     }
     await this.#registry.start();
+    this.#registryReady = true;
     return this.#registry;
   }
 
@@ -467,14 +545,21 @@ export class QuarryClient {
   /** Closes every connection; safe to call twice. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const steps: [string, () => Promise<unknown>][] = [
+      const own: [string, () => Promise<unknown>][] = [
         ['events', async () => this.#events?.close()],
         ['indexes', async () => this.#registry?.close()],
-        ['aggregate queue', () => this.#aggregateQueue.close()],
-        ['index queue', () => this.#indexQueue.close()],
-        ['queue redis', () => closeRedis(this.#queueRedis)],
-        ['cache redis', () => closeRedis(this.#cacheRedis)],
       ];
+      // A tenant view owns only its subscriptions; the owner closes views, then the connections.
+      const steps: [string, () => Promise<unknown>][] = !this.#owner
+        ? own
+        : [
+            ['tenant views', () => Promise.all([...this.#core.views.values()].map((v) => v.close()))],
+            ...own,
+            ['aggregate queue', () => this.#aggregateQueue.close()],
+            ['index queue', () => this.#indexQueue.close()],
+            ['queue redis', () => closeRedis(this.#queueRedis)],
+            ['cache redis', () => closeRedis(this.#cacheRedis)],
+          ];
       for (const [name, step] of steps) {
         try {
           await step();

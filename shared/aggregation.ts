@@ -102,6 +102,8 @@ export interface AggregationJobData {
   readonly v: 1;
   readonly resultKey: string;
   readonly spec: AggregationSpec;
+  /** The tenant that owns the job (its keys live under the tenant's prefix). */
+  readonly tenant?: string;
 }
 
 export interface ResultColumn {
@@ -239,12 +241,18 @@ export interface AddressedAggregation {
 }
 
 /**
- * resultKey = SHA-256 (first 128 bits) of a version tag, the canonical normalized spec and the
- * dataset fingerprint (inline: the canonical records; file: path, format, size and mtime).
+ * resultKey = SHA-256 (first 128 bits) of a version tag, the tenant (if any), the canonical
+ * normalized spec and the dataset fingerprint (inline: the canonical records; file: path, format, size and mtime).
  */
-export function addressAggregation(parsed: ParsedAggregation, file?: FileFingerprint): AddressedAggregation {
+export function addressAggregation(
+  parsed: ParsedAggregation,
+  file?: FileFingerprint,
+  tenant?: string,
+): AddressedAggregation {
   let dataset: DatasetRef;
   const hash = new ContentHash().update('quarry/aggregate/v1\n');
+  // Job ids derive from result keys and BullMQ's queue is shared: tenants must never share one.
+  if (tenant !== undefined) hash.update(`tenant ${tenant}\n`);
   if (parsed.dataset.kind === 'inline') {
     const { rows, columns, json } = parsed.dataset.data;
     dataset = { kind: 'inline', rows, columns };

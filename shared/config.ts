@@ -14,6 +14,36 @@ const redisUrl = z
   .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
   .refine((value) => URL.canParse(value), 'must be a valid URL');
 
+export const API_SCOPES = ['enqueue', 'read', 'admin'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+export interface ApiKey {
+  readonly key: string;
+  readonly tenant: string;
+  readonly scopes: readonly ApiScope[];
+}
+
+const ApiKeysSchema = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON: [{"key","tenant","scopes"}]' });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z
+      .array(
+        z.strictObject({
+          key: z.string().min(16, 'keys need at least 16 characters').max(512),
+          tenant: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tenant: 1-64 letters, digits, - or _'),
+          scopes: z.array(z.enum(API_SCOPES)).min(1),
+        }),
+      )
+      .refine((keys) => new Set(keys.map((k) => k.key)).size === keys.length, 'keys must be distinct'),
+  );
+
 const EnvSchema = z.object({
   QUARRY_QUEUE_REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   QUARRY_CACHE_REDIS_URL: redisUrl.optional(),
@@ -51,6 +81,9 @@ const EnvSchema = z.object({
     .optional(),
   QUARRY_SPOOL_DIR: z.string().min(1).optional(),
   QUARRY_API_RESULT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 64 * 1024 ** 2),
+  QUARRY_API_KEYS: ApiKeysSchema.optional(),
+  QUARRY_RATE_LIMIT_RPS: int(0, 1_000_000, 200),
+  QUARRY_RATE_LIMIT_BURST: int(1, 1_000_000, 400),
 });
 
 export interface QuarryConfig {
@@ -93,6 +126,11 @@ export interface QuarryConfig {
   /** Where workers write inline datasets for the engines to read (tmpfs when available). */
   readonly spoolDir: string;
   readonly apiResultCacheBytes: number;
+  /** API keys; empty means single-tenant and unauthenticated (loopback only). */
+  readonly apiKeys: readonly ApiKey[];
+  /** Requests per second per API key (0 = unlimited), and the burst allowed. */
+  readonly rateLimitPerSecond: number;
+  readonly rateLimitBurst: number;
 }
 
 /** The variable names the schema knows: the compose-file check and the README table use it. */
@@ -148,5 +186,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     polarsThreads: e.QUARRY_POLARS_THREADS,
     spoolDir: e.QUARRY_SPOOL_DIR === undefined ? defaultSpoolDir() : path.resolve(e.QUARRY_SPOOL_DIR),
     apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
+    apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),
+    rateLimitPerSecond: e.QUARRY_RATE_LIMIT_RPS,
+    rateLimitBurst: e.QUARRY_RATE_LIMIT_BURST,
   });
 }

@@ -49,6 +49,9 @@ export const ERRORS = {
   QUARRY_ERR_INDEX_NOT_FOUND: def(404, true, 'No index exists for this collection.'),
   QUARRY_ERR_JOB_CANCELLED: def(409, true, 'The job was cancelled.'),
   QUARRY_ERR_JOB_TIMEOUT: def(504, true, "The job ran past its type's hard timeout and was stopped."),
+  QUARRY_ERR_UNAUTHORIZED: def(401, true, 'No valid API key was presented.'),
+  QUARRY_ERR_FORBIDDEN: def(403, true, "The API key lacks the route's scope."),
+  QUARRY_ERR_RATE_LIMITED: def(429, false, "The API key's request rate limit was reached."),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
   QUARRY_ERR_REDIS_UNAVAILABLE: def(503, false, 'A Redis server Quarry depends on is not reachable.'),
   QUARRY_ERR_CONFIG: def(500, true, 'The configuration (environment) is invalid.'),
@@ -61,17 +64,21 @@ export interface QuarryErrorOptions {
   /** The input field at fault, as a dotted path (`metrics.0.column`). */
   field?: string;
   cause?: unknown;
+  /** For 429 and 503: when a retry makes sense (the API sends it as Retry-After). */
+  retryAfterS?: number;
 }
 
 export class QuarryError extends Error {
   override readonly name = 'QuarryError';
   readonly code: ErrorCode;
   readonly field: string | undefined;
+  readonly retryAfterS: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: QuarryErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.field = options.field;
+    this.retryAfterS = options.retryAfterS;
   }
 
   get status(): number {

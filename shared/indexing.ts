@@ -39,6 +39,8 @@ export type IndexSource =
 /** What the BullMQ job carries; inline documents travel beside it under keys.inlineData(jobId). */
 export interface IndexJobData {
   readonly v: 1;
+  /** The tenant that owns the collection. */
+  readonly tenant?: string;
   readonly collection: string;
   readonly idField: string;
   readonly fields: readonly string[];

@@ -25,8 +25,13 @@ export const RESULT_KEY_PATTERN = /^[0-9a-f]{32}$/;
 /** A job id: a kind tag and a result key (aggregations) or a unique suffix (index builds). */
 export const JOB_ID_PATTERN = /^(agg|idx)-[0-9a-z_-]{8,100}$/;
 
+/** Tenant names (from QUARRY_API_KEYS): they become part of keys. */
+export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
 export interface KeyScheme {
   readonly prefix: string;
+  /** The tenant whose keys these are; undefined for the default (no API keys configured). */
+  readonly tenant: string | undefined;
   status(jobId: string): string;
   inlineData(jobId: string): string;
   result(resultKey: string): string;
@@ -41,21 +46,28 @@ export interface KeyScheme {
   readonly indexEventsChannel: string;
 }
 
-export function keyScheme(prefix: string): KeyScheme {
+/**
+ * The keys of one tenant: a tenant's jobs, data, results and indexes live under
+ * `<prefix>:t:<tenant>:…`, so no key of one tenant can name another's. BullMQ's queues and the
+ * control channel are shared (`<prefix>:…`). Without a tenant, everything is `<prefix>:…`.
+ */
+export function keyScheme(prefix: string, tenant?: string): KeyScheme {
+  const p = tenant === undefined ? prefix : `${prefix}:t:${tenant}`;
   return Object.freeze({
     prefix,
-    status: (jobId: string) => `${prefix}:job:${jobId}`,
-    inlineData: (jobId: string) => `${prefix}:data:${jobId}`,
-    result: (resultKey: string) => `${prefix}:result:${resultKey}`,
-    eventsChannel: `${prefix}:events`,
+    tenant,
+    status: (jobId: string) => `${p}:job:${jobId}`,
+    inlineData: (jobId: string) => `${p}:data:${jobId}`,
+    result: (resultKey: string) => `${p}:result:${resultKey}`,
+    eventsChannel: `${p}:events`,
     controlChannel: `${prefix}:control`,
-    cancelFlag: (jobId: string) => `${prefix}:cancel:${jobId}`,
-    indexSeq: (c: string) => `${prefix}:index:${c}:seq`,
-    indexCurrent: (c: string) => `${prefix}:index:${c}:current`,
-    indexMeta: (c: string, v: number) => `${prefix}:index:${c}:v${v}`,
-    indexChunk: (c: string, v: number, i: number) => `${prefix}:index:${c}:v${v}:${i}`,
-    indexes: `${prefix}:indexes`,
-    indexEventsChannel: `${prefix}:index-events`,
+    cancelFlag: (jobId: string) => `${p}:cancel:${jobId}`,
+    indexSeq: (c: string) => `${p}:index:${c}:seq`,
+    indexCurrent: (c: string) => `${p}:index:${c}:current`,
+    indexMeta: (c: string, v: number) => `${p}:index:${c}:v${v}`,
+    indexChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:${i}`,
+    indexes: `${p}:indexes`,
+    indexEventsChannel: `${p}:index-events`,
   });
 }
 

@@ -8,24 +8,21 @@ import type { AggregationJobData, EngineName, ResultEnvelope } from '../shared/a
 import type { QuarryConfig } from '../shared/config.ts';
 import { hashFile, resolveDataFile } from '../shared/datasets.ts';
 import { QuarryError } from '../shared/errors.ts';
-import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Redis } from '../shared/redis.ts';
-import type { StatusStore } from '../shared/status.ts';
 import { chooseEngine } from './engines/choose.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
 import { serializeEnvelope } from './envelope.ts';
 import { jobSignal } from './job-control.ts';
 import { failAttempt } from './job-failure.ts';
+import { type JobScope, jobScope } from './job-scope.ts';
 
 export interface AggregateProcessorDeps {
   config: QuarryConfig;
-  keys: KeyScheme;
-  /** The queue Redis (inline data). */
+  /** The queue Redis (status records, inline data). */
   queueRedis: Redis;
   /** The cache Redis (results). */
   cacheRedis: Redis;
-  status: StatusStore;
   engines: Record<EngineName, AggregationEngine>;
   logger: Logger;
 }
@@ -39,13 +36,18 @@ export interface AggregateJobResult {
 }
 
 export function createAggregateProcessor(deps: AggregateProcessorDeps) {
-  const { config, keys, queueRedis, cacheRedis, status, engines, logger } = deps;
+  const { config, queueRedis, cacheRedis, engines, logger } = deps;
 
   async function attempt(
     job: Job<AggregationJobData>,
     jobId: string,
     signal: AbortSignal,
+    scope: JobScope,
   ): Promise<AggregateJobResult> {
+    const { keys, status } = scope;
+    const finish = async (jobId: string, resultKey: string) => {
+      await Promise.all([status.completed(jobId, resultKey), queueRedis.del(keys.inlineData(jobId))]);
+    };
     const { resultKey, spec } = job.data;
     const resultKeyName = keys.result(resultKey);
     // Two servers, three questions, two round trips at once.
@@ -131,10 +133,6 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     }
   }
 
-  async function finish(jobId: string, resultKey: string): Promise<void> {
-    await Promise.all([status.completed(jobId, resultKey), queueRedis.del(keys.inlineData(jobId))]);
-  }
-
   return async function processAggregate(
     job: Job<AggregationJobData>,
     _token?: string,
@@ -142,16 +140,22 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
   ): Promise<AggregateJobResult> {
     const control = jobSignal(bullSignal, config.aggregateTimeoutMs, 'aggregate');
     const jobId = job.id!;
-    const log = logger.child({ jobId, attempt: job.attemptsMade + 1 });
+    const log = logger.child({ jobId, attempt: job.attemptsMade + 1, tenant: job.data.tenant });
+    const scope = jobScope(config, queueRedis, job.data.tenant);
     try {
-      const result = await attempt(job, jobId, control.signal);
+      const result = await attempt(job, jobId, control.signal, scope);
       log.info(
         { reused: result.reused, rows: result.rowCount, durationMs: result.durationMs },
         'aggregation done',
       );
       return result;
     } catch (error) {
-      throw await failAttempt(deps, job, control.signal.aborted ? control.signal.reason : error, log);
+      throw await failAttempt(
+        { ...scope, queueRedis },
+        job,
+        control.signal.aborted ? control.signal.reason : error,
+        log,
+      );
     } finally {
       control.dispose();
     }

@@ -7,24 +7,21 @@ import type { Job } from 'bullmq';
 import type { QuarryConfig } from '../shared/config.ts';
 import { resolveDataFile } from '../shared/datasets.ts';
 import { QuarryError } from '../shared/errors.ts';
-import type { IndexStore } from '../shared/index-store.ts';
+import { IndexStore } from '../shared/index-store.ts';
 import type { IndexJobData } from '../shared/indexing.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Redis } from '../shared/redis.ts';
 import { readHeader } from '../shared/search/index.ts';
-import type { StatusStore } from '../shared/status.ts';
 import type { DuckDBEngine } from './engines/duckdb.ts';
 import { buildIndexInThread } from './index-build-thread.ts';
 import { jobSignal } from './job-control.ts';
 import { failAttempt } from './job-failure.ts';
+import { type JobScope, jobScope } from './job-scope.ts';
 
 export interface IndexProcessorDeps {
   config: QuarryConfig;
-  keys: KeyScheme;
   queueRedis: Redis;
-  status: StatusStore;
-  store: IndexStore;
   duckdb: DuckDBEngine;
   logger: Logger;
 }
@@ -60,9 +57,9 @@ export function ndjsonToArray(text: Buffer): Buffer {
 }
 
 export function createIndexProcessor(deps: IndexProcessorDeps) {
-  const { config, keys, queueRedis, status, store, duckdb, logger } = deps;
+  const { config, queueRedis, duckdb, logger } = deps;
 
-  async function documentsOf(job: Job<IndexJobData>, jobId: string): Promise<Buffer> {
+  async function documentsOf(job: Job<IndexJobData>, jobId: string, keys: KeyScheme): Promise<Buffer> {
     const { source } = job.data;
     if (source.kind === 'inline') {
       const data = await queueRedis.getBuffer(keys.inlineData(jobId));
@@ -89,7 +86,10 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
     job: Job<IndexJobData>,
     jobId: string,
     signal: AbortSignal,
+    scope: JobScope,
   ): Promise<IndexJobResult> {
+    const { keys, status } = scope;
+    const store = new IndexStore(queueRedis, keys, { graceS: config.indexGraceS });
     const { collection, idField, fields, store: stored, boosts } = job.data;
     if ((await queueRedis.exists(keys.cancelFlag(jobId))) === 1) {
       throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the index job was cancelled');
@@ -98,7 +98,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       status.active(jobId, job.attemptsMade + 1),
       store.nextVersion(collection),
     ]);
-    const documents = await documentsOf(job, jobId);
+    const documents = await documentsOf(job, jobId, keys);
     void status.progress(jobId, { phase: 'build', percent: 20 }).catch(() => undefined);
     const started = performance.now();
     const input = documents.buffer.slice(
@@ -137,13 +137,24 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
   ): Promise<IndexJobResult> {
     const control = jobSignal(bullSignal, config.indexTimeoutMs, 'index');
     const jobId = job.id!;
-    const log = logger.child({ jobId, collection: job.data.collection, attempt: job.attemptsMade + 1 });
+    const log = logger.child({
+      jobId,
+      collection: job.data.collection,
+      attempt: job.attemptsMade + 1,
+      tenant: job.data.tenant,
+    });
+    const scope = jobScope(config, queueRedis, job.data.tenant);
     try {
-      const result = await attempt(job, jobId, control.signal);
+      const result = await attempt(job, jobId, control.signal, scope);
       log.info(result, 'index built');
       return result;
     } catch (error) {
-      throw await failAttempt(deps, job, control.signal.aborted ? control.signal.reason : error, log);
+      throw await failAttempt(
+        { ...scope, queueRedis },
+        job,
+        control.signal.aborted ? control.signal.reason : error,
+        log,
+      );
     } finally {
       control.dispose();
     }

@@ -4,7 +4,6 @@ import { mkdir } from 'node:fs/promises';
 import { Worker } from 'bullmq';
 import type { AggregationJobData } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { IndexStore } from '../shared/index-store.ts';
 import type { IndexJobData } from '../shared/indexing.ts';
 import { keyScheme, QUEUE_NAMES } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -14,7 +13,6 @@ import {
   createRoleConnection,
   warnAboutRoles,
 } from '../shared/redis.ts';
-import { StatusStore } from '../shared/status.ts';
 import { type AggregateJobResult, createAggregateProcessor } from './aggregate-processor.ts';
 import { createDuckDBEngine } from './engines/duckdb.ts';
 import { createPolarsEngine } from './engines/polars.ts';
@@ -59,25 +57,14 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     poolSize: config.polarsThreads,
     logger,
   });
-  const status = new StatusStore(queueRedis, keys, config.statusTtlS);
   const processor = createAggregateProcessor({
     config,
-    keys,
     queueRedis,
     cacheRedis,
-    status,
     engines: { duckdb, polars },
     logger,
   });
-  const indexProcessor = createIndexProcessor({
-    config,
-    keys,
-    queueRedis,
-    status,
-    store: new IndexStore(queueRedis, keys, { graceS: config.indexGraceS }),
-    duckdb,
-    logger,
-  });
+  const indexProcessor = createIndexProcessor({ config, queueRedis, duckdb, logger });
   const common = {
     connection: bullConnection,
     prefix: config.prefix,

@@ -1,5 +1,6 @@
 // POST /v1/aggregations and GET /v1/results/:resultKey. A body seen before is answered by the
 // hash of its bytes (raw-json.ts); results are served from an in-process LRU in front of Redis.
+// Both local caches are keyed by tenant: a tenant never gets bytes another tenant stored.
 import type { FastifyInstance } from 'fastify';
 import type { QuarryClient } from '../../producers/client.ts';
 import { QuarryError } from '../../shared/errors.ts';
@@ -11,46 +12,45 @@ import type { ResultCache } from '../result-cache.ts';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-export function aggregationRoutes(
-  app: FastifyInstance,
-  deps: { client: QuarryClient; results: ResultCache },
-): void {
-  const { client, results } = deps;
+export function aggregationRoutes(app: FastifyInstance, deps: { results: ResultCache }): void {
+  const { results } = deps;
   const bodies = new BodyIndex(10_000);
+  const scoped = (client: QuarryClient, key: string) => `${client.tenant ?? ''}/${key}`;
 
   /** Result bytes from the local LRU or the cache Redis (then remembered locally). */
-  async function resultBytes(resultKey: string): Promise<Buffer | null> {
-    const local = results.get(resultKey);
-    if (local !== undefined) return local;
+  async function resultBytes(client: QuarryClient, resultKey: string): Promise<Buffer | null> {
+    const cached = results.get(scoped(client, resultKey));
+    if (cached !== undefined) return cached;
     const bytes = await client.resultBytes(resultKey);
-    if (bytes !== null) results.set(resultKey, bytes);
+    if (bytes !== null) results.set(scoped(client, resultKey), bytes);
     return bytes;
   }
 
-  app.post('/v1/aggregations', async (request, reply) => {
+  app.post('/v1/aggregations', { config: { scope: 'enqueue' } }, async (request, reply) => {
+    const client = request.quarry;
     const wait = parseWait(request.query);
     const body = requireJson(request.body);
-    const bodyHash = contentHash(body.bytes);
+    const bodyHash = scoped(client, contentHash(body.bytes));
     const known = bodies.get(bodyHash);
     if (known !== undefined) {
-      const bytes = await resultBytes(known);
+      const bytes = await resultBytes(client, known);
       if (bytes !== null) return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(bytes);
     }
     const job = await client.address(body.parse());
     // Only inline datasets: a file's fingerprint (size, mtime) can change under the same bytes.
     if (job.spec.dataset.kind === 'inline') bodies.set(bodyHash, job.resultKey);
-    const local = results.get(job.resultKey);
-    if (local !== undefined) return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(local);
+    const hit = results.get(scoped(client, job.resultKey));
+    if (hit !== undefined) return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(hit);
     const submission = await client.submitAddressed(job);
     if (submission.cachedBytes !== null) {
-      results.set(job.resultKey, submission.cachedBytes);
+      results.set(scoped(client, job.resultKey), submission.cachedBytes);
       return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(submission.cachedBytes);
     }
     reply.header('x-quarry-cache', 'miss');
     if (wait > 0) {
       try {
         const bytes = await client.waitForResult(job.jobId, job.resultKey, { timeoutMs: wait });
-        results.set(job.resultKey, bytes);
+        results.set(scoped(client, job.resultKey), bytes);
         return reply.type(JSON_TYPE).send(bytes);
       } catch (error) {
         if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
@@ -67,7 +67,7 @@ export function aggregationRoutes(
 
   app.get<{ Params: { resultKey: string } }>('/v1/results/:resultKey', async (request, reply) => {
     const { resultKey } = request.params;
-    const bytes = RESULT_KEY_PATTERN.test(resultKey) ? await resultBytes(resultKey) : null;
+    const bytes = RESULT_KEY_PATTERN.test(resultKey) ? await resultBytes(request.quarry, resultKey) : null;
     if (bytes === null) throw new QuarryError('QUARRY_ERR_RESULT_NOT_FOUND', `no result ${resultKey}`);
     return reply.type(JSON_TYPE).send(bytes);
   });

@@ -1,16 +1,15 @@
 // GET /v1/jobs/:jobId/events: a job's status changes as Server-Sent Events, from the process's
 // one shared event subscription (client.watch), ending with the final state.
 import type { FastifyInstance } from 'fastify';
-import type { QuarryClient } from '../../producers/client.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import { JOB_ID_PATTERN } from '../../shared/keys.ts';
 
 const HEARTBEAT_MS = 15_000;
 
-export function eventRoutes(app: FastifyInstance, deps: { client: QuarryClient }): void {
-  const { client } = deps;
+export function eventRoutes(app: FastifyInstance): void {
   app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId/events', async (request, reply) => {
     const { jobId } = request.params;
+    const client = request.quarry;
     const first = JOB_ID_PATTERN.test(jobId) ? await client.status(jobId) : null;
     if (first === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
     const abort = new AbortController();

@@ -1,6 +1,6 @@
 // Index routes: enqueue a build, read a collection's current version, and search it. Searches
 // are answered from the index loaded in this process (kept current by notices), with no Redis
-// round trip on the hot path.
+// round trip on the hot path. Each tenant has its own collections and registry.
 import type { FastifyInstance } from 'fastify';
 import type { QuarryClient } from '../../producers/client.ts';
 import { QuarryError } from '../../shared/errors.ts';
@@ -41,29 +41,36 @@ export function indexRoutes(
   app: FastifyInstance,
   deps: { client: QuarryClient; registry: IndexRegistry },
 ): void {
-  const { client, registry } = deps;
+  // The API's own registry serves the default tenant; each tenant view keeps its own.
+  const registryOf = (client: QuarryClient): IndexRegistry | Promise<IndexRegistry> =>
+    client === deps.client ? deps.registry : (client.loadedRegistry() ?? client.indexRegistry());
 
-  app.post<{ Params: { collection: string } }>('/v1/indexes/:collection', async (request, reply) => {
-    const wait = parseWait(request.query);
-    const handle = await client.index(request.params.collection, requireJson(request.body).parse());
-    const links = { status: `/v1/jobs/${handle.jobId}`, index: `/v1/indexes/${handle.collection}` };
-    if (wait > 0) {
-      try {
-        const info = await handle.wait({ timeoutMs: wait });
-        // This process serves the new version before answering, so a search right after sees it.
-        await registry.refresh(handle.collection, info.version);
-        return reply.send({ jobId: handle.jobId, status: 'completed', links, index: info });
-      } catch (error) {
-        if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
+  app.post<{ Params: { collection: string } }>(
+    '/v1/indexes/:collection',
+    { config: { scope: 'enqueue' } },
+    async (request, reply) => {
+      const client = request.quarry;
+      const wait = parseWait(request.query);
+      const handle = await client.index(request.params.collection, requireJson(request.body).parse());
+      const links = { status: `/v1/jobs/${handle.jobId}`, index: `/v1/indexes/${handle.collection}` };
+      if (wait > 0) {
+        try {
+          const info = await handle.wait({ timeoutMs: wait });
+          // This process serves the new version before answering, so a search right after sees it.
+          await (await registryOf(client)).refresh(handle.collection, info.version);
+          return reply.send({ jobId: handle.jobId, status: 'completed', links, index: info });
+        } catch (error) {
+          if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
+        }
       }
-    }
-    const status = await client.status(handle.jobId);
-    return reply.code(202).send({ jobId: handle.jobId, status: status?.state ?? 'queued', links });
-  });
+      const status = await client.status(handle.jobId);
+      return reply.code(202).send({ jobId: handle.jobId, status: status?.state ?? 'queued', links });
+    },
+  );
 
   app.get<{ Params: { collection: string } }>('/v1/indexes/:collection', async (request) => {
     const { collection } = request.params;
-    const info = COLLECTION_PATTERN.test(collection) ? await client.indexInfo(collection) : null;
+    const info = COLLECTION_PATTERN.test(collection) ? await request.quarry.indexInfo(collection) : null;
     if (info === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
     return info;
   });
@@ -74,6 +81,7 @@ export function indexRoutes(
       const started = performance.now();
       const { collection } = request.params;
       const { q, k, mode, prefix } = parseSearch(request.query);
+      const registry = await registryOf(request.quarry);
       const loaded =
         registry.peek(collection) ??
         (COLLECTION_PATTERN.test(collection) ? await registry.get(collection) : null);

@@ -1,0 +1,93 @@
+// API keys, scopes and per-key rate limits. QUARRY_API_KEYS lists `{key, tenant, scopes}`;
+// a request presents `Authorization: Bearer <key>`. Keys are compared in constant time (each
+// configured key's SHA-256 against the presented key's, with timingSafeEqual). Without keys the
+// API is single-tenant and open, which api/main.ts allows only on a loopback address.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ApiKey, ApiScope } from '../shared/config.ts';
+import { QuarryError } from '../shared/errors.ts';
+
+export interface Principal {
+  /** Index of the key in QUARRY_API_KEYS (rate limits are per key). */
+  readonly keyIndex: number;
+  readonly tenant: string;
+  readonly scopes: ReadonlySet<ApiScope>;
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+export class Authenticator {
+  readonly #keys: { digest: Buffer; principal: Principal }[];
+  readonly #buckets: TokenBucket[];
+
+  constructor(keys: readonly ApiKey[], rate: { perSecond: number; burst: number }) {
+    this.#keys = keys.map((k, keyIndex) => ({
+      digest: digest(k.key),
+      principal: { keyIndex, tenant: k.tenant, scopes: new Set(k.scopes) },
+    }));
+    this.#buckets = keys.map(() => new TokenBucket(rate.perSecond, rate.burst));
+  }
+
+  get enabled(): boolean {
+    return this.#keys.length > 0;
+  }
+
+  /**
+   * The principal for an Authorization header, checked for `scope`; throws 401 without a valid
+   * key, 403 without the scope, 429 past the key's rate.
+   */
+  authenticate(header: string | undefined, scope: ApiScope): Principal {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    if (match === null) {
+      throw new QuarryError('QUARRY_ERR_UNAUTHORIZED', 'send an API key: Authorization: Bearer <key>');
+    }
+    const presented = digest(match[1]!);
+    let found: Principal | undefined;
+    // Every key is compared, found or not, so timing does not tell which one matched.
+    for (const k of this.#keys) {
+      if (timingSafeEqual(k.digest, presented) && found === undefined) found = k.principal;
+    }
+    if (found === undefined) throw new QuarryError('QUARRY_ERR_UNAUTHORIZED', 'the API key is not valid');
+    if (!found.scopes.has(scope) && !found.scopes.has('admin')) {
+      throw new QuarryError('QUARRY_ERR_FORBIDDEN', `this API key lacks the "${scope}" scope`);
+    }
+    const wait = this.#buckets[found.keyIndex]!.take();
+    if (wait > 0) {
+      const retryAfterS = Math.max(1, Math.ceil(wait / 1000));
+      throw new QuarryError(
+        'QUARRY_ERR_RATE_LIMITED',
+        `rate limit reached for this API key; retry in ${retryAfterS} s`,
+        {
+          retryAfterS,
+        },
+      );
+    }
+    return found;
+  }
+}
+
+/** A token bucket: `perSecond` tokens a second, at most `burst` saved. 0 per second = no limit. */
+export class TokenBucket {
+  readonly #rate: number;
+  readonly #burst: number;
+  #tokens: number;
+  #at = performance.now();
+
+  constructor(perSecond: number, burst: number) {
+    this.#rate = perSecond;
+    this.#burst = Math.max(1, burst);
+    this.#tokens = this.#burst;
+  }
+
+  /** Takes a token: 0 when granted, else the milliseconds until one is available. */
+  take(): number {
+    if (this.#rate <= 0) return 0;
+    const now = performance.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) / 1000) * this.#rate);
+    this.#at = now;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      return 0;
+    }
+    return ((1 - this.#tokens) / this.#rate) * 1000;
+  }
+}
