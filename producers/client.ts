@@ -52,10 +52,12 @@ export interface QuarryOptions {
   env?: Record<string, string | undefined>;
   logger?: Logger;
   /**
-   * While the queue Redis is unreachable: `true` rejects enqueues at once with
-   * QUARRY_ERR_REDIS_UNAVAILABLE; `false` (default) queues commands until it reconnects.
+   * While a Redis is unreachable: `true` rejects calls at once with QUARRY_ERR_REDIS_UNAVAILABLE;
+   * `false` (default) waits for it to come back, up to `redisTimeoutMs` per enqueue.
    */
   failFast?: boolean;
+  /** Without failFast: how long an enqueue waits for Redis before failing. Default 10,000 ms. */
+  redisTimeoutMs?: number;
 }
 
 export interface WaitOptions {
@@ -96,6 +98,8 @@ const DEFAULT_WAIT_MS = 30_000;
 interface ClientCore {
   readonly config: QuarryConfig;
   readonly logger: Logger;
+  /** Set when the client waits for Redis: the bound on one enqueue. */
+  readonly redisTimeoutMs: number | undefined;
   readonly queueRedis: Redis;
   readonly cacheRedis: Redis;
   readonly aggregateQueue: Queue;
@@ -107,8 +111,10 @@ function createCore(options: QuarryOptions): ClientCore {
   const config = options.config ?? loadConfig(options.env);
   const logger = options.logger ?? silentLogger();
   const failFast = options.failFast ?? false;
-  const queueRedis = createRoleConnection(config, 'queue', { failFast });
-  const cacheRedis = createRoleConnection(config, 'cache', { failFast });
+  // Waiting clients keep commands queued across reconnects (no per-command retry cap); their
+  // enqueues are bounded by redisTimeoutMs instead.
+  const queueRedis = createRoleConnection(config, 'queue', { failFast, blocking: !failFast });
+  const cacheRedis = createRoleConnection(config, 'cache', { failFast, blocking: !failFast });
   for (const [role, redis] of [
     ['queue', queueRedis],
     ['cache', cacheRedis],
@@ -127,6 +133,7 @@ function createCore(options: QuarryOptions): ClientCore {
   return {
     config,
     logger,
+    redisTimeoutMs: failFast ? undefined : (options.redisTimeoutMs ?? 10_000),
     queueRedis,
     cacheRedis,
     aggregateQueue: queue(QUEUE_NAMES.aggregate),
@@ -217,6 +224,10 @@ export class QuarryClient {
 
   /** The second half of submitAggregation, for callers that addressed the spec already. */
   async submitAddressed(job: AddressedAggregation): Promise<Submission> {
+    return this.#boundedByRedis(this.#submit(job));
+  }
+
+  async #submit(job: AddressedAggregation): Promise<Submission> {
     const cachedBytes = await this.#cacheRedis.getBuffer(this.keys.result(job.resultKey));
     if (cachedBytes !== null) return { jobId: job.jobId, resultKey: job.resultKey, cachedBytes };
     const data: AggregationJobData = {
@@ -268,6 +279,29 @@ export class QuarryClient {
 
   /** Enqueues an index build of `collection`: a new version, live once built. */
   async index(collection: string, request: IndexRequestInput | unknown): Promise<IndexHandle> {
+    return this.#boundedByRedis(this.#index(collection, request));
+  }
+
+  /** Rejects with QUARRY_ERR_REDIS_UNAVAILABLE if Redis stays away longer than redisTimeoutMs. */
+  #boundedByRedis<T>(work: Promise<T>): Promise<T> {
+    const ms = this.#core.redisTimeoutMs;
+    if (ms === undefined) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new QuarryError('QUARRY_ERR_REDIS_UNAVAILABLE', `Redis did not answer within ${ms} ms`, {
+              retryAfterS: 1,
+            }),
+          ),
+        ms,
+      );
+    });
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  async #index(collection: string, request: IndexRequestInput | unknown): Promise<IndexHandle> {
     const parsed = parseIndexRequest(collection, request, this.config);
     const jobId = indexJobId();
     const writes: Promise<unknown>[] = [this.#status.enqueue(jobId, 'index', null, parsed.job.collection)];
@@ -540,6 +574,13 @@ export class QuarryClient {
     }
     await this.#events.ready();
     return this.#events;
+  }
+
+  /** Drops every connection at once without waiting for Redis (for a client whose Redis is gone). */
+  disconnectNow(): void {
+    this.#queueRedis.disconnect();
+    this.#cacheRedis.disconnect();
+    void this.close();
   }
 
   /** Closes every connection; safe to call twice. */

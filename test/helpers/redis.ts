@@ -12,7 +12,8 @@ export interface RedisServer {
   readonly port: number;
   readonly dir: string;
   readonly process: ChildProcess;
-  stop(): Promise<void>;
+  /** Kills the server (SIGKILL unless told otherwise); removes its data unless `keepData`. */
+  stop(options?: { keepData?: boolean; signal?: NodeJS.Signals }): Promise<void>;
 }
 
 export function freePort(): Promise<number> {
@@ -33,8 +34,13 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-export async function startRedis(extraArgs: string[] = [], port?: number): Promise<RedisServer> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'quarry-redis-'));
+/**
+ * Starts redis-server. Give `port` and `dir` of a stopped server to restart it on its data
+ * (with `--appendonly yes`, what it acknowledged survives).
+ */
+export async function startRedis(extraArgs: string[] = [], port?: number, dir?: string): Promise<RedisServer> {
+  const keepDir = dir !== undefined;
+  dir ??= mkdtempSync(path.join(os.tmpdir(), 'quarry-redis-'));
   const chosen = port ?? (await freePort());
   const child = spawn(
     'redis-server',
@@ -76,14 +82,14 @@ export async function startRedis(extraArgs: string[] = [], port?: number): Promi
     port: chosen,
     dir,
     process: child,
-    async stop() {
+    async stop(options: { keepData?: boolean; signal?: NodeJS.Signals } = {}) {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGKILL');
+        child.kill(options.signal ?? 'SIGKILL');
         await exited;
       }
       running.delete(child);
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.keepData && !keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
