@@ -7,6 +7,7 @@ const { positionals, values } = parseArgs({
   options: {
     iterations: { type: 'string', default: '200' },
     scale: { type: 'string', default: '1' },
+    sizes: { type: 'string', default: '10000,100000' },
   },
 });
 const name = positionals[0];
@@ -15,6 +16,10 @@ const iterations = Number(values.iterations);
 const benches: Record<string, () => Promise<void>> = {
   'aggregate-5k': async () => (await import('./aggregate-5k.ts')).runAggregate5k({ iterations }),
   engines: async () => (await import('./engines.ts')).runEngines({ scale: Number(values.scale) }),
+  search: async () =>
+    (await import('./search.ts')).runSearch({
+      sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],
+    }),
 };
 
 if (name === undefined || benches[name] === undefined) {

@@ -52,10 +52,14 @@ export function hashTerm(term: string): number {
 }
 
 // The current ASCII token's lowercased codes; sinks compare typed arrays instead of re-reading the
-// source string (measured: a third less time in the build's term lookup). Grows for long tokens.
+// source string (measured: a fifth less time for scan plus term lookup). Grows for long tokens.
 let codes: Uint16Array = new Uint16Array(256);
 
-/** Feeds every token of `text` to `sink`, in order. The `codes` passed to sink.ascii are reused. */
+/**
+ * Feeds every token of `text` to `sink`, in order. The `codes` passed to sink.ascii are reused.
+ * Prefer flat strings over fresh concatenations (cons strings): once V8 has optimized this loop for
+ * cons strings, it scans every string about half as fast (measured on the 10k build).
+ */
 export function scanTokens(text: string, sink: TokenSink): void {
   const n = text.length;
   let buf = codes;
@@ -67,14 +71,14 @@ export function scanTokens(text: string, sink: TokenSink): void {
       c = text.charCodeAt(i);
     }
     const start = i;
-    let h = 0x811c9dc5; // FNV_OFFSET; literals: module constants cost a context load per character
+    let h = FNV_OFFSET;
     let len = 0;
     let ascii = true;
     for (;;) {
       if (c < 128) {
         const folded = ASCII_FOLD[c]!;
         if (folded === 0) break;
-        h = Math.imul(h ^ folded, 0x01000193);
+        h = Math.imul(h ^ folded, FNV_PRIME);
         if (len === buf.length) buf = growCodes(len);
         buf[len++] = folded;
       } else {

@@ -33,6 +33,8 @@ export interface BuildOptions {
 }
 
 const INITIAL_TERMS = 1 << 14;
+const UTF16 = new TextDecoder('utf-16le');
+const UTF8 = new TextEncoder();
 
 /** Maps tokens to dense term numbers (in order of first appearance) without creating a string per
  * ASCII token. Frequent terms appear early, so their records cluster at the start of each array. */
@@ -200,8 +202,8 @@ class TermTable {
       for (let i = s; i < e; i++) out[at + i - s] = this.pool[i]!;
       return e - s;
     }
-    const term = new TextDecoder('utf-16le').decode(this.pool.subarray(s, e));
-    return new TextEncoder().encodeInto(term, out.subarray(at)).written;
+    const term = UTF16.decode(this.pool.subarray(s, e));
+    return UTF8.encodeInto(term, out.subarray(at)).written;
   }
 
   private insert(slot: number, hash: number, len: number): number {
@@ -257,16 +259,13 @@ function grown(a: Int32Array, size: number, fill?: number): Int32Array<ArrayBuff
   return b;
 }
 
-/** Collects one document's term frequencies, then appends them as postings (in document order). */
+/** Appends postings (term, tf) in document order: a term's first token in a document appends its
+ * posting, later tokens add to that posting's tf. */
 class PostingCollector implements TokenSink {
   readonly terms = new TermTable();
   weight = 1;
   doc = 0;
   docLength = 0;
-  private docTerms = new Int32Array(1024);
-  private docTfs = new Float64Array(1024);
-  private docTermCount = 0;
-  /** Postings in document order; those of document d are [docStarts[d], docStarts[d + 1]). */
   postTerms = new Int32Array(1 << 16);
   postTfs = new Float64Array(1 << 16);
   postCount = 0;
@@ -283,46 +282,30 @@ class PostingCollector implements TokenSink {
     this.docLength++;
     const seen = this.terms.seen;
     if (seen[t << 1] === this.doc) {
-      this.docTfs[seen[(t << 1) + 1]!]! += this.weight;
+      this.postTfs[seen[(t << 1) + 1]!]! += this.weight;
       return;
     }
     seen[t << 1] = this.doc;
-    const n = this.docTermCount++;
-    if (n === this.docTerms.length) {
-      this.docTerms = grown(this.docTerms, n * 2);
-      const tfs = new Float64Array(n * 2);
-      tfs.set(this.docTfs);
-      this.docTfs = tfs;
-    }
-    seen[(t << 1) + 1] = n;
-    this.docTerms[n] = t;
-    this.docTfs[n] = this.weight;
+    const p = this.postCount++;
+    if (p === this.postTerms.length) this.grow();
+    seen[(t << 1) + 1] = p;
+    this.terms.docFreq[t]!++;
+    this.postTerms[p] = t;
+    this.postTfs[p] = this.weight;
+  }
+
+  private grow(): void {
+    const size = this.postTerms.length * 2;
+    this.postTerms = grown(this.postTerms, size);
+    const tfs = new Float64Array(size);
+    tfs.set(this.postTfs);
+    this.postTfs = tfs;
   }
 
   /** Starts document `doc`. */
   begin(doc: number): void {
     this.doc = doc;
     this.docLength = 0;
-    this.docTermCount = 0;
-  }
-
-  /** Ends the current document, appending its postings. */
-  end(): void {
-    const n = this.docTermCount;
-    if (this.postCount + n > this.postTerms.length) {
-      const size = Math.max(this.postTerms.length * 2, this.postCount + n);
-      this.postTerms = grown(this.postTerms, size);
-      const tfs = new Float64Array(size);
-      tfs.set(this.postTfs);
-      this.postTfs = tfs;
-    }
-    const docFreq = this.terms.docFreq;
-    for (let i = 0; i < n; i++) {
-      const t = this.docTerms[i]!;
-      docFreq[t]!++;
-      this.postTerms[this.postCount] = t;
-      this.postTfs[this.postCount++] = this.docTfs[i]!;
-    }
   }
 }
 
@@ -368,14 +351,15 @@ function checkOptions(options: BuildOptions): CheckedOptions {
   return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf };
 }
 
-function indexValue(value: unknown, sink: PostingCollector, field: string): void {
+function indexValue(value: unknown, sink: PostingCollector, n: number, field: string): void {
   if (typeof value === 'string') scanTokens(value, sink);
   else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
     scanTokens(String(value), sink);
   } else if (Array.isArray(value)) {
-    for (const item of value) indexValue(item, sink, field);
+    for (const item of value) indexValue(item, sink, n, field);
   } else if (value !== null && value !== undefined) {
-    throw invalid(`${field} must be a string, number, boolean or an array of them`, field);
+    const path = `documents.${n}.${field}`;
+    throw invalid(`${path} must be a string, number, boolean or an array of them`, path);
   }
 }
 
@@ -399,29 +383,28 @@ export function buildIndex(docs: Iterable<object>, options: BuildOptions): Uint8
     if (typeof doc !== 'object' || doc === null)
       throw invalid(`document ${n} is not an object`, `documents.${n}`);
     const rawId = doc[opts.idField];
-    const idPath = `documents.${n}.${opts.idField}`;
+    const idPath = (): string => `documents.${n}.${opts.idField}`;
     if (
       !(typeof rawId === 'string' && rawId !== '') &&
       !(typeof rawId === 'number' && Number.isFinite(rawId))
     ) {
       throw invalid(
         `document ${n} has no id: ${opts.idField} must be a non-empty string or a number`,
-        idPath,
+        idPath(),
       );
     }
     const id = String(rawId);
     const previous = seen.get(id);
     if (previous !== undefined)
-      throw invalid(`document ${n} repeats the id of document ${previous}: ${id}`, idPath);
+      throw invalid(`document ${n} repeats the id of document ${previous}: ${id}`, idPath());
     seen.set(id, n);
     ids.push(id);
     collector.begin(n);
     for (let f = 0; f < opts.fields.length; f++) {
       const field = opts.fields[f]!;
       collector.weight = opts.weights[f]!;
-      indexValue(doc[field], collector, `documents.${n}.${field}`);
+      indexValue(doc[field], collector, n, field);
     }
-    collector.end();
     if (n === docLengths.length) {
       docLengths = grown(docLengths, n * 2);
       postEnds = grown(postEnds, n * 2);

@@ -254,7 +254,11 @@ export function loadIndex(bytes: Uint8Array): SearchIndex {
     const entry = header.sections?.[name];
     if (!entry) throw formatError(`missing section ${name}`, `sections.${name}`);
     const [offset, length] = entry;
-    if (offset % SECTION_ALIGN !== 0 || base + offset + length > end) {
+    if (
+      offset % SECTION_ALIGN !== 0 ||
+      length % (name.endsWith('Bytes') ? 1 : 4) !== 0 ||
+      base + offset + length > end
+    ) {
       throw formatError(`section ${name} out of bounds`, `sections.${name}`);
     }
     return [base + offset, length];
@@ -296,7 +300,11 @@ export function loadIndex(bytes: Uint8Array): SearchIndex {
     index.postingScores.length !== P ||
     index.docIdOffsets.length !== N + 1 ||
     index.storedOffsets.length !== N + 1 ||
-    (index.termTable.length & (index.termTable.length - 1)) !== 0
+    (index.termTable.length & (index.termTable.length - 1)) !== 0 ||
+    index.termOffsets[T] !== index.termBytes.length ||
+    index.postingOffsets[T] !== P ||
+    index.docIdOffsets[N] !== index.docIdBytes.length ||
+    index.storedOffsets[N] !== index.storedBytes.length
   ) {
     throw formatError('section sizes disagree with the header', 'sections');
   }
@@ -337,7 +345,21 @@ export function termAt(index: SearchIndex, t: number): string {
   return decodeUtf8(index.termBytes, index.termOffsets[t]!, index.termOffsets[t + 1]!);
 }
 
-const encoder = new TextEncoder();
+/** UTF-8 bytes of a query term. ASCII terms (nearly all) fill a reused buffer, so looking terms up
+ * allocates nothing: every TextEncoder result is an external buffer, which makes V8 collect garbage
+ * sooner, and those pauses showed up as query latency spikes. */
+let keyBuffer = new Uint8Array(64);
+const keyEncoder = new TextEncoder();
+
+function keyOf(term: string): Uint8Array {
+  if (term.length > keyBuffer.length) keyBuffer = new Uint8Array(term.length * 2);
+  for (let i = 0; i < term.length; i++) {
+    const c = term.charCodeAt(i);
+    if (c >= 0x80) return keyEncoder.encode(term);
+    keyBuffer[i] = c;
+  }
+  return keyBuffer.subarray(0, term.length);
+}
 
 /** Compares term t with `key` (UTF-8); with `prefixOnly`, only its first key.length bytes. */
 function compareTerm(index: SearchIndex, t: number, key: Uint8Array, prefixOnly: boolean): number {
@@ -356,7 +378,7 @@ function compareTerm(index: SearchIndex, t: number, key: Uint8Array, prefixOnly:
 export function findTerm(index: SearchIndex, term: string): number {
   const table = index.termTable;
   const mask = table.length - 1;
-  const key = encoder.encode(term);
+  const key = keyOf(term);
   let slot = hashTerm(term) & mask;
   for (;;) {
     const v = table[slot]!;
@@ -368,7 +390,7 @@ export function findTerm(index: SearchIndex, term: string): number {
 
 /** Term numbers [from, to) of the terms starting with `prefix` (the dictionary is sorted). */
 export function prefixRange(index: SearchIndex, prefix: string): [number, number] {
-  const key = encoder.encode(prefix);
+  const key = keyOf(prefix);
   const bound = (upper: boolean): number => {
     let lo = 0;
     let hi = index.header.termCount;

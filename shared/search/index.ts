@@ -5,9 +5,11 @@ export { BM25_B, BM25_K1, type BuildOptions, buildIndex } from './build.ts';
 export {
   docId,
   FORMAT_VERSION,
+  findTerm,
   type IdfKind,
   type IndexHeader,
   loadIndex,
+  prefixRange,
   readHeader,
   type ScorerSettings,
   type SearchIndex,
@@ -16,6 +18,7 @@ export {
 } from './format.ts';
 export {
   DEFAULT_K,
+  DEFAULT_MAX_EXPANSIONS,
   MAX_K,
   type SearchHit,
   type SearchOptions,

@@ -232,42 +232,37 @@ function matchOneTerm(index: SearchIndex, s: Scratch, t: number): number {
 }
 
 /**
- * Many postings: clauses[from..] accumulate over all documents (the touched[0, n) found so far are
- * marked too), then one sequential pass picks the top k.
+ * Adds a clause's scores to every document it holds without a touched list (dense evaluation);
+ * returns how many documents it reached first. Counted without branching on "reached before?": that
+ * branch is unpredictable, and mispredictions made these loops several times slower (measured).
  */
-function matchAnyDense(index: SearchIndex, s: Scratch, clauses: Clause[], from: number, n: number): number {
+function addDense(index: SearchIndex, s: Scratch, clause: Clause): number {
+  if (clause.terms.length > 1) return addBestOf(index, s, clause.terms, -1);
   const { postingOffsets: off, postingDocs: docs, postingScores: scores } = index;
-  const { acc, matched, touched } = s;
-  for (let i = 0; i < n; i++) matched[touched[i]!] = 1;
-  for (let c = from; c < clauses.length; c++) {
-    const clause = clauses[c]!;
-    if (clause.terms.length > 1) {
-      addBestOf(index, s, clause.terms, -1);
-      continue;
-    }
-    const t = clause.terms[0]!;
-    for (let p = off[t]!, end = off[t + 1]!; p < end; p++) {
-      const d = docs[p]!;
-      acc[d]! += scores[p]!;
-      matched[d] = 1;
-    }
+  const { acc, matched } = s;
+  const t = clause.terms[0]!;
+  let first = 0;
+  for (let p = off[t]!, end = off[t + 1]!; p < end; p++) {
+    const d = docs[p]!;
+    acc[d]! += scores[p]!;
+    first += 1 - matched[d]!;
+    matched[d] = 1;
   }
-  // No branch on "matched?" in this pass: it is unpredictable, and mispredictions made the pass 8x
-  // slower (measured, 100k documents). Whether a score beats the k-th best soon becomes predictable.
-  const heap = s.heap;
+  return first;
+}
+
+/** Offers every document's score to the heap in one sequential pass (dense evaluation). */
+function offerDense(s: Scratch): void {
+  const { acc, heap } = s;
+  // Beating the k-th best soon becomes rare, so this branch predicts well.
   let threshold = Math.max(0, heap.threshold());
-  let total = 0;
   for (let d = 0; d < acc.length; d++) {
     const v = acc[d]!;
-    total += matched[d]!;
     if (v > threshold) {
       heap.offer(v, d);
       threshold = Math.max(0, heap.threshold());
     }
   }
-  acc.fill(0);
-  matched.fill(0);
-  return total;
 }
 
 /** Adds a clause's scores to every document it holds (term at a time); returns the new touched count. */
@@ -286,7 +281,8 @@ function addClause(index: SearchIndex, s: Scratch, clause: Clause, nTouched: num
 
 /**
  * Adds, per document, the best score among `terms` (a prefix's expansions). Returns the new touched
- * count; with nTouched = -1 (dense evaluation) no touched list is kept.
+ * count; with nTouched = -1 (dense evaluation) it marks `matched` instead and returns how many
+ * documents it matched first.
  */
 function addBestOf(index: SearchIndex, s: Scratch, terms: number[], nTouched: number): number {
   const { postingOffsets: off, postingDocs: docs, postingScores: scores } = index;
@@ -301,14 +297,17 @@ function addBestOf(index: SearchIndex, s: Scratch, terms: number[], nTouched: nu
       if (v > best[d]!) best[d] = v;
     }
   }
+  let newlyMatched = 0;
   for (let i = 0; i < nBest; i++) {
     const d = bestTouched[i]!;
-    if (nTouched < 0) matched[d] = 1;
-    else if (acc[d] === 0) touched[nTouched++] = d;
+    if (nTouched < 0) {
+      newlyMatched += 1 - matched[d]!;
+      matched[d] = 1;
+    } else if (acc[d] === 0) touched[nTouched++] = d;
     acc[d]! += best[d]!;
     best[d] = 0;
   }
-  return nTouched;
+  return nTouched < 0 ? newlyMatched : nTouched;
 }
 
 /** First position in docs[from, end) holding a document >= target (galloping search). */
@@ -422,10 +421,13 @@ function addToKnown(index: SearchIndex, s: Scratch, clause: Clause): void {
  * down. Once the k-th best score so far exceeds what the remaining clauses could add up to at most,
  * no document they alone hold can reach the top k, so they only update the candidates that still
  * could. The ranking is unchanged; only the count of all matches is lost (undefined). k = 0: no pruning.
+ * Accumulation keeps a list of the documents reached until the postings left exceed docCount /
+ * DENSE_RATIO; then it goes dense (no list; one sequential pass at the end).
  */
 function matchAny(index: SearchIndex, s: Scratch, clauses: Clause[], k: number): number | undefined {
   clauses.sort((a, b) => b.max - a.max);
   const m = clauses.length;
+  const N = index.header.docCount;
   const rest = new Float64Array(m + 1);
   const restSize = new Float64Array(m + 1);
   for (let i = m - 1; i >= 0; i--) {
@@ -433,34 +435,65 @@ function matchAny(index: SearchIndex, s: Scratch, clauses: Clause[], k: number):
     restSize[i] = restSize[i + 1]! + clauses[i]!.size;
   }
   let n = 0;
+  let dense = false;
   for (let i = 0; i < m; i++) {
-    // Worth a threshold pass over the n documents found only when many more postings remain and the
-    // clauses done could outscore the ones left.
-    if (i > 0 && k > 0 && n >= k && restSize[i]! > 2 * n && rest[0]! - rest[i]! > rest[i]!) {
-      const heap = s.heap;
-      heap.reset(k);
-      for (let j = 0; j < n; j++) heap.offer(s.acc[s.touched[j]!]!, s.touched[j]!);
-      const theta = heap.threshold();
-      heap.reset(k);
+    // A threshold pass pays only when many postings remain and the clauses done could outscore the
+    // ones left. Dense, n counts the documents reached, a bound on the candidates that would be left
+    // to seek for; with many of them, reading on beats two more passes over every document.
+    const worthIt = n >= k && (dense ? n * SEEK_RATIO <= restSize[i]! : restSize[i]! > 2 * n);
+    if (i > 0 && k > 0 && worthIt && rest[0]! - rest[i]! > rest[i]!) {
+      const theta = kthBest(s, n, k, dense);
       const bound = rest[i]! * (1 + PRUNE_MARGIN);
       if (theta > bound) {
-        n = keepReachable(s, n, theta - bound);
+        n = dense ? collectReachable(s, theta - bound) : keepReachable(s, n, theta - bound);
         // Seeking pays when candidates are few next to the postings; else read the lists, adding to
         // candidates only.
         if (n * SEEK_RATIO > restSize[i]!) {
           for (let j = i; j < m; j++) addToKnown(index, s, clauses[j]!);
         } else {
-          s.touched.subarray(0, n).sort();
+          if (!dense) s.touched.subarray(0, n).sort();
           for (let j = i; j < m; j++) n = addToCandidates(index, s, clauses[j]!, n, true);
         }
         offerAndClear(s, n);
+        if (dense) s.matched.fill(0);
         return undefined;
       }
     }
-    if (restSize[i]! * DENSE_RATIO > index.header.docCount) return matchAnyDense(index, s, clauses, i, n);
-    n = addClause(index, s, clauses[i]!, n);
+    if (!dense && restSize[i]! * DENSE_RATIO > N) {
+      dense = true;
+      for (let j = 0; j < n; j++) s.matched[s.touched[j]!] = 1;
+    }
+    if (dense) n += addDense(index, s, clauses[i]!);
+    else n = addClause(index, s, clauses[i]!, n);
   }
-  return offerAndClear(s, n);
+  if (!dense) return offerAndClear(s, n);
+  offerDense(s);
+  s.acc.fill(0);
+  s.matched.fill(0);
+  return n;
+}
+
+/** The k-th best score so far (the heap is left empty again). */
+function kthBest(s: Scratch, n: number, k: number, dense: boolean): number {
+  const heap = s.heap;
+  heap.reset(k);
+  if (dense) offerDense(s);
+  else for (let j = 0; j < n; j++) heap.offer(s.acc[s.touched[j]!]!, s.touched[j]!);
+  const theta = heap.threshold();
+  heap.reset(k);
+  return theta;
+}
+
+/** Dense evaluation: lists the documents scoring at least `floor` (in ordinal order) as candidates
+ * and clears every other accumulator. */
+function collectReachable(s: Scratch, floor: number): number {
+  const { acc, touched } = s;
+  let n = 0;
+  for (let d = 0; d < acc.length; d++) {
+    if (acc[d]! >= floor) touched[n++] = d;
+    else acc[d] = 0;
+  }
+  return n;
 }
 
 /** Drops candidates whose score so far is below `floor` (they cannot reach the top k). */

@@ -1,0 +1,158 @@
+// `npm run bench -- search`: full-text search on ~10,000 and ~100,000 real documents (the corpus
+// recipe in bench/corpus.ts), 200 queries of 1-4 terms drawn from the text. In process (from
+// bench/search-core.ts): build time, query p50/p99, index bytes and top-10 overlap with exact
+// BM25 for Quarry, MiniSearch, FlexSearch and SQLite FTS5, plus Tantivy's published figures.
+// Through the system (here): the index job end to end (SDK enqueue → version live, documents
+// from an NDJSON file under the data root, built by a worker process), fetching and loading
+// the index from Redis, and query latency over HTTP against an API process (keep-alive, one
+// connection) beside the in-process figure.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { createQuarry } from '../producers/client.ts';
+import { loadConfig } from '../shared/config.ts';
+import { IndexStore } from '../shared/index-store.ts';
+import { keyScheme } from '../shared/keys.ts';
+import { loadIndex, search } from '../shared/search/index.ts';
+import { startRedis } from '../test/helpers/redis.ts';
+import { buildCorpus } from './corpus.ts';
+import { startNode } from './lib/processes.ts';
+import { printTable, type Row, summarize, writeResults } from './lib/stats.ts';
+import { runSearchCoreBench } from './search-core.ts';
+
+export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promise<void> {
+  const core = await runSearchCoreBench({ sizes: options.sizes, log: (line) => console.log(line) });
+  printTable('search, in process (build = compute only)', core);
+
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-bench-search-'));
+  const queueRedis = await startRedis(['--maxmemory-policy', 'noeviction']);
+  const cacheRedis = await startRedis(['--maxmemory', '1gb', '--maxmemory-policy', 'allkeys-lru']);
+  const apiPort = String(30000 + Math.floor(Math.random() * 20000));
+  const env = {
+    QUARRY_QUEUE_REDIS_URL: queueRedis.url,
+    QUARRY_CACHE_REDIS_URL: cacheRedis.url,
+    QUARRY_PREFIX: 'bench',
+    QUARRY_LOG_LEVEL: 'info',
+    QUARRY_DATA_DIR: dataDir,
+  };
+  const worker = await startNode('workers/main.ts', env, 'worker ready');
+  const api = await startNode('api/main.ts', { ...env, QUARRY_API_PORT: apiPort }, 'Server listening');
+  const config = loadConfig(env);
+  const quarry = createQuarry({ config });
+  await quarry.ready();
+  const raw = new Redis(queueRedis.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const rows: Row[] = [];
+  try {
+    for (const size of options.sizes) {
+      const corpus = await buildCorpus(size);
+      const file = `corpus-${size}.ndjson`;
+      writeFileSync(path.join(dataDir, file), `${corpus.docs.map((d) => JSON.stringify(d)).join('\n')}\n`);
+      const collection = `c${size}`;
+      const request = { source: { path: file }, idField: 'id', fields: ['title', 'body'], store: ['title'] };
+      // Job end to end, twice (the second run is a rebuild: a new version replaces the first).
+      const jobs: number[] = [];
+      let buildMs = 0;
+      for (let i = 0; i < 2; i++) {
+        const t0 = performance.now();
+        const info = await (await quarry.index(collection, request)).wait({ timeoutMs: 600_000 });
+        jobs.push(performance.now() - t0);
+        buildMs = info.buildMs;
+      }
+      // Fetch from Redis + load (what an API process does on a new version).
+      const store = new IndexStore(raw, keyScheme(config.prefix));
+      const version = (await store.current(collection))!;
+      const loads: number[] = [];
+      let bytes = 0;
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now();
+        const buffer = (await store.fetch(collection, version))!;
+        loadIndex(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length));
+        loads.push(performance.now() - t0);
+        bytes = buffer.length;
+      }
+      // Queries: in process on the same index, then over HTTP against the API process.
+      const buffer = (await store.fetch(collection, version))!;
+      const index = loadIndex(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length));
+      const inProcess: number[] = [];
+      for (let pass = 0; pass < 5; pass++) {
+        for (const q of corpus.queries) {
+          const t0 = performance.now();
+          search(index, q, { k: 10 });
+          if (pass > 0) inProcess.push(performance.now() - t0);
+        }
+      }
+      const overHttp: number[] = [];
+      const tookMs: number[] = [];
+      for (let pass = 0; pass < 5; pass++) {
+        for (const q of corpus.queries) {
+          const t0 = performance.now();
+          const body = await get(
+            agent,
+            Number(apiPort),
+            `/v1/indexes/${collection}/search?q=${encodeURIComponent(q)}&k=10`,
+          );
+          const dt = performance.now() - t0;
+          if (pass > 0) {
+            overHttp.push(dt);
+            tookMs.push((JSON.parse(body) as { tookMs: number }).tookMs);
+          }
+        }
+      }
+      const ip = summarize(inProcess);
+      const h = summarize(overHttp);
+      const server = summarize(tookMs);
+      rows.push({
+        docs: corpus.docs.length,
+        'text MB': Math.round(corpus.textBytes / 1e5) / 10,
+        'build ms (compute)': buildMs,
+        'job e2e ms': Math.round(Math.min(...jobs)),
+        'index MB': Math.round(bytes / 1e5) / 10,
+        'fetch+load ms': Math.round(summarize(loads).p50 * 10) / 10,
+        'in-process p50': ip.p50,
+        'in-process p99': ip.p99,
+        'HTTP p50': h.p50,
+        'HTTP p99': h.p99,
+        'server tookMs p50': server.p50,
+      });
+    }
+    printTable('search through Quarry (ms; HTTP = keep-alive, one connection, client side)', rows);
+    const targets: Row[] = rows.map((r) => ({
+      docs: r.docs ?? null,
+      'build ≤ 300 ms (10k)': r['build ms (compute)'] ?? null,
+      'in-process p50 ≤ 0.05 / p99 ≤ 0.3 (10k), p99 ≤ 0.5 (100k)': `${r['in-process p50']} / ${r['in-process p99']}`,
+      'HTTP p50 ≤ 0.5 / p99 ≤ 1.5 (10k)': `${r['HTTP p50']} / ${r['HTTP p99']}`,
+      'load ≤ 200 ms (100k)': r['fetch+load ms'] ?? null,
+    }));
+    printTable('targets (measured)', targets);
+    const file = writeResults('search', { inProcess: core, system: rows, targets });
+    console.log(`\nwrote ${file}`);
+  } finally {
+    agent.destroy();
+    raw.disconnect();
+    await quarry.close();
+    await api.stop();
+    await worker.stop();
+    await queueRedis.stop();
+    await cacheRedis.stop();
+  }
+}
+
+function get(agent: http.Agent, port: number, url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: url, agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`)),
+        );
+      })
+      .on('error', reject);
+  });
+}
