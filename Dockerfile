@@ -1,4 +1,5 @@
-# Quarry worker and API image: slim Node 20, production dependencies only, non-root.
+# Quarry worker and API image: slim Node 20, production dependencies only, non-root. The default
+# command is the API; compose runs workers from the same image with `workers/main.ts`.
 FROM node:20-slim
 WORKDIR /app
 ENV NODE_ENV=production
@@ -9,5 +10,7 @@ COPY producers ./producers
 COPY workers ./workers
 COPY api ./api
 USER node
-HEALTHCHECK --interval=10s --timeout=2s CMD node -e "fetch('http://127.0.0.1:'+(process.env.QUARRY_API_PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(0))"
+# Unhealthy unless /healthz answers 2xx within 2 s: a refused connection is a failure too.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.QUARRY_API_PORT||3000)+'/healthz',{signal:AbortSignal.timeout(2000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "--import", "tsx", "api/main.ts"]

@@ -7,13 +7,18 @@ import { QuarryError } from '../shared/errors.ts';
 import type { IndexRegistry } from '../shared/index-registry.ts';
 import { JOB_ID_PATTERN } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
+import { type ApiMetrics, createMetrics } from '../shared/metrics.ts';
 import { Authenticator } from './auth.ts';
 import { sendError } from './errors.ts';
+import { registerDashboard } from './plugins/dashboard.ts';
+import { registerMetrics } from './plugins/metrics.ts';
+import { registerOpenApi } from './plugins/openapi.ts';
 import { RawJson } from './raw-json.ts';
 import { ResultCache } from './result-cache.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
 import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
+import { scheduleRoutes } from './routes/schedules.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,6 +38,18 @@ export interface AppDeps {
   /** Search indexes loaded in this process (client.indexRegistry()). */
   registry: IndexRegistry;
   logger: Logger;
+  /** This process's API metrics; by default a registry of the app's own. */
+  metrics?: ApiMetrics;
+}
+
+/**
+ * The scope of routes that plugins declare (no route config of ours): the dashboard and the
+ * metrics are operators' (admin); the API's documentation is public; everything else reads.
+ */
+function scopeOfUrl(url: string): ApiScope | 'public' {
+  if (url.startsWith('/admin/') || url === '/admin' || url.startsWith('/metrics')) return 'admin';
+  if (url.startsWith('/docs') || url.startsWith('/openapi.json')) return 'public';
+  return 'read';
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -58,14 +75,19 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     burst: config.rateLimitBurst,
   });
   app.decorateRequest('quarry', null as unknown as QuarryClient);
-  app.addHook('onRequest', async (request) => {
-    const scope = request.routeOptions.config.scope ?? 'read';
+  app.addHook('onRequest', async (request, reply) => {
+    const scope = request.routeOptions.config.scope ?? scopeOfUrl(request.url);
     if (!auth.enabled || scope === 'public') {
       request.quarry = client;
       return;
     }
-    const principal = auth.authenticate(request.headers.authorization, scope);
-    request.quarry = client.forTenant(principal.tenant);
+    try {
+      const principal = auth.authenticate(request.headers.authorization, scope);
+      request.quarry = client.forTenant(principal.tenant);
+    } catch (error) {
+      // Answered here, not thrown: plugins' routes (the dashboard) have error handlers of their own.
+      return sendError(error, request, reply);
+    }
   });
   app.setNotFoundHandler((request, reply) =>
     sendError(
@@ -75,37 +97,52 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     ),
   );
 
+  // Operations: the OpenAPI document and Swagger UI, metrics (its onResponse hook times every
+  // route) and the queue dashboard. Fastify runs onRoute hooks as a route is declared, so the
+  // routes are declared in a plugin registered after the docs plugin: that is when it sees them.
+  const metrics = deps.metrics ?? createMetrics('api');
+  registerOpenApi(app);
+  registerMetrics(app, { metrics, registry });
+  const dashboard = registerDashboard(app, { config, logger });
+  app.addHook('onClose', async () => {
+    await dashboard.close();
+  });
+
   const results = new ResultCache({
     maxBytes: config.apiResultCacheBytes,
     ttlMs: Math.min(config.resultTtlS, 300) * 1000,
   });
-  aggregationRoutes(app, { results });
-  indexRoutes(app, { client, registry });
-  eventRoutes(app);
 
-  app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', async (request) => {
-    const { jobId } = request.params;
-    const status = JOB_ID_PATTERN.test(jobId) ? await request.quarry.status(jobId) : null;
-    if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
-    return status;
-  });
+  app.register(async (app) => {
+    aggregationRoutes(app, { results, metrics });
+    indexRoutes(app, { client, registry });
+    eventRoutes(app);
+    scheduleRoutes(app);
 
-  app.delete<{ Params: { jobId: string } }>(
-    '/v1/jobs/:jobId',
-    { config: { scope: 'enqueue' } },
-    async (request) => {
+    app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', async (request) => {
       const { jobId } = request.params;
-      if (!JOB_ID_PATTERN.test(jobId)) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
-      return request.quarry.cancel(jobId);
-    },
-  );
+      const status = JOB_ID_PATTERN.test(jobId) ? await request.quarry.status(jobId) : null;
+      if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
+      return status;
+    });
 
-  app.get('/healthz', { config: { scope: 'public' } }, async () => ({ status: 'ok' }));
+    app.delete<{ Params: { jobId: string } }>(
+      '/v1/jobs/:jobId',
+      { config: { scope: 'enqueue' } },
+      async (request) => {
+        const { jobId } = request.params;
+        if (!JOB_ID_PATTERN.test(jobId)) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
+        return request.quarry.cancel(jobId);
+      },
+    );
 
-  app.get('/readyz', { config: { scope: 'public' } }, async (_request, reply) => {
-    const redis = await client.ping();
-    const ready = redis.queue && redis.cache;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', redis });
+    app.get('/healthz', { config: { scope: 'public' } }, async () => ({ status: 'ok' }));
+
+    app.get('/readyz', { config: { scope: 'public' } }, async (_request, reply) => {
+      const redis = await client.ping();
+      const ready = redis.queue && redis.cache;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', redis });
+    });
   });
 
   return app;

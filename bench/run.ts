@@ -16,6 +16,7 @@ const iterations = Number(values.iterations);
 const benches: Record<string, () => Promise<void>> = {
   'aggregate-5k': async () => (await import('./aggregate-5k.ts')).runAggregate5k({ iterations }),
   engines: async () => (await import('./engines.ts')).runEngines({ scale: Number(values.scale) }),
+  scale: async () => (await import('./scale.ts')).runScale({ scale: Number(values.scale) }),
   search: async () =>
     (await import('./search.ts')).runSearch({
       sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],
@@ -24,7 +25,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale: jobs × F)]`,
   );
   process.exit(2);
 }

@@ -14,6 +14,9 @@ Usage:
   quarry aggregate <spec.json | -> [--wait] [--timeout <ms>] [--json]
   quarry index <collection> <request.json | -> [--wait] [--timeout <ms>] [--json]
   quarry search <collection> <query...> [--k <n>] [--all] [--prefix] [--json]
+  quarry schedule add <name> <spec.json | -> (--every <30s|5m|1h|ms> | --cron "<pattern>" [--tz <zone>])
+  quarry schedule list [--json]  |  quarry schedule rm <name>
+  quarry alias <name> [--json]                      (the newest result of a schedule)
   quarry status <jobId> [--json]
   quarry watch <jobId> [--json]
   quarry cancel <jobId> [--json]
@@ -190,6 +193,50 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
       out(flags.json ? JSON.stringify(status) : `${status.jobId}: ${status.state}`);
       return status.state === 'cancelled' ? 0 : 1;
     }
+    case 'schedule': {
+      const [action, name, file] = args;
+      if (action === 'list') {
+        const list = await client.schedules();
+        if (flags.json) out(JSON.stringify(list));
+        else
+          out(
+            formatTable(
+              ['name', 'everyMs', 'cron', 'next', 'resultKey', 'refreshedAt'].map((n) => ({ name: n })),
+              list as unknown as Record<string, unknown>[],
+            ),
+          );
+        return 0;
+      }
+      if (action === 'rm' && name !== undefined) {
+        const removed = await client.unschedule(name);
+        err(removed ? `removed ${name}` : `no schedule ${name}`);
+        return removed ? 0 : 1;
+      }
+      if (action === 'add' && name !== undefined && file !== undefined) {
+        if ((flags.every === undefined) === (flags.cron === undefined)) {
+          throw new UsageError('schedule add takes --every or --cron');
+        }
+        const info = await client.schedule(name, {
+          spec: await readSpec(file),
+          ...(flags.every === undefined ? {} : { everyMs: parseDuration(flags.every) }),
+          ...(flags.cron === undefined ? {} : { cron: flags.cron }),
+          ...(flags.tz === undefined ? {} : { tz: flags.tz }),
+        });
+        out(flags.json ? JSON.stringify(info) : `scheduled ${info.name}; next run ${info.next ?? 'now'}`);
+        return 0;
+      }
+      throw new UsageError('schedule add <name> <spec> --every|--cron, schedule list, or schedule rm <name>');
+    }
+    case 'alias': {
+      if (args.length !== 1) throw new UsageError('alias takes one schedule name');
+      const found = await client.aliasResult(args[0]!);
+      if (found === null) {
+        err(`no result for ${args[0]} yet`);
+        return 1;
+      }
+      printEnvelope(JSON.parse(found.bytes.toString('utf8')) as ResultEnvelope, flags.json);
+      return 0;
+    }
     case 'status': {
       if (args.length !== 1) throw new UsageError('status takes one job id');
       const status = await client.status(args[0]!);
@@ -226,6 +273,15 @@ function statusRows(status: object): Record<string, unknown>[] {
   }));
 }
 
+/** `30s`, `5m`, `1h`, `2d` or plain milliseconds. */
+function parseDuration(text: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (match === null)
+    throw new UsageError(`--every: "${text}" is not a duration (30s, 5m, 1h or milliseconds)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 'ms']!;
+  return Number(match[1]) * unit;
+}
+
 interface Flags {
   wait: boolean;
   json: boolean;
@@ -233,6 +289,9 @@ interface Flags {
   k: number;
   all: boolean;
   prefix: boolean;
+  every: string | undefined;
+  cron: string | undefined;
+  tz: string | undefined;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -248,6 +307,9 @@ async function main(argv: string[]): Promise<number> {
         k: { type: 'string', default: '10' },
         all: { type: 'boolean', default: false },
         prefix: { type: 'boolean', default: false },
+        every: { type: 'string' },
+        cron: { type: 'string' },
+        tz: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -281,6 +343,9 @@ async function main(argv: string[]): Promise<number> {
       k: Number(parsed.values.k),
       all: parsed.values.all === true,
       prefix: parsed.values.prefix === true,
+      every: parsed.values.every as string | undefined,
+      cron: parsed.values.cron as string | undefined,
+      tz: parsed.values.tz as string | undefined,
     });
   } catch (error) {
     if (error instanceof UsageError) {

@@ -4,6 +4,7 @@
 // job queued and add it to BullMQ under a job id derived from the result key (identical
 // requests in flight share one job).
 import { Queue } from 'bullmq';
+import { CronExpressionParser } from 'cron-parser';
 import {
   type AddressedAggregation,
   type AggregationJobData,
@@ -36,6 +37,14 @@ import {
 } from '../shared/keys.ts';
 import { type Logger, silentLogger } from '../shared/logger.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
+import {
+  checkScheduleName,
+  parseScheduleRequest,
+  type RefreshJobData,
+  type ScheduleInfo,
+  type ScheduleRequestInput,
+  schedulerId,
+} from '../shared/schedules.ts';
 import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
 import { isFinalState, type JobEvent, type JobStatus, StatusStore } from '../shared/status.ts';
 import { JobEvents } from './job-events.ts';
@@ -341,6 +350,106 @@ export class QuarryClient {
         return info;
       },
     };
+  }
+
+  /**
+   * Registers (or replaces) a scheduled aggregation: the spec is validated now, then refreshed
+   * every `everyMs` (first run at once) or on a `cron` pattern; each run updates the alias.
+   */
+  async schedule(name: string, request: ScheduleRequestInput | unknown): Promise<ScheduleInfo> {
+    checkScheduleName(name);
+    const r = parseScheduleRequest(request);
+    await this.address(r.spec); // bad specs and missing files fail here, not at every tick
+    if (r.cron !== undefined) {
+      try {
+        CronExpressionParser.parse(r.cron, r.tz ? { tz: r.tz } : {});
+      } catch (cause) {
+        throw new QuarryError('QUARRY_ERR_VALIDATION', `cron: ${(cause as Error).message}`, {
+          field: 'cron',
+          cause,
+        });
+      }
+    }
+    const data: RefreshJobData = {
+      v: 1,
+      kind: 'refresh',
+      name,
+      spec: r.spec,
+      ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
+    };
+    await this.#queueRedis
+      .multi()
+      .hset(this.keys.schedule(name), {
+        everyMs: r.everyMs === undefined ? '' : String(r.everyMs),
+        cron: r.cron ?? '',
+        tz: r.tz ?? '',
+        createdAt: String(Date.now()),
+      })
+      .sadd(this.keys.schedules, name)
+      .exec();
+    await this.#aggregateQueue.upsertJobScheduler(
+      schedulerId(this.tenant, name),
+      r.everyMs !== undefined
+        ? { every: r.everyMs, immediately: true }
+        : { pattern: r.cron!, ...(r.tz ? { tz: r.tz } : {}) },
+      {
+        name: 'refresh',
+        data,
+        opts: {
+          attempts: this.config.jobAttempts,
+          backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
+          removeOnComplete: true,
+          removeOnFail: true,
+        },
+      },
+    );
+    return (await this.scheduleInfo(name))!;
+  }
+
+  async scheduleInfo(name: string): Promise<ScheduleInfo | null> {
+    checkScheduleName(name);
+    const [h, alias, scheduler] = await Promise.all([
+      this.#queueRedis.hgetall(this.keys.schedule(name)),
+      this.#queueRedis.hgetall(this.keys.alias(name)),
+      this.#aggregateQueue.getJobScheduler(schedulerId(this.tenant, name)),
+    ]);
+    if (h.createdAt === undefined) return null;
+    return {
+      name,
+      everyMs: h.everyMs ? Number(h.everyMs) : null,
+      cron: h.cron || null,
+      tz: h.tz || null,
+      next: scheduler?.next ? new Date(scheduler.next).toISOString() : null,
+      resultKey: alias.resultKey ?? null,
+      refreshedAt: alias.refreshedAt ? new Date(Number(alias.refreshedAt)).toISOString() : null,
+    };
+  }
+
+  async schedules(): Promise<ScheduleInfo[]> {
+    const names = (await this.#queueRedis.smembers(this.keys.schedules)).sort();
+    const infos = await Promise.all(names.map((n) => this.scheduleInfo(n)));
+    return infos.filter((i): i is ScheduleInfo => i !== null);
+  }
+
+  /** Stops a schedule and forgets it (its alias too); false when there was none. */
+  async unschedule(name: string): Promise<boolean> {
+    checkScheduleName(name);
+    await this.#aggregateQueue.removeJobScheduler(schedulerId(this.tenant, name));
+    const [[, removed]] = (await this.#queueRedis
+      .multi()
+      .srem(this.keys.schedules, name)
+      .del(this.keys.schedule(name), this.keys.alias(name))
+      .exec()) as [[Error | null, number], [Error | null, number]];
+    return removed === 1;
+  }
+
+  /** The newest result of a schedule, as stored bytes; null before the first run completes. */
+  async aliasResult(name: string): Promise<{ resultKey: string; bytes: Buffer } | null> {
+    checkScheduleName(name);
+    const resultKey = await this.#queueRedis.hget(this.keys.alias(name), 'resultKey');
+    if (resultKey === null) return null;
+    const bytes = await this.resultBytes(resultKey);
+    return bytes === null ? null : { resultKey, bytes };
   }
 
   /** The current version's metadata, or null for an unknown collection. */

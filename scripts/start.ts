@@ -145,7 +145,13 @@ process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
 const env = await ensureRedis();
-for (let i = 0; i < workers; i++) startChild(`worker-${i + 1}`, 'workers/main.ts', env);
+// Each worker serves its metrics on its own port: the configured one, then the next ones.
+for (let i = 0; i < workers; i++) {
+  startChild(`worker-${i + 1}`, 'workers/main.ts', {
+    ...env,
+    QUARRY_WORKER_METRICS_PORT: String(config.workerMetricsPort === 0 ? 0 : config.workerMetricsPort + i),
+  });
+}
 startChild('api', 'api/main.ts', env);
 logger.info(
   { api: `http://${config.apiHost}:${config.apiPort}`, workers, ...env },

@@ -21,8 +21,14 @@ export type EngineName = Exclude<EngineChoice, 'auto'>;
 export const QUANTILE_METHODS = ['linear', 'nearest_rank'] as const;
 export type QuantileMethod = (typeof QUANTILE_METHODS)[number];
 
-const Column = z.string().min(1).max(256);
-const FilterValue = z.union([z.string().max(65_536), z.number().finite(), z.boolean()]);
+// Strings that reach an engine must be encodable as UTF-8 (no lone surrogates).
+const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+const Column = z.string().min(1).max(256).refine(wellFormed, 'must be well-formed Unicode');
+const FilterValue = z.union([
+  z.string().max(65_536).refine(wellFormed, 'must be well-formed Unicode'),
+  z.number().finite(),
+  z.boolean(),
+]);
 
 const Filter = z.discriminatedUnion('op', [
   z.strictObject({ column: Column, op: z.enum(['eq', 'ne', 'gt', 'gte', 'lt', 'lte']), value: FilterValue }),
@@ -31,7 +37,7 @@ const Filter = z.discriminatedUnion('op', [
   z.strictObject({ column: Column, op: z.enum(['is_null', 'not_null']) }),
 ]);
 
-const As = z.string().min(1).max(256).optional();
+const As = Column.optional();
 const Metric = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('count'), column: Column.optional(), as: As }),
   z.strictObject({ op: z.enum(['sum', 'avg', 'min', 'max', 'count_distinct']), column: Column, as: As }),
@@ -119,6 +125,82 @@ export interface ResultEnvelope {
   readonly engine: EngineName;
   readonly computedAt: string;
   readonly durationMs: number;
+}
+
+const ColumnTypeSchema = z.enum(['integer', 'float', 'string', 'boolean', 'date', 'timestamp', 'null']);
+
+/**
+ * The job payload, checked again by the worker: a job written into the queue by anything but
+ * Quarry's producer (or corrupted) fails with QUARRY_ERR_VALIDATION instead of reaching an engine.
+ */
+export const AggregationJobDataSchema = z.strictObject({
+  v: z.literal(1),
+  resultKey: z.string().regex(/^[0-9a-f]{32}$/),
+  tenant: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .optional(),
+  spec: z.strictObject({
+    dataset: z.union([
+      z.strictObject({
+        kind: z.literal('inline'),
+        rows: z.number().int().min(0),
+        columns: z.array(z.strictObject({ name: Column, type: ColumnTypeSchema })).max(1024),
+      }),
+      z.strictObject({
+        kind: z.literal('file'),
+        path: z.string().min(1).max(1024),
+        format: z.enum(FILE_FORMATS),
+        size: z.number().int().min(0),
+        mtimeMs: z.number().int(),
+        contentHash: z
+          .string()
+          .regex(/^[0-9a-f]{32}$/)
+          .optional(),
+      }),
+    ]),
+    filters: z.array(Filter).max(64),
+    groupBy: z.array(Column).max(32),
+    metrics: z
+      .array(
+        z.strictObject({
+          op: z.enum(['count', 'sum', 'avg', 'min', 'max', 'count_distinct', 'quantile']),
+          column: Column.optional(),
+          q: z.number().min(0).max(1).optional(),
+          method: z.enum(QUANTILE_METHODS).optional(),
+          as: Column,
+        }),
+      )
+      .min(1)
+      .max(64),
+    orderBy: z.array(z.strictObject({ column: Column, direction: z.enum(['asc', 'desc']) })).max(32),
+    limit: z.number().int().min(1).optional(),
+    engine: z.enum(ENGINES),
+  }),
+});
+
+/** Checks a job payload; throws QuarryError QUARRY_ERR_VALIDATION (unrecoverable) when malformed. */
+export function checkAggregationJobData(data: unknown): AggregationJobData {
+  const parsed = AggregationJobDataSchema.safeParse(data);
+  if (!parsed.success) {
+    const e = validationError(parsed.error);
+    throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${e.message}`, {
+      field: `job.${e.field ?? ''}`,
+    });
+  }
+  for (const m of parsed.data.spec.metrics) {
+    if (m.op !== 'count' && m.column === undefined) {
+      throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${m.op} without a column`, {
+        field: 'job.spec.metrics',
+      });
+    }
+    if (m.op === 'quantile' && (m.q === undefined || m.method === undefined)) {
+      throw new QuarryError('QUARRY_ERR_VALIDATION', 'malformed job payload: quantile without q or method', {
+        field: 'job.spec.metrics',
+      });
+    }
+  }
+  return parsed.data as AggregationJobData;
 }
 
 export interface AggregationLimits {

@@ -55,6 +55,8 @@ const EnvSchema = z.object({
   QUARRY_API_HOST: z.string().min(1).default('127.0.0.1'),
   QUARRY_API_PORT: int(0, 65535, 3000),
   QUARRY_WORKER_CONCURRENCY: int(1, 256, 4),
+  QUARRY_WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  QUARRY_WORKER_METRICS_PORT: int(0, 65535, 9464),
   QUARRY_INDEX_CONCURRENCY: int(1, 64, 1),
   QUARRY_MAX_INDEX_DOCUMENTS: int(1, 100_000_000, 1_000_000),
   QUARRY_INDEX_GRACE_S: int(1, 86400, 60),
@@ -75,6 +77,7 @@ const EnvSchema = z.object({
   QUARRY_INDEX_TIMEOUT_MS: int(100, 24 * 3_600_000, 600_000),
   QUARRY_DUCKDB_THREADS: int(1, 1024, Math.max(1, os.availableParallelism())),
   QUARRY_POLARS_THREADS: int(1, 64, 2),
+  QUARRY_THREAD_HEAP_MB: int(32, 65_536, 2048),
   QUARRY_DUCKDB_MEMORY_LIMIT: z
     .string()
     .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'a size such as 2GB')
@@ -97,6 +100,9 @@ export interface QuarryConfig {
   readonly apiHost: string;
   readonly apiPort: number;
   readonly workerConcurrency: number;
+  /** Where a worker serves Prometheus metrics (GET /metrics); port 0 picks a free one. */
+  readonly workerMetricsHost: string;
+  readonly workerMetricsPort: number;
   /** Index builds at once per worker process (each takes a thread and a core). */
   readonly indexConcurrency: number;
   readonly maxIndexDocuments: number;
@@ -123,6 +129,8 @@ export interface QuarryConfig {
   readonly duckdbMemoryLimit: string | undefined;
   /** Worker threads running Polars plans (Polars jobs computed at once per worker process). */
   readonly polarsThreads: number;
+  /** JS heap limit of each worker thread (index builds, Polars), in MB. */
+  readonly threadHeapMb: number;
   /** Where workers write inline datasets for the engines to read (tmpfs when available). */
   readonly spoolDir: string;
   readonly apiResultCacheBytes: number;
@@ -163,6 +171,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiHost: e.QUARRY_API_HOST,
     apiPort: e.QUARRY_API_PORT,
     workerConcurrency: e.QUARRY_WORKER_CONCURRENCY,
+    workerMetricsHost: e.QUARRY_WORKER_METRICS_HOST,
+    workerMetricsPort: e.QUARRY_WORKER_METRICS_PORT,
     indexConcurrency: e.QUARRY_INDEX_CONCURRENCY,
     maxIndexDocuments: e.QUARRY_MAX_INDEX_DOCUMENTS,
     indexGraceS: e.QUARRY_INDEX_GRACE_S,
@@ -184,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     duckdbThreads: e.QUARRY_DUCKDB_THREADS,
     duckdbMemoryLimit: e.QUARRY_DUCKDB_MEMORY_LIMIT,
     polarsThreads: e.QUARRY_POLARS_THREADS,
+    threadHeapMb: e.QUARRY_THREAD_HEAP_MB,
     spoolDir: e.QUARRY_SPOOL_DIR === undefined ? defaultSpoolDir() : path.resolve(e.QUARRY_SPOOL_DIR),
     apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
     apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),

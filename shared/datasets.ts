@@ -136,11 +136,19 @@ function columnType(bits: number): ColumnType {
   return 'null';
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
 /** Column names: 1-256 characters, no control characters. They are always quoted in SQL. */
 export function checkColumnName(name: string, field: string): void {
   // `__proto__` would set a prototype instead of a property wherever rows become objects.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-  if (name.length === 0 || name.length > 256 || name === '__proto__' || /[\u0000-\u001f\u007f]/.test(name)) {
+  if (
+    name.length === 0 ||
+    name.length > 256 ||
+    name === '__proto__' ||
+    CONTROL_CHARACTERS.test(name) ||
+    !(name as unknown as { isWellFormed(): boolean }).isWellFormed()
+  ) {
     throw invalid(
       field,
       `column name ${JSON.stringify(name.slice(0, 40))} must have 1-256 characters and no control characters`,

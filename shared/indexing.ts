@@ -154,6 +154,39 @@ export function indexJobId(): string {
   return `idx-${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
 
+const IndexJobDataSchema = z.strictObject({
+  v: z.literal(1),
+  tenant: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .optional(),
+  collection: z.string().regex(COLLECTION_PATTERN),
+  idField: Field,
+  fields: z.array(Field).min(1).max(64),
+  store: z.array(Field).max(64),
+  boosts: z.record(Field, z.number().positive().max(1000)).optional(),
+  source: z.union([
+    z.strictObject({ kind: z.literal('inline'), documents: z.number().int().min(0) }),
+    z.strictObject({
+      kind: z.literal('file'),
+      path: z.string().min(1).max(1024),
+      format: z.enum(INDEX_FILE_FORMATS),
+    }),
+  ]),
+});
+
+/** Checks an index job payload (see checkAggregationJobData); QUARRY_ERR_VALIDATION when malformed. */
+export function checkIndexJobData(data: unknown): IndexJobData {
+  const parsed = IndexJobDataSchema.safeParse(data);
+  if (!parsed.success) {
+    const e = validationError(parsed.error);
+    throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${e.message}`, {
+      field: `job.${e.field ?? ''}`,
+    });
+  }
+  return parsed.data;
+}
+
 /** What GET /v1/indexes/:collection reports. */
 export interface IndexInfo {
   readonly collection: string;

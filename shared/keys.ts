@@ -13,6 +13,9 @@
 //     <prefix>:index:<c>:v<n>     version n's metadata hash (chunks, bytes, documents, terms, …)
 //     <prefix>:index:<c>:v<n>:<i> chunk i of version n's binary index; old versions expire
 //     <prefix>:indexes            set of collection names
+//     <prefix>:schedule:<name>    a scheduled aggregation: its spec and timing (hash)
+//     <prefix>:schedules          set of schedule names
+//     <prefix>:alias:<name>       hash {resultKey, refreshedAt}: the schedule's newest result
 //     <prefix>:index-events       pub/sub channel: {collection, version} when a version goes live
 //   cache Redis (evicting: allkeys-lru)
 //     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
@@ -44,6 +47,9 @@ export interface KeyScheme {
   indexChunk(collection: string, version: number, chunk: number): string;
   readonly indexes: string;
   readonly indexEventsChannel: string;
+  schedule(name: string): string;
+  readonly schedules: string;
+  alias(name: string): string;
 }
 
 /**
@@ -68,6 +74,9 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     indexChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:${i}`,
     indexes: `${p}:indexes`,
     indexEventsChannel: `${p}:index-events`,
+    schedule: (name: string) => `${p}:schedule:${name}`,
+    schedules: `${p}:schedules`,
+    alias: (name: string) => `${p}:alias:${name}`,
   });
 }
 

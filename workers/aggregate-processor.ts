@@ -3,19 +3,31 @@
 // compute with the engine, store the envelope (pre-serialized, with TTL), mark completed.
 import { stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Job } from 'bullmq';
-import type { AggregationJobData, EngineName, ResultEnvelope } from '../shared/aggregation.ts';
+import { type Job, UnrecoverableError } from 'bullmq';
+import {
+  type AddressedAggregation,
+  type AggregationJobData,
+  addressAggregation,
+  checkAggregationJobData,
+  checkSpecColumns,
+  type EngineName,
+  parseAggregation,
+  type ResultEnvelope,
+} from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { hashFile, resolveDataFile } from '../shared/datasets.ts';
-import { QuarryError } from '../shared/errors.ts';
+import { fingerprintFile, hashFile, resolveDataFile } from '../shared/datasets.ts';
+import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { WorkerMetrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
+import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts';
 import { chooseEngine } from './engines/choose.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
 import { serializeEnvelope } from './envelope.ts';
 import { jobSignal } from './job-control.ts';
 import { failAttempt } from './job-failure.ts';
-import { type JobScope, jobScope } from './job-scope.ts';
+import { observeAttempt } from './job-metrics.ts';
+import { type JobScope, jobScope, tenantOf } from './job-scope.ts';
 
 export interface AggregateProcessorDeps {
   config: QuarryConfig;
@@ -25,6 +37,8 @@ export interface AggregateProcessorDeps {
   cacheRedis: Redis;
   engines: Record<EngineName, AggregationEngine>;
   logger: Logger;
+  /** The worker's metrics; absent, nothing is observed. */
+  metrics?: WorkerMetrics;
 }
 
 export interface AggregateJobResult {
@@ -36,10 +50,10 @@ export interface AggregateJobResult {
 }
 
 export function createAggregateProcessor(deps: AggregateProcessorDeps) {
-  const { config, queueRedis, cacheRedis, engines, logger } = deps;
+  const { config, queueRedis, cacheRedis, engines, logger, metrics } = deps;
 
   async function attempt(
-    job: Job<AggregationJobData>,
+    job: Pick<Job<AggregationJobData>, 'data' | 'attemptsMade'>,
     jobId: string,
     signal: AbortSignal,
     scope: JobScope,
@@ -125,6 +139,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       }
       // A cancelled or timed-out job leaves no result behind.
       signal.throwIfAborted();
+      metrics?.resultBytes.observe(Buffer.byteLength(bytes));
       await cacheRedis.set(resultKeyName, bytes, 'EX', config.resultTtlS);
       await finish(jobId, resultKey);
       return { resultKey, reused: false, rowCount: envelope.rowCount, durationMs };
@@ -133,29 +148,80 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     }
   }
 
+  /**
+   * A scheduled refresh: address the registered spec against the data as it is now, compute it
+   * under its content-addressed job id (reusing a cached result), then point the alias at it.
+   */
+  async function refresh(job: Job<RefreshJobData>, signal: AbortSignal): Promise<AggregateJobResult> {
+    const { name, tenant, spec: input } = job.data;
+    const scope = jobScope(config, queueRedis, tenant);
+    const parsed = parseAggregation(input, config);
+    let addressed: AddressedAggregation;
+    if (parsed.dataset.kind === 'inline') {
+      checkSpecColumns(parsed.spec, parsed.dataset.data.columns);
+      addressed = addressAggregation(parsed, undefined, tenant);
+    } else {
+      const { path: rel, format, fingerprint } = parsed.dataset;
+      addressed = addressAggregation(
+        parsed,
+        await fingerprintFile(config.dataDir, rel, format, fingerprint),
+        tenant,
+      );
+    }
+    const { jobId, resultKey } = addressed;
+    await scope.status.enqueue(jobId, 'aggregate', resultKey);
+    if (addressed.inlineJson !== undefined) {
+      await queueRedis.set(scope.keys.inlineData(jobId), addressed.inlineJson, 'EX', config.inlineDataTtlS);
+    }
+    const data: AggregationJobData = { v: 1, resultKey, spec: addressed.spec, ...(tenant ? { tenant } : {}) };
+    const result = await attempt({ data, attemptsMade: job.attemptsMade }, jobId, signal, scope);
+    await queueRedis.hset(scope.keys.alias(name), { resultKey, refreshedAt: String(Date.now()), jobId });
+    return result;
+  }
+
   return async function processAggregate(
     job: Job<AggregationJobData>,
     _token?: string,
     bullSignal?: AbortSignal,
   ): Promise<AggregateJobResult> {
     const control = jobSignal(bullSignal, config.aggregateTimeoutMs, 'aggregate');
+    if (job.name === 'refresh') {
+      const log = logger.child({ jobId: job.id });
+      try {
+        checkRefreshJobData(job.data);
+        const result = await refresh(job as unknown as Job<RefreshJobData>, control.signal);
+        log.info({ resultKey: result.resultKey, reused: result.reused }, 'scheduled aggregation refreshed');
+        return result;
+      } catch (error) {
+        log.warn({ err: error }, 'scheduled refresh failed');
+        const cause = control.signal.aborted ? control.signal.reason : error;
+        throw isQuarryError(cause) && cause.unrecoverable
+          ? new UnrecoverableError(`${cause.code}: ${cause.message}`)
+          : cause;
+      } finally {
+        control.dispose();
+      }
+    }
     const jobId = job.id!;
-    const log = logger.child({ jobId, attempt: job.attemptsMade + 1, tenant: job.data.tenant });
-    const scope = jobScope(config, queueRedis, job.data.tenant);
+    // The payload is checked inside the try: a malformed one fails with a code, like any error.
+    const tenant = tenantOf(job.data);
+    const log = logger.child({ jobId, attempt: job.attemptsMade + 1, tenant });
+    const scope = jobScope(config, queueRedis, tenant);
+    const observed = observeAttempt(metrics, 'aggregate', job);
     try {
-      const result = await attempt(job, jobId, control.signal, scope);
+      const data = checkAggregationJobData(job.data);
+      const result = await attempt({ data, attemptsMade: job.attemptsMade }, jobId, control.signal, scope);
+      observed.completed();
       log.info(
         { reused: result.reused, rows: result.rowCount, durationMs: result.durationMs },
         'aggregation done',
       );
       return result;
     } catch (error) {
-      throw await failAttempt(
-        { ...scope, queueRedis },
-        job,
-        control.signal.aborted ? control.signal.reason : error,
-        log,
-      );
+      const cause = control.signal.aborted ? control.signal.reason : error;
+      const failure = await failAttempt({ ...scope, queueRedis }, job, cause, log);
+      observed.failed(cause, failure);
+      throw failure;
     } finally {
       control.dispose();
     }

@@ -29,14 +29,20 @@ function run({ documents, options }: BuildThreadRequest): void {
   reply({ ok: true, bytes }, [bytes.buffer]);
 }
 
-try {
-  run(workerData as BuildThreadRequest);
-} catch (error) {
-  const e = error instanceof QuarryError ? error : undefined;
-  reply({
-    ok: false,
-    code: e?.code ?? 'QUARRY_ERR_INTERNAL',
-    message: error instanceof Error ? error.message : String(error),
-    field: e?.field,
-  });
+function serve(request: BuildThreadRequest): void {
+  try {
+    run(request);
+  } catch (error) {
+    const e = error instanceof QuarryError ? error : undefined;
+    reply({
+      ok: false,
+      code: e?.code ?? 'QUARRY_ERR_INTERNAL',
+      message: error instanceof Error ? error.message : String(error),
+      field: e?.field,
+    });
+  }
 }
+
+// One-shot (the request came as workerData) or kept warm by IndexBuilder (requests as messages).
+if (workerData !== null && workerData !== undefined) serve(workerData as BuildThreadRequest);
+else parentPort!.on('message', (request: BuildThreadRequest) => serve(request));

@@ -8,22 +8,28 @@ import type { QuarryConfig } from '../shared/config.ts';
 import { resolveDataFile } from '../shared/datasets.ts';
 import { QuarryError } from '../shared/errors.ts';
 import { IndexStore } from '../shared/index-store.ts';
-import type { IndexJobData } from '../shared/indexing.ts';
+import { checkIndexJobData, type IndexJobData } from '../shared/indexing.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { WorkerMetrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
 import { readHeader } from '../shared/search/index.ts';
 import type { DuckDBEngine } from './engines/duckdb.ts';
-import { buildIndexInThread } from './index-build-thread.ts';
+import type { IndexBuilder } from './index-builder.ts';
 import { jobSignal } from './job-control.ts';
 import { failAttempt } from './job-failure.ts';
-import { type JobScope, jobScope } from './job-scope.ts';
+import { observeAttempt } from './job-metrics.ts';
+import { type JobScope, jobScope, tenantOf } from './job-scope.ts';
 
 export interface IndexProcessorDeps {
   config: QuarryConfig;
   queueRedis: Redis;
+  /** Warm build threads (index-builder.ts). */
+  builder: IndexBuilder;
   duckdb: DuckDBEngine;
   logger: Logger;
+  /** The worker's metrics; absent, nothing is observed. */
+  metrics?: WorkerMetrics;
 }
 
 export interface IndexJobResult {
@@ -57,7 +63,7 @@ export function ndjsonToArray(text: Buffer): Buffer {
 }
 
 export function createIndexProcessor(deps: IndexProcessorDeps) {
-  const { config, queueRedis, duckdb, logger } = deps;
+  const { config, queueRedis, duckdb, logger, metrics } = deps;
 
   async function documentsOf(job: Job<IndexJobData>, jobId: string, keys: KeyScheme): Promise<Buffer> {
     const { source } = job.data;
@@ -105,7 +111,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       documents.byteOffset,
       documents.byteOffset + documents.length,
     ) as ArrayBuffer;
-    const bytes = await buildIndexInThread(input, {
+    const bytes = await deps.builder.build(input, {
       idField,
       fields,
       store: stored,
@@ -113,6 +119,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       signal,
     });
     const buildMs = Math.round(performance.now() - started);
+    metrics?.indexBuild.observe(buildMs / 1000);
     const header = readHeader(bytes);
     void status
       .progress(jobId, { phase: 'store', percent: 80, count: header.docCount })
@@ -137,24 +144,22 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
   ): Promise<IndexJobResult> {
     const control = jobSignal(bullSignal, config.indexTimeoutMs, 'index');
     const jobId = job.id!;
-    const log = logger.child({
-      jobId,
-      collection: job.data.collection,
-      attempt: job.attemptsMade + 1,
-      tenant: job.data.tenant,
-    });
-    const scope = jobScope(config, queueRedis, job.data.tenant);
+    const tenant = tenantOf(job.data);
+    const log = logger.child({ jobId, attempt: job.attemptsMade + 1, tenant });
+    const scope = jobScope(config, queueRedis, tenant);
+    const observed = observeAttempt(metrics, 'index', job);
     try {
+      // A malformed payload fails here, with a code, like any other error.
+      checkIndexJobData(job.data);
       const result = await attempt(job, jobId, control.signal, scope);
+      observed.completed();
       log.info(result, 'index built');
       return result;
     } catch (error) {
-      throw await failAttempt(
-        { ...scope, queueRedis },
-        job,
-        control.signal.aborted ? control.signal.reason : error,
-        log,
-      );
+      const cause = control.signal.aborted ? control.signal.reason : error;
+      const failure = await failAttempt({ ...scope, queueRedis }, job, cause, log);
+      observed.failed(cause, failure);
+      throw failure;
     } finally {
       control.dispose();
     }

@@ -7,6 +7,7 @@ import type { QuarryConfig } from '../shared/config.ts';
 import type { IndexJobData } from '../shared/indexing.ts';
 import { keyScheme, QUEUE_NAMES } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
+import { createMetrics } from '../shared/metrics.ts';
 import {
   checkQueueEvictionPolicy,
   closeRedis,
@@ -16,12 +17,16 @@ import {
 import { type AggregateJobResult, createAggregateProcessor } from './aggregate-processor.ts';
 import { createDuckDBEngine } from './engines/duckdb.ts';
 import { createPolarsEngine } from './engines/polars.ts';
+import { IndexBuilder } from './index-builder.ts';
 import { createIndexProcessor, type IndexJobResult } from './index-processor.ts';
 import { ControlListener } from './job-control.ts';
+import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
 
 export interface WorkerHandle {
   /** Resolves when the BullMQ worker is connected and taking jobs. */
   readonly ready: Promise<void>;
+  /** Where this worker serves Prometheus metrics; null when the address could not be bound. */
+  readonly metricsUrl: string | null;
   /**
    * Stops taking jobs, lets running ones finish for up to `timeoutMs` (default from config),
    * then closes everything. Jobs still running at the deadline are handed back: their locks
@@ -55,16 +60,25 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   const polars = createPolarsEngine({
     threads: config.duckdbThreads,
     poolSize: config.polarsThreads,
+    heapMb: config.threadHeapMb,
     logger,
   });
+  const metrics = createMetrics('worker');
   const processor = createAggregateProcessor({
     config,
     queueRedis,
     cacheRedis,
     engines: { duckdb, polars },
     logger,
+    metrics,
   });
-  const indexProcessor = createIndexProcessor({ config, queueRedis, duckdb, logger });
+  const builder = new IndexBuilder({
+    size: config.indexConcurrency,
+    resourceLimits: { maxOldGenerationSizeMb: config.threadHeapMb },
+  });
+  // Load the build threads now, not on the first job; a failure here only costs that head start.
+  builder.warmup().catch((err: unknown) => logger.warn({ err }, 'index build threads did not warm up'));
+  const indexProcessor = createIndexProcessor({ config, queueRedis, builder, duckdb, logger, metrics });
   const common = {
     connection: bullConnection,
     prefix: config.prefix,
@@ -91,6 +105,22 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   controlConnection.on('error', (err) => logger.warn({ err }, 'control connection error'));
   const control = new ControlListener(controlConnection, keys, workers, logger);
   await control.start();
+  // Metrics are for operators: a worker whose port is taken (two workers on one host with the
+  // same QUARRY_WORKER_METRICS_PORT) still processes jobs, and says loudly that it is not scraped.
+  let metricsServer: MetricsServer | null = null;
+  try {
+    metricsServer = await startMetricsServer({
+      registry: metrics.registry,
+      host: config.workerMetricsHost,
+      port: config.workerMetricsPort,
+    });
+    logger.info({ url: metricsServer.url }, 'worker metrics listening');
+  } catch (err) {
+    logger.error(
+      { err, host: config.workerMetricsHost, port: config.workerMetricsPort },
+      'worker metrics endpoint could not listen: metrics are not served (set QUARRY_WORKER_METRICS_PORT; 0 picks a free port)',
+    );
+  }
   const ready = Promise.all(workers.map((w) => w.waitUntilReady())).then(() => {
     logger.info(
       {
@@ -105,6 +135,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   let closing: Promise<void> | undefined;
   return {
     ready,
+    metricsUrl: metricsServer?.url ?? null,
     close(timeoutMs = config.shutdownTimeoutMs) {
       closing ??= (async () => {
         let timer: NodeJS.Timeout | undefined;
@@ -120,8 +151,10 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
         }
         clearTimeout(timer);
         for (const [name, step] of [
+          ['metrics server', async () => metricsServer?.close()],
           ['control', () => control.close()],
           ['duckdb', () => duckdb.close()],
+          ['index builder', () => builder.close()],
           ['polars', () => polars.close()],
           ['bull connection', () => closeRedis(bullConnection)],
           ['cache redis', () => closeRedis(cacheRedis)],

@@ -6,14 +6,18 @@ import type { QuarryClient } from '../../producers/client.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import { contentHash } from '../../shared/hashing.ts';
 import { RESULT_KEY_PATTERN } from '../../shared/keys.ts';
+import type { ApiMetrics } from '../../shared/metrics.ts';
 import { BodyIndex } from '../raw-json.ts';
 import { parseWait, requireJson } from '../request.ts';
 import type { ResultCache } from '../result-cache.ts';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-export function aggregationRoutes(app: FastifyInstance, deps: { results: ResultCache }): void {
-  const { results } = deps;
+export function aggregationRoutes(
+  app: FastifyInstance,
+  deps: { results: ResultCache; metrics?: ApiMetrics },
+): void {
+  const { results, metrics } = deps;
   const bodies = new BodyIndex(10_000);
   const scoped = (client: QuarryClient, key: string) => `${client.tenant ?? ''}/${key}`;
 
@@ -34,18 +38,26 @@ export function aggregationRoutes(app: FastifyInstance, deps: { results: ResultC
     const known = bodies.get(bodyHash);
     if (known !== undefined) {
       const bytes = await resultBytes(client, known);
-      if (bytes !== null) return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(bytes);
+      if (bytes !== null) {
+        metrics?.cacheHits.inc();
+        return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(bytes);
+      }
     }
     const job = await client.address(body.parse());
     // Only inline datasets: a file's fingerprint (size, mtime) can change under the same bytes.
     if (job.spec.dataset.kind === 'inline') bodies.set(bodyHash, job.resultKey);
     const hit = results.get(scoped(client, job.resultKey));
-    if (hit !== undefined) return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(hit);
+    if (hit !== undefined) {
+      metrics?.cacheHits.inc();
+      return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(hit);
+    }
     const submission = await client.submitAddressed(job);
     if (submission.cachedBytes !== null) {
       results.set(scoped(client, job.resultKey), submission.cachedBytes);
+      metrics?.cacheHits.inc();
       return reply.header('x-quarry-cache', 'hit').type(JSON_TYPE).send(submission.cachedBytes);
     }
+    metrics?.cacheMisses.inc();
     reply.header('x-quarry-cache', 'miss');
     if (wait > 0) {
       try {

@@ -1,4 +1,5 @@
-// A raw BullMQ worker that does nothing: the floor for a queue round trip.
+// A raw BullMQ worker that does nothing: the floor for a queue round trip. Environment:
+// REDIS_URL, PREFIX, CONCURRENCY (default 1: jobs processed at once by this process).
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 
@@ -6,7 +7,7 @@ const connection = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: nul
 const worker = new Worker('noop', async () => 'ok', {
   connection,
   prefix: process.env.PREFIX!,
-  concurrency: 1,
+  concurrency: Number(process.env.CONCURRENCY ?? 1),
 });
 await worker.waitUntilReady();
 console.log('noop worker ready');

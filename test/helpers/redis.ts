@@ -38,7 +38,11 @@ process.on('exit', () => {
  * Starts redis-server. Give `port` and `dir` of a stopped server to restart it on its data
  * (with `--appendonly yes`, what it acknowledged survives).
  */
-export async function startRedis(extraArgs: string[] = [], port?: number, dir?: string): Promise<RedisServer> {
+export async function startRedis(
+  extraArgs: string[] = [],
+  port?: number,
+  dir?: string,
+): Promise<RedisServer> {
   const keepDir = dir !== undefined;
   dir ??= mkdtempSync(path.join(os.tmpdir(), 'quarry-redis-'));
   const chosen = port ?? (await freePort());

@@ -25,6 +25,8 @@ export function testConfig(env: Record<string, string>): QuarryConfig {
     QUARRY_PREFIX: uniquePrefix(),
     QUARRY_LOG_LEVEL: 'silent',
     QUARRY_DUCKDB_THREADS: '2',
+    // A free port per worker: tests run workers side by side, and 9464 may be a real worker's.
+    QUARRY_WORKER_METRICS_PORT: '0',
     ...env,
   });
 }

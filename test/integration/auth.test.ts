@@ -130,6 +130,39 @@ describe('API keys and tenants', () => {
     }
   });
 
+  test("operators' routes need admin; the API docs are public", async () => {
+    const admin = 'admin-key-0123456789abcdef';
+    const withAdmin = buildApp({
+      config: {
+        ...sys.config,
+        apiKeys: [...sys.config.apiKeys, { key: admin, tenant: 'ops', scopes: ['admin'] }],
+      },
+      client: sys.client,
+      registry: await sys.client.indexRegistry(),
+      logger: silentLogger(),
+    });
+    try {
+      for (const url of ['/metrics', '/admin/queues/api/queues']) {
+        assert.equal(
+          (await withAdmin.inject({ method: 'GET', url, headers: bearer(KEYS.alpha) })).statusCode,
+          403,
+          url,
+        );
+        assert.equal((await withAdmin.inject({ method: 'GET', url })).statusCode, 401, url);
+        // The dashboard answers 503 until its own Redis connection is up: poll briefly.
+        let status = 0;
+        for (const end = Date.now() + 5000; Date.now() < end && status !== 200; ) {
+          status = (await withAdmin.inject({ method: 'GET', url, headers: bearer(admin) })).statusCode;
+          if (status === 503) await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        assert.equal(status, 200, url);
+      }
+      assert.equal((await withAdmin.inject({ method: 'GET', url: '/openapi.json' })).statusCode, 200);
+    } finally {
+      await withAdmin.close();
+    }
+  });
+
   test('429 with Retry-After past the per-key rate', async () => {
     const limited = buildApp({
       config: { ...sys.config, rateLimitPerSecond: 1, rateLimitBurst: 2 },

@@ -18,6 +18,8 @@ export interface PolarsEngineOptions {
   threads?: number;
   /** Worker threads that run plans, i.e. jobs computed at once. Default 2. */
   poolSize?: number;
+  /** JS heap limit of each Polars thread, in MB (`resourceLimits.maxOldGenerationSizeMb`). */
+  heapMb?: number;
   logger?: Logger;
 }
 
@@ -39,6 +41,7 @@ export function createPolarsEngine(options: PolarsEngineOptions = {}): PolarsEng
   const pool = new PolarsPool({
     ...(options.poolSize === undefined ? {} : { size: options.poolSize }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.heapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: options.heapMb } }),
   });
   return {
     name: 'polars',

@@ -1,0 +1,36 @@
+// Prometheus metrics of an API process at GET /metrics: request durations by route pattern and
+// status code (an onResponse hook on the whole app), the index version loaded per collection (read
+// from the IndexRegistry at each scrape), and the default process metrics. Cache hits and misses
+// are counted where they happen, in routes/aggregations.ts.
+import type { FastifyInstance } from 'fastify';
+import type { IndexRegistry } from '../../shared/index-registry.ts';
+import type { ApiMetrics } from '../../shared/metrics.ts';
+
+export const METRICS_PATH = '/metrics';
+/** The route label of requests no route matched: raw URLs would make a label per scanner probe. */
+const UNMATCHED = 'unmatched';
+
+export interface MetricsPluginOptions {
+  metrics: ApiMetrics;
+  registry: IndexRegistry;
+}
+
+export function registerMetrics(app: FastifyInstance, options: MetricsPluginOptions): void {
+  const { metrics, registry } = options;
+  metrics.trackLoadedIndexes(() => registry.loadedCollections());
+  const { httpRequestDuration } = metrics;
+  // A callback hook, not an async one: it runs on every request, searches included.
+  app.addHook('onResponse', (request, reply, done) => {
+    httpRequestDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? UNMATCHED, status_code: reply.statusCode },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+  // In a plugin, so it is declared after the OpenAPI plugin has loaded and gets documented.
+  app.register(async (instance) => {
+    instance.get(METRICS_PATH, async (_request, reply) =>
+      reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    );
+  });
+}

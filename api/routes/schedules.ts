@@ -1,0 +1,46 @@
+// Scheduled aggregations: PUT /v1/schedules/:name registers or replaces one, GET lists or reads
+// them, DELETE removes one; GET /v1/aliases/:name serves the newest result of a schedule.
+import type { FastifyInstance } from 'fastify';
+import { QuarryError } from '../../shared/errors.ts';
+import { requireJson } from '../request.ts';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+export function scheduleRoutes(app: FastifyInstance): void {
+  app.put<{ Params: { name: string } }>(
+    '/v1/schedules/:name',
+    { config: { scope: 'enqueue' } },
+    async (request) => request.quarry.schedule(request.params.name, requireJson(request.body).parse()),
+  );
+
+  app.get('/v1/schedules', async (request) => ({ schedules: await request.quarry.schedules() }));
+
+  app.get<{ Params: { name: string } }>('/v1/schedules/:name', async (request) => {
+    const info = await request.quarry.scheduleInfo(request.params.name);
+    if (info === null)
+      throw new QuarryError('QUARRY_ERR_SCHEDULE_NOT_FOUND', `no schedule "${request.params.name}"`);
+    return info;
+  });
+
+  app.delete<{ Params: { name: string } }>(
+    '/v1/schedules/:name',
+    { config: { scope: 'enqueue' } },
+    async (request, reply) => {
+      if (!(await request.quarry.unschedule(request.params.name))) {
+        throw new QuarryError('QUARRY_ERR_SCHEDULE_NOT_FOUND', `no schedule "${request.params.name}"`);
+      }
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Params: { name: string } }>('/v1/aliases/:name', async (request, reply) => {
+    const found = await request.quarry.aliasResult(request.params.name);
+    if (found === null) {
+      throw new QuarryError(
+        'QUARRY_ERR_RESULT_NOT_FOUND',
+        `no result for "${request.params.name}" yet (unknown schedule, or its first run has not finished)`,
+      );
+    }
+    return reply.header('x-quarry-result-key', found.resultKey).type(JSON_TYPE).send(found.bytes);
+  });
+}

@@ -1,0 +1,97 @@
+// Scheduled aggregations: a spec registered under a name refreshes on a schedule (an interval or
+// a cron pattern, run by BullMQ job schedulers); each run computes the spec against the data as
+// it is then (files are fingerprinted again) and points the name's alias at the newest result.
+import { z } from 'zod';
+import { validationError } from './aggregation.ts';
+import { QuarryError } from './errors.ts';
+
+export const SCHEDULE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const ScheduleRequestSchema = z.strictObject({
+  /** The aggregation spec, as for POST /v1/aggregations. */
+  spec: z.unknown(),
+  /** Refresh every so many milliseconds (at least 1,000). */
+  everyMs: z
+    .number()
+    .int()
+    .min(1000)
+    .max(366 * 86_400_000)
+    .optional(),
+  /** Or a cron pattern (seconds optional), evaluated in `tz` (default UTC). */
+  cron: z.string().min(9).max(120).optional(),
+  tz: z.string().min(1).max(64).optional(),
+});
+
+export type ScheduleRequestInput = z.input<typeof ScheduleRequestSchema>;
+
+/** The job a schedule's ticks enqueue (job name `refresh` on the aggregate queue). */
+export interface RefreshJobData {
+  readonly v: 1;
+  readonly kind: 'refresh';
+  readonly name: string;
+  readonly tenant?: string;
+  /** The spec as registered; addressed afresh at every run. */
+  readonly spec: unknown;
+}
+
+const RefreshJobDataSchema = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('refresh'),
+  name: z.string().regex(SCHEDULE_NAME_PATTERN),
+  tenant: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .optional(),
+  spec: z.unknown(),
+});
+
+/** Checks a refresh job payload; QUARRY_ERR_VALIDATION when malformed. */
+export function checkRefreshJobData(data: unknown): RefreshJobData {
+  const parsed = RefreshJobDataSchema.safeParse(data);
+  if (!parsed.success) {
+    const e = validationError(parsed.error);
+    throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${e.message}`, {
+      field: `job.${e.field ?? ''}`,
+    });
+  }
+  return parsed.data as RefreshJobData;
+}
+
+export interface ScheduleInfo {
+  readonly name: string;
+  readonly everyMs: number | null;
+  readonly cron: string | null;
+  readonly tz: string | null;
+  /** When the next run is due (ISO), if BullMQ knows. */
+  readonly next: string | null;
+  /** The alias's current result, once a run completed. */
+  readonly resultKey: string | null;
+  readonly refreshedAt: string | null;
+}
+
+export function checkScheduleName(name: unknown): string {
+  if (typeof name !== 'string' || !SCHEDULE_NAME_PATTERN.test(name)) {
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'name: 1-64 letters, digits, - or _', { field: 'name' });
+  }
+  return name;
+}
+
+export function parseScheduleRequest(input: unknown): z.output<typeof ScheduleRequestSchema> {
+  const parsed = ScheduleRequestSchema.safeParse(input);
+  if (!parsed.success) throw validationError(parsed.error);
+  const r = parsed.data;
+  if ((r.everyMs === undefined) === (r.cron === undefined)) {
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'give either "everyMs" or "cron"', {
+      field: r.everyMs === undefined ? 'everyMs' : 'cron',
+    });
+  }
+  if (r.tz !== undefined && r.cron === undefined) {
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'tz: only with "cron"', { field: 'tz' });
+  }
+  return r;
+}
+
+/** BullMQ scheduler ids are shared by all tenants of a queue: the tenant is part of the id. */
+export function schedulerId(tenant: string | undefined, name: string): string {
+  return `sch.${tenant ?? ''}.${name}`;
+}
