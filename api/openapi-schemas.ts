@@ -9,6 +9,7 @@ import { AggregationSpecSchema, ENGINES, type ResultColumn } from '../shared/agg
 import { ERRORS } from '../shared/errors.ts';
 import { COLLECTION_PATTERN, IndexRequestSchema } from '../shared/indexing.ts';
 import { JOB_ID_PATTERN, RESULT_KEY_PATTERN } from '../shared/keys.ts';
+import { SCHEDULE_NAME_PATTERN, ScheduleRequestSchema } from '../shared/schedules.ts';
 import { MAX_K } from '../shared/search/index.ts';
 import type { JobState, JobType } from '../shared/status.ts';
 import { MAX_WAIT_MS } from './request.ts';
@@ -64,6 +65,7 @@ const collection = str({ pattern: COLLECTION_PATTERN.source });
 
 export const AGGREGATION_REQUEST = requestSchemaOf(AggregationSpecSchema);
 export const INDEX_REQUEST = requestSchemaOf(IndexRequestSchema);
+export const SCHEDULE_REQUEST = requestSchemaOf(ScheduleRequestSchema);
 
 const EXAMPLE_KEY = '3f1c0e8a9b7d4c2e1f0a5b6c7d8e9f01';
 const EXAMPLE_JOB = `agg-${EXAMPLE_KEY}`;
@@ -274,6 +276,26 @@ const waitQuery = obj(
 // ── Routes ─────────────────────────────────────────────────────────────────────────────────────
 
 /** The documentation of each route, keyed `METHOD /url` as Fastify declares it. */
+const scheduleName = str({ pattern: SCHEDULE_NAME_PATTERN.source });
+export const SCHEDULE_INFO = obj({
+  name: scheduleName,
+  everyMs: nullable(int()),
+  cron: nullable(str()),
+  tz: nullable(str()),
+  next: nullable(dateTime),
+  resultKey: nullable(resultKey),
+  refreshedAt: nullable(dateTime),
+});
+const scheduleExample = {
+  name: 'daily-origins',
+  everyMs: 60_000,
+  cron: null,
+  tz: null,
+  next: '2026-11-27T10:01:00.000Z',
+  resultKey: EXAMPLE_KEY,
+  refreshedAt: '2026-11-27T10:00:00.012Z',
+};
+
 export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
   'POST /v1/aggregations': {
     operationId: 'createAggregation',
@@ -434,6 +456,64 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
       ),
       400: errorResponse(400, 'QUARRY_ERR_VALIDATION', 'q: the query is empty', 'q'),
       ...notFound('QUARRY_ERR_INDEX_NOT_FOUND', 'index "docs"'),
+    },
+  },
+  'PUT /v1/schedules/:name': {
+    operationId: 'putSchedule',
+    tags: ['schedules'],
+    summary: 'Register or replace a scheduled aggregation',
+    description:
+      'The spec is validated now; it then refreshes every `everyMs` (first run at once) or on a `cron` ' +
+      'pattern, and `GET /v1/aliases/:name` serves its newest result.',
+    params: obj({ name: scheduleName }),
+    body: withExample(SCHEDULE_REQUEST, { spec: aggregationRequestExample, everyMs: 60_000 }),
+    response: {
+      200: withExample(SCHEDULE_INFO, scheduleExample, 'The schedule as registered.'),
+      ...badInput,
+    },
+  },
+  'GET /v1/schedules': {
+    operationId: 'listSchedules',
+    tags: ['schedules'],
+    summary: "This tenant's schedules",
+    response: {
+      200: withExample(obj({ schedules: { type: 'array', items: SCHEDULE_INFO } }), {
+        schedules: [scheduleExample],
+      }),
+    },
+  },
+  'GET /v1/schedules/:name': {
+    operationId: 'getSchedule',
+    tags: ['schedules'],
+    summary: 'One schedule: timing, next run, newest result',
+    params: obj({ name: scheduleName }),
+    response: {
+      200: withExample(SCHEDULE_INFO, scheduleExample, 'The schedule.'),
+      ...notFound('QUARRY_ERR_SCHEDULE_NOT_FOUND', 'schedule "daily-origins"'),
+    },
+  },
+  'DELETE /v1/schedules/:name': {
+    operationId: 'deleteSchedule',
+    tags: ['schedules'],
+    summary: 'Stop and forget a schedule (and its alias)',
+    params: obj({ name: scheduleName }),
+    response: {
+      204: { description: 'Removed.', type: 'null' },
+      ...notFound('QUARRY_ERR_SCHEDULE_NOT_FOUND', 'schedule "daily-origins"'),
+    },
+  },
+  'GET /v1/aliases/:name': {
+    operationId: 'getAlias',
+    tags: ['schedules'],
+    summary: "A schedule's newest result (the envelope bytes as stored)",
+    params: obj({ name: scheduleName }),
+    response: {
+      200: withExample(
+        RESULT_ENVELOPE,
+        envelopeExample,
+        'The newest result; header x-quarry-result-key names it.',
+      ),
+      ...notFound('QUARRY_ERR_RESULT_NOT_FOUND', 'result for "daily-origins"'),
     },
   },
   'GET /healthz': {
