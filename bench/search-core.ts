@@ -1,34 +1,12 @@
-// The in-process part of the search benchmark: our BM25 index next to MiniSearch, FlexSearch and
-// SQLite FTS5 on the same real corpus and queries (bench/corpus.ts): build time, query latency,
-// index size, and how much of each engine's top 10 is the exact BM25 top 10. Tantivy's published
-// figures close the table as a reference row (not measured here).
-//
-// Alone: node --import tsx bench/search-core.ts [--sizes 10000,100000] [--peers-at 10000]
-import { createRequire } from 'node:module';
 import FlexSearch from 'flexsearch';
 import MiniSearch from 'minisearch';
 import { analyze } from '../shared/search/analyzer.ts';
 import { buildIndex } from '../shared/search/build.ts';
 import { loadIndex } from '../shared/search/format.ts';
 import { search } from '../shared/search/search.ts';
+import { Database } from '../test/helpers/sqlite.ts';
 import { buildCorpus, type Corpus, type CorpusDoc } from './corpus.ts';
 import { printTable, type Row, summarize } from './lib/stats.ts';
-
-// better-sqlite3 ships no types (and @types/better-sqlite3 is not installed): the little used here.
-interface Statement {
-  run(...params: unknown[]): unknown;
-  get(...params: unknown[]): unknown;
-  all(...params: unknown[]): unknown[];
-  pluck(): Statement;
-}
-interface SqliteDb {
-  exec(sql: string): void;
-  prepare(sql: string): Statement;
-  transaction(fn: () => void): () => void;
-  pragma(sql: string, options: { simple: true }): unknown;
-  close(): void;
-}
-const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => SqliteDb;
 
 export type Engine = 'quarry' | 'minisearch' | 'flexsearch' | 'fts5';
 

@@ -181,14 +181,8 @@ export const AggregationJobDataSchema = z.strictObject({
 
 /** Checks a job payload; throws QuarryError QUARRY_ERR_VALIDATION (unrecoverable) when malformed. */
 export function checkAggregationJobData(data: unknown): AggregationJobData {
-  const parsed = AggregationJobDataSchema.safeParse(data);
-  if (!parsed.success) {
-    const e = validationError(parsed.error);
-    throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${e.message}`, {
-      field: `job.${e.field ?? ''}`,
-    });
-  }
-  for (const m of parsed.data.spec.metrics) {
+  const payload = checkJobPayload(AggregationJobDataSchema, data);
+  for (const m of payload.spec.metrics) {
     if (m.op !== 'count' && m.column === undefined) {
       throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${m.op} without a column`, {
         field: 'job.spec.metrics',
@@ -200,7 +194,19 @@ export function checkAggregationJobData(data: unknown): AggregationJobData {
       });
     }
   }
-  return parsed.data as AggregationJobData;
+  return payload as AggregationJobData;
+}
+
+/** Parses a job payload with its schema; QUARRY_ERR_VALIDATION (unrecoverable) when malformed. */
+export function checkJobPayload<S extends z.ZodType>(schema: S, data: unknown): z.output<S> {
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    const e = validationError(parsed.error);
+    throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${e.message}`, {
+      field: `job.${e.field ?? ''}`,
+    });
+  }
+  return parsed.data;
 }
 
 export interface AggregationLimits {

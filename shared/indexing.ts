@@ -3,7 +3,7 @@
 // the API reports. The binary index format and the analyzer live in shared/search/.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { validationError } from './aggregation.ts';
+import { checkJobPayload, validationError } from './aggregation.ts';
 import { checkColumnName } from './datasets.ts';
 import { QuarryError } from './errors.ts';
 
@@ -177,14 +177,7 @@ const IndexJobDataSchema = z.strictObject({
 
 /** Checks an index job payload (see checkAggregationJobData); QUARRY_ERR_VALIDATION when malformed. */
 export function checkIndexJobData(data: unknown): IndexJobData {
-  const parsed = IndexJobDataSchema.safeParse(data);
-  if (!parsed.success) {
-    const e = validationError(parsed.error);
-    throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${e.message}`, {
-      field: `job.${e.field ?? ''}`,
-    });
-  }
-  return parsed.data;
+  return checkJobPayload(IndexJobDataSchema, data);
 }
 
 /** What GET /v1/indexes/:collection reports. */

@@ -2,7 +2,7 @@
 // a cron pattern, run by BullMQ job schedulers); each run computes the spec against the data as
 // it is then (files are fingerprinted again) and points the name's alias at the newest result.
 import { z } from 'zod';
-import { validationError } from './aggregation.ts';
+import { checkJobPayload, validationError } from './aggregation.ts';
 import { QuarryError } from './errors.ts';
 
 export const SCHEDULE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -47,14 +47,7 @@ const RefreshJobDataSchema = z.strictObject({
 
 /** Checks a refresh job payload; QUARRY_ERR_VALIDATION when malformed. */
 export function checkRefreshJobData(data: unknown): RefreshJobData {
-  const parsed = RefreshJobDataSchema.safeParse(data);
-  if (!parsed.success) {
-    const e = validationError(parsed.error);
-    throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${e.message}`, {
-      field: `job.${e.field ?? ''}`,
-    });
-  }
-  return parsed.data as RefreshJobData;
+  return checkJobPayload(RefreshJobDataSchema, data) as RefreshJobData;
 }
 
 export interface ScheduleInfo {

@@ -3,7 +3,7 @@
 // compute with the engine, store the envelope (pre-serialized, with TTL), mark completed.
 import { stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type Job, UnrecoverableError } from 'bullmq';
+import type { Job } from 'bullmq';
 import {
   type AddressedAggregation,
   type AggregationJobData,
@@ -24,10 +24,8 @@ import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts
 import { chooseEngine } from './engines/choose.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
 import { serializeEnvelope } from './envelope.ts';
-import { jobSignal } from './job-control.ts';
-import { failAttempt } from './job-failure.ts';
-import { observeAttempt } from './job-metrics.ts';
-import { type JobScope, jobScope, tenantOf } from './job-scope.ts';
+import { runAttempt } from './job-attempt.ts';
+import { type JobScope, jobScope } from './job-scope.ts';
 
 export interface AggregateProcessorDeps {
   config: QuarryConfig;
@@ -152,7 +150,10 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
    * A scheduled refresh: address the registered spec against the data as it is now, compute it
    * under its content-addressed job id (reusing a cached result), then point the alias at it.
    */
-  async function refresh(job: Job<RefreshJobData>, signal: AbortSignal): Promise<AggregateJobResult> {
+  async function refresh(
+    job: Pick<Job<RefreshJobData>, 'data' | 'attemptsMade'>,
+    signal: AbortSignal,
+  ): Promise<AggregateJobResult> {
     const { name, tenant, spec: input } = job.data;
     const scope = jobScope(config, queueRedis, tenant);
     const parsed = parseAggregation(input, config);
@@ -174,7 +175,16 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       await queueRedis.set(scope.keys.inlineData(jobId), addressed.inlineJson, 'EX', config.inlineDataTtlS);
     }
     const data: AggregationJobData = { v: 1, resultKey, spec: addressed.spec, ...(tenant ? { tenant } : {}) };
-    const result = await attempt({ data, attemptsMade: job.attemptsMade }, jobId, signal, scope);
+    let result: AggregateJobResult;
+    try {
+      result = await attempt({ data, attemptsMade: job.attemptsMade }, jobId, signal, scope);
+    } catch (error) {
+      // The computation's own record says how it ended; the refresh job fails (and retries) too.
+      const cause = signal.aborted ? signal.reason : error;
+      const code = isQuarryError(cause) ? cause.code : 'QUARRY_ERR_ENGINE';
+      await scope.status.failed(jobId, { code, message: String((cause as Error)?.message ?? cause) }, true);
+      throw cause;
+    }
     await queueRedis.hset(scope.keys.alias(name), { resultKey, refreshedAt: String(Date.now()), jobId });
     return result;
   }
@@ -184,46 +194,25 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     _token?: string,
     bullSignal?: AbortSignal,
   ): Promise<AggregateJobResult> {
-    const control = jobSignal(bullSignal, config.aggregateTimeoutMs, 'aggregate');
     if (job.name === 'refresh') {
-      const log = logger.child({ jobId: job.id });
-      try {
-        checkRefreshJobData(job.data);
-        const result = await refresh(job as unknown as Job<RefreshJobData>, control.signal);
-        log.info({ resultKey: result.resultKey, reused: result.reused }, 'scheduled aggregation refreshed');
+      return runAttempt(deps, 'aggregate', job, bullSignal, async ({ signal, log }) => {
+        const data = checkRefreshJobData(job.data);
+        const result = await refresh({ data, attemptsMade: job.attemptsMade }, signal);
+        log.info(
+          { schedule: data.name, resultKey: result.resultKey, reused: result.reused },
+          'schedule refreshed',
+        );
         return result;
-      } catch (error) {
-        log.warn({ err: error }, 'scheduled refresh failed');
-        const cause = control.signal.aborted ? control.signal.reason : error;
-        throw isQuarryError(cause) && cause.unrecoverable
-          ? new UnrecoverableError(`${cause.code}: ${cause.message}`)
-          : cause;
-      } finally {
-        control.dispose();
-      }
+      });
     }
-    const jobId = job.id!;
-    // The payload is checked inside the try: a malformed one fails with a code, like any error.
-    const tenant = tenantOf(job.data);
-    const log = logger.child({ jobId, attempt: job.attemptsMade + 1, tenant });
-    const scope = jobScope(config, queueRedis, tenant);
-    const observed = observeAttempt(metrics, 'aggregate', job);
-    try {
+    return runAttempt(deps, 'aggregate', job, bullSignal, async ({ jobId, signal, scope, log }) => {
       const data = checkAggregationJobData(job.data);
-      const result = await attempt({ data, attemptsMade: job.attemptsMade }, jobId, control.signal, scope);
-      observed.completed();
+      const result = await attempt({ data, attemptsMade: job.attemptsMade }, jobId, signal, scope);
       log.info(
         { reused: result.reused, rows: result.rowCount, durationMs: result.durationMs },
         'aggregation done',
       );
       return result;
-    } catch (error) {
-      const cause = control.signal.aborted ? control.signal.reason : error;
-      const failure = await failAttempt({ ...scope, queueRedis }, job, cause, log);
-      observed.failed(cause, failure);
-      throw failure;
-    } finally {
-      control.dispose();
-    }
+    });
   };
 }

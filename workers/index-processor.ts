@@ -16,10 +16,8 @@ import type { Redis } from '../shared/redis.ts';
 import { readHeader } from '../shared/search/index.ts';
 import type { DuckDBEngine } from './engines/duckdb.ts';
 import type { IndexBuilder } from './index-builder.ts';
-import { jobSignal } from './job-control.ts';
-import { failAttempt } from './job-failure.ts';
-import { observeAttempt } from './job-metrics.ts';
-import { type JobScope, jobScope, tenantOf } from './job-scope.ts';
+import { runAttempt } from './job-attempt.ts';
+import type { JobScope } from './job-scope.ts';
 
 export interface IndexProcessorDeps {
   config: QuarryConfig;
@@ -63,7 +61,7 @@ export function ndjsonToArray(text: Buffer): Buffer {
 }
 
 export function createIndexProcessor(deps: IndexProcessorDeps) {
-  const { config, queueRedis, duckdb, logger, metrics } = deps;
+  const { config, queueRedis, duckdb, metrics } = deps;
 
   async function documentsOf(job: Job<IndexJobData>, jobId: string, keys: KeyScheme): Promise<Buffer> {
     const { source } = job.data;
@@ -142,26 +140,11 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
     _token?: string,
     bullSignal?: AbortSignal,
   ): Promise<IndexJobResult> {
-    const control = jobSignal(bullSignal, config.indexTimeoutMs, 'index');
-    const jobId = job.id!;
-    const tenant = tenantOf(job.data);
-    const log = logger.child({ jobId, attempt: job.attemptsMade + 1, tenant });
-    const scope = jobScope(config, queueRedis, tenant);
-    const observed = observeAttempt(metrics, 'index', job);
-    try {
-      // A malformed payload fails here, with a code, like any other error.
+    return runAttempt(deps, 'index', job, bullSignal, async ({ jobId, signal, scope, log }) => {
       checkIndexJobData(job.data);
-      const result = await attempt(job, jobId, control.signal, scope);
-      observed.completed();
+      const result = await attempt(job, jobId, signal, scope);
       log.info(result, 'index built');
       return result;
-    } catch (error) {
-      const cause = control.signal.aborted ? control.signal.reason : error;
-      const failure = await failAttempt({ ...scope, queueRedis }, job, cause, log);
-      observed.failed(cause, failure);
-      throw failure;
-    } finally {
-      control.dispose();
-    }
+    });
   };
 }

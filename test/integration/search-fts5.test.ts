@@ -3,29 +3,13 @@
 // index uses FTS5's idf (idf: 'fts5'); the test first proves both see the same terms, then demands
 // the same top-10 lists and scores, letting only tied scores swap places.
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { type CorpusDoc, drawQueries, emailDocs, seededRandom } from '../../bench/corpus.ts';
 import { analyze } from '../../shared/search/analyzer.ts';
 import { type BuildOptions, buildIndex } from '../../shared/search/build.ts';
 import { loadIndex, type SearchIndex } from '../../shared/search/format.ts';
 import { type SearchHit, search } from '../../shared/search/search.ts';
-
-// better-sqlite3 ships no types (and @types/better-sqlite3 is not installed): the little used here.
-interface Statement {
-  run(...params: unknown[]): unknown;
-  get(...params: unknown[]): unknown;
-  all(...params: unknown[]): unknown[];
-  pluck(): Statement;
-}
-interface SqliteDb {
-  exec(sql: string): void;
-  prepare(sql: string): Statement;
-  transaction(fn: () => void): () => void;
-  pragma(sql: string, options: { simple: true }): unknown;
-  close(): void;
-}
-const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => SqliteDb;
+import { Database, type SqliteDb } from '../helpers/sqlite.ts';
 
 const TOKENIZER = `unicode61 remove_diacritics 2 categories 'L* N*'`;
 /** Scores agree to float32 precision (ours are stored as float32 per term). */

@@ -1,0 +1,61 @@
+// One attempt of any Quarry job, the frame both processors share: the job's signal (cancellation
+// and hard timeout), its tenant's scope, a logger, metrics, and on failure the status record and
+// the error BullMQ gets back (unrecoverable or retried).
+import type { Job } from 'bullmq';
+import type { QuarryConfig } from '../shared/config.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { WorkerMetrics } from '../shared/metrics.ts';
+import type { Redis } from '../shared/redis.ts';
+import type { JobType } from '../shared/status.ts';
+import { jobSignal } from './job-control.ts';
+import { failAttempt } from './job-failure.ts';
+import { observeAttempt } from './job-metrics.ts';
+import { type JobScope, jobScope, tenantOf } from './job-scope.ts';
+
+export interface AttemptContext {
+  readonly jobId: string;
+  /** Fires on cancellation or at the type's hard timeout; its reason is the error to fail with. */
+  readonly signal: AbortSignal;
+  readonly scope: JobScope;
+  readonly log: Logger;
+}
+
+export interface AttemptDeps {
+  config: QuarryConfig;
+  queueRedis: Redis;
+  logger: Logger;
+  metrics?: WorkerMetrics;
+}
+
+export async function runAttempt<T>(
+  deps: AttemptDeps,
+  type: JobType,
+  job: Job,
+  bullSignal: AbortSignal | undefined,
+  body: (context: AttemptContext) => Promise<T>,
+): Promise<T> {
+  const { config, queueRedis, logger, metrics } = deps;
+  const control = jobSignal(
+    bullSignal,
+    type === 'index' ? config.indexTimeoutMs : config.aggregateTimeoutMs,
+    type,
+  );
+  const jobId = job.id!;
+  // The payload is checked inside `body`: a malformed one fails with a code, like any error.
+  const tenant = tenantOf(job.data);
+  const log = logger.child({ jobId, attempt: job.attemptsMade + 1, tenant });
+  const scope = jobScope(config, queueRedis, tenant);
+  const observed = observeAttempt(metrics, type, job);
+  try {
+    const result = await body({ jobId, signal: control.signal, scope, log });
+    observed.completed();
+    return result;
+  } catch (error) {
+    const cause = control.signal.aborted ? control.signal.reason : error;
+    const failure = await failAttempt({ ...scope, queueRedis }, job, cause, log);
+    observed.failed(cause, failure);
+    throw failure;
+  } finally {
+    control.dispose();
+  }
+}
