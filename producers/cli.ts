@@ -196,7 +196,7 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
     case 'schedule': {
       const [action, name, file] = args;
       if (action === 'list') {
-        const list = await client.schedules();
+        const list = await client.schedules.list();
         if (flags.json) out(JSON.stringify(list));
         else
           out(
@@ -208,7 +208,7 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
         return 0;
       }
       if (action === 'rm' && name !== undefined) {
-        const removed = await client.unschedule(name);
+        const removed = await client.schedules.remove(name);
         err(removed ? `removed ${name}` : `no schedule ${name}`);
         return removed ? 0 : 1;
       }
@@ -216,7 +216,7 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
         if ((flags.every === undefined) === (flags.cron === undefined)) {
           throw new UsageError('schedule add takes --every or --cron');
         }
-        const info = await client.schedule(name, {
+        const info = await client.schedules.put(name, {
           spec: await readSpec(file),
           ...(flags.every === undefined ? {} : { everyMs: parseDuration(flags.every) }),
           ...(flags.cron === undefined ? {} : { cron: flags.cron }),
@@ -229,7 +229,7 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
     }
     case 'alias': {
       if (args.length !== 1) throw new UsageError('alias takes one schedule name');
-      const found = await client.aliasResult(args[0]!);
+      const found = await client.schedules.alias(args[0]!);
       if (found === null) {
         err(`no result for ${args[0]} yet`);
         return 1;

@@ -3,8 +3,7 @@
 // spec, answer from the cache when the result exists, otherwise store inline data, mark the
 // job queued and add it to BullMQ under a job id derived from the result key (identical
 // requests in flight share one job).
-import { Queue } from 'bullmq';
-import { CronExpressionParser } from 'cron-parser';
+import type { Queue } from 'bullmq';
 import {
   type AddressedAggregation,
   type AggregationJobData,
@@ -14,9 +13,9 @@ import {
   parseAggregation,
   type ResultEnvelope,
 } from '../shared/aggregation.ts';
-import { loadConfig, type QuarryConfig } from '../shared/config.ts';
+import type { QuarryConfig } from '../shared/config.ts';
 import { fingerprintFile } from '../shared/datasets.ts';
-import { isErrorCode, QuarryError } from '../shared/errors.ts';
+import { QuarryError } from '../shared/errors.ts';
 import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
 import { IndexStore } from '../shared/index-store.ts';
 import {
@@ -35,19 +34,13 @@ import {
   RESULT_KEY_PATTERN,
   TENANT_PATTERN,
 } from '../shared/keys.ts';
-import { type Logger, silentLogger } from '../shared/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
-import {
-  checkScheduleName,
-  parseScheduleRequest,
-  type RefreshJobData,
-  type ScheduleInfo,
-  type ScheduleRequestInput,
-  schedulerId,
-} from '../shared/schedules.ts';
 import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
 import { isFinalState, type JobEvent, type JobStatus, StatusStore } from '../shared/status.ts';
-import { JobEvents } from './job-events.ts';
+import { type ClientCore, createCore, jobError, waitReady } from './core.ts';
+import { JobEvents, waitForFinal, watchJob } from './job-events.ts';
+import { Schedules } from './schedules.ts';
 
 export interface QuarryOptions {
   /**
@@ -103,54 +96,6 @@ export interface IndexHandle {
 
 const DEFAULT_WAIT_MS = 30_000;
 
-/** What every tenant view of one client shares: connections and queues. */
-interface ClientCore {
-  readonly config: QuarryConfig;
-  readonly logger: Logger;
-  /** Set when the client waits for Redis: the bound on one enqueue. */
-  readonly redisTimeoutMs: number | undefined;
-  readonly queueRedis: Redis;
-  readonly cacheRedis: Redis;
-  readonly aggregateQueue: Queue;
-  readonly indexQueue: Queue;
-  readonly views: Map<string, QuarryClient>;
-}
-
-function createCore(options: QuarryOptions): ClientCore {
-  const config = options.config ?? loadConfig(options.env);
-  const logger = options.logger ?? silentLogger();
-  const failFast = options.failFast ?? false;
-  // Waiting clients keep commands queued across reconnects (no per-command retry cap); their
-  // enqueues are bounded by redisTimeoutMs instead.
-  const queueRedis = createRoleConnection(config, 'queue', { failFast, blocking: !failFast });
-  const cacheRedis = createRoleConnection(config, 'cache', { failFast, blocking: !failFast });
-  for (const [role, redis] of [
-    ['queue', queueRedis],
-    ['cache', cacheRedis],
-  ] as const) {
-    redis.on('error', (err) => logger.warn({ err, role }, 'redis connection error'));
-  }
-  const queue = (name: string) => {
-    const q = new Queue(name, {
-      connection: queueRedis,
-      prefix: config.prefix,
-      streams: { events: { maxLen: 1000 } },
-    });
-    q.on('error', (err) => logger.warn({ err, queue: name }, 'queue error'));
-    return q;
-  };
-  return {
-    config,
-    logger,
-    redisTimeoutMs: failFast ? undefined : (options.redisTimeoutMs ?? 10_000),
-    queueRedis,
-    cacheRedis,
-    aggregateQueue: queue(QUEUE_NAMES.aggregate),
-    indexQueue: queue(QUEUE_NAMES.index),
-    views: new Map(),
-  };
-}
-
 export class QuarryClient {
   readonly config: QuarryConfig;
   readonly keys: KeyScheme;
@@ -168,6 +113,7 @@ export class QuarryClient {
   readonly #indexStore: IndexStore;
   #registry: IndexRegistry | undefined;
   #registryReady = false;
+  #scheduleManager: Schedules | undefined;
   #events: JobEvents | undefined;
   #closing: Promise<void> | undefined;
 
@@ -202,7 +148,7 @@ export class QuarryClient {
   forTenant(tenant: string | undefined): QuarryClient {
     if (tenant === this.tenant) return this;
     const key = tenant ?? '';
-    let view = this.#core.views.get(key);
+    let view = this.#core.views.get(key) as QuarryClient | undefined;
     if (view === undefined) {
       view = new QuarryClient({ ...(tenant === undefined ? {} : { tenant }) }, this.#core);
       this.#core.views.set(key, view);
@@ -352,104 +298,18 @@ export class QuarryClient {
     };
   }
 
-  /**
-   * Registers (or replaces) a scheduled aggregation: the spec is validated now, then refreshed
-   * every `everyMs` (first run at once) or on a `cron` pattern; each run updates the alias.
-   */
-  async schedule(name: string, request: ScheduleRequestInput | unknown): Promise<ScheduleInfo> {
-    checkScheduleName(name);
-    const r = parseScheduleRequest(request);
-    await this.address(r.spec); // bad specs and missing files fail here, not at every tick
-    if (r.cron !== undefined) {
-      try {
-        CronExpressionParser.parse(r.cron, r.tz ? { tz: r.tz } : {});
-      } catch (cause) {
-        throw new QuarryError('QUARRY_ERR_VALIDATION', `cron: ${(cause as Error).message}`, {
-          field: 'cron',
-          cause,
-        });
-      }
-    }
-    const data: RefreshJobData = {
-      v: 1,
-      kind: 'refresh',
-      name,
-      spec: r.spec,
-      ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
-    };
-    await this.#queueRedis
-      .multi()
-      .hset(this.keys.schedule(name), {
-        everyMs: r.everyMs === undefined ? '' : String(r.everyMs),
-        cron: r.cron ?? '',
-        tz: r.tz ?? '',
-        createdAt: String(Date.now()),
-      })
-      .sadd(this.keys.schedules, name)
-      .exec();
-    await this.#aggregateQueue.upsertJobScheduler(
-      schedulerId(this.tenant, name),
-      r.everyMs !== undefined
-        ? { every: r.everyMs, immediately: true }
-        : { pattern: r.cron!, ...(r.tz ? { tz: r.tz } : {}) },
-      {
-        name: 'refresh',
-        data,
-        opts: {
-          attempts: this.config.jobAttempts,
-          backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
-          removeOnComplete: true,
-          removeOnFail: true,
-        },
-      },
-    );
-    return (await this.scheduleInfo(name))!;
-  }
-
-  async scheduleInfo(name: string): Promise<ScheduleInfo | null> {
-    checkScheduleName(name);
-    const [h, alias, scheduler] = await Promise.all([
-      this.#queueRedis.hgetall(this.keys.schedule(name)),
-      this.#queueRedis.hgetall(this.keys.alias(name)),
-      this.#aggregateQueue.getJobScheduler(schedulerId(this.tenant, name)),
-    ]);
-    if (h.createdAt === undefined) return null;
-    return {
-      name,
-      everyMs: h.everyMs ? Number(h.everyMs) : null,
-      cron: h.cron || null,
-      tz: h.tz || null,
-      next: scheduler?.next ? new Date(scheduler.next).toISOString() : null,
-      resultKey: alias.resultKey ?? null,
-      refreshedAt: alias.refreshedAt ? new Date(Number(alias.refreshedAt)).toISOString() : null,
-    };
-  }
-
-  async schedules(): Promise<ScheduleInfo[]> {
-    const names = (await this.#queueRedis.smembers(this.keys.schedules)).sort();
-    const infos = await Promise.all(names.map((n) => this.scheduleInfo(n)));
-    return infos.filter((i): i is ScheduleInfo => i !== null);
-  }
-
-  /** Stops a schedule and forgets it (its alias too); false when there was none. */
-  async unschedule(name: string): Promise<boolean> {
-    checkScheduleName(name);
-    await this.#aggregateQueue.removeJobScheduler(schedulerId(this.tenant, name));
-    const [[, removed]] = (await this.#queueRedis
-      .multi()
-      .srem(this.keys.schedules, name)
-      .del(this.keys.schedule(name), this.keys.alias(name))
-      .exec()) as [[Error | null, number], [Error | null, number]];
-    return removed === 1;
-  }
-
-  /** The newest result of a schedule, as stored bytes; null before the first run completes. */
-  async aliasResult(name: string): Promise<{ resultKey: string; bytes: Buffer } | null> {
-    checkScheduleName(name);
-    const resultKey = await this.#queueRedis.hget(this.keys.alias(name), 'resultKey');
-    if (resultKey === null) return null;
-    const bytes = await this.resultBytes(resultKey);
-    return bytes === null ? null : { resultKey, bytes };
+  /** Scheduled aggregations of this client's tenant (producers/schedules.ts). */
+  get schedules(): Schedules {
+    this.#scheduleManager ??= new Schedules({
+      config: this.config,
+      keys: this.keys,
+      tenant: this.tenant,
+      queueRedis: this.#queueRedis,
+      aggregateQueue: this.#aggregateQueue,
+      address: (spec) => this.address(spec),
+      resultBytes: (key) => this.resultBytes(key),
+    });
+    return this.#scheduleManager;
   }
 
   /** The current version's metadata, or null for an unknown collection. */
@@ -517,44 +377,9 @@ export class QuarryClient {
    * QUARRY_ERR_WAIT_TIMEOUT after `timeoutMs`, QUARRY_ERR_JOB_NOT_FOUND for an unknown job.
    */
   async waitForJob(jobId: string, options: WaitOptions = {}): Promise<JobStatus | JobEvent> {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
-    const events = await this.#jobEvents();
-    return new Promise((resolve, reject) => {
-      let done = false;
-      const finish = (settle: () => void) => {
-        if (done) return;
-        done = true;
-        off();
-        clearTimeout(timer);
-        settle();
-      };
-      const off = events.on(jobId, (event) => {
-        options.onEvent?.(event);
-        if (isFinalState(event.state)) finish(() => resolve(event));
-      });
-      const timer = setTimeout(
-        () =>
-          finish(() =>
-            reject(
-              new QuarryError(
-                'QUARRY_ERR_WAIT_TIMEOUT',
-                `job ${jobId} did not finish within ${timeoutMs} ms`,
-              ),
-            ),
-          ),
-        timeoutMs,
-      );
-      // Listening first, then reading the record: a change between the two is not missed.
-      this.#status.get(jobId).then(
-        (status) => {
-          if (status === null) {
-            finish(() => reject(new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`)));
-          } else if (isFinalState(status.state)) {
-            finish(() => resolve(status));
-          }
-        },
-        (error: unknown) => finish(() => reject(error)),
-      );
+    return waitForFinal(await this.#jobEvents(), this.#status, jobId, {
+      ...options,
+      timeoutMs: options.timeoutMs ?? DEFAULT_WAIT_MS,
     });
   }
 
@@ -564,36 +389,7 @@ export class QuarryClient {
    * QUARRY_ERR_JOB_NOT_FOUND for an unknown one.
    */
   async *watch(jobId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent | JobStatus> {
-    const events = await this.#jobEvents();
-    const queue: JobEvent[] = [];
-    let wake: (() => void) | undefined;
-    const off = events.on(jobId, (event) => {
-      queue.push(event);
-      wake?.();
-    });
-    const onAbort = () => wake?.();
-    options.signal?.addEventListener('abort', onAbort);
-    try {
-      const status = await this.status(jobId);
-      if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
-      yield status;
-      if (isFinalState(status.state)) return;
-      while (!options.signal?.aborted) {
-        const event = queue.shift();
-        if (event === undefined) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          wake = undefined;
-          continue;
-        }
-        yield event;
-        if (isFinalState(event.state)) return;
-      }
-    } finally {
-      off();
-      options.signal?.removeEventListener('abort', onAbort);
-    }
+    yield* watchJob(await this.#jobEvents(), this.#status, jobId, options);
   }
 
   async status(jobId: string): Promise<JobStatus | null> {
@@ -720,28 +516,6 @@ export class QuarryClient {
     })();
     return this.#closing;
   }
-}
-
-/** The error a failed job's waiter sees: the job's own code when it is a Quarry code. */
-function jobError(jobId: string, error: JobStatus['error']): QuarryError {
-  const code = error && isErrorCode(error.code) ? error.code : 'QUARRY_ERR_JOB_FAILED';
-  return new QuarryError(code, `job ${jobId} failed: ${error?.message ?? 'unknown error'}`);
-}
-
-function waitReady(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onReady = () => {
-      redis.off('end', onEnd);
-      resolve();
-    };
-    const onEnd = () => {
-      redis.off('ready', onReady);
-      reject(new QuarryError('QUARRY_ERR_REDIS_UNAVAILABLE', 'the Redis connection was closed'));
-    };
-    redis.once('ready', onReady);
-    redis.once('end', onEnd);
-  });
 }
 
 export function createQuarry(options: QuarryOptions = {}): QuarryClient {

@@ -1,11 +1,13 @@
 // One pub/sub subscription per process to the job events channel, fanned out to in-process
 // listeners by job id. Waiters (SDK wait, HTTP ?wait=, SSE) share it instead of each holding a
 // Redis connection or polling.
+
+import { QuarryError } from '../shared/errors.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Redis } from '../shared/redis.ts';
 import { closeRedis } from '../shared/redis.ts';
-import type { JobEvent } from '../shared/status.ts';
+import { isFinalState, type JobEvent, type JobStatus, type StatusStore } from '../shared/status.ts';
 
 export type JobEventListener = (event: JobEvent) => void;
 
@@ -70,5 +72,90 @@ export class JobEvents {
   async close(): Promise<void> {
     this.#listeners.clear();
     await closeRedis(this.#subscriber);
+  }
+}
+
+/**
+ * Resolves with a job's final status (completed, failed or cancelled); rejects with
+ * QUARRY_ERR_WAIT_TIMEOUT after `timeoutMs`, QUARRY_ERR_JOB_NOT_FOUND for an unknown job.
+ */
+export function waitForFinal(
+  events: JobEvents,
+  statuses: StatusStore,
+  jobId: string,
+  options: { timeoutMs: number; onEvent?: (event: JobEvent) => void },
+): Promise<JobStatus | JobEvent> {
+  const { timeoutMs } = options;
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (settle: () => void) => {
+      if (done) return;
+      done = true;
+      off();
+      clearTimeout(timer);
+      settle();
+    };
+    const off = events.on(jobId, (event) => {
+      options.onEvent?.(event);
+      if (isFinalState(event.state)) finish(() => resolve(event));
+    });
+    const timer = setTimeout(
+      () =>
+        finish(() =>
+          reject(
+            new QuarryError('QUARRY_ERR_WAIT_TIMEOUT', `job ${jobId} did not finish within ${timeoutMs} ms`),
+          ),
+        ),
+      timeoutMs,
+    );
+    // Listening first, then reading the record: a change between the two is not missed.
+    statuses.get(jobId).then(
+      (status) => {
+        if (status === null) {
+          finish(() => reject(new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`)));
+        } else if (isFinalState(status.state)) {
+          finish(() => resolve(status));
+        }
+      },
+      (error: unknown) => finish(() => reject(error)),
+    );
+  });
+}
+
+/** A job's status, then each of its events, until the final state. */
+export async function* watchJob(
+  events: JobEvents,
+  statuses: StatusStore,
+  jobId: string,
+  options: { signal?: AbortSignal } = {},
+): AsyncGenerator<JobEvent | JobStatus> {
+  const queue: JobEvent[] = [];
+  let wake: (() => void) | undefined;
+  const off = events.on(jobId, (event) => {
+    queue.push(event);
+    wake?.();
+  });
+  const onAbort = () => wake?.();
+  options.signal?.addEventListener('abort', onAbort);
+  try {
+    const status = await statuses.get(jobId);
+    if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
+    yield status;
+    if (isFinalState(status.state)) return;
+    while (!options.signal?.aborted) {
+      const event = queue.shift();
+      if (event === undefined) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+        continue;
+      }
+      yield event;
+      if (isFinalState(event.state)) return;
+    }
+  } finally {
+    off();
+    options.signal?.removeEventListener('abort', onAbort);
   }
 }

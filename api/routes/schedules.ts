@@ -10,13 +10,13 @@ export function scheduleRoutes(app: FastifyInstance): void {
   app.put<{ Params: { name: string } }>(
     '/v1/schedules/:name',
     { config: { scope: 'enqueue' } },
-    async (request) => request.quarry.schedule(request.params.name, requireJson(request.body).parse()),
+    async (request) => request.quarry.schedules.put(request.params.name, requireJson(request.body).parse()),
   );
 
-  app.get('/v1/schedules', async (request) => ({ schedules: await request.quarry.schedules() }));
+  app.get('/v1/schedules', async (request) => ({ schedules: await request.quarry.schedules.list() }));
 
   app.get<{ Params: { name: string } }>('/v1/schedules/:name', async (request) => {
-    const info = await request.quarry.scheduleInfo(request.params.name);
+    const info = await request.quarry.schedules.get(request.params.name);
     if (info === null)
       throw new QuarryError('QUARRY_ERR_SCHEDULE_NOT_FOUND', `no schedule "${request.params.name}"`);
     return info;
@@ -26,7 +26,7 @@ export function scheduleRoutes(app: FastifyInstance): void {
     '/v1/schedules/:name',
     { config: { scope: 'enqueue' } },
     async (request, reply) => {
-      if (!(await request.quarry.unschedule(request.params.name))) {
+      if (!(await request.quarry.schedules.remove(request.params.name))) {
         throw new QuarryError('QUARRY_ERR_SCHEDULE_NOT_FOUND', `no schedule "${request.params.name}"`);
       }
       return reply.code(204).send();
@@ -34,7 +34,7 @@ export function scheduleRoutes(app: FastifyInstance): void {
   );
 
   app.get<{ Params: { name: string } }>('/v1/aliases/:name', async (request, reply) => {
-    const found = await request.quarry.aliasResult(request.params.name);
+    const found = await request.quarry.schedules.alias(request.params.name);
     if (found === null) {
       throw new QuarryError(
         'QUARRY_ERR_RESULT_NOT_FOUND',

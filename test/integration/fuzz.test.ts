@@ -131,7 +131,7 @@ describe('hostile input', () => {
       ),
       { numRuns: 250 },
     );
-    await sys.client.unschedule('fuzz').catch(() => undefined);
+    await sys.client.schedules.remove('fuzz').catch(() => undefined);
     gc();
     const grown = process.memoryUsage().heapUsed - heapBefore;
     assert.ok(grown < 64 * 1024 * 1024, `heap grew by ${Math.round(grown / 1e6)} MB`);

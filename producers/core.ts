@@ -1,0 +1,89 @@
+// The connections and queues a client owns, shared by its tenant views, and small helpers the
+// client's methods share.
+import { Queue } from 'bullmq';
+import { loadConfig, type QuarryConfig } from '../shared/config.ts';
+import { isErrorCode, QuarryError } from '../shared/errors.ts';
+import { QUEUE_NAMES } from '../shared/keys.ts';
+import { type Logger, silentLogger } from '../shared/logger.ts';
+import { createRoleConnection, type Redis } from '../shared/redis.ts';
+import type { JobStatus } from '../shared/status.ts';
+
+/** What createCore reads of the client's options. */
+export interface CoreOptions {
+  config?: QuarryConfig;
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+  failFast?: boolean;
+  redisTimeoutMs?: number;
+}
+
+/** What every tenant view of one client shares: connections and queues. */
+export interface ClientCore {
+  readonly config: QuarryConfig;
+  readonly logger: Logger;
+  /** Set when the client waits for Redis: the bound on one enqueue. */
+  readonly redisTimeoutMs: number | undefined;
+  readonly queueRedis: Redis;
+  readonly cacheRedis: Redis;
+  readonly aggregateQueue: Queue;
+  readonly indexQueue: Queue;
+  /** Tenant views, by tenant ('' for none), closed with the owner. */
+  readonly views: Map<string, { close(): Promise<void> }>;
+}
+
+export function createCore(options: CoreOptions): ClientCore {
+  const config = options.config ?? loadConfig(options.env);
+  const logger = options.logger ?? silentLogger();
+  const failFast = options.failFast ?? false;
+  // Waiting clients keep commands queued across reconnects (no per-command retry cap); their
+  // enqueues are bounded by redisTimeoutMs instead.
+  const queueRedis = createRoleConnection(config, 'queue', { failFast, blocking: !failFast });
+  const cacheRedis = createRoleConnection(config, 'cache', { failFast, blocking: !failFast });
+  for (const [role, redis] of [
+    ['queue', queueRedis],
+    ['cache', cacheRedis],
+  ] as const) {
+    redis.on('error', (err) => logger.warn({ err, role }, 'redis connection error'));
+  }
+  const queue = (name: string) => {
+    const q = new Queue(name, {
+      connection: queueRedis,
+      prefix: config.prefix,
+      streams: { events: { maxLen: 1000 } },
+    });
+    q.on('error', (err) => logger.warn({ err, queue: name }, 'queue error'));
+    return q;
+  };
+  return {
+    config,
+    logger,
+    redisTimeoutMs: failFast ? undefined : (options.redisTimeoutMs ?? 10_000),
+    queueRedis,
+    cacheRedis,
+    aggregateQueue: queue(QUEUE_NAMES.aggregate),
+    indexQueue: queue(QUEUE_NAMES.index),
+    views: new Map(),
+  };
+}
+
+/** The error a failed job's waiter sees: the job's own code when it is a Quarry code. */
+export function jobError(jobId: string, error: JobStatus['error']): QuarryError {
+  const code = error && isErrorCode(error.code) ? error.code : 'QUARRY_ERR_JOB_FAILED';
+  return new QuarryError(code, `job ${jobId} failed: ${error?.message ?? 'unknown error'}`);
+}
+
+export function waitReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      redis.off('end', onEnd);
+      resolve();
+    };
+    const onEnd = () => {
+      redis.off('ready', onReady);
+      reject(new QuarryError('QUARRY_ERR_REDIS_UNAVAILABLE', 'the Redis connection was closed'));
+    };
+    redis.once('ready', onReady);
+    redis.once('end', onEnd);
+  });
+}
