@@ -8,6 +8,7 @@ const { positionals, values } = parseArgs({
     iterations: { type: 'string', default: '200' },
     scale: { type: 'string', default: '1' },
     sizes: { type: 'string', default: '10000,100000' },
+    jobs: { type: 'string' },
   },
 });
 const name = positionals[0];
@@ -17,6 +18,10 @@ const benches: Record<string, () => Promise<void>> = {
   'aggregate-5k': async () => (await import('./aggregate-5k.ts')).runAggregate5k({ iterations }),
   engines: async () => (await import('./engines.ts')).runEngines({ scale: Number(values.scale) }),
   scale: async () => (await import('./scale.ts')).runScale({ scale: Number(values.scale) }),
+  soak: async () =>
+    (await import('./soak.ts')).runSoak({
+      jobs: values.jobs === undefined ? Math.round(50_000 * Number(values.scale)) : Number(values.jobs),
+    }),
   search: async () =>
     (await import('./search.ts')).runSearch({
       sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],
@@ -25,7 +30,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale: jobs × F)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)]`,
   );
   process.exit(2);
 }

@@ -16,6 +16,7 @@ export class JobEvents {
   readonly #channel: string;
   readonly #logger: Logger;
   readonly #listeners = new Map<string, Set<JobEventListener>>();
+  readonly #resyncs = new Set<() => void>();
   #ready: Promise<void> | undefined;
 
   /** Takes ownership of `subscriber` (a dedicated connection: it enters subscribe mode). */
@@ -25,6 +26,20 @@ export class JobEvents {
     this.#logger = logger;
     subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.#channel) this.#dispatch(message);
+    });
+    // After a reconnect, changes published meanwhile are lost. ioredis re-subscribes right after
+    // 'ready'; a PING sent after that is answered once the subscription is back, and then every
+    // waiter re-reads its record.
+    subscriber.on('ready', () => {
+      if (this.#ready === undefined) return;
+      setImmediate(() => {
+        subscriber.ping().then(
+          () => {
+            for (const resync of [...this.#resyncs]) resync();
+          },
+          () => undefined,
+        );
+      });
     });
   }
 
@@ -48,6 +63,12 @@ export class JobEvents {
       current.delete(listener);
       if (current.size === 0) this.#listeners.delete(jobId);
     };
+  }
+
+  /** Calls `resync` after each reconnect (events may have been missed); returns the off switch. */
+  onResync(resync: () => void): () => void {
+    this.#resyncs.add(resync);
+    return () => this.#resyncs.delete(resync);
   }
 
   #dispatch(message: string): void {
@@ -95,10 +116,17 @@ export function waitForFinal(
       clearTimeout(timer);
       settle();
     };
-    const off = events.on(jobId, (event) => {
+    const offEvents = events.on(jobId, (event) => {
       options.onEvent?.(event);
       if (isFinalState(event.state)) finish(() => resolve(event));
     });
+    // Read again after a reconnect of the subscription, which may have missed the change; a
+    // failed re-read is not the job's failure (the timeout still bounds the wait).
+    const offResync = events.onResync(() => check(true));
+    const off = () => {
+      offEvents();
+      offResync();
+    };
     const timer = setTimeout(
       () =>
         finish(() =>
@@ -109,16 +137,21 @@ export function waitForFinal(
       timeoutMs,
     );
     // Listening first, then reading the record: a change between the two is not missed.
-    statuses.get(jobId).then(
-      (status) => {
-        if (status === null) {
-          finish(() => reject(new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`)));
-        } else if (isFinalState(status.state)) {
-          finish(() => resolve(status));
-        }
-      },
-      (error: unknown) => finish(() => reject(error)),
-    );
+    function check(quietly: boolean): void {
+      statuses.get(jobId).then(
+        (status) => {
+          if (status === null) {
+            finish(() => reject(new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`)));
+          } else if (isFinalState(status.state)) {
+            finish(() => resolve(status));
+          }
+        },
+        (error: unknown) => {
+          if (!quietly) finish(() => reject(error));
+        },
+      );
+    }
+    check(false);
   });
 }
 
@@ -131,10 +164,32 @@ export async function* watchJob(
 ): AsyncGenerator<JobEvent | JobStatus> {
   const queue: JobEvent[] = [];
   let wake: (() => void) | undefined;
-  const off = events.on(jobId, (event) => {
+  const offEvents = events.on(jobId, (event) => {
     queue.push(event);
     wake?.();
   });
+  // After a reconnect, the record tells what the lost events would have: a final state ends it.
+  const offResync = events.onResync(() => {
+    statuses.get(jobId).then(
+      (status) => {
+        if (status !== null && isFinalState(status.state)) {
+          queue.push({
+            jobId,
+            state: status.state,
+            resultKey: status.resultKey,
+            progress: status.progress,
+            error: status.error,
+          });
+          wake?.();
+        }
+      },
+      () => undefined,
+    );
+  });
+  const off = () => {
+    offEvents();
+    offResync();
+  };
   const onAbort = () => wake?.();
   options.signal?.addEventListener('abort', onAbort);
   try {

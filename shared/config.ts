@@ -70,9 +70,10 @@ const EnvSchema = z.object({
   QUARRY_MAX_RESULT_BYTES: int(1024, 1024 ** 3, 64 * 1024 ** 2),
   QUARRY_JOB_ATTEMPTS: int(1, 100, 3),
   QUARRY_JOB_BACKOFF_MS: int(0, 3_600_000, 500),
-  QUARRY_LOCK_DURATION_MS: int(1000, 3_600_000, 10_000),
-  QUARRY_STALLED_INTERVAL_MS: int(1000, 3_600_000, 5_000),
+  QUARRY_LOCK_DURATION_MS: int(1000, 3_600_000, 8_000),
+  QUARRY_STALLED_INTERVAL_MS: int(1000, 3_600_000, 3_000),
   QUARRY_SHUTDOWN_TIMEOUT_MS: int(100, 3_600_000, 10_000),
+  QUARRY_MAX_STALLED_COUNT: int(0, 100, 2),
   QUARRY_AGGREGATE_TIMEOUT_MS: int(100, 24 * 3_600_000, 300_000),
   QUARRY_INDEX_TIMEOUT_MS: int(100, 24 * 3_600_000, 600_000),
   QUARRY_DUCKDB_THREADS: int(1, 1024, Math.max(1, os.availableParallelism())),
@@ -122,6 +123,8 @@ export interface QuarryConfig {
   readonly lockDurationMs: number;
   readonly stalledIntervalMs: number;
   readonly shutdownTimeoutMs: number;
+  /** How often a job may lose its worker (crash) and be recovered before it fails. */
+  readonly maxStalledCount: number;
   /** Hard limits per job type: past them the work is stopped, QUARRY_ERR_JOB_TIMEOUT. */
   readonly aggregateTimeoutMs: number;
   readonly indexTimeoutMs: number;
@@ -189,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lockDurationMs: e.QUARRY_LOCK_DURATION_MS,
     stalledIntervalMs: e.QUARRY_STALLED_INTERVAL_MS,
     shutdownTimeoutMs: e.QUARRY_SHUTDOWN_TIMEOUT_MS,
+    maxStalledCount: e.QUARRY_MAX_STALLED_COUNT,
     aggregateTimeoutMs: e.QUARRY_AGGREGATE_TIMEOUT_MS,
     indexTimeoutMs: e.QUARRY_INDEX_TIMEOUT_MS,
     duckdbThreads: e.QUARRY_DUCKDB_THREADS,

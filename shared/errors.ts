@@ -48,6 +48,7 @@ export const ERRORS = {
   QUARRY_ERR_JOB_FAILED: def(500, true, 'The job failed; see its error code.'),
   QUARRY_ERR_INDEX_NOT_FOUND: def(404, true, 'No index exists for this collection.'),
   QUARRY_ERR_JOB_CANCELLED: def(409, true, 'The job was cancelled.'),
+  QUARRY_ERR_JOB_STALLED: def(500, true, 'The worker running the job died more often than allowed.'),
   QUARRY_ERR_JOB_TIMEOUT: def(504, true, "The job ran past its type's hard timeout and was stopped."),
   QUARRY_ERR_UNAUTHORIZED: def(401, true, 'No valid API key was presented.'),
   QUARRY_ERR_FORBIDDEN: def(403, true, "The API key lacks the route's scope."),

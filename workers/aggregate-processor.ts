@@ -51,7 +51,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
   const { config, queueRedis, cacheRedis, engines, logger, metrics } = deps;
 
   async function attempt(
-    job: Pick<Job<AggregationJobData>, 'data' | 'attemptsMade'>,
+    job: Pick<Job<AggregationJobData>, 'data' | 'attemptsMade' | 'attemptsStarted'>,
     jobId: string,
     signal: AbortSignal,
     scope: JobScope,
@@ -64,7 +64,8 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     const resultKeyName = keys.result(resultKey);
     // Two servers, three questions, two round trips at once.
     const [, [exists, cancelled]] = await Promise.all([
-      status.active(jobId, job.attemptsMade + 1),
+      // A crashed attempt (a stall) counts too: BullMQ's attemptsMade counts only failures.
+      status.active(jobId, Math.max(job.attemptsStarted, job.attemptsMade + 1)),
       Promise.all([cacheRedis.exists(resultKeyName), queueRedis.exists(keys.cancelFlag(jobId))]),
     ]);
     if (cancelled === 1) throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the aggregate job was cancelled');
@@ -151,7 +152,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
    * under its content-addressed job id (reusing a cached result), then point the alias at it.
    */
   async function refresh(
-    job: Pick<Job<RefreshJobData>, 'data' | 'attemptsMade'>,
+    job: Pick<Job<RefreshJobData>, 'data' | 'attemptsMade' | 'attemptsStarted'>,
     signal: AbortSignal,
   ): Promise<AggregateJobResult> {
     const { name, tenant, spec: input } = job.data;
@@ -177,7 +178,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     const data: AggregationJobData = { v: 1, resultKey, spec: addressed.spec, ...(tenant ? { tenant } : {}) };
     let result: AggregateJobResult;
     try {
-      result = await attempt({ data, attemptsMade: job.attemptsMade }, jobId, signal, scope);
+      result = await attempt({ ...job, data }, jobId, signal, scope);
     } catch (error) {
       // The computation's own record says how it ended; the refresh job fails (and retries) too.
       const cause = signal.aborted ? signal.reason : error;
@@ -197,7 +198,10 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     if (job.name === 'refresh') {
       return runAttempt(deps, 'aggregate', job, bullSignal, async ({ signal, log }) => {
         const data = checkRefreshJobData(job.data);
-        const result = await refresh({ data, attemptsMade: job.attemptsMade }, signal);
+        const result = await refresh(
+          { data, attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted },
+          signal,
+        );
         log.info(
           { schedule: data.name, resultKey: result.resultKey, reused: result.reused },
           'schedule refreshed',
@@ -207,7 +211,12 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     }
     return runAttempt(deps, 'aggregate', job, bullSignal, async ({ jobId, signal, scope, log }) => {
       const data = checkAggregationJobData(job.data);
-      const result = await attempt({ data, attemptsMade: job.attemptsMade }, jobId, signal, scope);
+      const result = await attempt(
+        { data, attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted },
+        jobId,
+        signal,
+        scope,
+      );
       log.info(
         { reused: result.reused, rows: result.rowCount, durationMs: result.durationMs },
         'aggregation done',

@@ -99,7 +99,8 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the index job was cancelled');
     }
     const [, version] = await Promise.all([
-      status.active(jobId, job.attemptsMade + 1),
+      // A crashed attempt (a stall) counts too: BullMQ's attemptsMade counts only failures.
+      status.active(jobId, Math.max(job.attemptsStarted, job.attemptsMade + 1)),
       store.nextVersion(collection),
     ]);
     const documents = await documentsOf(job, jobId, keys);

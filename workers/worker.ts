@@ -20,6 +20,7 @@ import { createPolarsEngine } from './engines/polars.ts';
 import { IndexBuilder } from './index-builder.ts';
 import { createIndexProcessor, type IndexJobResult } from './index-processor.ts';
 import { ControlListener } from './job-control.ts';
+import { jobScope, tenantOf } from './job-scope.ts';
 import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
 
 export interface WorkerHandle {
@@ -84,7 +85,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     prefix: config.prefix,
     lockDuration: config.lockDurationMs,
     stalledInterval: config.stalledIntervalMs,
-    maxStalledCount: 1,
+    maxStalledCount: config.maxStalledCount,
     autorun: true,
   };
   const workers = [
@@ -98,6 +99,19 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     }),
   ];
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
+  // BullMQ fails a job that stalled more than maxStalledCount times by itself, without calling
+  // the processor (job.deferredFailure): nothing else would finish its status record.
+  for (const w of workers) {
+    w.on('failed', (job) => {
+      if (job?.id === undefined || !job.deferredFailure) return;
+      const scope = jobScope(config, queueRedis, tenantOf(job.data));
+      const message = `the worker running the job died ${job.attemptsStarted - 1} times (${job.deferredFailure})`;
+      Promise.all([
+        scope.status.failed(job.id, { code: 'QUARRY_ERR_JOB_STALLED', message }, true),
+        queueRedis.del(scope.keys.inlineData(job.id)),
+      ]).catch((err: unknown) => logger.error({ err, jobId: job.id }, 'could not record a stalled job'));
+    });
+  }
   const controlConnection = createRoleConnection(config, 'queue', {
     blocking: true,
     connectionName: 'quarry-control',

@@ -68,7 +68,8 @@ export function aggregationRoutes(
         if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
       }
     }
-    const status = await client.status(job.jobId);
+    // The job is queued whatever this read says: a failed read must not turn the 202 into a 503.
+    const status = await client.status(job.jobId).catch(() => null);
     return reply.code(202).send({
       jobId: job.jobId,
       resultKey: job.resultKey,

@@ -63,7 +63,8 @@ export function indexRoutes(
           if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
         }
       }
-      const status = await client.status(handle.jobId);
+      // The build is queued whatever this read says: a 503 here would invite a second build.
+      const status = await client.status(handle.jobId).catch(() => null);
       return reply.code(202).send({ jobId: handle.jobId, status: status?.state ?? 'queued', links });
     },
   );
