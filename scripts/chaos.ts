@@ -23,6 +23,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QueueEvents } from 'bullmq';
+import { seededRandom } from '../bench/corpus.ts';
 import { type Child, startNode } from '../bench/lib/processes.ts';
 import { printTable } from '../bench/lib/stats.ts';
 import {
@@ -112,16 +113,7 @@ export interface ChaosReport {
 
 type Rand = () => number;
 
-function mulberry32(seed: number): Rand {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRandom;
 const int = (rand: Rand, n: number) => Math.floor(rand() * n);
 const pick = <T>(rand: Rand, items: readonly T[]): T => items[int(rand, items.length)]!;
 

@@ -46,3 +46,21 @@ export function flightsSpec(dataset: unknown) {
     limit: 20,
   };
 }
+
+/**
+ * Seconds of DuckDB work over vega's flights-3m.parquet (more with QUARRY_DUCKDB_THREADS=1):
+ * long enough for a job to be caught running, by a cancellation, a kill or a lock check.
+ */
+export function slowFlightsSpec(limit: number) {
+  return {
+    dataset: { path: 'flights-3m.parquet' },
+    groupBy: ['date', 'origin'],
+    metrics: [
+      { op: 'count' },
+      { op: 'quantile', column: 'delay', q: 0.5 },
+      { op: 'count_distinct', column: 'destination' },
+    ],
+    orderBy: [{ column: 'count', direction: 'desc' }],
+    limit,
+  };
+}

@@ -5,22 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { QuarryError } from '../../shared/errors.ts';
-import { VEGA_DATA_DIR } from '../helpers/flights.ts';
+import { slowFlightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem } from '../helpers/system.ts';
 
-// About two seconds of DuckDB work on 3M rows: long enough to be caught running.
-const slowSpec = (limit: number) => ({
-  dataset: { path: 'flights-3m.parquet' },
-  groupBy: ['date', 'origin'],
-  metrics: [
-    { op: 'count' },
-    { op: 'quantile', column: 'delay', q: 0.5 },
-    { op: 'count_distinct', column: 'destination' },
-  ],
-  orderBy: [{ column: 'count', direction: 'desc' }],
-  limit,
-});
+const slowSpec = slowFlightsSpec;
 
 describe('cancellation and timeouts', () => {
   let redis: RedisServer;

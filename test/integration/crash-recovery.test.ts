@@ -13,7 +13,7 @@ import { createQuarry, type QuarryClient } from '../../producers/client.ts';
 import type { ResultEnvelope } from '../../shared/aggregation.ts';
 import type { JobEvent, JobStatus } from '../../shared/status.ts';
 import { createDuckDBEngine } from '../../workers/engines/duckdb.ts';
-import { VEGA_DATA_DIR } from '../helpers/flights.ts';
+import { slowFlightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { testConfig } from '../helpers/system.ts';
 import { assertSameResult } from '../reference/compare.ts';
@@ -24,15 +24,7 @@ const RECOVERY_LIMIT_MS = 15_000;
 // Two to four seconds of DuckDB work on one thread over 3M rows: the worker is surely mid-job
 // when it is killed, and the second worker's run is long enough to be a real recomputation.
 const heavySpec = {
-  dataset: { path: 'flights-3m.parquet' },
-  groupBy: ['date', 'origin'],
-  metrics: [
-    { op: 'count' },
-    { op: 'quantile', column: 'delay', q: 0.5 },
-    { op: 'count_distinct', column: 'destination' },
-  ],
-  orderBy: [{ column: 'count', direction: 'desc' }],
-  limit: 7,
+  ...slowFlightsSpec(7),
   engine: 'duckdb',
 };
 
