@@ -13,7 +13,7 @@ export function isFinalState(state: JobState): boolean {
 }
 
 export interface JobProgress {
-  /** What the worker is doing: `queued`, `load`, `compute`, `store`, `done`. */
+  /** What the worker is doing: `queued`, `load`, `compute` (aggregations) or `build` (indexes), `store`, `done`. */
   readonly phase: string;
   /** 0-100. */
   readonly percent: number;

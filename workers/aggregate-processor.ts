@@ -21,6 +21,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
 import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts';
+import type { JobProgress } from '../shared/status.ts';
 import { chooseEngine } from './engines/choose.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
 import { serializeEnvelope } from './envelope.ts';
@@ -114,8 +115,14 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       }
 
       // Progress is informational: never let it delay or fail the computation.
-      status.progress(jobId, { phase: 'compute', percent: 10 }).catch((err: unknown) => {
-        logger.debug({ err, jobId }, 'progress update failed');
+      const report = (progress: JobProgress) =>
+        status.progress(jobId, progress).catch((err: unknown) => {
+          logger.debug({ err, jobId }, 'progress update failed');
+        });
+      void report({
+        phase: 'compute',
+        percent: 10,
+        ...(spec.dataset.kind === 'inline' ? { count: spec.dataset.rows } : {}),
       });
       const engine = engines[chooseEngine(spec)];
       const output = await engine.run({ spec, source, maxRows: config.maxResultRows, signal });
@@ -138,6 +145,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       }
       // A cancelled or timed-out job leaves no result behind.
       signal.throwIfAborted();
+      void report({ phase: 'store', percent: 90, count: envelope.rowCount });
       metrics?.resultBytes.observe(Buffer.byteLength(bytes));
       await cacheRedis.set(resultKeyName, bytes, 'EX', config.resultTtlS);
       await finish(jobId, resultKey);
