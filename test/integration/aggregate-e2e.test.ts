@@ -11,9 +11,29 @@ import { QuarryError } from '../../shared/errors.ts';
 import { silentLogger } from '../../shared/logger.ts';
 import { flightsSpec, loadFlights, makeFlightsDataDir } from '../helpers/flights.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
-import { assertRowsClose } from '../helpers/rows.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
 import { referenceAggregate } from '../reference/aggregate.ts';
+import { assertSameResult } from '../reference/compare.ts';
+
+/** Rows equal to the reference's (floats within 1e-9), judged by the envelope's column types. */
+function assertRowsClose(
+  actual: readonly Record<string, unknown>[],
+  expected: readonly Record<string, unknown>[],
+  message = '',
+  columns = inferColumns(expected),
+): void {
+  assertSameResult({ columns, rows: actual }, { columns, rows: expected }, message);
+}
+
+function inferColumns(rows: readonly Record<string, unknown>[]) {
+  const first = rows[0] ?? {};
+  return Object.keys(first).map((name) => ({
+    name,
+    type: rows.some((r) => typeof r[name] === 'number' && !Number.isInteger(r[name]))
+      ? ('float' as const)
+      : ('string' as const),
+  }));
+}
 
 const records = loadFlights();
 
