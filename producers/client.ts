@@ -432,12 +432,10 @@ export class QuarryClient {
       }
     }
     if (removed || job === undefined) {
-      await this.#status.failed(
-        jobId,
-        { code: 'QUARRY_ERR_JOB_CANCELLED', message: `the ${status.type} job was cancelled before it ran` },
-        true,
-      );
-      await this.#queueRedis.del(this.keys.inlineData(jobId));
+      // Not in the queue: removed now, or already finished (then its record stays as it is).
+      if (await this.#status.cancelIfLive(jobId, `the ${status.type} job was cancelled before it ran`)) {
+        await this.#queueRedis.del(this.keys.inlineData(jobId));
+      }
       return (await this.#status.get(jobId)) ?? status;
     }
     await this.#queueRedis.publish(this.keys.controlChannel, JSON.stringify({ type: 'cancel', jobId }));

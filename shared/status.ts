@@ -65,6 +65,17 @@ redis.call('PUBLISH', ARGV[7], ARGV[8])
 return 'new'
 `;
 
+// KEYS[1] status key; ARGV: finishedAt, errorCode, errorMessage, progressJson, ttlS, channel, event
+const CANCEL_LUA = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'active' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finishedAt', ARGV[1], 'errorCode', ARGV[2],
+  'errorMessage', ARGV[3], 'progress', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1
+`;
+
 const QUEUED: JobProgress = { phase: 'queued', percent: 0 };
 
 export class StatusStore {
@@ -148,6 +159,29 @@ export class StatusStore {
       error,
       fields,
     );
+  }
+
+  /**
+   * Marks a job cancelled unless it already ended (a job that completed while the cancellation
+   * was on its way keeps its completed record). Returns true when it was marked.
+   */
+  async cancelIfLive(jobId: string, message: string): Promise<boolean> {
+    const error = { code: 'QUARRY_ERR_JOB_CANCELLED', message };
+    const progress = { phase: 'done', percent: 100 };
+    const event: JobEvent = { jobId, state: 'cancelled', resultKey: null, progress, error };
+    const marked = await this.#redis.eval(
+      CANCEL_LUA,
+      1,
+      this.#keys.status(jobId),
+      String(Date.now()),
+      error.code,
+      message,
+      JSON.stringify(progress),
+      String(this.#ttlS),
+      this.#keys.eventsChannel,
+      JSON.stringify(event),
+    );
+    return marked === 1;
   }
 
   async get(jobId: string): Promise<JobStatus | null> {

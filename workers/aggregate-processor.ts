@@ -148,6 +148,11 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       void report({ phase: 'store', percent: 90, count: envelope.rowCount });
       metrics?.resultBytes.observe(Buffer.byteLength(bytes));
       await cacheRedis.set(resultKeyName, bytes, 'EX', config.resultTtlS);
+      if (signal.aborted) {
+        // Cancelled (or timed out) while the result was being written: take it back.
+        await cacheRedis.del(resultKeyName);
+        throw signal.reason;
+      }
       await finish(jobId, resultKey);
       return { resultKey, reused: false, rowCount: envelope.rowCount, durationMs };
     } finally {
