@@ -1,6 +1,6 @@
-// The worker-thread side of buildIndexInThread: parses the documents, builds the index, and transfers
+// The worker-thread side of IndexBuilder: parses the documents, builds the index, and transfers
 // the bytes back. Any failure goes back as a message carrying the QuarryError code and field.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { QuarryError } from '../shared/errors.ts';
 import { type BuildOptions, buildIndex } from '../shared/search/build.ts';
 import type { BuildThreadReply, BuildThreadRequest } from './index-build-thread.ts';
@@ -43,6 +43,5 @@ function serve(request: BuildThreadRequest): void {
   }
 }
 
-// One-shot (the request came as workerData) or kept warm by IndexBuilder (requests as messages).
-if (workerData !== null && workerData !== undefined) serve(workerData as BuildThreadRequest);
-else parentPort!.on('message', (request: BuildThreadRequest) => serve(request));
+// Kept warm by IndexBuilder: one request per message, one build at a time.
+parentPort!.on('message', (request: BuildThreadRequest) => serve(request));

@@ -13,7 +13,7 @@ const ENTRY_URL = new URL(
 );
 
 function startThread(resourceLimits: ResourceLimits | undefined): Worker {
-  const options = { workerData: null, ...(resourceLimits === undefined ? {} : { resourceLimits }) };
+  const options = resourceLimits === undefined ? {} : { resourceLimits };
   if (!ENTRY_URL.pathname.endsWith('.ts')) return new Worker(ENTRY_URL, options);
   // Node 20 does not apply the parent's `--import tsx` to a worker's entry: register it first.
   const tsx = import.meta.resolve('tsx/esm/api');

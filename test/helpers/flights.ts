@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import type { AggregationSpecInput } from '../../shared/aggregation.ts';
 import type { InlineRecord } from '../../shared/datasets.ts';
 
 const require = createRequire(import.meta.url);
@@ -31,7 +32,7 @@ export async function makeFlightsDataDir(): Promise<string> {
 }
 
 /** The benchmark spec: per origin count, avg delay, max distance, distinct destinations, p95 delay. */
-export function flightsSpec(dataset: unknown) {
+export function flightsSpec(dataset: unknown): Omit<AggregationSpecInput, 'dataset'> & { dataset: unknown } {
   return {
     dataset,
     groupBy: ['origin'],
