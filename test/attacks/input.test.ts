@@ -68,13 +68,13 @@ describe('attacks: client input', () => {
   }
 
   const numbers = { records: [{ n: 1 }, { n: -7 }, { n: 9_007_199_254_740_991 }, { n: 12 }] };
-  for (const [label, value] of [
-    ['1e19', 1e19],
-    ['-1e19', -1e19],
-    ['2^53+1', 2 ** 53 + 1],
-    ['1e308', 1e308],
+  for (const [label, value, was] of [
+    ['1e19', 1e19, 'was a DuckDB bind error: 5xx, retried'],
+    ['-1e19', -1e19, 'was a DuckDB bind error: 5xx, retried'],
+    ['2^53+1', 2 ** 53 + 1, 'JSON reads it as 2^53, a double'],
+    ['1e308', 1e308, 'was a DuckDB bind error: 5xx, retried'],
   ] as const) {
-    test(`integer filter value ${label}: every comparison answers the reference's rows (was a bind error, 5xx, retried)`, async () => {
+    test(`integer filter value ${label}: every comparison answers the reference's rows (${was})`, async () => {
       for (const engine of ENGINES) {
         for (const op of ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'] as const) {
           await expectReferenceResult(
@@ -100,6 +100,19 @@ describe('attacks: client input', () => {
       }
     });
   }
+
+  test('a filter value beyond a double (1e400 in the JSON text): 400 naming filters.0.value', async () => {
+    const res = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/aggregations',
+      payload:
+        '{"dataset":{"records":[{"n":1}]},"filters":[{"column":"n","op":"gt","value":1e400}],"metrics":[{"op":"count"}]}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.equal(res.json().error.code, 'QUARRY_ERR_VALIDATION');
+    assert.equal(res.json().error.field, 'filters.0.value');
+  });
 
   test('inline columns `a` and `A`: both engines keep them apart (was a DuckDB binder error, 5xx, retried)', async () => {
     const spec: AggregationSpecInput = {
