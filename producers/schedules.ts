@@ -3,10 +3,8 @@
 // compute each run, see workers/aggregate-processor.ts), list, read, remove, and read the alias
 // that points at the newest result.
 import type { Queue } from 'bullmq';
-import { CronExpressionParser } from 'cron-parser';
 import type { AddressedAggregation } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { QuarryError } from '../shared/errors.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Redis } from '../shared/redis.ts';
 import {
@@ -39,35 +37,20 @@ export class Schedules {
   /**
    * Registers (or replaces) a scheduled aggregation: the spec is validated now, then refreshed
    * every `everyMs` (first run at once) or on a `cron` pattern; each run updates the alias.
+   * The request is validated whole before anything is written; a write that fails leaves the
+   * schedule as it was (record and BullMQ job scheduler), or absent if there was none.
    */
   async put(name: string, request: ScheduleRequestInput | unknown): Promise<ScheduleInfo> {
     const { config, keys, tenant, queueRedis, aggregateQueue } = this.#d;
     checkScheduleName(name);
     const r = parseScheduleRequest(request);
     await this.#d.address(r.spec); // bad specs and missing files fail here, not at every tick
-    if (r.cron !== undefined) {
-      try {
-        CronExpressionParser.parse(r.cron, r.tz ? { tz: r.tz } : {});
-      } catch (cause) {
-        throw new QuarryError('QUARRY_ERR_VALIDATION', `cron: ${(cause as Error).message}`, {
-          field: 'cron',
-          cause,
-        });
-      }
-    }
     const data: RefreshJobData = { v: 1, kind: 'refresh', name, spec: r.spec, ...(tenant ? { tenant } : {}) };
-    await queueRedis
-      .multi()
-      .hset(keys.schedule(name), {
-        everyMs: r.everyMs === undefined ? '' : String(r.everyMs),
-        cron: r.cron ?? '',
-        tz: r.tz ?? '',
-        createdAt: String(Date.now()),
-      })
-      .sadd(keys.schedules, name)
-      .exec();
+    const id = schedulerId(tenant, name);
+    const previous = await aggregateQueue.getJobScheduler(id);
+    // The scheduler first: if BullMQ refuses it, nothing of the new schedule exists yet.
     await aggregateQueue.upsertJobScheduler(
-      schedulerId(tenant, name),
+      id,
       r.everyMs !== undefined
         ? { every: r.everyMs, immediately: true }
         : { pattern: r.cron!, ...(r.tz ? { tz: r.tz } : {}) },
@@ -82,7 +65,41 @@ export class Schedules {
         },
       },
     );
+    try {
+      await queueRedis
+        .multi()
+        .hset(keys.schedule(name), {
+          everyMs: r.everyMs === undefined ? '' : String(r.everyMs),
+          cron: r.cron ?? '',
+          tz: r.tz ?? '',
+          createdAt: String(Date.now()),
+        })
+        .sadd(keys.schedules, name)
+        .exec();
+    } catch (error) {
+      await this.#restoreScheduler(id, previous).catch(() => undefined);
+      throw error;
+    }
     return (await this.get(name))!;
+  }
+
+  /** Puts back the scheduler a failed put replaced (or removes the one it created). */
+  async #restoreScheduler(
+    id: string,
+    previous: Awaited<ReturnType<Queue['getJobScheduler']>>,
+  ): Promise<void> {
+    const queue = this.#d.aggregateQueue;
+    if (!previous) {
+      await queue.removeJobScheduler(id);
+      return;
+    }
+    await queue.upsertJobScheduler(
+      id,
+      previous.every
+        ? { every: Number(previous.every) }
+        : { pattern: previous.pattern!, ...(previous.tz ? { tz: previous.tz } : {}) },
+      { name: previous.name, ...(previous.template ?? {}) },
+    );
   }
 
   async get(name: string): Promise<ScheduleInfo | null> {

@@ -141,11 +141,10 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /** Column names: 1-256 characters, no control characters. They are always quoted in SQL. */
 export function checkColumnName(name: string, field: string): void {
-  // `__proto__` would set a prototype instead of a property wherever rows become objects.
+  // `__proto__` is allowed: engines and the reference build rows with own properties only.
   if (
     name.length === 0 ||
     name.length > 256 ||
-    name === '__proto__' ||
     CONTROL_CHARACTERS.test(name) ||
     !(name as unknown as { isWellFormed(): boolean }).isWellFormed()
   ) {

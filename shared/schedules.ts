@@ -1,6 +1,7 @@
 // Scheduled aggregations: a spec registered under a name refreshes on a schedule (an interval or
 // a cron pattern, run by BullMQ job schedulers); each run computes the spec against the data as
 // it is then (files are fingerprinted again) and points the name's alias at the newest result.
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { checkJobPayload, validationError } from './aggregation.ts';
 import { QuarryError } from './errors.ts';
@@ -69,7 +70,16 @@ export function checkScheduleName(name: unknown): string {
   return name;
 }
 
-export function parseScheduleRequest(input: unknown): z.output<typeof ScheduleRequestSchema> {
+export type ScheduleRequest = z.output<typeof ScheduleRequestSchema>;
+
+/**
+ * Validates a schedule request whole (everything but its spec, which the caller addresses):
+ * either `everyMs` or `cron`; `tz` a time zone Intl knows, stored in its canonical spelling
+ * (`europe/paris` → `Europe/Paris`); and a cron pattern whose next run, in that zone, can be
+ * computed. BullMQ computes runs with the same parser, so what passes here schedules there.
+ * Nothing is stored before this passes: a bad tz once left a half-written schedule.
+ */
+export function parseScheduleRequest(input: unknown, nowMs = Date.now()): ScheduleRequest {
   const parsed = ScheduleRequestSchema.safeParse(input);
   if (!parsed.success) throw validationError(parsed.error);
   const r = parsed.data;
@@ -81,7 +91,30 @@ export function parseScheduleRequest(input: unknown): z.output<typeof ScheduleRe
   if (r.tz !== undefined && r.cron === undefined) {
     throw new QuarryError('QUARRY_ERR_VALIDATION', 'tz: only with "cron"', { field: 'tz' });
   }
-  return r;
+  if (r.cron === undefined) return r;
+  const tz = r.tz === undefined ? undefined : canonicalTimeZone(r.tz);
+  try {
+    CronExpressionParser.parse(r.cron, { currentDate: new Date(nowMs), ...(tz ? { tz } : {}) }).next();
+  } catch (cause) {
+    throw new QuarryError('QUARRY_ERR_VALIDATION', `cron: ${(cause as Error).message}`, {
+      field: 'cron',
+      cause,
+    });
+  }
+  return tz === undefined ? r : { ...r, tz };
+}
+
+/** The IANA name Intl resolves `tz` to; QUARRY_ERR_VALIDATION naming `tz` when it knows none. */
+function canonicalTimeZone(tz: string): string {
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+  } catch (cause) {
+    throw new QuarryError(
+      'QUARRY_ERR_VALIDATION',
+      `tz: ${JSON.stringify(tz)} is not a time zone (an IANA name such as "Europe/Paris" or "UTC")`,
+      { field: 'tz', cause },
+    );
+  }
 }
 
 /** BullMQ scheduler ids are shared by all tenants of a queue: the tenant is part of the id. */

@@ -128,6 +128,112 @@ const REGRESSIONS: Regression[] = [
       ],
     },
   },
+  {
+    // A tester's 1e19 failed to bind on DuckDB (integral JS numbers bound as BIGINT): values
+    // that are not safe integers compare as doubles in every engine.
+    name: 'integer column filtered by values beyond int64 and beyond 2^53',
+    spec: {
+      dataset: {
+        records: [
+          { n: 1, g: 'a' },
+          { n: 9_007_199_254_740_991, g: 'b' },
+          { n: -5, g: 'a' },
+        ],
+      },
+      filters: [
+        { column: 'n', op: 'lt', value: 1e19 },
+        { column: 'n', op: 'gt', value: -1e19 },
+        { column: 'n', op: 'ne', value: 2 ** 53 + 1 },
+        { column: 'n', op: 'lte', value: 1e308 },
+        { column: 'n', op: 'between', value: [-1e308, 1e19] },
+        { column: 'n', op: 'in', value: [1, -5, 9_007_199_254_740_991, 1e19, 2 ** 53 + 1, 0.5] },
+      ],
+      groupBy: ['g'],
+      metrics: [{ op: 'count' }, { op: 'sum', column: 'n' }],
+    },
+  },
+  {
+    name: 'integer column compared with floats and a value equal to 2^53 only as a double',
+    spec: {
+      dataset: { records: [{ n: 9_007_199_254_740_991 }, { n: 3 }, { n: 4 }] },
+      filters: [{ column: 'n', op: 'in', value: [3.5, 4, 2 ** 53 + 1] }],
+      metrics: [{ op: 'count' }, { op: 'max', column: 'n' }],
+    },
+  },
+  {
+    name: 'empty result for an integer filter value of 1e19 (eq) and -1e19 (lt)',
+    spec: {
+      dataset: { records: [{ n: 1 }, { n: 2 }] },
+      filters: [{ column: 'n', op: 'eq', value: 1e19 }],
+      metrics: [{ op: 'count' }],
+    },
+  },
+  {
+    // DuckDB binds identifiers case-insensitively even when quoted: `a` and `A` were one column.
+    name: 'inline columns that differ only by case, in filters, groups, metrics and outputs',
+    spec: {
+      dataset: {
+        records: [
+          { a: 1, A: 'x', Ä: true },
+          { a: 2, A: 'y', ä: 1 },
+          { a: 3, A: 'x', Ä: false },
+        ],
+      },
+      filters: [{ column: 'a', op: 'gte', value: 1 }],
+      groupBy: ['A'],
+      metrics: [
+        { op: 'sum', column: 'a', as: 'a' },
+        { op: 'count', column: 'Ä', as: 'Ä' },
+        { op: 'count', column: 'ä', as: 'ä' },
+        { op: 'max', column: 'a', as: 'MAX_A' },
+        { op: 'min', column: 'a', as: 'max_a' },
+      ],
+      orderBy: [{ column: 'max_a', direction: 'desc' }],
+    },
+  },
+  {
+    // A metric named __proto__ lost its value on DuckDB: rows are built with own properties.
+    name: 'output names that are Object.prototype members, quotes, backslashes, unicode, long',
+    spec: {
+      dataset: {
+        records: [
+          { ['__proto__']: 'p', constructor: 1, toString: 2 },
+          { ['__proto__']: 'q', constructor: 3, toString: 4 },
+          { ['__proto__']: 'p', constructor: 5, toString: null },
+        ],
+      },
+      groupBy: ['__proto__', 'toString'],
+      metrics: [
+        { op: 'sum', column: 'constructor', as: 'constructor' },
+        { op: 'count', as: 'hasOwnProperty' },
+        { op: 'max', column: 'constructor', as: 'a"b\\c\'d' },
+        { op: 'min', column: 'constructor', as: '名前 🙂' },
+        { op: 'avg', column: 'constructor', as: 'x'.repeat(256) },
+        { op: 'count_distinct', column: '__proto__', as: '*' },
+        { op: 'count', column: 'toString', as: '^c.*$' },
+      ],
+      orderBy: [{ column: '__proto__', direction: 'desc' }],
+    },
+  },
+  {
+    // Polars reads pl.col("*") as every column and pl.col("^...$") as a regex.
+    name: 'source columns named like a Polars wildcard and a regex',
+    spec: {
+      dataset: {
+        records: [
+          { '*': 'x', '^v.*$': 1, v1: 10 },
+          { '*': 'y', '^v.*$': 2, v1: 20 },
+          { '*': 'x', '^v.*$': 3, v1: 30 },
+        ],
+      },
+      filters: [{ column: '^v.*$', op: 'gt', value: 0 }],
+      groupBy: ['*'],
+      metrics: [
+        { op: 'sum', column: '^v.*$' },
+        { op: 'count', column: '*', as: 'n' },
+      ],
+    },
+  },
 ];
 
 describe('regressions', () => {

@@ -49,9 +49,9 @@ export function referenceAggregate(
   for (const { key, rows: groupRows } of groups.values()) {
     const row: Record<string, unknown> = {};
     spec.groupBy.forEach((column, i) => {
-      row[column] = key[i];
+      setOwn(row, column, key[i]);
     });
-    for (const metric of spec.metrics) row[metric.as] = computeMetric(metric, groupRows);
+    for (const metric of spec.metrics) setOwn(row, metric.as, computeMetric(metric, groupRows));
     rows.push(row);
   }
 
@@ -65,6 +65,11 @@ export function referenceAggregate(
   });
 
   return { columns: resultColumns, rows: spec.limit === undefined ? rows : rows.slice(0, spec.limit) };
+}
+
+/** An own property even for "__proto__", which plain assignment would turn into a prototype. */
+function setOwn(row: Record<string, unknown>, name: string, value: unknown): void {
+  Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** A missing key reads as null (and a key like "constructor" is not read from the prototype). */

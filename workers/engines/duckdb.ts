@@ -3,17 +3,28 @@
 // connection per running job. Queries run on DuckDB's own threads (async), so the event loop
 // stays free while they compute.
 import { mkdirSync } from 'node:fs';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import {
+  DOUBLE,
   DuckDBInstance,
   type DuckDBMaterializedResult,
+  DuckDBStructType,
+  type DuckDBType,
   DuckDBTypeId,
   JSDuckDBValueConverter,
   structValue,
+  VARCHAR,
 } from '@duckdb/node-api';
 import { checkSpecColumns, outputColumns } from '../../shared/aggregation.ts';
 import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
-import { compileAggregation, describeQuery, type SqlValue } from './duckdb-sql.ts';
+import {
+  collidesIgnoringCase,
+  compileAggregation,
+  describeQuery,
+  positionalName,
+  type SqlValue,
+} from './duckdb-sql.ts';
 import type { AggregationEngine, EngineInput, EngineOutput, EngineSource } from './engine.ts';
 
 export interface DuckDBEngineOptions {
@@ -75,6 +86,8 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       return await connection.run(
         sql,
         params.map((p) => (typeof p === 'object' ? structValue(p) : p)),
+        // An undefined entry means "infer", as bind() reads it; the declared type omits that.
+        params.map(bindType) as DuckDBType[],
       );
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
@@ -99,7 +112,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
         { field: 'dataset.path', cause },
       );
     }
-    return (await toRows(result)).map((r) => ({
+    return (await toRows(result, result.columnNames())).map((r) => ({
       name: String(r.column_name),
       type: columnTypeOf(String(r.column_type)),
     }));
@@ -111,26 +124,40 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
       const columns = await columnsOf(input.source);
       checkSpecColumns(input.spec, columns);
-      const { sql, params } = compileAggregation(input.spec, input.source, columns, input.maxRows + 1);
-      let result: DuckDBMaterializedResult;
+      const renamed =
+        input.source.kind === 'inline' && collidesIgnoringCase(input.source.columns.map((c) => c.name))
+          ? await positionalCopy(input.source)
+          : undefined;
       try {
-        result = await query(sql, params, input.signal);
-      } catch (cause) {
-        if (input.signal?.aborted) throw input.signal.reason;
-        const conversion = /^(Conversion|Invalid Input) Error/.test(firstLine(cause));
-        throw new QuarryError(
-          conversion ? 'QUARRY_ERR_DATASET_UNREADABLE' : 'QUARRY_ERR_ENGINE',
-          `DuckDB failed: ${firstLine(cause)}`,
-          { cause },
+        const { sql, params, outputNames } = compileAggregation(
+          input.spec,
+          renamed?.source ?? input.source,
+          columns,
+          input.maxRows + 1,
+          renamed?.names,
         );
+        let result: DuckDBMaterializedResult;
+        try {
+          result = await query(sql, params, input.signal);
+        } catch (cause) {
+          if (input.signal?.aborted) throw input.signal.reason;
+          const conversion = /^(Conversion|Invalid Input) Error/.test(firstLine(cause));
+          throw new QuarryError(
+            conversion ? 'QUARRY_ERR_DATASET_UNREADABLE' : 'QUARRY_ERR_ENGINE',
+            `DuckDB failed: ${firstLine(cause)}`,
+            { cause },
+          );
+        }
+        if (result.rowCount > input.maxRows) {
+          throw new QuarryError(
+            'QUARRY_ERR_RESULT_TOO_LARGE',
+            `the result has more than ${input.maxRows} rows (QUARRY_MAX_RESULT_ROWS); add a limit or group more coarsely`,
+          );
+        }
+        return { columns: outputColumns(input.spec, columns), rows: await toRows(result, outputNames) };
+      } finally {
+        if (renamed !== undefined) await unlink(renamed.source.file).catch(() => undefined);
       }
-      if (result.rowCount > input.maxRows) {
-        throw new QuarryError(
-          'QUARRY_ERR_RESULT_TOO_LARGE',
-          `the result has more than ${input.maxRows} rows (QUARRY_MAX_RESULT_ROWS); add a limit or group more coarsely`,
-        );
-      }
-      return { columns: outputColumns(input.spec, columns), rows: await toRows(result) };
     },
     async exportJsonArray(file: string, target: string) {
       if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
@@ -159,6 +186,24 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
   };
 }
 
+/**
+ * The node API binds every integral JS number as BIGINT, so 1e19 or 1e308 fails to bind ("out of
+ * int64 range"). A number that is not a safe integer is a double in JSON and in the reference:
+ * it binds as DOUBLE, and DuckDB compares an integer column with it as doubles, as Polars does.
+ */
+function bindType(value: SqlValue): DuckDBType | undefined {
+  // The column struct of read_json is typed here: inferring it, the node API copies the entries
+  // into a plain object by assignment, where a column named "__proto__" vanishes.
+  if (typeof value === 'object') {
+    const names = Object.keys(value);
+    return new DuckDBStructType(
+      names,
+      names.map(() => VARCHAR),
+    );
+  }
+  return typeof value === 'number' && !Number.isSafeInteger(value) ? DOUBLE : undefined;
+}
+
 function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
@@ -175,13 +220,48 @@ function columnTypeOf(duckType: string): ColumnType {
   return 'string';
 }
 
+type InlineSource = Extract<EngineSource, { kind: 'inline' }>;
+
+/**
+ * A copy of inline records whose columns are named by position (c0, c1, ...), beside the spool
+ * file, for datasets whose names DuckDB cannot tell apart (`a` and `A`). Rare, so parsing and
+ * rewriting the records here (instead of on every job) is acceptable.
+ */
+async function positionalCopy(
+  source: InlineSource,
+): Promise<{ source: InlineSource; names: ReadonlyMap<string, string> }> {
+  const names = new Map(source.columns.map((c, i) => [c.name, positionalName(i)]));
+  const records = JSON.parse(await readFile(source.file, 'utf8')) as Record<string, unknown>[];
+  const rows = records.map((record) => {
+    const row: Record<string, unknown> = {};
+    for (const [name, internal] of names) {
+      // hasOwn: a missing "constructor" must read as absent, not as Object's constructor.
+      if (Object.hasOwn(record, name)) row[internal] = record[name];
+    }
+    return row;
+  });
+  const file = `${source.file}.positional.json`;
+  await writeFile(file, JSON.stringify(rows));
+  return {
+    source: {
+      kind: 'inline',
+      file,
+      columns: source.columns.map((c) => ({ ...c, name: names.get(c.name)! })),
+    },
+    names,
+  };
+}
+
 /**
  * Result rows as plain JSON values (bigints become numbers, dates ISO strings), converted one
  * chunk (2,048 rows) at a time with a turn of the event loop between chunks, so a large result
- * never blocks BullMQ's lock renewal for long.
+ * never blocks BullMQ's lock renewal for long. `names` names the result's columns by position;
+ * every name becomes an own property, `__proto__` included.
  */
-async function toRows(result: DuckDBMaterializedResult): Promise<Record<string, unknown>[]> {
-  const names = result.columnNames();
+async function toRows(
+  result: DuckDBMaterializedResult,
+  names: readonly string[],
+): Promise<Record<string, unknown>[]> {
   const typeIds = result.columnTypes().map((t) => t.typeId);
   const rows: Record<string, unknown>[] = [];
   for (let c = 0; c < result.chunkCount; c++) {
@@ -200,7 +280,15 @@ async function toRows(result: DuckDBMaterializedResult): Promise<Record<string, 
         if (typeof v === 'bigint') v = Number(v);
         else if (v instanceof Date)
           v = typeId === DuckDBTypeId.DATE ? v.toISOString().slice(0, 10) : v.toISOString();
-        rows[base + i]![name] = v;
+        // Assigning "__proto__" would set the prototype and lose the value.
+        if (name === '__proto__') {
+          Object.defineProperty(rows[base + i]!, name, {
+            value: v,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        } else rows[base + i]![name] = v;
       }
     }
   }

@@ -18,10 +18,26 @@ type Filter = Spec['filters'][number];
 type FilterValue = string | number | boolean;
 
 interface PreparedSource {
+  /** The source with its columns renamed by position (see internalNames). */
   readonly frame: pl.LazyDataFrame;
+  /** Columns under the dataset's own names. */
   readonly columns: readonly ColumnInfo[];
-  /** Casts that bring a column to the one Polars type its ColumnType is computed in. */
+  /** Dataset column name → the positional name it has in `frame`. */
+  readonly names: ReadonlyMap<string, string>;
+  /** Casts (keyed by dataset name) that bring a column to the one Polars type of its ColumnType. */
   readonly casts: ReadonlyMap<string, pl.Expr>;
+}
+
+/**
+ * Plans refer to columns by positional names only: pl.col reads "*" as every column and
+ * "^...$" as a regex, so a dataset's own names never reach an expression. Output columns are
+ * named by position too, and rows take their names from the spec (toRows).
+ */
+const internalName = (index: number) => `c${index}`;
+const outputName = (index: number) => `__quarry_out_${index}`;
+
+function internalNames(names: readonly string[]): Map<string, string> {
+  return new Map(names.map((name, i) => [name, internalName(i)]));
 }
 
 /**
@@ -56,7 +72,7 @@ export async function runAggregation(input: EngineInput): Promise<EngineOutput> 
       `the result has more than ${maxRows} rows (QUARRY_MAX_RESULT_ROWS); add a limit or group more coarsely`,
     );
   }
-  return { columns, rows: toRows(result) };
+  return { columns, rows: toRows(result, [...spec.groupBy, ...spec.metrics.map((m) => m.as)]) };
 }
 
 /** A file's columns and their Quarry types; columns of types Quarry cannot use are left out. */
@@ -73,18 +89,24 @@ function prepareInline(source: Extract<EngineSource, { kind: 'inline' }>): Prepa
   // nodejs-polars passes `null` on as 0, which the JSON reader takes as "every row".
   const data = pl.readJSON(source.file, { format: 'json', inferSchemaLength: null });
   // An empty array has no columns to cast; adding literal columns to it would make a row.
+  const names = internalNames(source.columns.map((c) => c.name));
   if (data.height === 0) {
-    const frame = pl.DataFrame(source.columns.map((c) => pl.Series(c.name, [], dtypeOf(c.type)))).lazy();
-    return { frame, columns: source.columns, casts: new Map() };
+    const frame = pl
+      .DataFrame(source.columns.map((c) => pl.Series(names.get(c.name)!, [], dtypeOf(c.type))))
+      .lazy();
+    return { frame, columns: source.columns, names, casts: new Map() };
   }
+  // Positional renaming: the setter takes names in column order, never as patterns.
+  data.columns = data.columns.map((name) => names.get(name) ?? name);
   // Cast only what inference got otherwise (all-null columns, integers beyond Int64 in a float
   // column): every expression built costs ~0.4 ms in nodejs-polars' JS wrapper.
   const casts = new Map<string, pl.Expr>();
   for (const c of source.columns) {
     const want = dtypeOf(c.type);
-    if (inferredType(data, c.name) !== want.variant) casts.set(c.name, pl.col(c.name).cast(want));
+    const internal = names.get(c.name)!;
+    if (inferredType(data, internal) !== want.variant) casts.set(c.name, pl.col(internal).cast(want));
   }
-  return { frame: data.lazy(), columns: source.columns, casts };
+  return { frame: data.lazy(), columns: source.columns, names, casts };
 }
 
 function inferredType(frame: pl.DataFrame, name: string): string | undefined {
@@ -106,6 +128,7 @@ function prepareFile(source: FileSource): PreparedSource {
   }
   const columns: ColumnInfo[] = [];
   const casts = new Map<string, pl.Expr>();
+  const names = internalNames(head.columns);
   for (const name of head.columns) {
     let dtype: pl.DataType;
     try {
@@ -116,9 +139,11 @@ function prepareFile(source: FileSource): PreparedSource {
     const mapped = fileColumnType(dtype);
     if (mapped === undefined) continue;
     columns.push({ name, type: mapped.type });
-    if (mapped.cast !== undefined) casts.set(name, pl.col(name).cast(mapped.cast));
+    if (mapped.cast !== undefined) casts.set(name, pl.col(names.get(name)!).cast(mapped.cast));
   }
-  return { frame, columns, casts };
+  // rename matches names literally; fromEntries keeps a "__proto__" column as an own key.
+  const renamed = frame.rename(Object.fromEntries(names));
+  return { frame: renamed, columns, names, casts };
 }
 
 function scanFile(source: FileSource): pl.LazyDataFrame {
@@ -214,6 +239,7 @@ function usedColumns(spec: Spec): Set<string> {
 function compilePlan(spec: Spec, source: PreparedSource, maxRows: number): pl.LazyDataFrame {
   const types = new Map(source.columns.map((c) => [c.name, c.type]));
   const typeOf = (name: string) => types.get(name) ?? 'null';
+  const col = (name: string) => pl.col(source.names.get(name)!);
   let plan = source.frame;
 
   const casts = [...usedColumns(spec)].flatMap((name) => {
@@ -223,14 +249,21 @@ function compilePlan(spec: Spec, source: PreparedSource, maxRows: number): pl.La
   if (casts.length > 0) plan = plan.withColumns(...casts);
 
   if (spec.filters.length > 0) {
-    const predicates = spec.filters.map((f, i) => filterExpr(f, typeOf(f.column), i));
+    const predicates = spec.filters.map((f, i) => filterExpr(f, col(f.column), typeOf(f.column), i));
     plan = plan.filter(predicates.reduce((all, p) => all.and(p)));
   }
 
-  const aggregations = spec.metrics.map((m) => metricExpr(m).alias(m.as));
+  // Output columns by position: groupBy columns, then metrics (the order toRows names them in).
+  const outputs = [...spec.groupBy, ...spec.metrics.map((m) => m.as)];
+  const position = new Map(outputs.map((name, i) => [name, i]));
+  const aggregations = spec.metrics.map((m, i) =>
+    metricExpr(m, m.column === undefined ? undefined : col(m.column)).alias(
+      outputName(spec.groupBy.length + i),
+    ),
+  );
   plan =
     spec.groupBy.length > 0
-      ? plan.groupBy([...spec.groupBy]).agg(...aggregations)
+      ? plan.groupBy(spec.groupBy.map((g, i) => col(g).alias(outputName(i)))).agg(...aggregations)
       : plan.select(...aggregations);
 
   // The orderBy keys, then every groupBy column ascending: a total order, as in the reference.
@@ -240,7 +273,7 @@ function compilePlan(spec: Spec, source: PreparedSource, maxRows: number): pl.La
   }
   if (keys.length > 0) {
     plan = plan.sort({
-      by: keys.map((k) => k.column),
+      by: keys.map((k) => outputName(position.get(k.column)!)),
       descending: keys.map((k) => k.direction === 'desc'),
       nullsLast: true,
     });
@@ -248,16 +281,15 @@ function compilePlan(spec: Spec, source: PreparedSource, maxRows: number): pl.La
   // One row more than allowed is enough to tell that the result is too large.
   plan = plan.head(Math.min(spec.limit ?? Number.MAX_SAFE_INTEGER, maxRows + 1));
 
-  const temporal = outputColumns(spec, source.columns).flatMap((c) =>
+  const temporal = outputColumns(spec, source.columns).flatMap((c, i) =>
     c.type === 'date' || c.type === 'timestamp'
-      ? [pl.col(c.name).dt.strftime(c.type === 'date' ? DATE_FORMAT : TIMESTAMP_FORMAT)]
+      ? [pl.col(outputName(i)).dt.strftime(c.type === 'date' ? DATE_FORMAT : TIMESTAMP_FORMAT)]
       : [],
   );
   return temporal.length > 0 ? plan.withColumns(...temporal) : plan;
 }
 
-function filterExpr(filter: Filter, type: ColumnType, index: number): pl.Expr {
-  const c = pl.col(filter.column);
+function filterExpr(filter: Filter, c: pl.Expr, type: ColumnType, index: number): pl.Expr {
   if (filter.op === 'is_null') return c.isNull();
   if (filter.op === 'not_null') return c.isNotNull();
   // Every value of an all-null column is null, and a comparison with null is never true.
@@ -339,9 +371,8 @@ function temporalValue(value: FilterValue, type: 'date' | 'timestamp', field: st
   return type === 'date' ? `${y}-${mo}-${d}` : `${y}-${mo}-${d}T${h}:${mi}:${s}.${frac.padEnd(6, '0')}`;
 }
 
-function metricExpr(metric: Metric): pl.Expr {
-  if (metric.column === undefined) return pl.len(); // pl.count() without a column is broken in 0.25
-  const c = pl.col(metric.column);
+function metricExpr(metric: Metric, c: pl.Expr | undefined): pl.Expr {
+  if (c === undefined) return pl.len(); // pl.count() without a column is broken in 0.25
   switch (metric.op) {
     case 'count':
       return c.count();
@@ -400,10 +431,12 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
-/** Column-wise conversion (faster than toRecords); bigints (UInt64, Int64 beyond 2^53) become numbers. */
-function toRows(frame: pl.DataFrame): Record<string, unknown>[] {
-  const names = frame.columns;
-  const values = names.map((name) => frame.getColumn(name).toArray() as unknown[]);
+/**
+ * Column-wise conversion (faster than toRecords); bigints (UInt64, Int64 beyond 2^53) become
+ * numbers. Columns are named by position from `names` (the frame's own are positional).
+ */
+function toRows(frame: pl.DataFrame, names: readonly string[]): Record<string, unknown>[] {
+  const values = frame.getColumns().map((series) => series.toArray() as unknown[]);
   const rows: Record<string, unknown>[] = new Array(frame.height);
   for (let i = 0; i < frame.height; i++) {
     // Object.fromEntries defines own properties, so a column named "__proto__" stays a column.
