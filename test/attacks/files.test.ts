@@ -121,13 +121,7 @@ describe('attacks on files: literal, regular, inside the tenant root', () => {
     return { status: res.statusCode, body: res.json() as { error?: { code: string; field?: string } } };
   }
 
-  async function refused(
-    key: string,
-    payload: object,
-    status: number,
-    code: string,
-    field = 'dataset.path',
-  ) {
+  async function refused(key: string, payload: object, status: number, code: string, field = 'dataset.path') {
     const res = await post(key, '/v1/aggregations?wait=20000', payload);
     assert.equal(res.status, status, JSON.stringify(res.body));
     assert.equal(res.body.error?.code, code);
