@@ -15,7 +15,7 @@ import {
 } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
 import { tenantDataRoot } from '../shared/data-files.ts';
-import { fingerprintFile } from '../shared/datasets.ts';
+import { inspectFile } from '../shared/datasets.ts';
 import { QuarryError } from '../shared/errors.ts';
 import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
 import { IndexStore } from '../shared/index-store.ts';
@@ -166,12 +166,14 @@ export class QuarryClient {
       return addressAggregation(parsed, undefined, this.tenant);
     }
     // The tenant's own data root: a path never reaches another tenant's files.
-    const file = await fingerprintFile(
+    const { fingerprint: file, columns } = await inspectFile(
       tenantDataRoot(this.config, this.tenant),
       parsed.dataset.path,
       parsed.dataset.format,
       parsed.dataset.fingerprint,
     );
+    // Names the file states (CSV header, Parquet footer): an unknown column is a 400 now.
+    if (columns !== undefined) checkSpecColumns(parsed.spec, columns);
     return addressAggregation(parsed, file, this.tenant);
   }
 

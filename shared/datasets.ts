@@ -5,6 +5,7 @@ import { type FileHandle, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { type DataFile, withDataFile } from './data-files.ts';
 import { QuarryError } from './errors.ts';
+import { readFileColumnNames } from './file-columns.ts';
 import { compareCodePoints } from './hashing.ts';
 
 export const FILE_FORMATS = ['parquet', 'csv', 'ndjson'] as const;
@@ -227,6 +228,23 @@ export async function fingerprintOpenFile(
     mtimeMs: file.mtimeMs,
     ...(mode === 'content' ? { contentHash: await hashFile(file.handle, signal) } : {}),
   };
+}
+
+/**
+ * Opens, checks and fingerprints a file dataset under `dataDir` (the tenant's data root) and
+ * reads its column names where the file states them (file-columns.ts), all on one open file.
+ */
+export async function inspectFile(
+  dataDir: string,
+  relPath: string,
+  explicitFormat: FileFormat | undefined,
+  mode: FingerprintMode = 'stat',
+): Promise<{ fingerprint: FileFingerprint; columns: ColumnInfo[] | undefined }> {
+  const format = datasetFormat(relPath, explicitFormat);
+  return withDataFile(dataDir, relPath, { field: 'dataset.path', format }, async (file) => ({
+    fingerprint: await fingerprintOpenFile(file, format, mode),
+    columns: await readFileColumnNames(file.handle, file.size, format),
+  }));
 }
 
 /** Opens, checks and fingerprints a file dataset under `dataDir` (the tenant's data root). */

@@ -238,6 +238,18 @@ describe('attacks on files: literal, regular, inside the tenant root', () => {
     }
   });
 
+  test('a spec naming a column the file lacks is a 400 at enqueue (CSV header, Parquet footer), on both engines', async () => {
+    for (const engine of ENGINES) {
+      for (const [name, format] of [
+        ['sub/r1.csv', undefined],
+        ['p.csv', 'parquet'],
+      ] as const) {
+        const spec = { ...sumSpec(name, engine, format), groupBy: ['nope'] };
+        await refused(KEYS.B, spec, 400, 'QUARRY_ERR_SPEC_UNKNOWN_COLUMN', 'groupBy.0');
+      }
+    }
+  });
+
   test('DuckDB still confines a descriptor path: /proc/self/fd/<n> of a file outside every root is refused', async (t) => {
     const engine = await createDuckDBEngine({ dataDir, spoolDir: path.join(outside, 'spool') });
     const handle = await open(path.join(outside, 'secret.csv'), 'r');

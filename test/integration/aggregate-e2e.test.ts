@@ -327,7 +327,7 @@ describe('aggregations end to end', () => {
     assert.equal(status?.attempts, 1);
     assert.equal(status?.error?.code, 'QUARRY_ERR_DATASET_UNREADABLE');
 
-    // A column only the file can reveal is missing: known at the worker, failed with its code.
+    // A column only the file can reveal is missing: its Parquet footer says so at enqueue.
     const missing = await sys.app.inject({
       method: 'POST',
       url: '/v1/aggregations?wait=20000',
