@@ -14,12 +14,14 @@ import {
   type ResultEnvelope,
 } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { fingerprintFile } from '../shared/datasets.ts';
+import { tenantDataRoot } from '../shared/data-files.ts';
+import { inspectFile } from '../shared/datasets.ts';
 import { QuarryError } from '../shared/errors.ts';
 import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
 import { IndexStore } from '../shared/index-store.ts';
 import {
   checkCollection,
+  checkIndexSource,
   type IndexInfo,
   type IndexJobData,
   type IndexRequestInput,
@@ -163,12 +165,15 @@ export class QuarryClient {
       checkSpecColumns(parsed.spec, parsed.dataset.data.columns);
       return addressAggregation(parsed, undefined, this.tenant);
     }
-    const file = await fingerprintFile(
-      this.config.dataDir,
+    // The tenant's own data root: a path never reaches another tenant's files.
+    const { fingerprint: file, columns } = await inspectFile(
+      tenantDataRoot(this.config, this.tenant),
       parsed.dataset.path,
       parsed.dataset.format,
       parsed.dataset.fingerprint,
     );
+    // Names the file states (CSV header, Parquet footer): an unknown column is a 400 now.
+    if (columns !== undefined) checkSpecColumns(parsed.spec, columns);
     return addressAggregation(parsed, file, this.tenant);
   }
 
@@ -258,6 +263,8 @@ export class QuarryClient {
 
   async #index(collection: string, request: IndexRequestInput | unknown): Promise<IndexHandle> {
     const parsed = parseIndexRequest(collection, request, this.config);
+    // What can be checked before the job exists is: a bad source is a 4xx, not a failed job.
+    await checkIndexSource(tenantDataRoot(this.config, this.tenant), parsed.job.source, this.config);
     const jobId = indexJobId();
     const writes: Promise<unknown>[] = [this.#status.enqueue(jobId, 'index', null, parsed.job.collection)];
     if (parsed.inlineJson !== undefined) {

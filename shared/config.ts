@@ -20,6 +20,8 @@ export interface ApiKey {
   readonly key: string;
   readonly tenant: string;
   readonly scopes: readonly ApiScope[];
+  /** The tenant's data root; default `<QUARRY_DATA_DIR>/<tenant>`. Keys of one tenant agree. */
+  readonly dataDir?: string;
 }
 
 const ApiKeysSchema = z
@@ -39,9 +41,22 @@ const ApiKeysSchema = z
           key: z.string().min(16, 'keys need at least 16 characters').max(512),
           tenant: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tenant: 1-64 letters, digits, - or _'),
           scopes: z.array(z.enum(API_SCOPES)).min(1),
+          dataDir: z.string().min(1).max(4096).optional(),
         }),
       )
-      .refine((keys) => new Set(keys.map((k) => k.key)).size === keys.length, 'keys must be distinct'),
+      .refine((keys) => new Set(keys.map((k) => k.key)).size === keys.length, 'keys must be distinct')
+      .refine(
+        (keys) =>
+          keys.every((k) =>
+            keys.every(
+              (o) =>
+                o.tenant !== k.tenant ||
+                (o.dataDir === undefined ? undefined : path.resolve(o.dataDir)) ===
+                  (k.dataDir === undefined ? undefined : path.resolve(k.dataDir)),
+            ),
+          ),
+        'keys of one tenant must give the same dataDir (or none)',
+      ),
   );
 
 const EnvSchema = z.object({
@@ -59,6 +74,9 @@ const EnvSchema = z.object({
   QUARRY_WORKER_METRICS_PORT: int(0, 65535, 9464),
   QUARRY_INDEX_CONCURRENCY: int(1, 64, 1),
   QUARRY_MAX_INDEX_DOCUMENTS: int(1, 100_000_000, 1_000_000),
+  // The builder holds the source, its JSON array and the parsed documents at once (a 1.5 GB
+  // NDJSON peaked at 7.7 GB RSS); Node cannot read a file past 2 GiB into one buffer at all.
+  QUARRY_MAX_INDEX_SOURCE_BYTES: int(1024, 1536 * 1024 ** 2, 256 * 1024 ** 2),
   QUARRY_INDEX_GRACE_S: int(1, 86400, 60),
   QUARRY_RESULT_TTL_S: int(1, 365 * 86400, 3600),
   QUARRY_STATUS_TTL_S: int(1, 365 * 86400, 86400),
@@ -96,8 +114,10 @@ export interface QuarryConfig {
   /** True when QUARRY_CACHE_REDIS_URL was not set and the cache shares the queue server. */
   readonly cacheSharesQueue: boolean;
   readonly prefix: string;
-  /** Absolute path of the data root; file datasets must resolve inside it. */
+  /** Absolute path of the data root; file datasets must resolve inside it (or a tenant's root). */
   readonly dataDir: string;
+  /** Tenants whose API keys name a `dataDir` of their own (absolute); the others use `<dataDir>/<tenant>`. */
+  readonly tenantDataDirs: Readonly<Record<string, string>>;
   readonly apiHost: string;
   readonly apiPort: number;
   readonly workerConcurrency: number;
@@ -107,6 +127,8 @@ export interface QuarryConfig {
   /** Index builds at once per worker process (each takes a thread and a core). */
   readonly indexConcurrency: number;
   readonly maxIndexDocuments: number;
+  /** Largest index source file (and JSON read from a Parquet source), in bytes. */
+  readonly maxIndexSourceBytes: number;
   /** How long a replaced index version stays readable. */
   readonly indexGraceS: number;
   readonly resultTtlS: number;
@@ -171,6 +193,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     cacheSharesQueue: e.QUARRY_CACHE_REDIS_URL === undefined,
     prefix: e.QUARRY_PREFIX,
     dataDir: path.resolve(e.QUARRY_DATA_DIR),
+    tenantDataDirs: Object.freeze(
+      Object.fromEntries(
+        (e.QUARRY_API_KEYS ?? []).flatMap((k) =>
+          k.dataDir === undefined ? [] : [[k.tenant, path.resolve(k.dataDir)] as const],
+        ),
+      ),
+    ),
     apiHost: e.QUARRY_API_HOST,
     apiPort: e.QUARRY_API_PORT,
     workerConcurrency: e.QUARRY_WORKER_CONCURRENCY,
@@ -178,6 +207,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerMetricsPort: e.QUARRY_WORKER_METRICS_PORT,
     indexConcurrency: e.QUARRY_INDEX_CONCURRENCY,
     maxIndexDocuments: e.QUARRY_MAX_INDEX_DOCUMENTS,
+    maxIndexSourceBytes: e.QUARRY_MAX_INDEX_SOURCE_BYTES,
     indexGraceS: e.QUARRY_INDEX_GRACE_S,
     resultTtlS: e.QUARRY_RESULT_TTL_S,
     statusTtlS: e.QUARRY_STATUS_TTL_S,

@@ -1,10 +1,11 @@
 // Datasets: inline records (validated, typed, canonicalized here) and files under the data
-// root (resolved safely, fingerprinted by path + size + mtime).
+// root (opened and checked by data-files.ts, fingerprinted by path + size + mtime or content).
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { type FileHandle, realpath } from 'node:fs/promises';
 import path from 'node:path';
+import { type DataFile, withDataFile } from './data-files.ts';
 import { QuarryError } from './errors.ts';
+import { readFileColumnNames } from './file-columns.ts';
 import { compareCodePoints } from './hashing.ts';
 
 export const FILE_FORMATS = ['parquet', 'csv', 'ndjson'] as const;
@@ -172,74 +173,35 @@ export interface FileFingerprint {
 /** How a file dataset is fingerprinted: `stat` (path + size + mtime, the default) or `content`. */
 export type FingerprintMode = 'stat' | 'content';
 
-/** Streams a file through SHA-256 (off the event loop's critical path: chunked reads). */
-export function hashFile(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(file, { highWaterMark: 1 << 20 })
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex').slice(0, 32)));
-  });
+/** Reads an open file through SHA-256 in 1 MiB chunks, stopping when `signal` aborts. */
+export async function hashFile(handle: FileHandle, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  let position = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+    if (bytesRead === 0) break;
+    hash.update(chunk.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return hash.digest('hex').slice(0, 32);
 }
 
 /**
- * Resolves a dataset path under the data root, refusing anything that leaves it: `..`,
- * absolute paths, and symlinks whose target lies outside. Returns the real absolute path.
+ * Resolves a dataset path under a data root as openDataFile does (shared/data-files.ts) and
+ * returns where the file really is. For checks only: readers hold the file open instead.
  */
 export async function resolveDataFile(
   dataDir: string,
   relPath: string,
   field = 'dataset.path',
 ): Promise<string> {
-  if (relPath.includes('\0') || path.isAbsolute(relPath)) {
-    throw new QuarryError(
-      'QUARRY_ERR_DATASET_PATH',
-      `${field}: must be a relative path under the data root`,
-      { field },
-    );
-  }
-  const root = await realpath(dataDir).catch(() => path.resolve(dataDir));
-  const joined = path.resolve(root, relPath);
-  if (!isInside(root, joined)) {
-    throw new QuarryError('QUARRY_ERR_DATASET_PATH', `${field}: leaves the data root`, { field });
-  }
-  let real: string;
-  try {
-    real = await realpath(joined);
-  } catch (cause) {
-    throw new QuarryError(
-      'QUARRY_ERR_DATASET_NOT_FOUND',
-      `${field}: no file "${relPath}" under the data root`,
-      {
-        field,
-        cause,
-      },
-    );
-  }
-  if (!isInside(root, real)) {
-    throw new QuarryError(
-      'QUARRY_ERR_DATASET_PATH',
-      `${field}: resolves (through a link) outside the data root`,
-      {
-        field,
-      },
-    );
-  }
-  return real;
+  return withDataFile(dataDir, relPath, { field }, async (file) => realpath(file.readPath));
 }
 
-function isInside(root: string, candidate: string): boolean {
-  const rel = path.relative(root, candidate);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-}
-
-export async function fingerprintFile(
-  dataDir: string,
-  relPath: string,
-  explicitFormat: FileFormat | undefined,
-  mode: FingerprintMode = 'stat',
-): Promise<FileFingerprint> {
+/** The format a file dataset declares, or the one its extension says. */
+export function datasetFormat(relPath: string, explicitFormat: FileFormat | undefined): FileFormat {
   const format = explicitFormat ?? formatFromPath(relPath);
   if (format === undefined) {
     throw new QuarryError(
@@ -248,19 +210,51 @@ export async function fingerprintFile(
       { field: 'dataset.format' },
     );
   }
-  const real = await resolveDataFile(dataDir, relPath);
-  const info = await stat(real);
-  if (!info.isFile()) {
-    throw new QuarryError('QUARRY_ERR_DATASET_PATH', 'dataset.path: is not a regular file', {
-      field: 'dataset.path',
-    });
-  }
-  const root = await realpath(dataDir);
+  return format;
+}
+
+/** The fingerprint of an open, checked file (see openDataFile). */
+export async function fingerprintOpenFile(
+  file: DataFile,
+  format: FileFormat,
+  mode: FingerprintMode = 'stat',
+  signal?: AbortSignal,
+): Promise<FileFingerprint> {
   return {
-    path: path.relative(root, real).split(path.sep).join('/'),
+    path: file.relPath,
     format,
-    size: info.size,
-    mtimeMs: Math.trunc(info.mtimeMs),
-    ...(mode === 'content' ? { contentHash: await hashFile(real) } : {}),
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    ...(mode === 'content' ? { contentHash: await hashFile(file.handle, signal) } : {}),
   };
+}
+
+/**
+ * Opens, checks and fingerprints a file dataset under `dataDir` (the tenant's data root) and
+ * reads its column names where the file states them (file-columns.ts), all on one open file.
+ */
+export async function inspectFile(
+  dataDir: string,
+  relPath: string,
+  explicitFormat: FileFormat | undefined,
+  mode: FingerprintMode = 'stat',
+): Promise<{ fingerprint: FileFingerprint; columns: ColumnInfo[] | undefined }> {
+  const format = datasetFormat(relPath, explicitFormat);
+  return withDataFile(dataDir, relPath, { field: 'dataset.path', format }, async (file) => ({
+    fingerprint: await fingerprintOpenFile(file, format, mode),
+    columns: await readFileColumnNames(file.handle, file.size, format),
+  }));
+}
+
+/** Opens, checks and fingerprints a file dataset under `dataDir` (the tenant's data root). */
+export async function fingerprintFile(
+  dataDir: string,
+  relPath: string,
+  explicitFormat: FileFormat | undefined,
+  mode: FingerprintMode = 'stat',
+): Promise<FileFingerprint> {
+  const format = datasetFormat(relPath, explicitFormat);
+  return withDataFile(dataDir, relPath, { field: 'dataset.path', format }, (file) =>
+    fingerprintOpenFile(file, format, mode),
+  );
 }

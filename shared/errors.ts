@@ -23,6 +23,16 @@ export const ERRORS = {
   QUARRY_ERR_DATASET_TOO_LARGE: def(413, true, 'Inline records exceed QUARRY_MAX_INLINE_BYTES.'),
   QUARRY_ERR_DATASET_NOT_FOUND: def(404, true, 'The dataset file does not exist under the data root.'),
   QUARRY_ERR_DATASET_PATH: def(400, true, 'The dataset path leaves the data root or is not a regular file.'),
+  QUARRY_ERR_DATASET_NOT_REGULAR: def(
+    400,
+    true,
+    'The dataset path or index source names a directory, FIFO, device or socket, not a regular file.',
+  ),
+  QUARRY_ERR_SOURCE_TOO_LARGE: def(
+    413,
+    true,
+    'The index source (or the documents read from it) exceeds QUARRY_MAX_INDEX_SOURCE_BYTES.',
+  ),
   QUARRY_ERR_DATASET_UNREADABLE: def(422, true, 'The dataset file could not be read in its format.'),
   QUARRY_ERR_DATASET_CHANGED: def(
     409,

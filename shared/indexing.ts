@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { checkJobPayload, validationError } from './aggregation.ts';
+import { openDataFile } from './data-files.ts';
 import { checkColumnName } from './datasets.ts';
 import { QuarryError } from './errors.ts';
 
@@ -147,6 +148,26 @@ function formatOf(path: string): IndexFileFormat {
     `source.format: cannot tell the format of "${path}"; give "format": ndjson or parquet`,
     { field: 'source.format' },
   );
+}
+
+/**
+ * Checks a file source the way the worker will read it (shared/data-files.ts): one literal
+ * regular file under `root`, in its format, at most QUARRY_MAX_INDEX_SOURCE_BYTES. The worker
+ * checks again when it reads: the file may change in between.
+ */
+export async function checkIndexSource(
+  root: string,
+  source: IndexSource,
+  limits: { readonly maxIndexSourceBytes: number },
+): Promise<void> {
+  if (source.kind !== 'file') return;
+  const file = await openDataFile(root, source.path, {
+    field: 'source.path',
+    format: source.format,
+    maxBytes: limits.maxIndexSourceBytes,
+    maxBytesName: 'QUARRY_MAX_INDEX_SOURCE_BYTES',
+  });
+  await file.close();
 }
 
 /** Index build job ids are unique per request (a rebuild is a new version). */

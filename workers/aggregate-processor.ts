@@ -1,7 +1,7 @@
 // The aggregation processor: a factory that receives its dependencies and returns BullMQ's
 // processor function. One attempt: mark active, skip if the result exists, fetch the data,
 // compute with the engine, store the envelope (pre-serialized, with TTL), mark completed.
-import { stat, unlink, writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
 import {
@@ -15,7 +15,8 @@ import {
   type ResultEnvelope,
 } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { fingerprintFile, hashFile, resolveDataFile } from '../shared/datasets.ts';
+import { type DataFile, openDataFile, tenantDataRoot } from '../shared/data-files.ts';
+import { fingerprintFile, hashFile } from '../shared/datasets.ts';
 import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
@@ -77,6 +78,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
 
     const started = performance.now();
     let spoolFile: string | undefined;
+    let dataFile: DataFile | undefined;
     let source: EngineSource;
     try {
       if (spec.dataset.kind === 'inline') {
@@ -96,14 +98,17 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         await writeFile(spoolFile, data);
         source = { kind: 'inline', file: spoolFile, columns: spec.dataset.columns };
       } else {
-        const file = await resolveDataFile(config.dataDir, spec.dataset.path);
-        const info = await stat(file);
-        const sameStat = info.size === spec.dataset.size && Math.trunc(info.mtimeMs) === spec.dataset.mtimeMs;
+        // Held open until the engine is done: the engine reads exactly this file, by descriptor.
+        dataFile = await openDataFile(tenantDataRoot(config, job.data.tenant), spec.dataset.path, {
+          field: 'dataset.path',
+          format: spec.dataset.format,
+        });
+        const sameStat = dataFile.size === spec.dataset.size && dataFile.mtimeMs === spec.dataset.mtimeMs;
         const same =
           sameStat ||
           (spec.dataset.contentHash !== undefined &&
-            info.size === spec.dataset.size &&
-            (await hashFile(file)) === spec.dataset.contentHash);
+            dataFile.size === spec.dataset.size &&
+            (await hashFile(dataFile.handle, signal)) === spec.dataset.contentHash);
         if (!same) {
           throw new QuarryError(
             'QUARRY_ERR_DATASET_CHANGED',
@@ -111,7 +116,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
             { field: 'dataset.path' },
           );
         }
-        source = { kind: 'file', file, format: spec.dataset.format };
+        source = { kind: 'file', file: dataFile.readPath, format: spec.dataset.format };
       }
 
       // Progress is informational: never let it delay or fail the computation.
@@ -157,6 +162,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       return { resultKey, reused: false, rowCount: envelope.rowCount, durationMs };
     } finally {
       if (spoolFile !== undefined) await unlink(spoolFile).catch(() => undefined);
+      await dataFile?.close();
     }
   }
 
@@ -179,7 +185,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       const { path: rel, format, fingerprint } = parsed.dataset;
       addressed = addressAggregation(
         parsed,
-        await fingerprintFile(config.dataDir, rel, format, fingerprint),
+        await fingerprintFile(tenantDataRoot(config, tenant), rel, format, fingerprint),
         tenant,
       );
     }

@@ -1,11 +1,11 @@
 // The index build processor: gathers the documents as one JSON array (inline data from Redis, an
 // NDJSON file joined into an array, or a Parquet file exported by DuckDB), builds the BM25 index
 // on a worker thread, publishes it as a new version and marks the job completed.
-import { readFile, unlink } from 'node:fs/promises';
+import { type FileHandle, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { QuarryConfig } from '../shared/config.ts';
-import { resolveDataFile } from '../shared/datasets.ts';
+import { tenantDataRoot, tooLarge, withDataFile } from '../shared/data-files.ts';
 import { QuarryError } from '../shared/errors.ts';
 import { IndexStore } from '../shared/index-store.ts';
 import { checkIndexJobData, type IndexJobData } from '../shared/indexing.ts';
@@ -60,10 +60,44 @@ export function ndjsonToArray(text: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
+const LIMIT_NAME = 'QUARRY_MAX_INDEX_SOURCE_BYTES';
+const CHUNK_BYTES = 4 << 20;
+
+/**
+ * Reads an open file to its end in chunks, stopping when `signal` aborts (cancel, hard timeout)
+ * and as soon as it passes `limit` bytes: a file that grew after it was checked is refused
+ * without being read whole.
+ */
+export async function readBounded(
+  handle: FileHandle,
+  limit: number,
+  signal: AbortSignal,
+  name: string,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    signal.throwIfAborted();
+    const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, limit + 1 - total));
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, total);
+    if (bytesRead === 0) break;
+    total += bytesRead;
+    if (total > limit) throw tooLarge('source.path', name, total, limit, LIMIT_NAME);
+    chunks.push(chunk.subarray(0, bytesRead));
+  }
+  signal.throwIfAborted();
+  return Buffer.concat(chunks, total);
+}
+
 export function createIndexProcessor(deps: IndexProcessorDeps) {
   const { config, queueRedis, duckdb, metrics } = deps;
 
-  async function documentsOf(job: Job<IndexJobData>, jobId: string, keys: KeyScheme): Promise<Buffer> {
+  async function documentsOf(
+    job: Job<IndexJobData>,
+    jobId: string,
+    keys: KeyScheme,
+    signal: AbortSignal,
+  ): Promise<Buffer> {
     const { source } = job.data;
     if (source.kind === 'inline') {
       const data = await queueRedis.getBuffer(keys.inlineData(jobId));
@@ -75,15 +109,30 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       }
       return data;
     }
-    const file = await resolveDataFile(config.dataDir, source.path, 'source.path');
-    if (source.format === 'ndjson') return ndjsonToArray(await readFile(file));
-    const spool = path.join(config.spoolDir, `${jobId}-${process.pid}.json`);
-    try {
-      await duckdb.exportJsonArray(file, spool);
-      return await readFile(spool);
-    } finally {
-      await unlink(spool).catch(() => undefined);
-    }
+    const limit = config.maxIndexSourceBytes;
+    return withDataFile(
+      tenantDataRoot(config, job.data.tenant),
+      source.path,
+      { field: 'source.path', format: source.format, maxBytes: limit, maxBytesName: LIMIT_NAME },
+      async (file) => {
+        if (source.format === 'ndjson') {
+          return ndjsonToArray(await readBounded(file.handle, limit, signal, source.path));
+        }
+        const spool = path.join(config.spoolDir, `${jobId}-${process.pid}.json`);
+        try {
+          await duckdb.exportJsonArray(file.readPath, spool, signal);
+          // Parquet is compressed: the JSON it becomes is bounded like an NDJSON source.
+          const spooled = await open(spool, 'r');
+          try {
+            return await readBounded(spooled, limit, signal, source.path);
+          } finally {
+            await spooled.close();
+          }
+        } finally {
+          await unlink(spool).catch(() => undefined);
+        }
+      },
+    );
   }
 
   async function attempt(
@@ -103,7 +152,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       status.active(jobId, Math.max(job.attemptsStarted, job.attemptsMade + 1)),
       store.nextVersion(collection),
     ]);
-    const documents = await documentsOf(job, jobId, keys);
+    const documents = await documentsOf(job, jobId, keys, signal);
     void status.progress(jobId, { phase: 'build', percent: 20 }).catch(() => undefined);
     const started = performance.now();
     const input = documents.buffer.slice(

@@ -56,6 +56,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     threads: config.duckdbThreads,
     ...(config.duckdbMemoryLimit ? { memoryLimit: config.duckdbMemoryLimit } : {}),
     dataDir: config.dataDir,
+    tenantDataDirs: Object.values(config.tenantDataDirs),
     spoolDir: config.spoolDir,
   });
   const polars = createPolarsEngine({

@@ -310,7 +310,12 @@ describe('aggregations end to end', () => {
   });
 
   test('a failing job is failed with its code, at once, without retries', async () => {
-    writeFileSync(path.join(dataDir, 'broken.parquet'), 'this is not parquet');
+    // Without Parquet's magic bytes the file is refused at enqueue; with them, only DuckDB can tell.
+    writeFileSync(path.join(dataDir, 'text.parquet'), 'this is not parquet');
+    await assert.rejects(sys.client.aggregate(flightsSpec({ path: 'text.parquet' })), {
+      code: 'QUARRY_ERR_DATASET_UNREADABLE',
+    });
+    writeFileSync(path.join(dataDir, 'broken.parquet'), 'PAR1 this is not parquet PAR1');
     const handle = await sys.client.aggregate(flightsSpec({ path: 'broken.parquet' }));
     await assert.rejects(handle.wait({ timeoutMs: 20_000 }), (error: unknown) => {
       assert.ok(error instanceof QuarryError);
@@ -322,7 +327,7 @@ describe('aggregations end to end', () => {
     assert.equal(status?.attempts, 1);
     assert.equal(status?.error?.code, 'QUARRY_ERR_DATASET_UNREADABLE');
 
-    // A column only the file can reveal is missing: known at the worker, failed with its code.
+    // A column only the file can reveal is missing: its Parquet footer says so at enqueue.
     const missing = await sys.app.inject({
       method: 'POST',
       url: '/v1/aggregations?wait=20000',

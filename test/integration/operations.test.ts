@@ -124,7 +124,8 @@ describe('operations: metrics, dashboard, OpenAPI', () => {
   before(async () => {
     redis = await startRedis();
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-ops-'));
-    writeFileSync(path.join(dataDir, 'broken.parquet'), 'this is not parquet');
+    // Parquet's magic bytes pass the enqueue check; only DuckDB finds the file broken, at the worker.
+    writeFileSync(path.join(dataDir, 'broken.parquet'), 'PAR1 this is not parquet PAR1');
     sys = await startSystem({
       env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_DATA_DIR: dataDir, QUARRY_WORKER_METRICS_PORT: '0' },
     });

@@ -2,7 +2,7 @@
 // file access limited to the data root and the spool directory, configuration locked), a
 // connection per running job. Queries run on DuckDB's own threads (async), so the event loop
 // stays free while they compute.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import {
   DOUBLE,
@@ -32,17 +32,27 @@ export interface DuckDBEngineOptions {
   threads?: number;
   /** DuckDB `memory_limit`, e.g. `2GB`. Default: DuckDB's (80% of RAM). */
   memoryLimit?: string;
-  /** The data root: the only directory (with spoolDir) DuckDB may read. */
+  /** The data root: the only directory (with spoolDir and tenantDataDirs) DuckDB may read. */
   dataDir: string;
+  /** Tenants' data roots outside dataDir (a `dataDir` in QUARRY_API_KEYS). */
+  tenantDataDirs?: readonly string[];
   /** Where inline datasets are written for DuckDB to read; also its spill directory. */
   spoolDir: string;
 }
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
+function realOrSelf(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir; // not created yet: a tenant's root may appear later, under its configured name
+  }
+}
+
 export interface DuckDBEngine extends AggregationEngine {
   /** Writes a Parquet file's rows to `target` as one JSON array (for index builds). */
-  exportJsonArray(file: string, target: string): Promise<void>;
+  exportJsonArray(file: string, target: string, signal?: AbortSignal): Promise<void>;
 }
 
 export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<DuckDBEngine> {
@@ -57,8 +67,12 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     // Settings come from configuration, not from requests; quoted all the same.
     if (options.memoryLimit) await setup.run(`SET memory_limit = ${sqlString(options.memoryLimit)}`);
     await setup.run(`SET temp_directory = ${sqlString(`${options.spoolDir}/duckdb-tmp`)}`);
+    // DuckDB resolves links (including the /proc/self/fd/<n> paths Quarry hands it) before it
+    // checks this list, so the real form of each directory is listed beside the configured one.
+    const allowed = [options.dataDir, ...(options.tenantDataDirs ?? []), options.spoolDir];
+    const dirs = new Set(allowed.flatMap((d) => [d, realOrSelf(d)]));
     await setup.run(
-      `SET allowed_directories = [${[options.dataDir, options.spoolDir].map((d) => sqlString(`${d}/`)).join(', ')}]`,
+      `SET allowed_directories = [${[...dirs].map((d) => sqlString(`${d.replace(/\/+$/, '')}/`)).join(', ')}]`,
     );
     await setup.run('SET enable_external_access = false');
     await setup.run('SET lock_configuration = true');
@@ -159,15 +173,17 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
         if (renamed !== undefined) await unlink(renamed.source.file).catch(() => undefined);
       }
     },
-    async exportJsonArray(file: string, target: string) {
+    async exportJsonArray(file: string, target: string, signal?: AbortSignal) {
       if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
       try {
         // The target is a spool path Quarry made, not request text; quoted all the same.
         await query(
           `COPY (SELECT * FROM read_parquet($1)) TO ${sqlString(target)} (FORMAT json, ARRAY true)`,
           [file],
+          signal,
         );
       } catch (cause) {
+        if (signal?.aborted) throw signal.reason;
         throw new QuarryError(
           'QUARRY_ERR_DATASET_UNREADABLE',
           `cannot read the Parquet file: ${firstLine(cause)}`,
