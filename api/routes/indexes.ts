@@ -78,9 +78,11 @@ export function indexRoutes(
   app.get<{ Params: { collection: string } }>('/v1/indexes/:collection', async (request) => {
     const { collection } = request.params;
     if (!COLLECTION_PATTERN.test(collection)) throw notFound(collection);
-    const loaded = (await registryOf(request.quarry)).peek(collection);
+    const client = request.quarry;
+    // Peek only: asking for info must not start a tenant's registry (a subscription) of its own.
+    const loaded = (client === deps.client ? deps.registry : client.loadedRegistry())?.peek(collection);
     if (loaded !== undefined) return { ...loaded.info, stored: loaded.stored };
-    const info = await request.quarry.indexInfo(collection);
+    const info = await client.indexInfo(collection);
     if (info === null) throw notFound(collection);
     return { ...info, stored: true };
   });
@@ -93,8 +95,8 @@ export function indexRoutes(
       if (!COLLECTION_PATTERN.test(collection)) throw notFound(collection);
       const client = request.quarry;
       const deleted = await client.deleteIndex(collection);
-      // The default tenant's registry may be one the app was given rather than the client's own.
-      await (await registryOf(client)).refresh(collection);
+      // deleteIndex drops the client's own registry's copy; the app may have been given another.
+      if (client === deps.client) await deps.registry.refresh(collection);
       return { ...deleted, deleted: true };
     },
   );
