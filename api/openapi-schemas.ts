@@ -159,13 +159,29 @@ export const JOB_STATUS = obj(
 
 export const INDEX_INFO = obj({
   collection,
-  version: int({ minimum: 1 }),
+  version: int({ minimum: 1, description: 'Never repeats: max(last + 1, the Redis clock in ms).' }),
   documents: int({ minimum: 0 }),
   terms: int({ minimum: 0 }),
   bytes: int({ minimum: 0 }),
   builtAt: dateTime,
   buildMs: { type: 'number' },
   jobId,
+});
+
+const INDEX_INFO_PROPERTIES = INDEX_INFO.properties as Record<string, Schema>;
+export const INDEX_SERVED = obj({
+  ...INDEX_INFO_PROPERTIES,
+  stored: {
+    type: 'boolean',
+    description:
+      'False when the queue Redis no longer holds this version (it lost its data): this process ' +
+      'serves it from memory until a rebuild or a delete.',
+  },
+});
+export const INDEX_DELETED = obj({
+  collection,
+  version: nullable(int({ minimum: 1, description: 'The version that was live in Redis.' })),
+  deleted: { type: 'boolean', enum: [true] },
 });
 
 const indexLinks = obj({ status: str(), index: str() });
@@ -224,7 +240,7 @@ const jobStatusExample = {
 };
 const indexInfoExample = {
   collection: 'docs',
-  version: 1,
+  version: 1767268800000,
   documents: 2,
   terms: 9,
   bytes: 412,
@@ -418,8 +434,31 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
     summary: "A collection's current index version",
     params: obj({ collection }),
     response: {
-      200: withExample(INDEX_INFO, indexInfoExample, 'The live version.'),
+      200: withExample(
+        INDEX_SERVED,
+        { ...indexInfoExample, stored: true },
+        'The version this process serves (searches answer from it), else the live one in Redis.',
+      ),
       ...notFound('QUARRY_ERR_INDEX_NOT_FOUND', 'index "docs"'),
+    },
+  },
+  'DELETE /v1/indexes/:collection': {
+    operationId: 'deleteIndex',
+    tags: ['indexes'],
+    summary: 'Delete a collection: its versions in Redis and the copies every API process holds',
+    description:
+      'Every API process stops serving it (a notice, and a periodic check of the pointer). A build ' +
+      'that reserved its version before the delete publishes nothing (its job fails with ' +
+      '`QUARRY_ERR_INDEX_DELETED`); a build that starts after it creates the collection anew.',
+    params: obj({ collection }),
+    response: {
+      200: withExample(
+        INDEX_DELETED,
+        { collection: 'docs', version: indexInfoExample.version, deleted: true },
+        'Deleted.',
+      ),
+      ...notFound('QUARRY_ERR_INDEX_NOT_FOUND', 'index "docs"'),
+      ...unavailable,
     },
   },
   'GET /v1/indexes/:collection/search': {
@@ -449,7 +488,7 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
             { id: '2', score: 0.71, fields: { title: 'Pears' } },
           ],
           total: 2,
-          version: 1,
+          version: 1767268800000,
           tookMs: 0.03,
         },
         'The top k hits, best first.',

@@ -14,6 +14,7 @@ Usage:
   quarry aggregate <spec.json | -> [--wait] [--timeout <ms>] [--json]
   quarry index <collection> <request.json | -> [--wait] [--timeout <ms>] [--json]
   quarry search <collection> <query...> [--k <n>] [--all] [--prefix] [--json]
+  quarry delete-index <collection> [--json]        (every API process stops serving it)
   quarry schedule add <name> <spec.json | -> (--every <30s|5m|1h|ms> | --cron "<pattern>" [--tz <zone>])
   quarry schedule list [--json]  |  quarry schedule rm <name>
   quarry alias <name> [--json]                      (the newest result of a schedule)
@@ -170,6 +171,12 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
       }));
       out(formatTable([{ name: 'rank' }, { name: 'id' }, { name: 'score' }, { name: 'fields' }], rows));
       err(`${result.total} matching · version ${result.version}`);
+      return 0;
+    }
+    case 'delete-index': {
+      if (args.length !== 1) throw new UsageError('delete-index takes one collection');
+      const deleted = await client.deleteIndex(args[0]!);
+      out(flags.json ? JSON.stringify(deleted) : `deleted ${deleted.collection}`);
       return 0;
     }
     case 'watch': {

@@ -327,6 +327,26 @@ export class QuarryClient {
   }
 
   /**
+   * Deletes a collection: its pointer, its versions and (through a notice, and every registry's
+   * periodic check) the copies API processes hold. A build that reserved its version before the
+   * delete publishes nothing (its job fails with QUARRY_ERR_INDEX_DELETED); a build that starts
+   * after it creates the collection anew. Resolves with the version that was live (null when
+   * only this process's memory held one, the queue Redis having lost it);
+   * QUARRY_ERR_INDEX_NOT_FOUND for an unknown collection.
+   */
+  async deleteIndex(collection: string): Promise<{ collection: string; version: number | null }> {
+    checkCollection(collection);
+    const served = this.#registry?.peek(collection) !== undefined;
+    const version = await this.#boundedByRedis(
+      this.#indexStore.delete(collection, { evenIfUnknown: served }),
+    );
+    if (version === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
+    // This process stops serving it before answering; the others follow the notice.
+    await this.#registry?.refresh(collection);
+    return { collection, version: version === 0 ? null : version };
+  }
+
+  /**
    * The collection's current index, loaded in this process and kept current by notices (the API
    * serves searches from it; apps may search in process too).
    */

@@ -57,6 +57,11 @@ export const ERRORS = {
   QUARRY_ERR_WAIT_TIMEOUT: def(408, false, 'The job did not finish within the wait time.'),
   QUARRY_ERR_JOB_FAILED: def(500, true, 'The job failed; see its error code.'),
   QUARRY_ERR_INDEX_NOT_FOUND: def(404, true, 'No index exists for this collection.'),
+  QUARRY_ERR_INDEX_DELETED: def(
+    409,
+    true,
+    'The collection was deleted while this build ran (after it reserved its version); nothing was published.',
+  ),
   QUARRY_ERR_JOB_CANCELLED: def(409, true, 'The job was cancelled.'),
   QUARRY_ERR_JOB_STALLED: def(500, true, 'The worker running the job died more often than allowed.'),
   QUARRY_ERR_JOB_TIMEOUT: def(504, true, "The job ran past its type's hard timeout and was stopped."),

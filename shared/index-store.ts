@@ -1,75 +1,149 @@
 // Search indexes in the queue Redis: one binary value per version (chunked when large), a
-// `current` pointer switched atomically and only forward, a notice on publish, and old versions
-// expiring after a grace period in which every API process has moved on (it reloads within a
-// second of the notice). Used by workers to publish and by API processes to fetch.
+// `current` pointer switched atomically and only forward, a notice on publish and on delete, and
+// old versions expiring after a grace period in which every API process has moved on (it reloads
+// within a second of the notice). Used by workers to publish and by API processes to fetch.
+//
+// Version numbers never repeat, even after the queue Redis lost its data: a version is
+// max(last given out + 1, the Redis clock in milliseconds), so a rebuild on an emptied Redis gets
+// a number above every version built before (API processes still holding those take it).
 import type { IndexInfo } from './indexing.ts';
 import type { KeyScheme } from './keys.ts';
 import type { Redis } from './redis.ts';
 
-/** The message published on keys.indexEventsChannel when a version goes live. */
-export interface IndexNotice {
-  readonly collection: string;
-  readonly version: number;
+/** The message published on keys.indexEventsChannel when a version goes live or is deleted. */
+export type IndexNotice =
+  | { readonly collection: string; readonly version: number }
+  | { readonly collection: string; readonly deleted: true };
+
+/** What the `current` pointer says, read in one round trip. */
+export interface IndexPointer {
+  /** The live version; null when there is none. */
+  readonly version: number | null;
+  /** True when the collection was deleted (a tombstone exists). */
+  readonly deleted: boolean;
 }
+
+/** What publish() did with a version. */
+export type PublishOutcome = 'live' | 'stale' | 'deleted';
 
 export interface IndexStoreOptions {
   /** Largest single Redis value; bigger indexes are split. Default 32 MiB. */
   chunkBytes?: number;
   /** How long a replaced version stays readable. Default 60 s. */
   graceS?: number;
+  /** How long a deleted collection's tombstone stays. Default 7 days. */
+  tombstoneS?: number;
 }
 
-// KEYS[1] current, KEYS[2] new meta, KEYS[3] indexes set; ARGV: version, collection, grace,
-// channel, notice, chunk key prefix of the collection (`<prefix>:index:<c>:v`)
-// Switches `current` only forward; expires whichever version lost (the old current, or this one).
-const SWITCH_LUA = `
-local old = tonumber(redis.call('GET', KEYS[1]) or '0')
-local new = tonumber(ARGV[1])
-local function expire_version(v)
-  local meta = ARGV[6] .. v
+// KEYS[1] seq, KEYS[2] tombstone. The Redis clock, not the caller's: one clock for every
+// worker. Scripts replicate their effects (Redis >= 5), so TIME before a write is allowed.
+const NEXT_VERSION_LUA = `
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tomb = tonumber(redis.call('GET', KEYS[2]) or '0')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = string.format('%.0f', math.max(seq + 1, tomb + 1, now))
+redis.call('SET', KEYS[1], v)
+return v
+`;
+
+// Shared by the scripts below: expire or delete one version's meta hash and chunks.
+// ARGV[1] is always the collection's version key prefix (`<prefix>:index:<c>:v`).
+const VERSION_KEYS_LUA = `
+local function each_key(v, fn)
+  local meta = ARGV[1] .. v
   local chunks = tonumber(redis.call('HGET', meta, 'chunks') or '0')
-  redis.call('EXPIRE', meta, ARGV[3])
-  for i = 0, chunks - 1 do redis.call('EXPIRE', meta .. ':' .. i, ARGV[3]) end
+  fn(meta)
+  for i = 0, chunks - 1 do fn(meta .. ':' .. i) end
+end
+`;
+
+// KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone; ARGV: version prefix, version,
+// collection, grace, channel, notice. Switches `current` only forward; expires whichever version
+// lost (the old current, or this one); deletes at once a version reserved before a delete.
+const SWITCH_LUA = `${VERSION_KEYS_LUA}
+local old = tonumber(redis.call('GET', KEYS[1]) or '0')
+local new = tonumber(ARGV[2])
+local tomb = tonumber(redis.call('GET', KEYS[3]) or '0')
+local function expire(key) redis.call('EXPIRE', key, ARGV[4]) end
+local function delete(key) redis.call('DEL', key) end
+if new <= tomb then
+  each_key(ARGV[2], delete)
+  return 'deleted'
 end
 if new <= old then
-  expire_version(new)
-  return 0
+  each_key(ARGV[2], expire)
+  return 'stale'
 end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[2])
-if old > 0 then expire_version(old) end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return 1
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('DEL', KEYS[3])
+if old > 0 then each_key(old, expire) end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 'live'
 `;
+
+// KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone, KEYS[4] seq; ARGV: version prefix,
+// collection, tombstone TTL, channel, notice, "1" to delete even without a pointer (a process
+// still serves a version the Redis lost). The tombstone holds the last version given out, so a
+// build that reserved its version before the delete never goes live (SWITCH_LUA).
+const DELETE_LUA = `${VERSION_KEYS_LUA}
+local cur = redis.call('GET', KEYS[1])
+if not cur and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 and ARGV[6] ~= '1' then return false end
+local seq = redis.call('GET', KEYS[4]) or '0'
+redis.call('SET', KEYS[3], seq, 'EX', ARGV[3])
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+if cur then each_key(cur, function(key) redis.call('DEL', key) end) end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return cur or '0'
+`;
+
+/** Glob characters in a key prefix must not widen a SCAN pattern. */
+const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 
 export class IndexStore {
   readonly #redis: Redis;
   readonly #keys: KeyScheme;
   readonly #chunkBytes: number;
   readonly #graceS: number;
+  readonly #tombstoneS: number;
 
   constructor(redis: Redis, keys: KeyScheme, options: IndexStoreOptions = {}) {
     this.#redis = redis;
     this.#keys = keys;
     this.#chunkBytes = options.chunkBytes ?? 32 * 1024 * 1024;
     this.#graceS = options.graceS ?? 60;
+    this.#tombstoneS = options.tombstoneS ?? 7 * 24 * 3600;
   }
 
-  /** Reserves the next version number of a collection (versions only grow). */
+  /** `<prefix>:index:<c>:v`: the start of every version key of a collection. */
+  #versionPrefix(collection: string): string {
+    return this.#keys.indexMeta(collection, 0).slice(0, -1);
+  }
+
+  /** Reserves the next version number of a collection: above every one given out before. */
   async nextVersion(collection: string): Promise<number> {
-    return this.#redis.incr(this.#keys.indexSeq(collection));
+    const v = await this.#redis.eval(
+      NEXT_VERSION_LUA,
+      2,
+      this.#keys.indexSeq(collection),
+      this.#keys.indexDeleted(collection),
+    );
+    return Number(v);
   }
 
   /**
-   * Writes a version and makes it current unless a newer one already is. Returns true when it
-   * went live (and the notice was published).
+   * Writes a version and makes it current unless a newer one already is ('stale') or the
+   * collection was deleted after this version was reserved ('deleted': nothing of it stays).
+   * 'live' means it went live and the notice was published.
    */
   async publish(
     collection: string,
     version: number,
     bytes: Uint8Array,
     info: Omit<IndexInfo, 'collection' | 'version' | 'bytes'>,
-  ): Promise<boolean> {
+  ): Promise<PublishOutcome> {
     const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes));
     const meta = this.#keys.indexMeta(collection, version);
     const write = this.#redis.multi();
@@ -91,25 +165,85 @@ export class IndexStore {
     });
     await write.exec();
     const notice: IndexNotice = { collection, version };
-    const live = await this.#redis.eval(
+    const outcome = await this.#redis.eval(
       SWITCH_LUA,
       3,
       this.#keys.indexCurrent(collection),
-      meta,
       this.#keys.indexes,
+      this.#keys.indexDeleted(collection),
+      this.#versionPrefix(collection),
       String(version),
       collection,
       String(this.#graceS),
       this.#keys.indexEventsChannel,
       JSON.stringify(notice),
-      this.#keys.indexMeta(collection, 0).slice(0, -1),
     );
-    return live === 1;
+    return outcome as PublishOutcome;
+  }
+
+  /**
+   * Deletes a collection: its pointer and live version at once (atomically, with a tombstone and
+   * a notice), then the replaced versions still in their grace period. Returns the version that
+   * was live (0 when none was stored), or null for an unknown collection. `evenIfUnknown`: delete
+   * (tombstone and notice) although Redis has no pointer, for a version only API memory holds.
+   */
+  async delete(collection: string, options: { evenIfUnknown?: boolean } = {}): Promise<number | null> {
+    const notice: IndexNotice = { collection, deleted: true };
+    const prefix = this.#versionPrefix(collection);
+    const result = (await this.#redis.eval(
+      DELETE_LUA,
+      4,
+      this.#keys.indexCurrent(collection),
+      this.#keys.indexes,
+      this.#keys.indexDeleted(collection),
+      this.#keys.indexSeq(collection),
+      prefix,
+      collection,
+      String(this.#tombstoneS),
+      this.#keys.indexEventsChannel,
+      JSON.stringify(notice),
+      options.evenIfUnknown ? '1' : '0',
+    )) as string | null;
+    if (result === null) return null;
+    const tomb = Number(await this.#redis.get(this.#keys.indexDeleted(collection)));
+    await this.#deleteVersionsUpTo(prefix, tomb);
+    return Number(result);
+  }
+
+  /**
+   * Removes the keys of versions <= `last` (replaced ones in their grace period, builds that lost
+   * to the delete). Versions above it belong to builds that started after the delete: kept.
+   */
+  async #deleteVersionsUpTo(prefix: string, last: number): Promise<void> {
+    const pattern = `${globEscape(prefix)}*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      const doomed = keys.filter((key) => {
+        const version = Number(key.slice(prefix.length).split(':')[0]);
+        return Number.isInteger(version) && version <= last;
+      });
+      if (doomed.length > 0) await this.#redis.unlink(...doomed);
+    } while (cursor !== '0');
   }
 
   async current(collection: string): Promise<number | null> {
     const v = await this.#redis.get(this.#keys.indexCurrent(collection));
     return v === null ? null : Number(v);
+  }
+
+  /** The pointer and whether the collection was deleted, in one round trip. */
+  async pointer(collection: string): Promise<IndexPointer> {
+    const replies = await this.#redis
+      .multi()
+      .get(this.#keys.indexCurrent(collection))
+      .exists(this.#keys.indexDeleted(collection))
+      .exec();
+    if (replies === null) throw new Error('index pointer read was aborted');
+    for (const [err] of replies) if (err) throw err;
+    const [[, current], [, deleted]] = replies as [[null, string | null], [null, number]];
+    return { version: current === null ? null : Number(current), deleted: deleted === 1 };
   }
 
   async info(collection: string, version: number): Promise<IndexInfo | null> {

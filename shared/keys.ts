@@ -9,14 +9,18 @@
 //     <prefix>:control            pub/sub channel: {type:"cancel", jobId} for worker processes
 //     <prefix>:cancel:<jobId>     cancellation requested (short TTL): checked when a job starts
 //     <prefix>:index:<c>:seq      last index version number given out for collection <c>
+//                                 (versions are max(seq + 1, Redis clock in ms): never repeat)
 //     <prefix>:index:<c>:current  the version searches use (switched atomically, only forward)
+//     <prefix>:index:<c>:deleted  tombstone of a deleted collection: the last version given out
+//                                 before the delete (TTL 7 days; removed when a new build goes live)
 //     <prefix>:index:<c>:v<n>     version n's metadata hash (chunks, bytes, documents, terms, …)
 //     <prefix>:index:<c>:v<n>:<i> chunk i of version n's binary index; old versions expire
 //     <prefix>:indexes            set of collection names
 //     <prefix>:schedule:<name>    a scheduled aggregation: its spec and timing (hash)
 //     <prefix>:schedules          set of schedule names
 //     <prefix>:alias:<name>       hash {resultKey, refreshedAt}: the schedule's newest result
-//     <prefix>:index-events       pub/sub channel: {collection, version} when a version goes live
+//     <prefix>:index-events       pub/sub channel: {collection, version} when a version goes live,
+//                                 {collection, deleted: true} when a collection is deleted
 //   cache Redis (evicting: allkeys-lru)
 //     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
 
@@ -43,6 +47,7 @@ export interface KeyScheme {
   cancelFlag(jobId: string): string;
   indexSeq(collection: string): string;
   indexCurrent(collection: string): string;
+  indexDeleted(collection: string): string;
   indexMeta(collection: string, version: number): string;
   indexChunk(collection: string, version: number, chunk: number): string;
   readonly indexes: string;
@@ -70,6 +75,7 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     cancelFlag: (jobId: string) => `${p}:cancel:${jobId}`,
     indexSeq: (c: string) => `${p}:index:${c}:seq`,
     indexCurrent: (c: string) => `${p}:index:${c}:current`,
+    indexDeleted: (c: string) => `${p}:index:${c}:deleted`,
     indexMeta: (c: string, v: number) => `${p}:index:${c}:v${v}`,
     indexChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:${i}`,
     indexes: `${p}:indexes`,

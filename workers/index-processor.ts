@@ -174,15 +174,23 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       .catch(() => undefined);
     // A cancelled or timed-out build publishes nothing.
     signal.throwIfAborted();
-    const live = await store.publish(collection, version, bytes, {
+    const outcome = await store.publish(collection, version, bytes, {
       documents: header.docCount,
       terms: header.termCount,
       builtAt: new Date().toISOString(),
       buildMs,
       jobId,
     });
+    if (outcome === 'deleted') {
+      // The collection was deleted after this build reserved its version: the delete wins, and
+      // the store kept nothing of this version.
+      throw new QuarryError(
+        'QUARRY_ERR_INDEX_DELETED',
+        `collection "${collection}" was deleted while this build ran; nothing was published`,
+      );
+    }
     await Promise.all([status.completed(jobId, null, { version }), queueRedis.del(keys.inlineData(jobId))]);
-    return { collection, version, live, documents: header.docCount, buildMs };
+    return { collection, version, live: outcome === 'live', documents: header.docCount, buildMs };
   }
 
   return async function processIndex(

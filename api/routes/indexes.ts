@@ -1,4 +1,4 @@
-// Index routes: enqueue a build, read a collection's current version, and search it. Searches
+// Index routes: enqueue a build, read a collection's current version, search it, delete it. Searches
 // are answered from the index loaded in this process (kept current by notices), with no Redis
 // round trip on the hot path. Each tenant has its own collections and registry.
 import type { FastifyInstance } from 'fastify';
@@ -37,6 +37,9 @@ function parseSearch(query: SearchQuery): { q: string; k: number; mode: 'any' | 
   return { q, k, mode, prefix: prefix === 'true' };
 }
 
+const notFound = (collection: string) =>
+  new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
+
 export function indexRoutes(
   app: FastifyInstance,
   deps: { client: QuarryClient; registry: IndexRegistry },
@@ -69,12 +72,34 @@ export function indexRoutes(
     },
   );
 
+  // What this process serves, when it holds the collection: info and searches read one record, so
+  // they never disagree (after the queue Redis lost its data, `stored: false` says so). Otherwise
+  // the live version in Redis: the one a search here would load.
   app.get<{ Params: { collection: string } }>('/v1/indexes/:collection', async (request) => {
     const { collection } = request.params;
-    const info = COLLECTION_PATTERN.test(collection) ? await request.quarry.indexInfo(collection) : null;
-    if (info === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
-    return info;
+    if (!COLLECTION_PATTERN.test(collection)) throw notFound(collection);
+    const client = request.quarry;
+    // Peek only: asking for info must not start a tenant's registry (a subscription) of its own.
+    const loaded = (client === deps.client ? deps.registry : client.loadedRegistry())?.peek(collection);
+    if (loaded !== undefined) return { ...loaded.info, stored: loaded.stored };
+    const info = await client.indexInfo(collection);
+    if (info === null) throw notFound(collection);
+    return { ...info, stored: true };
   });
+
+  app.delete<{ Params: { collection: string } }>(
+    '/v1/indexes/:collection',
+    { config: { scope: 'enqueue' } },
+    async (request) => {
+      const { collection } = request.params;
+      if (!COLLECTION_PATTERN.test(collection)) throw notFound(collection);
+      const client = request.quarry;
+      const deleted = await client.deleteIndex(collection);
+      // deleteIndex drops the client's own registry's copy; the app may have been given another.
+      if (client === deps.client) await deps.registry.refresh(collection);
+      return { ...deleted, deleted: true };
+    },
+  );
 
   app.get<{ Params: { collection: string }; Querystring: SearchQuery }>(
     '/v1/indexes/:collection/search',
@@ -86,7 +111,7 @@ export function indexRoutes(
       const loaded =
         registry.peek(collection) ??
         (COLLECTION_PATTERN.test(collection) ? await registry.get(collection) : null);
-      if (loaded === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
+      if (loaded === null) throw notFound(collection);
       const result = search(loaded.index, q, { k, mode, prefix });
       return {
         hits: result.hits.map((h) => ({ id: h.id, score: h.score, fields: h.fields })),
