@@ -3,10 +3,8 @@
 // compute each run, see workers/aggregate-processor.ts), list, read, remove, and read the alias
 // that points at the newest result.
 import type { Queue } from 'bullmq';
-import { CronExpressionParser } from 'cron-parser';
 import type { AddressedAggregation } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { QuarryError } from '../shared/errors.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Redis } from '../shared/redis.ts';
 import {
@@ -45,16 +43,6 @@ export class Schedules {
     checkScheduleName(name);
     const r = parseScheduleRequest(request);
     await this.#d.address(r.spec); // bad specs and missing files fail here, not at every tick
-    if (r.cron !== undefined) {
-      try {
-        CronExpressionParser.parse(r.cron, r.tz ? { tz: r.tz } : {});
-      } catch (cause) {
-        throw new QuarryError('QUARRY_ERR_VALIDATION', `cron: ${(cause as Error).message}`, {
-          field: 'cron',
-          cause,
-        });
-      }
-    }
     const data: RefreshJobData = { v: 1, kind: 'refresh', name, spec: r.spec, ...(tenant ? { tenant } : {}) };
     await queueRedis
       .multi()

@@ -1,9 +1,11 @@
 // Scheduled aggregations: a spec registered under a name refreshes on a schedule (an interval or
 // a cron pattern, run by BullMQ job schedulers); each run computes the spec against the data as
 // it is then (files are fingerprinted again) and points the name's alias at the newest result.
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { checkJobPayload, validationError } from './aggregation.ts';
 import { QuarryError } from './errors.ts';
+import { parseWith } from './zod-messages.ts';
 
 export const SCHEDULE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -18,7 +20,7 @@ export const ScheduleRequestSchema = z.strictObject({
     .max(366 * 86_400_000)
     .optional(),
   /** Or a cron pattern (seconds optional), evaluated in `tz` (default UTC). */
-  cron: z.string().min(9).max(120).optional(),
+  cron: z.string().min(1).max(120).optional(),
   tz: z.string().min(1).max(64).optional(),
 });
 
@@ -70,7 +72,7 @@ export function checkScheduleName(name: unknown): string {
 }
 
 export function parseScheduleRequest(input: unknown): z.output<typeof ScheduleRequestSchema> {
-  const parsed = ScheduleRequestSchema.safeParse(input);
+  const parsed = parseWith(ScheduleRequestSchema, input);
   if (!parsed.success) throw validationError(parsed.error);
   const r = parsed.data;
   if ((r.everyMs === undefined) === (r.cron === undefined)) {
@@ -79,9 +81,40 @@ export function parseScheduleRequest(input: unknown): z.output<typeof ScheduleRe
     });
   }
   if (r.tz !== undefined && r.cron === undefined) {
-    throw new QuarryError('QUARRY_ERR_VALIDATION', 'tz: only with "cron"', { field: 'tz' });
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'tz is only allowed with "cron"', { field: 'tz' });
   }
+  if (r.tz !== undefined) checkTimeZone(r.tz);
+  if (r.cron !== undefined) checkCron(r.cron, r.tz);
   return r;
+}
+
+function checkTimeZone(tz: string): void {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+  } catch (cause) {
+    throw new QuarryError(
+      'QUARRY_ERR_VALIDATION',
+      `tz "${tz}" is not an IANA time zone (like "Europe/Paris")`,
+      {
+        field: 'tz',
+        cause,
+      },
+    );
+  }
+}
+
+// Checked here (not only where BullMQ reads it) so the API and the CLI refuse a bad pattern
+// with one sentence, before anything is written.
+function checkCron(cron: string, tz: string | undefined): void {
+  try {
+    CronExpressionParser.parse(cron, tz === undefined ? {} : { tz });
+  } catch (cause) {
+    throw new QuarryError(
+      'QUARRY_ERR_VALIDATION',
+      `cron "${cron}" is not a cron pattern (minute hour day-of-month month day-of-week, optionally seconds first, like "0 6 * * *"): ${(cause as Error).message}`,
+      { field: 'cron', cause },
+    );
+  }
 }
 
 /** BullMQ scheduler ids are shared by all tenants of a queue: the tenant is part of the id. */
