@@ -106,12 +106,22 @@ function checkTimeZone(tz: string): void {
 // Checked here (not only where BullMQ reads it) so the API and the CLI refuse a bad pattern
 // with one sentence, before anything is written.
 function checkCron(cron: string, tz: string | undefined): void {
+  const shape = 'minute hour day-of-month month day-of-week, optionally seconds first, like "0 6 * * *"';
+  const fields = cron.trim().split(/\s+/).length;
+  // cron-parser fills in missing fields: "* *" would run every second, not what anyone meant.
+  if (!cron.trim().startsWith('@') && fields !== 5 && fields !== 6) {
+    throw new QuarryError(
+      'QUARRY_ERR_VALIDATION',
+      `cron "${cron}" is not a cron pattern (${shape}): it has ${fields} field${fields === 1 ? '' : 's'}, not 5 or 6`,
+      { field: 'cron' },
+    );
+  }
   try {
     CronExpressionParser.parse(cron, tz === undefined ? {} : { tz });
   } catch (cause) {
     throw new QuarryError(
       'QUARRY_ERR_VALIDATION',
-      `cron "${cron}" is not a cron pattern (minute hour day-of-month month day-of-week, optionally seconds first, like "0 6 * * *"): ${(cause as Error).message}`,
+      `cron "${cron}" is not a cron pattern (${shape}): ${(cause as Error).message}`,
       { field: 'cron', cause },
     );
   }
