@@ -1,11 +1,19 @@
-// The `quarry` command line (`npm run quarry -- <command>`): a thin shell over the SDK.
-// Exit codes: 0 success, 1 the job failed or timed out, 2 bad usage or input, 3 Redis unreachable.
+// The `quarry` command line (`npm run quarry -- <command>`): a thin shell over the SDK that
+// explains itself: every failure is one line on stderr, and the exit code says which kind.
+//   0 ok (also: cancel of a job that had already finished: nothing to do)
+//   1 the job failed, was cancelled, or did not finish in time (--wait, watch); no alias result yet
+//   2 bad usage or input: unknown command or flag, an unreadable or invalid file, a request
+//     Quarry refuses (any 4xx code), or an id or name that names nothing (job, result, index,
+//     schedule)
+//   3 a Redis server did not answer (the message names its URL, password masked)
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { ResultEnvelope } from '../shared/aggregation.ts';
-import { loadConfig } from '../shared/config.ts';
-import { isQuarryError } from '../shared/errors.ts';
-import type { JobEvent, JobStatus } from '../shared/status.ts';
+import { loadConfig, type QuarryConfig } from '../shared/config.ts';
+import { isQuarryError, QuarryError } from '../shared/errors.ts';
+import { redactRedisUrl } from '../shared/redis.ts';
+import { isFinalState, type JobEvent, type JobStatus } from '../shared/status.ts';
+import { describeState, formatTable, objectRows, statusRows } from './cli-output.ts';
 import { createQuarry, type QuarryClient } from './client.ts';
 
 const HELP = `quarry: enqueue and inspect Quarry jobs
@@ -33,55 +41,58 @@ Options:
   -h, --help      this help
 
 Configuration comes from the QUARRY_* environment variables (see README.md).
-Exit codes: 0 ok, 1 job failed or timed out, 2 bad usage or input, 3 Redis unreachable.`;
+Exit codes: 0 ok; 1 the job failed, was cancelled or timed out; 2 bad usage or input, or an
+unknown job, result, index or schedule; 3 a Redis server did not answer.`;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
 
-export function formatTable(
-  columns: readonly { name: string }[],
-  rows: readonly Record<string, unknown>[],
-): string {
-  const names = columns.map((c) => c.name);
-  const cell = (v: unknown) =>
-    v === null || v === undefined
-      ? ''
-      : typeof v === 'number' && !Number.isInteger(v)
-        ? String(+v.toFixed(6))
-        : String(v);
-  const cells = rows.map((r) => names.map((n) => cell(r[n])));
-  const widths = names.map((n, i) => Math.max(n.length, ...cells.map((row) => row[i]!.length)));
-  const line = (values: string[]) =>
-    values
-      .map((v, i) =>
-        typeof rows[0]?.[names[i]!] === 'number' ? v.padStart(widths[i]!) : v.padEnd(widths[i]!),
-      )
-      .join('  ')
-      .trimEnd();
-  return [line(names), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
-}
-
 async function readSpec(source: string): Promise<unknown> {
-  const text =
-    source === '-'
-      ? await new Promise<string>((resolve, reject) => {
-          let data = '';
-          process.stdin.setEncoding('utf8');
-          process.stdin.on('data', (chunk) => {
-            data += chunk;
-          });
-          process.stdin.on('end', () => resolve(data));
-          process.stdin.on('error', reject);
-        })
-      : await readFile(source, 'utf8');
+  let text: string;
+  try {
+    text =
+      source === '-'
+        ? await new Promise<string>((resolve, reject) => {
+            let data = '';
+            process.stdin.setEncoding('utf8');
+            process.stdin.on('data', (chunk) => {
+              data += chunk;
+            });
+            process.stdin.on('end', () => resolve(data));
+            process.stdin.on('error', reject);
+          })
+        : await readFile(source, 'utf8');
+  } catch (error) {
+    throw new InputError(`cannot read ${source === '-' ? 'stdin' : `"${source}"`}: ${fileProblem(error)}`);
+  }
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new UsageError(`${source} is not valid JSON: ${(error as Error).message}`);
+    throw new InputError(
+      `${source === '-' ? 'stdin' : `"${source}"`} is not valid JSON: ${(error as Error).message}`,
+    );
   }
 }
 
+function fileProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'it is a directory';
+  return (error as Error).message;
+}
+
+/** Bad usage: one line, with a pointer to --help. Exit 2. */
 class UsageError extends Error {}
+/** Bad input (a file that cannot be read or parsed): one line. Exit 2. */
+class InputError extends Error {}
+
+function noJob(jobId: string): QuarryError {
+  return new QuarryError(
+    'QUARRY_ERR_JOB_NOT_FOUND',
+    `no job ${jobId} (never existed, or its record expired)`,
+  );
+}
 
 function printEnvelope(envelope: ResultEnvelope, json: boolean): void {
   if (json) {
@@ -99,7 +110,9 @@ function progressPrinter(): { onEvent: (event: JobEvent) => void; done: () => vo
   let last = '';
   return {
     onEvent(event) {
-      const text = `${event.state} · ${event.progress.phase} ${event.progress.percent}%`;
+      // Final states are reported by the caller, with the error when there is one.
+      if (isFinalState(event.state)) return;
+      const text = describeState(event);
       if (text === last) return;
       last = text;
       if (tty) process.stderr.write(`\r\x1b[K${text}`);
@@ -111,6 +124,38 @@ function progressPrinter(): { onEvent: (event: JobEvent) => void; done: () => vo
   };
 }
 
+/**
+ * Waits for a job and reports how it ended when it did not complete: `job X failed · CODE: …`,
+ * `job X cancelled · …`, or `job X did not finish within N ms (active · compute 40%)`. Exit 1.
+ */
+async function waitOrExplain<T>(
+  client: QuarryClient,
+  jobId: string,
+  flags: Flags,
+  wait: (onEvent: (event: JobEvent) => void) => Promise<T>,
+): Promise<{ value: T } | { code: number }> {
+  const progress = progressPrinter();
+  try {
+    return { value: await wait(progress.onEvent) };
+  } catch (error) {
+    if (!isQuarryError(error) || error.code === 'QUARRY_ERR_REDIS_UNAVAILABLE') throw error;
+    progress.done();
+    const status = await client.status(jobId);
+    if (error.code === 'QUARRY_ERR_WAIT_TIMEOUT') {
+      err(
+        `${error.code}: job ${jobId} did not finish within ${flags.timeout} ms${status ? ` (${describeState(status)})` : ''}`,
+      );
+    } else if (status !== null && isFinalState(status.state)) {
+      err(`job ${jobId} ${describeState(status)}`);
+    } else {
+      err(`${error.code}: ${error.message}`);
+    }
+    return { code: 1 };
+  } finally {
+    progress.done();
+  }
+}
+
 async function run(client: QuarryClient, command: string, args: string[], flags: Flags): Promise<number> {
   switch (command) {
     case 'aggregate': {
@@ -120,14 +165,11 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
         out(JSON.stringify({ jobId: handle.jobId, resultKey: handle.resultKey, cached: handle.cached }));
         return 0;
       }
-      const progress = progressPrinter();
-      try {
-        const envelope = await handle.wait({ timeoutMs: flags.timeout, onEvent: progress.onEvent });
-        progress.done();
-        printEnvelope(envelope, flags.json);
-      } finally {
-        progress.done();
-      }
+      const waited = await waitOrExplain(client, handle.jobId, flags, (onEvent) =>
+        handle.wait({ timeoutMs: flags.timeout, onEvent }),
+      );
+      if ('code' in waited) return waited.code;
+      printEnvelope(waited.value, flags.json);
       return 0;
     }
     case 'index': {
@@ -138,18 +180,15 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
         out(JSON.stringify({ jobId: handle.jobId, collection: handle.collection }));
         return 0;
       }
-      const progress = progressPrinter();
-      try {
-        const info = await handle.wait({ timeoutMs: flags.timeout, onEvent: progress.onEvent });
-        progress.done();
-        out(
-          flags.json
-            ? JSON.stringify(info)
-            : formatTable([{ name: 'field' }, { name: 'value' }], statusRows(info)),
-        );
-      } finally {
-        progress.done();
-      }
+      const waited = await waitOrExplain(client, handle.jobId, flags, (onEvent) =>
+        handle.wait({ timeoutMs: flags.timeout, onEvent }),
+      );
+      if ('code' in waited) return waited.code;
+      out(
+        flags.json
+          ? JSON.stringify(waited.value)
+          : formatTable([{ name: 'field' }, { name: 'value' }], objectRows(waited.value)),
+      );
       return 0;
     }
     case 'search': {
@@ -181,24 +220,32 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
     }
     case 'watch': {
       if (args.length !== 1) throw new UsageError('watch takes one job id');
+      const jobId = args[0]!;
+      if ((await client.status(jobId)) === null) throw noJob(jobId);
       let last: JobEvent | JobStatus | undefined;
-      for await (const event of client.watch(args[0]!)) {
+      for await (const event of client.watch(jobId)) {
         last = event;
-        out(
-          flags.json
-            ? JSON.stringify(event)
-            : `${new Date().toISOString()}  ${event.state}  ${event.progress.phase} ${event.progress.percent}%${
-                event.error ? `  ${event.error.code}: ${event.error.message}` : ''
-              }`,
-        );
+        out(flags.json ? JSON.stringify(event) : `${new Date().toISOString()}  ${describeState(event)}`);
       }
       return last?.state === 'completed' ? 0 : 1;
     }
     case 'cancel': {
       if (args.length !== 1) throw new UsageError('cancel takes one job id');
-      const status = await client.cancel(args[0]!);
-      out(flags.json ? JSON.stringify(status) : `${status.jobId}: ${status.state}`);
-      return status.state === 'cancelled' ? 0 : 1;
+      const jobId = args[0]!;
+      const before = await client.status(jobId);
+      if (before === null) throw noJob(jobId);
+      if (isFinalState(before.state)) {
+        // Nothing to do is not a failure: the job is in a final state either way.
+        out(flags.json ? JSON.stringify(before) : `job ${jobId} already ${before.state}; nothing to cancel`);
+        return 0;
+      }
+      const status = await client.cancel(jobId);
+      if (flags.json) out(JSON.stringify(status));
+      else if (status.state === 'cancelled') out(`job ${jobId} cancelled`);
+      else if (isFinalState(status.state))
+        out(`job ${jobId} ${status.state} before the cancellation reached it; nothing to cancel`);
+      else err(`job ${jobId}: cancellation requested, but it is still ${describeState(status)}`);
+      return isFinalState(status.state) ? 0 : 1;
     }
     case 'schedule': {
       const [action, name, file] = args;
@@ -215,9 +262,10 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
         return 0;
       }
       if (action === 'rm' && name !== undefined) {
-        const removed = await client.schedules.remove(name);
-        err(removed ? `removed ${name}` : `no schedule ${name}`);
-        return removed ? 0 : 1;
+        if (!(await client.schedules.remove(name)))
+          throw new QuarryError('QUARRY_ERR_SCHEDULE_NOT_FOUND', `no schedule ${name}`);
+        err(`removed ${name}`);
+        return 0;
       }
       if (action === 'add' && name !== undefined && file !== undefined) {
         if ((flags.every === undefined) === (flags.cron === undefined)) {
@@ -236,9 +284,12 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
     }
     case 'alias': {
       if (args.length !== 1) throw new UsageError('alias takes one schedule name');
-      const found = await client.schedules.alias(args[0]!);
+      const name = args[0]!;
+      const found = await client.schedules.alias(name);
       if (found === null) {
-        err(`no result for ${args[0]} yet`);
+        if ((await client.schedules.get(name)) === null)
+          throw new QuarryError('QUARRY_ERR_SCHEDULE_NOT_FOUND', `no schedule ${name}`);
+        err(`schedule ${name} has no result yet (its first run has not completed)`);
         return 1;
       }
       printEnvelope(JSON.parse(found.bytes.toString('utf8')) as ResultEnvelope, flags.json);
@@ -247,10 +298,7 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
     case 'status': {
       if (args.length !== 1) throw new UsageError('status takes one job id');
       const status = await client.status(args[0]!);
-      if (status === null) {
-        err(`no job ${args[0]}`);
-        return 1;
-      }
+      if (status === null) throw noJob(args[0]!);
       out(
         flags.json
           ? JSON.stringify(status)
@@ -261,23 +309,17 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
     case 'result': {
       if (args.length !== 1) throw new UsageError('result takes one result key');
       const envelope = await client.result(args[0]!);
-      if (envelope === null) {
-        err(`no result ${args[0]}`);
-        return 1;
-      }
+      if (envelope === null)
+        throw new QuarryError(
+          'QUARRY_ERR_RESULT_NOT_FOUND',
+          `no result ${args[0]} (never computed, or expired)`,
+        );
       printEnvelope(envelope, flags.json);
       return 0;
     }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
-}
-
-function statusRows(status: object): Record<string, unknown>[] {
-  return Object.entries(status).map(([field, value]) => ({
-    field,
-    value: value !== null && typeof value === 'object' ? JSON.stringify(value) : value,
-  }));
 }
 
 /** `30s`, `5m`, `1h`, `2d` or plain milliseconds. */
@@ -321,33 +363,49 @@ async function main(argv: string[]): Promise<number> {
       },
     });
   } catch (error) {
-    err(`${(error as Error).message}\n\n${HELP}`);
+    err(`quarry: ${(error as Error).message} (see quarry --help)`);
     return 2;
   }
   const [command, ...args] = parsed.positionals;
   if (parsed.values.help || command === undefined) {
+    if (command === undefined && !parsed.values.help) {
+      err(HELP);
+      return 2;
+    }
     out(HELP);
-    return command === undefined && !parsed.values.help ? 2 : 0;
+    return 0;
   }
-  const timeout = Number(parsed.values.timeout);
-  if (!Number.isInteger(timeout) || timeout <= 0) {
-    err('--timeout must be a positive whole number of milliseconds');
+  const timeout = positiveInteger(parsed.values.timeout as string);
+  const k = positiveInteger(parsed.values.k as string);
+  if (timeout === undefined || k === undefined) {
+    err(
+      `quarry: ${timeout === undefined ? '--timeout' : '--k'} must be a positive whole number (see quarry --help)`,
+    );
     return 2;
   }
+  let config: QuarryConfig;
   let client: QuarryClient;
   try {
-    client = createQuarry({ config: loadConfig(), failFast: true });
+    config = loadConfig();
+    client = createQuarry({ config, failFast: true });
   } catch (error) {
     err(isQuarryError(error) ? `${error.code}: ${error.message}` : String(error));
     return 2;
   }
+  let redisDown = false;
   try {
-    await withTimeout(client.ready(), 3000, 'Redis did not answer within 3 s');
+    if (!(await readyWithin(client, READY_TIMEOUT_MS))) {
+      redisDown = true;
+      err(
+        `QUARRY_ERR_REDIS_UNAVAILABLE: ${await unreachable(client, config, `did not answer within ${READY_TIMEOUT_MS / 1000} s`)}`,
+      );
+      return 3;
+    }
     return await run(client, command, args, {
       wait: parsed.values.wait === true,
       json: parsed.values.json === true,
       timeout,
-      k: Number(parsed.values.k),
+      k,
       all: parsed.values.all === true,
       prefix: parsed.values.prefix === true,
       every: parsed.values.every as string | undefined,
@@ -356,35 +414,69 @@ async function main(argv: string[]): Promise<number> {
     });
   } catch (error) {
     if (error instanceof UsageError) {
-      err(`${error.message}\n\n${HELP}`);
+      err(`quarry: ${error.message} (see quarry --help)`);
       return 2;
     }
-    if (isQuarryError(error)) {
-      err(`${error.code}: ${error.message}${error.field ? ` (field ${error.field})` : ''}`);
-      if (error.code === 'QUARRY_ERR_REDIS_UNAVAILABLE') return 3;
-      return error.status === 400 || error.status === 404 || error.status === 413 ? 2 : 1;
+    if (error instanceof InputError) {
+      err(`quarry: ${error.message}`);
+      return 2;
     }
-    err(`error: ${error instanceof Error ? error.message : String(error)}`);
+    if (isQuarryError(error) && error.code !== 'QUARRY_ERR_REDIS_UNAVAILABLE' && error.status < 500) {
+      err(`${error.code}: ${error.message}`);
+      return 2;
+    }
+    // Anything else may be a Redis going away mid-command (ioredis' errors carry no code of
+    // ours): ask both servers, and name the ones that do not answer.
+    const message = error instanceof Error ? error.message : String(error);
+    const down = await unreachable(client, config, `did not answer (${message})`);
+    if (down !== null) {
+      redisDown = true;
+      err(`QUARRY_ERR_REDIS_UNAVAILABLE: ${down}`);
+      return 3;
+    }
+    err(isQuarryError(error) ? `${error.code}: ${message}` : `QUARRY_ERR_INTERNAL: ${message}`);
     return 1;
   } finally {
-    await client.close();
+    // A Redis that is gone would make a graceful close wait for it.
+    if (redisDown) client.disconnectNow();
+    else await client.close();
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(message), { redisDown: true })), ms);
-    }),
-  ]).catch((error: unknown) => {
-    if ((error as { redisDown?: boolean }).redisDown) {
-      err(`QUARRY_ERR_REDIS_UNAVAILABLE: ${message}`);
-      process.exit(3);
-    }
-    throw error;
+const READY_TIMEOUT_MS = 3000;
+
+function positiveInteger(text: string): number | undefined {
+  const n = Number(text);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+async function readyWithin(client: QuarryClient, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(resolve, ms, false);
   });
+  try {
+    return await Promise.race([client.ready().then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Which Redis did not answer, by role and URL (password masked): `the queue Redis at
+ * redis://127.0.0.1:6379 did not answer …`; null when both answer a PING.
+ */
+async function unreachable(client: QuarryClient, config: QuarryConfig, what: string): Promise<string | null> {
+  const up = await client.ping();
+  const queue = redactRedisUrl(config.queueRedisUrl);
+  const cache = redactRedisUrl(config.cacheRedisUrl);
+  if (up.queue && up.cache) return null;
+  if (!up.queue && !up.cache) {
+    return queue === cache
+      ? `Redis at ${queue} (queue and cache) ${what}`
+      : `the queue Redis at ${queue} and the cache Redis at ${cache} ${what}`;
+  }
+  return up.queue ? `the cache Redis at ${cache} ${what}` : `the queue Redis at ${queue} ${what}`;
 }
 
 process.exitCode = await main(process.argv.slice(2));

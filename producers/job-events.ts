@@ -173,13 +173,7 @@ export async function* watchJob(
     statuses.get(jobId).then(
       (status) => {
         if (status !== null && isFinalState(status.state)) {
-          queue.push({
-            jobId,
-            state: status.state,
-            resultKey: status.resultKey,
-            progress: status.progress,
-            error: status.error,
-          });
+          queue.push(status);
           wake?.();
         }
       },

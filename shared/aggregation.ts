@@ -13,6 +13,7 @@ import {
 import { QuarryError } from './errors.ts';
 import { ContentHash, canonicalJson } from './hashing.ts';
 import { aggregationJobId } from './keys.ts';
+import { describeZodError, parseWith } from './zod-messages.ts';
 
 export const ENGINES = ['auto', 'duckdb', 'polars'] as const;
 export type EngineChoice = (typeof ENGINES)[number];
@@ -199,7 +200,7 @@ export function checkAggregationJobData(data: unknown): AggregationJobData {
 
 /** Parses a job payload with its schema; QUARRY_ERR_VALIDATION (unrecoverable) when malformed. */
 export function checkJobPayload<S extends z.ZodType>(schema: S, data: unknown): z.output<S> {
-  const parsed = schema.safeParse(data);
+  const parsed = parseWith(schema, data);
   if (!parsed.success) {
     const e = validationError(parsed.error);
     throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${e.message}`, {
@@ -250,7 +251,7 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
     records = input.dataset.records;
     input = { ...input, dataset: { ...input.dataset, records: [] } };
   }
-  const parsed = AggregationSpecSchema.safeParse(input);
+  const parsed = parseWith(AggregationSpecSchema, input);
   if (!parsed.success) throw validationError(parsed.error);
   const s = parsed.data;
 
@@ -362,17 +363,10 @@ export function addressAggregation(
   return { spec, resultKey, jobId: aggregationJobId(resultKey) };
 }
 
+/** A zod error as QUARRY_ERR_VALIDATION: one sentence naming the field (shared/zod-messages.ts). */
 export function validationError(error: z.ZodError): QuarryError {
-  const issue = error.issues[0]!;
-  const field = issue.path.map(String).join('.');
-  const message =
-    issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
-  return new QuarryError('QUARRY_ERR_VALIDATION', field ? `${field}: ${message}` : message, {
-    field:
-      issue.code === 'unrecognized_keys' && issue.keys.length > 0
-        ? [...issue.path, issue.keys[0]].join('.')
-        : field,
-  });
+  const { message, field } = describeZodError(error);
+  return new QuarryError('QUARRY_ERR_VALIDATION', message, { field });
 }
 
 function invalid(field: string, message: string): QuarryError {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { QuarryError } from './errors.ts';
+import { describeIssue } from './zod-messages.ts';
 
 const int = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -184,7 +185,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = String(issue.path[0] ?? '');
-    throw new QuarryError('QUARRY_ERR_CONFIG', `${field}: ${issue.message}`, { field });
+    throw new QuarryError('QUARRY_ERR_CONFIG', describeIssue(issue), { field });
   }
   const e = parsed.data;
   return Object.freeze({

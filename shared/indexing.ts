@@ -7,6 +7,7 @@ import { checkJobPayload, validationError } from './aggregation.ts';
 import { openDataFile } from './data-files.ts';
 import { checkColumnName } from './datasets.ts';
 import { QuarryError } from './errors.ts';
+import { parseWith } from './zod-messages.ts';
 
 export const COLLECTION_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const INDEX_FILE_FORMATS = ['ndjson', 'parquet'] as const;
@@ -71,7 +72,7 @@ export function parseIndexRequest(
   limits: IndexLimits,
 ): ParsedIndexRequest {
   const name = checkCollection(collection);
-  const parsed = IndexRequestSchema.safeParse(input);
+  const parsed = parseWith(IndexRequestSchema, input);
   if (!parsed.success) throw validationError(parsed.error);
   const r = parsed.data;
   if ((r.documents === undefined) === (r.source === undefined)) {

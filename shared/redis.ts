@@ -42,11 +42,27 @@ export function createRoleConnection(
   });
 }
 
+/**
+ * A Redis URL fit to print or log: the password (and a user's secret in `user:pass@`) replaced by
+ * `***`, so an error message naming the server tried never leaks credentials.
+ */
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    else if (u.username !== '' && u.protocol.startsWith('redis')) u.username = '***'; // redis://secret@host
+    return u.toString();
+  } catch {
+    // Unparsable: drop whatever stands between the scheme and an `@`.
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
 /** Logs the development-only setups DESIGN.md warns about. */
 export function warnAboutRoles(config: QuarryConfig, logger: Logger): void {
   if (config.cacheSharesQueue) {
     logger.warn(
-      { url: config.queueRedisUrl },
+      { url: redactRedisUrl(config.queueRedisUrl) },
       'QUARRY_CACHE_REDIS_URL is not set: results share the queue Redis. Fine for development; in production give the cache its own evicting Redis.',
     );
   }

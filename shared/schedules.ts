@@ -5,6 +5,7 @@ import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { checkJobPayload, validationError } from './aggregation.ts';
 import { QuarryError } from './errors.ts';
+import { parseWith } from './zod-messages.ts';
 
 export const SCHEDULE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -19,7 +20,7 @@ export const ScheduleRequestSchema = z.strictObject({
     .max(366 * 86_400_000)
     .optional(),
   /** Or a cron pattern (seconds optional), evaluated in `tz` (default UTC). */
-  cron: z.string().min(9).max(120).optional(),
+  cron: z.string().min(1).max(120).optional(),
   tz: z.string().min(1).max(64).optional(),
 });
 
@@ -80,7 +81,7 @@ export type ScheduleRequest = z.output<typeof ScheduleRequestSchema>;
  * Nothing is stored before this passes: a bad tz once left a half-written schedule.
  */
 export function parseScheduleRequest(input: unknown, nowMs = Date.now()): ScheduleRequest {
-  const parsed = ScheduleRequestSchema.safeParse(input);
+  const parsed = parseWith(ScheduleRequestSchema, input);
   if (!parsed.success) throw validationError(parsed.error);
   const r = parsed.data;
   if ((r.everyMs === undefined) === (r.cron === undefined)) {
@@ -89,18 +90,11 @@ export function parseScheduleRequest(input: unknown, nowMs = Date.now()): Schedu
     });
   }
   if (r.tz !== undefined && r.cron === undefined) {
-    throw new QuarryError('QUARRY_ERR_VALIDATION', 'tz: only with "cron"', { field: 'tz' });
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'tz is only allowed with "cron"', { field: 'tz' });
   }
   if (r.cron === undefined) return r;
   const tz = r.tz === undefined ? undefined : canonicalTimeZone(r.tz);
-  try {
-    CronExpressionParser.parse(r.cron, { currentDate: new Date(nowMs), ...(tz ? { tz } : {}) }).next();
-  } catch (cause) {
-    throw new QuarryError('QUARRY_ERR_VALIDATION', `cron: ${(cause as Error).message}`, {
-      field: 'cron',
-      cause,
-    });
-  }
+  checkCron(r.cron, tz, nowMs);
   return tz === undefined ? r : { ...r, tz };
 }
 
@@ -111,8 +105,36 @@ function canonicalTimeZone(tz: string): string {
   } catch (cause) {
     throw new QuarryError(
       'QUARRY_ERR_VALIDATION',
-      `tz: ${JSON.stringify(tz)} is not a time zone (an IANA name such as "Europe/Paris" or "UTC")`,
+      `tz "${tz}" is not an IANA time zone (like "Europe/Paris" or "UTC")`,
       { field: 'tz', cause },
+    );
+  }
+}
+
+// Checked here (not only where BullMQ reads it) so the API and the CLI refuse a bad pattern
+// with one sentence, before anything is written.
+function checkCron(cron: string, tz: string | undefined, nowMs: number): void {
+  const shape = 'minute hour day-of-month month day-of-week, optionally seconds first, like "0 6 * * *"';
+  const fields = cron.trim().split(/\s+/).length;
+  // cron-parser fills in missing fields: "* *" would run every second, not what anyone meant.
+  if (!cron.trim().startsWith('@') && fields !== 5 && fields !== 6) {
+    throw new QuarryError(
+      'QUARRY_ERR_VALIDATION',
+      `cron "${cron}" is not a cron pattern (${shape}): it has ${fields} field${fields === 1 ? '' : 's'}, not 5 or 6`,
+      { field: 'cron' },
+    );
+  }
+  try {
+    // The next run must be computable: a pattern that never fires (Feb 30) is refused too.
+    CronExpressionParser.parse(cron, {
+      currentDate: new Date(nowMs),
+      ...(tz === undefined ? {} : { tz }),
+    }).next();
+  } catch (cause) {
+    throw new QuarryError(
+      'QUARRY_ERR_VALIDATION',
+      `cron "${cron}" is not a cron pattern (${shape}): ${(cause as Error).message}`,
+      { field: 'cron', cause },
     );
   }
 }

@@ -24,8 +24,9 @@ export function eventRoutes(app: FastifyInstance): void {
     });
     const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
     try {
+      let sent = 0; // the first is the status; events carry the whole record too (docs/KEYS.md)
       for await (const event of client.watch(jobId, { signal: abort.signal })) {
-        const name = 'createdAt' in event ? 'status' : event.state === 'active' ? 'progress' : 'state';
+        const name = sent++ === 0 ? 'status' : event.state === 'active' ? 'progress' : 'state';
         raw.write(`event: ${name}\ndata: ${JSON.stringify(event)}\n\n`);
       }
       if (!abort.signal.aborted) raw.write('event: end\ndata: {}\n\n');

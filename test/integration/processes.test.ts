@@ -179,7 +179,7 @@ describe('processes', () => {
       assert.match(missing.stderr, /QUARRY_ERR_INDEX_NOT_FOUND/);
     });
 
-    test('exit codes: 2 for bad input and usage, 1 for an unknown job, 3 without Redis', async () => {
+    test('exit codes: 2 for bad input, usage and an unknown job, 3 without Redis', async () => {
       const bad = await run('producers/cli.ts', ['aggregate', '-'], envOf(sys.config), '{"metrics":[]}').done;
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /QUARRY_ERR_VALIDATION/);
@@ -187,7 +187,7 @@ describe('processes', () => {
       assert.equal(usage.code, 2);
       const unknown = await run('producers/cli.ts', ['status', 'agg-0000000000000000'], envOf(sys.config))
         .done;
-      assert.equal(unknown.code, 1);
+      assert.equal(unknown.code, 2);
       const down = await run('producers/cli.ts', ['status', 'agg-0000000000000000'], {
         ...envOf(sys.config),
         QUARRY_QUEUE_REDIS_URL: 'redis://127.0.0.1:1',
