@@ -32,7 +32,7 @@ describe('CLI explains itself', () => {
     redis = await startRedis();
     dir = mkdtempSync(path.join(os.tmpdir(), 'quarry-cli-'));
     writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(SPEC));
-    writeFileSync(path.join(dir, 'broken.parquet'), 'not parquet\n');
+    writeFileSync(path.join(dir, 'broken.parquet'), 'PAR1 this is not parquet PAR1');
     writeFileSync(
       path.join(dir, 'broken.json'),
       JSON.stringify({ dataset: { path: 'broken.parquet' }, metrics: [{ op: 'count' }] }),

@@ -36,7 +36,7 @@ describe('key scheme (docs/KEYS.md) from a plain Python Redis client', {
     [queueRedis, cacheRedis] = await Promise.all([startRedis(), startRedis()]);
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-keys-'));
     // Not Parquet at all: accepted at enqueue (its stat is its fingerprint), failed by the worker.
-    writeFileSync(path.join(dataDir, 'broken.parquet'), 'this is not a parquet file\n');
+    writeFileSync(path.join(dataDir, 'broken.parquet'), 'PAR1 this is not parquet PAR1');
     sys = await startSystem({
       env: {
         QUARRY_QUEUE_REDIS_URL: queueRedis.url,
