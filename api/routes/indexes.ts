@@ -7,6 +7,7 @@ import { QuarryError } from '../../shared/errors.ts';
 import type { IndexRegistry } from '../../shared/index-registry.ts';
 import { COLLECTION_PATTERN } from '../../shared/indexing.ts';
 import { MAX_K, search } from '../../shared/search/index.ts';
+import { READ } from '../authorization.ts';
 import { parseWait, requireJson } from '../request.ts';
 
 interface SearchQuery {
@@ -47,7 +48,7 @@ export function indexRoutes(
 
   app.post<{ Params: { collection: string } }>(
     '/v1/indexes/:collection',
-    { config: { scope: 'enqueue' } },
+    { config: { scope: 'enqueue', query: ['wait'] } },
     async (request, reply) => {
       const client = request.quarry;
       const wait = parseWait(request.query);
@@ -69,7 +70,7 @@ export function indexRoutes(
     },
   );
 
-  app.get<{ Params: { collection: string } }>('/v1/indexes/:collection', async (request) => {
+  app.get<{ Params: { collection: string } }>('/v1/indexes/:collection', READ, async (request) => {
     const { collection } = request.params;
     const info = COLLECTION_PATTERN.test(collection) ? await request.quarry.indexInfo(collection) : null;
     if (info === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
@@ -78,6 +79,7 @@ export function indexRoutes(
 
   app.get<{ Params: { collection: string }; Querystring: SearchQuery }>(
     '/v1/indexes/:collection/search',
+    { config: { scope: 'read', query: ['q', 'k', 'mode', 'prefix'] } },
     async (request) => {
       const started = performance.now();
       const { collection } = request.params;
