@@ -17,7 +17,20 @@ import { checkQuery } from './request.ts';
 
 export type RouteScope = ApiScope | 'public';
 
+/** A route as declared, with the scope it got: what `app.routeScopes` lists. */
+export interface RouteScopeEntry {
+  readonly method: string;
+  readonly url: string;
+  readonly scope: RouteScope;
+  /** Undefined for plugins' routes: their querystrings are their plugin's business. */
+  readonly query: readonly string[] | undefined;
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route declared so far with its scope (an operator's view; the attack tests walk it). */
+    readonly routeScopes: readonly RouteScopeEntry[];
+  }
   interface FastifyContextConfig {
     /**
      * What an API key needs for the route; `public` needs no key. Required on every route of
@@ -79,7 +92,13 @@ export interface AuthorizationDeps {
  */
 export function registerAuthorization(app: FastifyInstance, deps: AuthorizationDeps): void {
   const { auth, client } = deps;
-  app.addHook('onRoute', stampScope);
+  const routes: RouteScopeEntry[] = [];
+  app.decorate('routeScopes', routes);
+  app.addHook('onRoute', (route) => {
+    stampScope(route);
+    const { scope = 'admin', query } = route.config ?? {};
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, scope, query });
+  });
   app.addHook('onRequest', async (request, reply) => {
     // No route: the not-found handler answers the same 404 to everyone, key or not.
     if (request.is404) return;
