@@ -357,4 +357,51 @@ describe('attacks on authorization by route', () => {
     assert.ok(requests > 1000, `walked ${requests} requests`);
     assert.deepEqual(failures.slice(0, 20), []);
   });
+
+  test('a repeated, unknown or malformed query parameter is a 400 naming it, on every route of ours', async () => {
+    const ours = app.routeScopes.filter((r) => r.query !== undefined);
+    assert.ok(ours.length > 10, 'our routes are listed with their query declarations');
+    const bad: Record<string, string[]> = {
+      wait: ['-1', 'abc', '30001', '1.5'],
+      q: [''],
+      k: ['0', 'abc', '1e9'],
+      mode: ['x'],
+      prefix: ['maybe'],
+    };
+    const failures: string[] = [];
+    for (const route of ours) {
+      const base = concrete(route);
+      const cases: [string, string][] = [[`${base}?zz=1`, 'zz']];
+      for (const name of route.query ?? []) {
+        cases.push([`${base}?${name}=1&${name}=2`, name], [`${base}?${name}[]=1`, `${name}[]`]);
+        // The others well formed, so the one at fault is the one named.
+        const rest = name !== 'q' && route.query?.includes('q') ? '&q=x' : '';
+        for (const value of bad[name] ?? []) {
+          cases.push([`${base}?${name}=${encodeURIComponent(value)}${rest}`, name]);
+        }
+      }
+      for (const [path, field] of cases) {
+        const answer = await viaInject(route.method, path, 'admin');
+        // A HEAD answer has no body: its status is all there is to check.
+        const head = route.method === 'HEAD';
+        const error = answer.status === 400 && !head ? JSON.parse(answer.body).error : undefined;
+        if (head ? answer.status !== 400 : error?.code !== 'QUARRY_ERR_VALIDATION' || error.field !== field) {
+          failures.push(`${route.method} ${path}: ${answer.status} ${answer.body.slice(0, 120)}`);
+        }
+      }
+    }
+    assert.deepEqual(failures, []);
+    // The reproduced crash: a repeated q answered 500 (q.trim is not a function).
+    const search = await viaHttp('GET', `/v1/indexes/${params.collection}/search?q=a&q=b`, 'read');
+    assert.equal(search.status, 400, search.body);
+    assert.equal(JSON.parse(search.body).error.field, 'q');
+    // And a well-formed one still answers.
+    const ok = await viaHttp(
+      'GET',
+      `/v1/indexes/${params.collection}/search?q=${MARKER}&k=5&mode=all`,
+      'read',
+    );
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal(JSON.parse(ok.body).hits.length, 1);
+  });
 });
