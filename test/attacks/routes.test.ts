@@ -404,4 +404,30 @@ describe('attacks on authorization by route', () => {
     assert.equal(ok.status, 200, ok.body);
     assert.equal(JSON.parse(ok.body).hits.length, 1);
   });
+
+  test('a route declared without a scope stops the app from starting (fail closed)', async () => {
+    const unguarded = buildApp({
+      config: sys.config,
+      client: sys.client,
+      registry: await sys.client.indexRegistry(),
+      logger: silentLogger(),
+    });
+    unguarded.register(async (instance) => {
+      instance.delete('/v1/indexes/:collection', async () => ({ deleted: true }));
+    });
+    try {
+      await assert.rejects(
+        async () => {
+          await unguarded.ready();
+        },
+        (error: { code?: string; message: string }) => {
+          assert.equal(error.code, 'QUARRY_ERR_CONFIG');
+          assert.match(error.message, /DELETE \/v1\/indexes\/:collection declares no scope/);
+          return true;
+        },
+      );
+    } finally {
+      await unguarded.close().catch(() => {});
+    }
+  });
 });
