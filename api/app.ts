@@ -2,14 +2,16 @@
 // inject(). Every body is JSON kept as bytes; every error is Quarry's error body.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { QuarryClient } from '../producers/client.ts';
-import type { ApiScope, QuarryConfig } from '../shared/config.ts';
+import type { QuarryConfig } from '../shared/config.ts';
 import { QuarryError } from '../shared/errors.ts';
 import type { IndexRegistry } from '../shared/index-registry.ts';
 import { JOB_ID_PATTERN } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import { type ApiMetrics, createMetrics } from '../shared/metrics.ts';
 import { Authenticator } from './auth.ts';
+import { READ, registerAuthorization } from './authorization.ts';
 import { sendError } from './errors.ts';
+import { httpLimits } from './http-limits.ts';
 import { registerDashboard } from './plugins/dashboard.ts';
 import { registerMetrics } from './plugins/metrics.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
@@ -25,10 +27,6 @@ declare module 'fastify' {
     /** The client acting for the request's tenant (the API's own when keys are off). */
     quarry: QuarryClient;
   }
-  interface FastifyContextConfig {
-    /** What an API key needs for the route; `public` needs no key. Default `read`. */
-    scope?: ApiScope | 'public';
-  }
 }
 
 export interface AppDeps {
@@ -42,16 +40,6 @@ export interface AppDeps {
   metrics?: ApiMetrics;
 }
 
-/**
- * The scope of routes that plugins declare (no route config of ours): the dashboard and the
- * metrics are operators' (admin); the API's documentation is public; everything else reads.
- */
-function scopeOfUrl(url: string): ApiScope | 'public' {
-  if (url.startsWith('/admin/') || url === '/admin' || url.startsWith('/metrics')) return 'admin';
-  if (url.startsWith('/docs') || url.startsWith('/openapi.json')) return 'public';
-  return 'read';
-}
-
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, client, registry, logger } = deps;
   const app = Fastify({
@@ -60,6 +48,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,
     return503OnClosing: true,
+    ...httpLimits(config),
   });
 
   // Every body is JSON, kept as bytes (see raw-json.ts); anything else is a 415.
@@ -69,26 +58,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
 
-  // Who is asking, and for which tenant: every route reads through request.quarry.
+  // Who is asking, and for which tenant: every route reads through request.quarry. Installed
+  // before any route is declared, so that every route, plugins' included, gets its scope.
   const auth = new Authenticator(config.apiKeys, {
     perSecond: config.rateLimitPerSecond,
     burst: config.rateLimitBurst,
   });
   app.decorateRequest('quarry', null as unknown as QuarryClient);
-  app.addHook('onRequest', async (request, reply) => {
-    const scope = request.routeOptions.config.scope ?? scopeOfUrl(request.url);
-    if (!auth.enabled || scope === 'public') {
-      request.quarry = client;
-      return;
-    }
-    try {
-      const principal = auth.authenticate(request.headers.authorization, scope);
-      request.quarry = client.forTenant(principal.tenant);
-    } catch (error) {
-      // Answered here, not thrown: plugins' routes (the dashboard) have error handlers of their own.
-      return sendError(error, request, reply);
-    }
-  });
+  registerAuthorization(app, { auth, client });
   app.setNotFoundHandler((request, reply) =>
     sendError(
       new QuarryError('QUARRY_ERR_NOT_FOUND', `no route ${request.method} ${request.url}`),
@@ -119,7 +96,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     eventRoutes(app);
     scheduleRoutes(app);
 
-    app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', async (request) => {
+    app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', READ, async (request) => {
       const { jobId } = request.params;
       const status = JOB_ID_PATTERN.test(jobId) ? await request.quarry.status(jobId) : null;
       if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);

@@ -15,7 +15,8 @@ const redisUrl = z
   .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
   .refine((value) => URL.canParse(value), 'must be a valid URL');
 
-export const API_SCOPES = ['enqueue', 'read', 'admin'] as const;
+/** `admin` implies every other scope; `metrics` is for scrapers and opens only GET /metrics. */
+export const API_SCOPES = ['enqueue', 'read', 'metrics', 'admin'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 export interface ApiKey {
   readonly key: string;
@@ -107,6 +108,9 @@ const EnvSchema = z.object({
   QUARRY_API_KEYS: ApiKeysSchema.optional(),
   QUARRY_RATE_LIMIT_RPS: int(0, 1_000_000, 200),
   QUARRY_RATE_LIMIT_BURST: int(1, 1_000_000, 400),
+  QUARRY_HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
+  QUARRY_HTTP_HEADERS_TIMEOUT_MS: int(100, 3_600_000, 10_000),
+  QUARRY_HTTP_KEEPALIVE_TIMEOUT_MS: int(100, 3_600_000, 5_000),
 });
 
 export interface QuarryConfig {
@@ -165,6 +169,15 @@ export interface QuarryConfig {
   /** Requests per second per API key (0 = unlimited), and the burst allowed. */
   readonly rateLimitPerSecond: number;
   readonly rateLimitBurst: number;
+  /**
+   * How long a client may take to send a whole request (headers and body), and its headers
+   * alone; past either the API answers 408 and closes the connection. Neither limits the
+   * response: SSE streams and `?wait` run as long as they need once the request is in.
+   */
+  readonly httpRequestTimeoutMs: number;
+  readonly httpHeadersTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open between requests. */
+  readonly httpKeepAliveTimeoutMs: number;
 }
 
 /** The variable names the schema knows: the compose-file check and the README table use it. */
@@ -188,6 +201,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new QuarryError('QUARRY_ERR_CONFIG', describeIssue(issue), { field });
   }
   const e = parsed.data;
+  // Node refuses a headers timeout longer than the request timeout; say so by name instead.
+  if (e.QUARRY_HTTP_HEADERS_TIMEOUT_MS > e.QUARRY_HTTP_REQUEST_TIMEOUT_MS) {
+    throw new QuarryError(
+      'QUARRY_ERR_CONFIG',
+      'QUARRY_HTTP_HEADERS_TIMEOUT_MS: must not exceed QUARRY_HTTP_REQUEST_TIMEOUT_MS',
+      { field: 'QUARRY_HTTP_HEADERS_TIMEOUT_MS' },
+    );
+  }
   return Object.freeze({
     queueRedisUrl: e.QUARRY_QUEUE_REDIS_URL,
     cacheRedisUrl: e.QUARRY_CACHE_REDIS_URL ?? e.QUARRY_QUEUE_REDIS_URL,
@@ -235,5 +256,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),
     rateLimitPerSecond: e.QUARRY_RATE_LIMIT_RPS,
     rateLimitBurst: e.QUARRY_RATE_LIMIT_BURST,
+    httpRequestTimeoutMs: e.QUARRY_HTTP_REQUEST_TIMEOUT_MS,
+    httpHeadersTimeoutMs: e.QUARRY_HTTP_HEADERS_TIMEOUT_MS,
+    httpKeepAliveTimeoutMs: e.QUARRY_HTTP_KEEPALIVE_TIMEOUT_MS,
   });
 }

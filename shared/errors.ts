@@ -70,6 +70,13 @@ export const ERRORS = {
   QUARRY_ERR_RATE_LIMITED: def(429, false, "The API key's request rate limit was reached."),
   QUARRY_ERR_SCHEDULE_NOT_FOUND: def(404, true, 'No schedule with this name.'),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
+  QUARRY_ERR_REQUEST_TIMEOUT: def(
+    408,
+    false,
+    'The client did not send the whole request (headers, body) within the time allowed.',
+  ),
+  QUARRY_ERR_HEADERS_TOO_LARGE: def(431, true, "The request's headers exceed the size allowed."),
+  QUARRY_ERR_BAD_REQUEST: def(400, true, 'The request is not valid HTTP (the connection is closed).'),
   QUARRY_ERR_REDIS_UNAVAILABLE: def(503, false, 'A Redis server Quarry depends on is not reachable.'),
   QUARRY_ERR_CONFIG: def(500, true, 'The configuration (environment) is invalid.'),
   QUARRY_ERR_INTERNAL: def(500, false, 'An unexpected fault; the log has the details.'),

@@ -1,7 +1,7 @@
 // The BullMQ dashboard (bull-board) at /admin/queues, over every Quarry queue. It reads through
 // Queue objects of its own on a fail-fast connection to the queue Redis, so a Redis outage makes
-// the dashboard answer errors at once instead of hanging. Every dashboard route (page, assets, its
-// JSON API) passes through `options.onRequest`: the one place an auth guard goes.
+// the dashboard answer errors at once instead of hanging. Its routes (page, assets, JSON API) are
+// registered under DASHBOARD_PATH, which is how api/authorization.ts gives them the admin scope.
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -20,7 +20,7 @@ const API_PATH = `${DASHBOARD_PATH}/api/`;
 export interface DashboardOptions {
   config: QuarryConfig;
   logger: Logger;
-  /** Runs before every dashboard route; where an auth check (scope) belongs. */
+  /** Runs before every dashboard route (after the app's own authorization). */
   onRequest?: onRequestHookHandler;
   /**
    * Default true: no retrying, removing, adding or pausing from the dashboard. Such writes go

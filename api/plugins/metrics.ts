@@ -29,7 +29,8 @@ export function registerMetrics(app: FastifyInstance, options: MetricsPluginOpti
   });
   // In a plugin, so it is declared after the OpenAPI plugin has loaded and gets documented.
   app.register(async (instance) => {
-    instance.get(METRICS_PATH, async (_request, reply) =>
+    // Scrapers get a key with the `metrics` scope alone (admin implies it).
+    instance.get(METRICS_PATH, { config: { scope: 'metrics' } }, async (_request, reply) =>
       reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
     );
   });

@@ -41,6 +41,8 @@ export function registerOpenApi(app: FastifyInstance): void {
   });
   app.register(swaggerUi, { routePrefix: DOCS_PATH });
   app.register(async (docs) => {
-    docs.get(OPENAPI_PATH, { schema: { hide: true } }, async () => docs.swagger());
+    docs.get(OPENAPI_PATH, { schema: { hide: true }, config: { scope: 'public' } }, async () =>
+      docs.swagger(),
+    );
   });
 }

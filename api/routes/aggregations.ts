@@ -7,6 +7,7 @@ import { QuarryError } from '../../shared/errors.ts';
 import { contentHash } from '../../shared/hashing.ts';
 import { RESULT_KEY_PATTERN } from '../../shared/keys.ts';
 import type { ApiMetrics } from '../../shared/metrics.ts';
+import { READ } from '../authorization.ts';
 import { BodyIndex } from '../raw-json.ts';
 import { parseWait, requireJson } from '../request.ts';
 import type { ResultCache } from '../result-cache.ts';
@@ -30,7 +31,7 @@ export function aggregationRoutes(
     return bytes;
   }
 
-  app.post('/v1/aggregations', { config: { scope: 'enqueue' } }, async (request, reply) => {
+  app.post('/v1/aggregations', { config: { scope: 'enqueue', query: ['wait'] } }, async (request, reply) => {
     const client = request.quarry;
     const wait = parseWait(request.query);
     const body = requireJson(request.body);
@@ -78,7 +79,7 @@ export function aggregationRoutes(
     });
   });
 
-  app.get<{ Params: { resultKey: string } }>('/v1/results/:resultKey', async (request, reply) => {
+  app.get<{ Params: { resultKey: string } }>('/v1/results/:resultKey', READ, async (request, reply) => {
     const { resultKey } = request.params;
     const bytes = RESULT_KEY_PATTERN.test(resultKey) ? await resultBytes(request.quarry, resultKey) : null;
     if (bytes === null) throw new QuarryError('QUARRY_ERR_RESULT_NOT_FOUND', `no result ${resultKey}`);

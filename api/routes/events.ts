@@ -3,11 +3,12 @@
 import type { FastifyInstance } from 'fastify';
 import { QuarryError } from '../../shared/errors.ts';
 import { JOB_ID_PATTERN } from '../../shared/keys.ts';
+import { READ } from '../authorization.ts';
 
 const HEARTBEAT_MS = 15_000;
 
 export function eventRoutes(app: FastifyInstance): void {
-  app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId/events', async (request, reply) => {
+  app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId/events', READ, async (request, reply) => {
     const { jobId } = request.params;
     const client = request.quarry;
     const first = JOB_ID_PATTERN.test(jobId) ? await client.status(jobId) : null;

@@ -7,6 +7,7 @@ import { QuarryError } from '../../shared/errors.ts';
 import type { IndexRegistry } from '../../shared/index-registry.ts';
 import { COLLECTION_PATTERN } from '../../shared/indexing.ts';
 import { MAX_K, search } from '../../shared/search/index.ts';
+import { READ } from '../authorization.ts';
 import { parseWait, requireJson } from '../request.ts';
 
 interface SearchQuery {
@@ -50,7 +51,7 @@ export function indexRoutes(
 
   app.post<{ Params: { collection: string } }>(
     '/v1/indexes/:collection',
-    { config: { scope: 'enqueue' } },
+    { config: { scope: 'enqueue', query: ['wait'] } },
     async (request, reply) => {
       const client = request.quarry;
       const wait = parseWait(request.query);
@@ -75,7 +76,7 @@ export function indexRoutes(
   // What this process serves, when it holds the collection: info and searches read one record, so
   // they never disagree (after the queue Redis lost its data, `stored: false` says so). Otherwise
   // the live version in Redis: the one a search here would load.
-  app.get<{ Params: { collection: string } }>('/v1/indexes/:collection', async (request) => {
+  app.get<{ Params: { collection: string } }>('/v1/indexes/:collection', READ, async (request) => {
     const { collection } = request.params;
     if (!COLLECTION_PATTERN.test(collection)) throw notFound(collection);
     const client = request.quarry;
@@ -103,6 +104,7 @@ export function indexRoutes(
 
   app.get<{ Params: { collection: string }; Querystring: SearchQuery }>(
     '/v1/indexes/:collection/search',
+    { config: { scope: 'read', query: ['q', 'k', 'mode', 'prefix'] } },
     async (request) => {
       const started = performance.now();
       const { collection } = request.params;

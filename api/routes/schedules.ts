@@ -2,6 +2,7 @@
 // them, DELETE removes one; GET /v1/aliases/:name serves the newest result of a schedule.
 import type { FastifyInstance } from 'fastify';
 import { QuarryError } from '../../shared/errors.ts';
+import { READ } from '../authorization.ts';
 import { requireJson } from '../request.ts';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -13,9 +14,9 @@ export function scheduleRoutes(app: FastifyInstance): void {
     async (request) => request.quarry.schedules.put(request.params.name, requireJson(request.body).parse()),
   );
 
-  app.get('/v1/schedules', async (request) => ({ schedules: await request.quarry.schedules.list() }));
+  app.get('/v1/schedules', READ, async (request) => ({ schedules: await request.quarry.schedules.list() }));
 
-  app.get<{ Params: { name: string } }>('/v1/schedules/:name', async (request) => {
+  app.get<{ Params: { name: string } }>('/v1/schedules/:name', READ, async (request) => {
     const info = await request.quarry.schedules.get(request.params.name);
     if (info === null)
       throw new QuarryError('QUARRY_ERR_SCHEDULE_NOT_FOUND', `no schedule "${request.params.name}"`);
@@ -33,7 +34,7 @@ export function scheduleRoutes(app: FastifyInstance): void {
     },
   );
 
-  app.get<{ Params: { name: string } }>('/v1/aliases/:name', async (request, reply) => {
+  app.get<{ Params: { name: string } }>('/v1/aliases/:name', READ, async (request, reply) => {
     const found = await request.quarry.schedules.alias(request.params.name);
     if (found === null) {
       throw new QuarryError(

@@ -197,4 +197,21 @@ describe('config', () => {
       'QUARRY_QUEUE_REDIS_URL',
     );
   });
+  test('HTTP limits: bounded by default; a headers timeout past the request timeout is refused', () => {
+    const c = loadConfig({});
+    assert.deepEqual(
+      [c.httpRequestTimeoutMs, c.httpHeadersTimeoutMs, c.httpKeepAliveTimeoutMs],
+      [30_000, 10_000, 5_000],
+    );
+    assert.equal(
+      fieldOf(() =>
+        loadConfig({ QUARRY_HTTP_REQUEST_TIMEOUT_MS: '1000', QUARRY_HTTP_HEADERS_TIMEOUT_MS: '2000' }),
+      ),
+      'QUARRY_HTTP_HEADERS_TIMEOUT_MS',
+    );
+    assert.equal(
+      fieldOf(() => loadConfig({ QUARRY_HTTP_REQUEST_TIMEOUT_MS: '0' })),
+      'QUARRY_HTTP_REQUEST_TIMEOUT_MS',
+    );
+  });
 });
