@@ -7,6 +7,7 @@ import { CronExpressionParser } from 'cron-parser';
 import type { AddressedAggregation } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
 import { QuarryError } from '../shared/errors.ts';
+import { jobOptions } from '../shared/job-options.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Redis } from '../shared/redis.ts';
 import {
@@ -56,6 +57,9 @@ export class Schedules {
       }
     }
     const data: RefreshJobData = { v: 1, kind: 'refresh', name, spec: r.spec, ...(tenant ? { tenant } : {}) };
+    // A schedule is acknowledged only with its BullMQ scheduler: a new one whose scheduler could
+    // not be written is taken back (a replaced one keeps its old scheduler and new timing fields).
+    const existed = (await queueRedis.exists(keys.schedule(name))) === 1;
     await queueRedis
       .multi()
       .hset(keys.schedule(name), {
@@ -66,22 +70,25 @@ export class Schedules {
       })
       .sadd(keys.schedules, name)
       .exec();
-    await aggregateQueue.upsertJobScheduler(
-      schedulerId(tenant, name),
-      r.everyMs !== undefined
-        ? { every: r.everyMs, immediately: true }
-        : { pattern: r.cron!, ...(r.tz ? { tz: r.tz } : {}) },
-      {
-        name: 'refresh',
-        data,
-        opts: {
-          attempts: config.jobAttempts,
-          backoff: { type: 'exponential', delay: config.jobBackoffMs },
-          removeOnComplete: true,
-          removeOnFail: true,
-        },
-      },
-    );
+    try {
+      await aggregateQueue.upsertJobScheduler(
+        schedulerId(tenant, name),
+        r.everyMs !== undefined
+          ? { every: r.everyMs, immediately: true }
+          : { pattern: r.cron!, ...(r.tz ? { tz: r.tz } : {}) },
+        { name: 'refresh', data, opts: jobOptions(config) },
+      );
+    } catch (error) {
+      if (!existed) {
+        await queueRedis
+          .multi()
+          .srem(keys.schedules, name)
+          .del(keys.schedule(name))
+          .exec()
+          .catch(() => undefined);
+      }
+      throw error;
+    }
     return (await this.get(name))!;
   }
 

@@ -88,6 +88,8 @@ const EnvSchema = z.object({
   QUARRY_API_KEYS: ApiKeysSchema.optional(),
   QUARRY_RATE_LIMIT_RPS: int(0, 1_000_000, 200),
   QUARRY_RATE_LIMIT_BURST: int(1, 1_000_000, 400),
+  QUARRY_REDIS_COMMAND_TIMEOUT_MS: int(50, 600_000, 1000),
+  QUARRY_RECONCILE_INTERVAL_MS: int(100, 24 * 3_600_000, 30_000),
 });
 
 export interface QuarryConfig {
@@ -142,6 +144,13 @@ export interface QuarryConfig {
   /** Requests per second per API key (0 = unlimited), and the burst allowed. */
   readonly rateLimitPerSecond: number;
   readonly rateLimitBurst: number;
+  /**
+   * How long a command on a non-blocking Redis connection may go unanswered before it fails
+   * (QUARRY_ERR_REDIS_REFUSED): a frozen Redis accepts connections and never answers.
+   */
+  readonly redisCommandTimeoutMs: number;
+  /** How often (at most, fleet-wide) a worker looks for status records left without a queue entry. */
+  readonly reconcileIntervalMs: number;
 }
 
 /** The variable names the schema knows: the compose-file check and the README table use it. */
@@ -204,5 +213,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),
     rateLimitPerSecond: e.QUARRY_RATE_LIMIT_RPS,
     rateLimitBurst: e.QUARRY_RATE_LIMIT_BURST,
+    redisCommandTimeoutMs: e.QUARRY_REDIS_COMMAND_TIMEOUT_MS,
+    reconcileIntervalMs: e.QUARRY_RECONCILE_INTERVAL_MS,
   });
 }

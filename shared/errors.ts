@@ -56,6 +56,16 @@ export const ERRORS = {
   QUARRY_ERR_SCHEDULE_NOT_FOUND: def(404, true, 'No schedule with this name.'),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
   QUARRY_ERR_REDIS_UNAVAILABLE: def(503, false, 'A Redis server Quarry depends on is not reachable.'),
+  QUARRY_ERR_REDIS_REFUSED: def(
+    503,
+    false,
+    'A Redis server refused the command (out of memory, read-only, persistence failing, loading, too few replicas) or did not answer within QUARRY_REDIS_COMMAND_TIMEOUT_MS; nothing was half-written.',
+  ),
+  QUARRY_ERR_JOB_ORPHANED: def(
+    500,
+    true,
+    "The job's queue entry was lost and its inline data is gone, so it cannot be run again; enqueue it again.",
+  ),
   QUARRY_ERR_CONFIG: def(500, true, 'The configuration (environment) is invalid.'),
   QUARRY_ERR_INTERNAL: def(500, false, 'An unexpected fault; the log has the details.'),
 } as const satisfies Record<string, ErrorDefinition>;
