@@ -354,7 +354,8 @@ async function main(argv: string[]): Promise<number> {
     }
     if (isQuarryError(error)) {
       err(`${error.code}: ${error.message}${error.field ? ` (field ${error.field})` : ''}`);
-      if (error.code === 'QUARRY_ERR_REDIS_UNAVAILABLE') return 3;
+      if (error.code === 'QUARRY_ERR_REDIS_UNAVAILABLE' || error.code === 'QUARRY_ERR_REDIS_REFUSED')
+        return 3;
       return error.status === 400 || error.status === 404 || error.status === 413 ? 2 : 1;
     }
     err(`error: ${error instanceof Error ? error.message : String(error)}`);
