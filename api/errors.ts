@@ -1,8 +1,9 @@
 // Maps anything thrown in a route to Quarry's error body: QuarryErrors as they are, Fastify's
-// own request errors to their Quarry codes, Redis connection failures to 503; everything else
-// is a real fault (500, logged).
+// own request errors to their Quarry codes, Redis faults (unreachable, refusing, frozen) to 503;
+// everything else is a real fault (500, logged).
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, isQuarryError, QuarryError } from '../shared/errors.ts';
+import { asRedisError, redisFailureCode } from '../shared/redis-errors.ts';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'QUARRY_ERR_UNSUPPORTED_MEDIA_TYPE',
@@ -11,19 +12,6 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'QUARRY_ERR_BODY_INVALID_JSON',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'QUARRY_ERR_VALIDATION',
 };
-
-function isRedisUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const name = error.name;
-  const code = (error as { code?: unknown }).code;
-  return (
-    name === 'MaxRetriesPerRequestError' ||
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNRESET' ||
-    // ioredis' own errors for a closed or offline connection carry no code: judge by class name.
-    (name === 'Error' && /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(error.message))
-  );
-}
 
 export function toQuarryError(error: unknown): QuarryError | undefined {
   if (isQuarryError(error)) return error;
@@ -45,16 +33,8 @@ export function toQuarryError(error: unknown): QuarryError | undefined {
   ) {
     return new QuarryError('QUARRY_ERR_VALIDATION', fastifyError.message, { cause: error });
   }
-  if (isRedisUnavailable(error)) {
-    return new QuarryError(
-      'QUARRY_ERR_REDIS_UNAVAILABLE',
-      'a Redis server Quarry depends on is not reachable',
-      {
-        cause: error,
-      },
-    );
-  }
-  return undefined;
+  // Unreachable, refusing (OOM, READONLY, …) or frozen (command timeout): a 503, never a 500.
+  return asRedisError(error);
 }
 
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -70,6 +50,6 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
   }
   if (quarry.status >= 500) request.log.warn({ err: error, code: quarry.code }, 'request failed');
   if (quarry.retryAfterS !== undefined) reply.header('retry-after', String(quarry.retryAfterS));
-  else if (quarry.code === 'QUARRY_ERR_REDIS_UNAVAILABLE') reply.header('retry-after', '1');
+  else if (redisFailureCode(quarry) !== undefined) reply.header('retry-after', '1');
   return reply.code(quarry.status).send(quarry.toJSON());
 }

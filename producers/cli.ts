@@ -421,6 +421,11 @@ async function main(argv: string[]): Promise<number> {
       err(`quarry: ${error.message}`);
       return 2;
     }
+    // A Redis that answers but refuses (full, read-only, frozen past the command timeout).
+    if (isQuarryError(error) && error.code === 'QUARRY_ERR_REDIS_REFUSED') {
+      err(`${error.code}: ${error.message}`);
+      return 3;
+    }
     if (isQuarryError(error) && error.code !== 'QUARRY_ERR_REDIS_UNAVAILABLE' && error.status < 500) {
       err(`${error.code}: ${error.message}`);
       return 2;

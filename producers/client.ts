@@ -28,18 +28,27 @@ import {
   indexJobId,
   parseIndexRequest,
 } from '../shared/indexing.ts';
+import { jobOptions } from '../shared/job-options.ts';
 import {
   JOB_ID_PATTERN,
   type KeyScheme,
   keyScheme,
   QUEUE_NAMES,
+  type QueueName,
   RESULT_KEY_PATTERN,
   TENANT_PATTERN,
 } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
+import { rethrowRedis } from '../shared/redis-errors.ts';
 import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
-import { isFinalState, type JobEvent, type JobStatus, StatusStore } from '../shared/status.ts';
+import {
+  type EnqueueWrite,
+  isFinalState,
+  type JobEvent,
+  type JobStatus,
+  StatusStore,
+} from '../shared/status.ts';
 import { type ClientCore, createCore, jobError, waitReady } from './core.ts';
 import { JobEvents, waitForFinal, watchJob } from './job-events.ts';
 import { Schedules } from './schedules.ts';
@@ -196,30 +205,41 @@ export class QuarryClient {
       spec: job.spec,
       ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
     };
-    // Data first, then the status record, then the job: a worker that picks the job up finds both.
-    const writes: Promise<unknown>[] = [];
-    if (job.inlineJson !== undefined) {
-      writes.push(
-        this.#queueRedis.set(
-          this.keys.inlineData(job.jobId),
-          job.inlineJson,
-          'EX',
-          this.config.inlineDataTtlS,
-        ),
-      );
-    }
-    writes.push(this.#status.enqueue(job.jobId, 'aggregate', job.resultKey));
-    await Promise.all(writes);
-    await this.#aggregateQueue.add(QUEUE_NAMES.aggregate, data, {
-      jobId: job.jobId,
-      attempts: this.config.jobAttempts,
-      backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
-      // Status records (with their own TTL) are the history; BullMQ keeps no finished jobs, so
-      // Redis memory stays flat and a later identical request can enqueue the same job id.
-      removeOnComplete: true,
-      removeOnFail: true,
+    await this.#enqueueDurably(this.#aggregateQueue, QUEUE_NAMES.aggregate, job.jobId, data, {
+      resultKey: job.resultKey,
+      ...(job.inlineJson === undefined
+        ? {}
+        : { inline: { json: job.inlineJson, ttlS: this.config.inlineDataTtlS } }),
     });
     return { jobId: job.jobId, resultKey: job.resultKey, cachedBytes: null };
+  }
+
+  /**
+   * Acknowledged means durable: the record and the inline data are written in one atomic step
+   * (a worker that picks the job up finds both), then the BullMQ job is added. When the add
+   * fails, what this request wrote is taken back and the error (a Redis code) goes to the caller;
+   * if even that fails, or the process dies between the two steps, the record is left queued
+   * without a job and the workers' reconciler enqueues it again (workers/reconciler.ts).
+   */
+  async #enqueueDurably(
+    queue: Queue,
+    name: QueueName,
+    jobId: string,
+    payload: AggregationJobData | IndexJobData,
+    write: EnqueueWrite,
+  ): Promise<void> {
+    const type = name === QUEUE_NAMES.index ? 'index' : 'aggregate';
+    const outcome = await this.#status.enqueue(jobId, type, { ...write, payload });
+    try {
+      await queue.add(name, payload, jobOptions(this.config, jobId));
+    } catch (error) {
+      if (outcome === 'new') {
+        await this.#status.rollback(jobId, name).catch((err: unknown) => {
+          this.#logger.warn({ err, jobId }, 'could not take back a failed enqueue; the reconciler will');
+        });
+      }
+      throw error;
+    }
   }
 
   async aggregate(spec: AggregationSpecInput | unknown): Promise<AggregationHandle> {
@@ -242,10 +262,13 @@ export class QuarryClient {
     return this.#boundedByRedis(this.#index(collection, request));
   }
 
-  /** Rejects with QUARRY_ERR_REDIS_UNAVAILABLE if Redis stays away longer than redisTimeoutMs. */
+  /**
+   * Rejects with QUARRY_ERR_REDIS_UNAVAILABLE if Redis stays away longer than redisTimeoutMs;
+   * Redis faults become their codes (QUARRY_ERR_REDIS_REFUSED, …_UNAVAILABLE).
+   */
   #boundedByRedis<T>(work: Promise<T>): Promise<T> {
     const ms = this.#core.redisTimeoutMs;
-    if (ms === undefined) return work;
+    if (ms === undefined) return work.catch(this.#rethrowRedis);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -258,7 +281,7 @@ export class QuarryClient {
         ms,
       );
     });
-    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([work.catch(this.#rethrowRedis), timeout]).finally(() => clearTimeout(timer));
   }
 
   async #index(collection: string, request: IndexRequestInput | unknown): Promise<IndexHandle> {
@@ -266,28 +289,16 @@ export class QuarryClient {
     // What can be checked before the job exists is: a bad source is a 4xx, not a failed job.
     await checkIndexSource(tenantDataRoot(this.config, this.tenant), parsed.job.source, this.config);
     const jobId = indexJobId();
-    const writes: Promise<unknown>[] = [this.#status.enqueue(jobId, 'index', null, parsed.job.collection)];
-    if (parsed.inlineJson !== undefined) {
-      writes.push(
-        this.#queueRedis.set(
-          this.keys.inlineData(jobId),
-          parsed.inlineJson,
-          'EX',
-          this.config.inlineDataTtlS,
-        ),
-      );
-    }
-    await Promise.all(writes);
     const data: IndexJobData = {
       ...parsed.job,
       ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
     };
-    await this.#indexQueue.add(QUEUE_NAMES.index, data, {
-      jobId,
-      attempts: this.config.jobAttempts,
-      backoff: { type: 'exponential', delay: this.config.jobBackoffMs },
-      removeOnComplete: true,
-      removeOnFail: true,
+    await this.#enqueueDurably(this.#indexQueue, QUEUE_NAMES.index, jobId, data, {
+      resultKey: null,
+      collection: parsed.job.collection,
+      ...(parsed.inlineJson === undefined
+        ? {}
+        : { inline: { json: parsed.inlineJson, ttlS: this.config.inlineDataTtlS } }),
     });
     return {
       jobId,
@@ -322,8 +333,8 @@ export class QuarryClient {
   /** The current version's metadata, or null for an unknown collection. */
   async indexInfo(collection: string): Promise<IndexInfo | null> {
     checkCollection(collection);
-    const version = await this.#indexStore.current(collection);
-    return version === null ? null : this.#indexStore.info(collection, version);
+    const version = await this.#indexStore.current(collection).catch(this.#rethrowRedis);
+    return version === null ? null : this.#indexStore.info(collection, version).catch(this.#rethrowRedis);
   }
 
   /**
@@ -421,12 +432,12 @@ export class QuarryClient {
 
   async status(jobId: string): Promise<JobStatus | null> {
     if (!JOB_ID_PATTERN.test(jobId)) return null;
-    return this.#status.get(jobId);
+    return this.#status.get(jobId).catch(this.#rethrowRedis);
   }
 
   async resultBytes(resultKey: string): Promise<Buffer | null> {
     if (!RESULT_KEY_PATTERN.test(resultKey)) return null;
-    return this.#cacheRedis.getBuffer(this.keys.result(resultKey));
+    return this.#cacheRedis.getBuffer(this.keys.result(resultKey)).catch(this.#rethrowRedis);
   }
 
   async result(resultKey: string): Promise<ResultEnvelope | null> {
@@ -441,6 +452,10 @@ export class QuarryClient {
    * a job that already finished is left as it is. QUARRY_ERR_JOB_NOT_FOUND for an unknown id.
    */
   async cancel(jobId: string, options: { timeoutMs?: number } = {}): Promise<JobStatus> {
+    return this.#cancel(jobId, options).catch(this.#rethrowRedis);
+  }
+
+  async #cancel(jobId: string, options: { timeoutMs?: number }): Promise<JobStatus> {
     const status = await this.status(jobId);
     if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
     if (isFinalState(status.state)) return status;
@@ -473,6 +488,10 @@ export class QuarryClient {
     }
     return (await this.#status.get(jobId)) ?? status;
   }
+
+  /** Rethrows Redis faults as their codes (an arrow: it is passed to `.catch`). */
+  readonly #rethrowRedis = (error: unknown): never =>
+    rethrowRedis(error, this.#queueRedis.status === 'ready' && this.#cacheRedis.status === 'ready');
 
   /** Resolves when both Redis connections are up (needed before fail-fast commands). */
   async ready(): Promise<void> {

@@ -35,10 +35,18 @@ export function createCore(options: CoreOptions): ClientCore {
   const config = options.config ?? loadConfig(options.env);
   const logger = options.logger ?? silentLogger();
   const failFast = options.failFast ?? false;
-  // Waiting clients keep commands queued across reconnects (no per-command retry cap); their
-  // enqueues are bounded by redisTimeoutMs instead.
-  const queueRedis = createRoleConnection(config, 'queue', { failFast, blocking: !failFast });
-  const cacheRedis = createRoleConnection(config, 'cache', { failFast, blocking: !failFast });
+  const redisTimeoutMs = failFast ? undefined : (options.redisTimeoutMs ?? 10_000);
+  // Waiting clients keep commands queued across reconnects (no per-command retry cap); each
+  // command is bounded by redisTimeoutMs instead of the fail-fast command timeout (ioredis
+  // counts time in the offline queue too), so a frozen Redis fails their calls as well.
+  const connection = (role: 'queue' | 'cache') =>
+    createRoleConnection(config, role, {
+      failFast,
+      blocking: !failFast,
+      commandTimeoutMs: redisTimeoutMs ?? config.redisCommandTimeoutMs,
+    });
+  const queueRedis = connection('queue');
+  const cacheRedis = connection('cache');
   for (const [role, redis] of [
     ['queue', queueRedis],
     ['cache', cacheRedis],
@@ -57,7 +65,7 @@ export function createCore(options: CoreOptions): ClientCore {
   return {
     config,
     logger,
-    redisTimeoutMs: failFast ? undefined : (options.redisTimeoutMs ?? 10_000),
+    redisTimeoutMs,
     queueRedis,
     cacheRedis,
     aggregateQueue: queue(QUEUE_NAMES.aggregate),

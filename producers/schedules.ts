@@ -5,6 +5,8 @@
 import type { Queue } from 'bullmq';
 import type { AddressedAggregation } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
+import { QuarryError } from '../shared/errors.ts';
+import { jobOptions } from '../shared/job-options.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Redis } from '../shared/redis.ts';
 import {
@@ -57,12 +59,7 @@ export class Schedules {
       {
         name: 'refresh',
         data,
-        opts: {
-          attempts: config.jobAttempts,
-          backoff: { type: 'exponential', delay: config.jobBackoffMs },
-          removeOnComplete: true,
-          removeOnFail: true,
-        },
+        opts: jobOptions(config),
       },
     );
     try {

@@ -111,6 +111,8 @@ const EnvSchema = z.object({
   QUARRY_HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
   QUARRY_HTTP_HEADERS_TIMEOUT_MS: int(100, 3_600_000, 10_000),
   QUARRY_HTTP_KEEPALIVE_TIMEOUT_MS: int(100, 3_600_000, 5_000),
+  QUARRY_REDIS_COMMAND_TIMEOUT_MS: int(50, 600_000, 1000),
+  QUARRY_RECONCILE_INTERVAL_MS: int(100, 24 * 3_600_000, 30_000),
 });
 
 export interface QuarryConfig {
@@ -178,6 +180,13 @@ export interface QuarryConfig {
   readonly httpHeadersTimeoutMs: number;
   /** How long an idle keep-alive connection stays open between requests. */
   readonly httpKeepAliveTimeoutMs: number;
+  /**
+   * How long a command on a non-blocking Redis connection may go unanswered before it fails
+   * (QUARRY_ERR_REDIS_REFUSED): a frozen Redis accepts connections and never answers.
+   */
+  readonly redisCommandTimeoutMs: number;
+  /** How often (at most, fleet-wide) a worker looks for status records left without a queue entry. */
+  readonly reconcileIntervalMs: number;
 }
 
 /** The variable names the schema knows: the compose-file check and the README table use it. */
@@ -259,5 +268,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     httpRequestTimeoutMs: e.QUARRY_HTTP_REQUEST_TIMEOUT_MS,
     httpHeadersTimeoutMs: e.QUARRY_HTTP_HEADERS_TIMEOUT_MS,
     httpKeepAliveTimeoutMs: e.QUARRY_HTTP_KEEPALIVE_TIMEOUT_MS,
+    redisCommandTimeoutMs: e.QUARRY_REDIS_COMMAND_TIMEOUT_MS,
+    reconcileIntervalMs: e.QUARRY_RECONCILE_INTERVAL_MS,
   });
 }

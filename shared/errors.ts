@@ -78,6 +78,16 @@ export const ERRORS = {
   QUARRY_ERR_HEADERS_TOO_LARGE: def(431, true, "The request's headers exceed the size allowed."),
   QUARRY_ERR_BAD_REQUEST: def(400, true, 'The request is not valid HTTP (the connection is closed).'),
   QUARRY_ERR_REDIS_UNAVAILABLE: def(503, false, 'A Redis server Quarry depends on is not reachable.'),
+  QUARRY_ERR_REDIS_REFUSED: def(
+    503,
+    false,
+    'A Redis server refused the command (out of memory, read-only, persistence failing, loading, too few replicas) or did not answer within QUARRY_REDIS_COMMAND_TIMEOUT_MS; nothing was half-written.',
+  ),
+  QUARRY_ERR_JOB_ORPHANED: def(
+    500,
+    true,
+    "The job's queue entry was lost and its inline data is gone, so it cannot be run again; enqueue it again.",
+  ),
   QUARRY_ERR_CONFIG: def(500, true, 'The configuration (environment) is invalid.'),
   QUARRY_ERR_INTERNAL: def(500, false, 'An unexpected fault; the log has the details.'),
 } as const satisfies Record<string, ErrorDefinition>;

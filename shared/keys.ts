@@ -21,6 +21,10 @@
 //     <prefix>:alias:<name>       hash {resultKey, refreshedAt}: the schedule's newest result
 //     <prefix>:index-events       pub/sub channel: {collection, version} when a version goes live,
 //                                 {collection, deleted: true} when a collection is deleted
+//     <prefix>:live-jobs          sorted set, all tenants: `<tenant>/<jobId>` of every job whose
+//                                 record is queued/active, scored by when it was last looked at
+//                                 (enqueue, or the reconciler's last check); left on final states
+//     <prefix>:reconcile-lock     held (PX one interval) by the worker whose turn it is to reconcile
 //   cache Redis (evicting: allkeys-lru)
 //     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
 
@@ -55,6 +59,25 @@ export interface KeyScheme {
   schedule(name: string): string;
   readonly schedules: string;
   alias(name: string): string;
+  /** Live jobs of every tenant (shared, like the queues); members are liveMember(tenant, jobId). */
+  readonly liveJobs: string;
+  readonly reconcileLock: string;
+  /** BullMQ's hash for a job: exists while BullMQ holds the job (we keep no finished jobs). */
+  bullJob(queue: QueueName, jobId: string): string;
+}
+
+/** A live-jobs member: which tenant's record (empty for none) and which job. */
+export function liveMember(tenant: string | undefined, jobId: string): string {
+  return `${tenant ?? ''}/${jobId}`;
+}
+
+export function parseLiveMember(member: string): { tenant: string | undefined; jobId: string } | null {
+  const slash = member.indexOf('/');
+  if (slash < 0) return null;
+  const tenant = member.slice(0, slash);
+  const jobId = member.slice(slash + 1);
+  if (!JOB_ID_PATTERN.test(jobId) || (tenant !== '' && !TENANT_PATTERN.test(tenant))) return null;
+  return { tenant: tenant === '' ? undefined : tenant, jobId };
 }
 
 /**
@@ -83,6 +106,9 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     schedule: (name: string) => `${p}:schedule:${name}`,
     schedules: `${p}:schedules`,
     alias: (name: string) => `${p}:alias:${name}`,
+    liveJobs: `${prefix}:live-jobs`,
+    reconcileLock: `${prefix}:reconcile-lock`,
+    bullJob: (queue: QueueName, jobId: string) => `${prefix}:${queue}:${jobId}`,
   });
 }
 

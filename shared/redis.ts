@@ -17,6 +17,14 @@ export interface ConnectionOptions {
   /** Fail commands at once while disconnected instead of queueing them. */
   failFast?: boolean;
   connectionName?: string;
+  /**
+   * Fail a command unanswered after this long ("Command timed out", QUARRY_ERR_REDIS_REFUSED):
+   * a SIGSTOPped or wedged Redis keeps its TCP connections open and never answers, so nothing
+   * else notices. Never for blocking connections (BZPOPMIN, subscribers wait by design). ioredis
+   * starts the timer when the command is issued, offline queue included, and keeps the command
+   * in its reply queue, so a late reply is matched to it and the connection stays in step.
+   */
+  commandTimeoutMs?: number;
 }
 
 export function createRedis(url: string, options: ConnectionOptions = {}): Redis {
@@ -24,6 +32,7 @@ export function createRedis(url: string, options: ConnectionOptions = {}): Redis
     maxRetriesPerRequest: options.blocking ? null : 2,
     enableOfflineQueue: !options.failFast,
     connectionName: options.connectionName,
+    ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
     // Reconnect quickly, then back off to at most 2 s between attempts.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     lazyConnect: false,
@@ -31,6 +40,10 @@ export function createRedis(url: string, options: ConnectionOptions = {}): Redis
   return new Redis(url, redisOptions);
 }
 
+/**
+ * A connection to one role. Non-blocking connections get QUARRY_REDIS_COMMAND_TIMEOUT_MS unless
+ * `commandTimeoutMs` says otherwise; blocking ones get none unless asked.
+ */
 export function createRoleConnection(
   config: QuarryConfig,
   role: RedisRole,
@@ -38,6 +51,7 @@ export function createRoleConnection(
 ): Redis {
   return createRedis(role === 'queue' ? config.queueRedisUrl : config.cacheRedisUrl, {
     connectionName: `quarry-${role}`,
+    ...(options.blocking ? {} : { commandTimeoutMs: config.redisCommandTimeoutMs }),
     ...options,
   });
 }

@@ -2,7 +2,7 @@
 // BullMQ removes the job (TTL QUARRY_STATUS_TTL_S). Every change is also published on the
 // events channel so waiters wake without polling.
 import type { ErrorCode } from './errors.ts';
-import type { KeyScheme } from './keys.ts';
+import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
 import type { Redis } from './redis.ts';
 
 export type JobType = 'aggregate' | 'index';
@@ -111,45 +111,114 @@ local function publish_record(key, jobId, channel)
 end
 `;
 
-// Resets a record to `queued` unless a live job (queued or active) already owns it, so an
-// identical request joining an in-flight job never rewinds its status.
-// A new record also clears a cancellation left by an earlier job under the same id.
-// KEYS[1] status key, KEYS[2] cancel flag; ARGV: type, resultKey, collection, createdAt, ttlS, progressJson, channel, jobId
+// Writes everything an enqueue needs in one step: the inline data (when given) and the status
+// record, and registers the job in the live-jobs set the reconciler watches. A Lua script runs
+// whole or not at all, and Redis checks maxmemory only at a script's first write, so a Redis
+// that refuses writes (OOM) refuses this one before anything is written: never a record
+// without its data. The record keeps the BullMQ payload (and, for a job computed inside another
+// job, that owner's id) until it ends, so the reconciler can put a lost job back in the queue.
+// Unless a live job (queued or active) already owns the record, it is reset to `queued`, so an
+// identical request joining an in-flight job never rewinds its status; a new record also
+// clears a cancellation left by an earlier job under the same id.
+// KEYS: status, cancel flag, inline data, live set
+// ARGV: type, resultKey, collection, createdAt, ttlS, progressJson, channel, jobId,
+//       inlineData, inlineTtlS, liveMember, payload, owner
 const ENQUEUE_LUA = `${PUBLISH_RECORD_LUA}
+if ARGV[9] ~= '' then redis.call('SET', KEYS[3], ARGV[9], 'EX', ARGV[10]) end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'queued' or state == 'active' then
   redis.call('EXPIRE', KEYS[1], ARGV[5])
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[11])
   return state
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], 'type', ARGV[1], 'state', 'queued', 'progress', ARGV[6], 'attempts', '0',
   'createdAt', ARGV[4], 'startedAt', '', 'finishedAt', '', 'resultKey', ARGV[2], 'errorCode', '',
   'errorMessage', '', 'collection', ARGV[3], 'version', '')
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'payload', ARGV[12]) end
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[13]) end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[11])
 publish_record(KEYS[1], ARGV[8], ARGV[7])
 return 'new'
 `;
 
-// KEYS[1] status key; ARGV: finishedAt, errorCode, errorMessage, progressJson, ttlS, channel, jobId
-const CANCEL_LUA = `${PUBLISH_RECORD_LUA}
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'active' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finishedAt', ARGV[1], 'errorCode', ARGV[2],
-  'errorMessage', ARGV[3], 'progress', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-publish_record(KEYS[1], ARGV[7], ARGV[6])
+// Takes back what ENQUEUE_LUA wrote when the BullMQ add that should follow it failed: only a
+// record this request created (still queued, never attempted) and only while BullMQ has no job
+// under the id (a concurrent identical request may have added it: then the job stands).
+// DEL and ZREM are allowed on a Redis at maxmemory, so the rollback works when the add did not.
+// KEYS: status, inline data, live set, BullMQ job hash; ARGV: liveMember
+const ROLLBACK_LUA = `
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' or redis.call('HGET', KEYS[1], 'attempts') ~= '0' then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 `;
 
-// KEYS[1] status key; ARGV: ttlS, channel, jobId, then field, value pairs
+// Ends a job that is still live (queued or active) in a final state; a job that ended already
+// keeps its record (one that completed while a cancellation was on its way stays completed).
+// KEYS: status, live set; ARGV: state, finishedAt, errorCode, errorMessage, progressJson, ttlS,
+//       channel, jobId, liveMember
+const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'active' then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finishedAt', ARGV[2], 'errorCode', ARGV[3],
+  'errorMessage', ARGV[4], 'progress', ARGV[5])
+redis.call('HDEL', KEYS[1], 'payload', 'owner')
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('ZREM', KEYS[2], ARGV[9])
+publish_record(KEYS[1], ARGV[8], ARGV[7])
+return 1
+`;
+
+// Writes fields, renews the TTL, keeps the live set exact (a final record leaves it and drops its
+// payload; a live one stays in it) and publishes the record as it now is, in one script.
+// KEYS: status, live set; ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), then
+// field, value pairs
 const WRITE_LUA = `${PUBLISH_RECORD_LUA}
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if ARGV[5] == 'final' then
+  redis.call('HDEL', KEYS[1], 'payload', 'owner')
+  redis.call('ZREM', KEYS[2], ARGV[4])
+elseif ARGV[5] == 'live' then
+  redis.call('ZADD', KEYS[2], 'NX', redis.call('TIME')[1] * 1000, ARGV[4])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 publish_record(KEYS[1], ARGV[3], ARGV[2])
 return 1
 `;
 
 const QUEUED: JobProgress = { phase: 'queued', percent: 0 };
+const DONE: JobProgress = { phase: 'done', percent: 100 };
+
+/** What an enqueue writes besides the record itself. */
+export interface EnqueueWrite {
+  resultKey: string | null;
+  collection?: string;
+  /** The job's inline data (canonical JSON), written with the record, TTL inlineTtlS. */
+  inline?: { json: string; ttlS: number };
+  /** The BullMQ payload, kept until the job ends so the reconciler can enqueue it again. */
+  payload?: unknown;
+  /** The BullMQ job (same queue) that computes this one inside itself, if any (schedules). */
+  owner?: string;
+}
+
+/** A live record as the reconciler reads it. */
+export interface LiveRecord {
+  readonly state: JobState | null;
+  readonly type: JobType;
+  readonly payload: string | null;
+  readonly owner: string | null;
+}
+
+/** Runs a MULTI and throws the first command's error: exec() resolves with per-command errors. */
+async function execAll(multi: ReturnType<Redis['multi']>): Promise<void> {
+  const replies = await multi.exec();
+  for (const [error] of replies ?? []) if (error) throw error;
+}
 
 export class StatusStore {
   readonly #redis: Redis;
@@ -162,27 +231,54 @@ export class StatusStore {
     this.#ttlS = ttlS;
   }
 
-  /** Marks a job queued; returns 'new', or the state of the live job the request joins. */
-  async enqueue(
-    jobId: string,
-    type: JobType,
-    resultKey: string | null,
-    collection?: string,
-  ): Promise<'new' | 'queued' | 'active'> {
+  #member(jobId: string): string {
+    return liveMember(this.#keys.tenant, jobId);
+  }
+
+  /**
+   * Marks a job queued, with its inline data, in one atomic write; returns 'new', or the state
+   * of the live job the request joins. Throws (nothing written) when Redis refuses the write.
+   */
+  async enqueue(jobId: string, type: JobType, write: EnqueueWrite): Promise<'new' | 'queued' | 'active'> {
+    const { resultKey } = write;
     return (await this.#redis.eval(
       ENQUEUE_LUA,
-      2,
+      4,
       this.#keys.status(jobId),
       this.#keys.cancelFlag(jobId),
+      this.#keys.inlineData(jobId),
+      this.#keys.liveJobs,
       type,
       resultKey ?? '',
-      collection ?? '',
+      write.collection ?? '',
       String(Date.now()),
       String(this.#ttlS),
       JSON.stringify(QUEUED),
       this.#keys.eventsChannel,
       jobId,
+      write.inline?.json ?? '',
+      String(write.inline?.ttlS ?? 1),
+      this.#member(jobId),
+      write.payload === undefined ? '' : JSON.stringify(write.payload),
+      write.owner ?? '',
     )) as 'new' | 'queued' | 'active';
+  }
+
+  /**
+   * Takes back a 'new' enqueue whose BullMQ add failed (see ROLLBACK_LUA); true when it did.
+   * A rollback that fails too leaves a queued record without a job: the reconciler's case.
+   */
+  async rollback(jobId: string, queue: QueueName): Promise<boolean> {
+    const undone = await this.#redis.eval(
+      ROLLBACK_LUA,
+      4,
+      this.#keys.status(jobId),
+      this.#keys.inlineData(jobId),
+      this.#keys.liveJobs,
+      this.#keys.bullJob(queue, jobId),
+      this.#member(jobId),
+    );
+    return undone === 1;
   }
 
   async active(jobId: string, attempts: number): Promise<void> {
@@ -195,11 +291,11 @@ export class StatusStore {
   }
 
   async progress(jobId: string, progress: JobProgress): Promise<void> {
-    await this.#publishWrite(jobId, { progress: JSON.stringify(progress) });
+    await this.#publishWrite(jobId, 'none', { progress: JSON.stringify(progress) });
   }
 
   async completed(jobId: string, resultKey: string | null, extra: { version?: number } = {}): Promise<void> {
-    await this.#write(jobId, 'completed', { phase: 'done', percent: 100 }, null, {
+    await this.#write(jobId, 'completed', DONE, null, {
       finishedAt: String(Date.now()),
       ...(resultKey === null ? {} : { resultKey }),
       ...(extra.version === undefined ? {} : { version: String(extra.version) }),
@@ -214,16 +310,10 @@ export class StatusStore {
     const fields: Record<string, string> = { errorCode: error.code, errorMessage: error.message };
     if (final) fields.finishedAt = String(Date.now());
     if (final && error.code === 'QUARRY_ERR_JOB_CANCELLED') {
-      await this.#write(jobId, 'cancelled', { phase: 'done', percent: 100 }, error, fields);
+      await this.#write(jobId, 'cancelled', DONE, error, fields);
       return;
     }
-    await this.#write(
-      jobId,
-      final ? 'failed' : 'queued',
-      final ? { phase: 'done', percent: 100 } : QUEUED,
-      error,
-      fields,
-    );
+    await this.#write(jobId, final ? 'failed' : 'queued', final ? DONE : QUEUED, error, fields);
   }
 
   /**
@@ -231,19 +321,29 @@ export class StatusStore {
    * was on its way keeps its completed record). Returns true when it was marked.
    */
   async cancelIfLive(jobId: string, message: string): Promise<boolean> {
-    const error = { code: 'QUARRY_ERR_JOB_CANCELLED', message };
-    const progress = { phase: 'done', percent: 100 };
+    return this.endIfLive(jobId, 'cancelled', { code: 'QUARRY_ERR_JOB_CANCELLED', message });
+  }
+
+  /** Ends a still-live job as `state` with `error`; false when it had ended already. */
+  async endIfLive(
+    jobId: string,
+    state: 'cancelled' | 'failed',
+    error: { code: string; message: string },
+  ): Promise<boolean> {
     const marked = await this.#redis.eval(
-      CANCEL_LUA,
-      1,
+      END_IF_LIVE_LUA,
+      2,
       this.#keys.status(jobId),
+      this.#keys.liveJobs,
+      state,
       String(Date.now()),
       error.code,
-      message,
-      JSON.stringify(progress),
+      error.message,
+      JSON.stringify(DONE),
       String(this.#ttlS),
       this.#keys.eventsChannel,
       jobId,
+      this.#member(jobId),
     );
     return marked === 1;
   }
@@ -253,6 +353,23 @@ export class StatusStore {
     return h.state === undefined ? null : toStatus(jobId, h);
   }
 
+  /** What the reconciler needs of a record (state null: the record is gone). */
+  async live(jobId: string): Promise<LiveRecord> {
+    const [state, type, payload, owner] = await this.#redis.hmget(
+      this.#keys.status(jobId),
+      'state',
+      'type',
+      'payload',
+      'owner',
+    );
+    return {
+      state: (state as JobState | null) ?? null,
+      type: (type ?? 'aggregate') as JobType,
+      payload: payload ?? null,
+      owner: owner || null,
+    };
+  }
+
   async #write(
     jobId: string,
     state: JobState,
@@ -260,18 +377,29 @@ export class StatusStore {
     _error: JobStatus['error'], // callers put it in `fields` (errorCode, errorMessage)
     fields: Record<string, string>,
   ): Promise<void> {
-    await this.#publishWrite(jobId, { ...fields, state, progress: JSON.stringify(progress) });
+    await this.#publishWrite(jobId, isFinalState(state) ? 'final' : 'live', {
+      ...fields,
+      state,
+      progress: JSON.stringify(progress),
+    });
   }
 
   /** Writes fields, renews the TTL and publishes the record as it now is, in one script. */
-  async #publishWrite(jobId: string, fields: Record<string, string>): Promise<void> {
+  async #publishWrite(
+    jobId: string,
+    mode: 'final' | 'live' | 'none',
+    fields: Record<string, string>,
+  ): Promise<void> {
     await this.#redis.eval(
       WRITE_LUA,
-      1,
+      2,
       this.#keys.status(jobId),
+      this.#keys.liveJobs,
       String(this.#ttlS),
       this.#keys.eventsChannel,
       jobId,
+      this.#member(jobId),
+      mode,
       ...Object.entries(fields).flat(),
     );
   }

@@ -21,6 +21,7 @@ import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
+import { redisFailureCode } from '../shared/redis-errors.ts';
 import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts';
 import type { JobProgress } from '../shared/status.ts';
 import { chooseEngine } from './engines/choose.ts';
@@ -172,6 +173,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
    */
   async function refresh(
     job: Pick<Job<RefreshJobData>, 'data' | 'attemptsMade' | 'attemptsStarted'>,
+    ownerId: string,
     signal: AbortSignal,
   ): Promise<AggregateJobResult> {
     const { name, tenant, spec: input } = job.data;
@@ -190,18 +192,24 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       );
     }
     const { jobId, resultKey } = addressed;
-    await scope.status.enqueue(jobId, 'aggregate', resultKey);
-    if (addressed.inlineJson !== undefined) {
-      await queueRedis.set(scope.keys.inlineData(jobId), addressed.inlineJson, 'EX', config.inlineDataTtlS);
-    }
     const data: AggregationJobData = { v: 1, resultKey, spec: addressed.spec, ...(tenant ? { tenant } : {}) };
+    // Computed inside this refresh job (its owner): the reconciler leaves the record alone while
+    // the owner is in BullMQ, and enqueues the payload on its own if both are lost.
+    await scope.status.enqueue(jobId, 'aggregate', {
+      resultKey,
+      payload: data,
+      owner: ownerId,
+      ...(addressed.inlineJson === undefined
+        ? {}
+        : { inline: { json: addressed.inlineJson, ttlS: config.inlineDataTtlS } }),
+    });
     let result: AggregateJobResult;
     try {
       result = await attempt({ ...job, data }, jobId, signal, scope);
     } catch (error) {
       // The computation's own record says how it ended; the refresh job fails (and retries) too.
       const cause = signal.aborted ? signal.reason : error;
-      const code = isQuarryError(cause) ? cause.code : 'QUARRY_ERR_ENGINE';
+      const code = redisFailureCode(cause) ?? (isQuarryError(cause) ? cause.code : 'QUARRY_ERR_ENGINE');
       await scope.status.failed(jobId, { code, message: String((cause as Error)?.message ?? cause) }, true);
       throw cause;
     }
@@ -219,6 +227,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         const data = checkRefreshJobData(job.data);
         const result = await refresh(
           { data, attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted },
+          job.id!,
           signal,
         );
         log.info(

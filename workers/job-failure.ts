@@ -6,6 +6,7 @@ import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Redis } from '../shared/redis.ts';
+import { asRedisError } from '../shared/redis-errors.ts';
 import type { StatusStore } from '../shared/status.ts';
 
 export interface FailureDeps {
@@ -17,17 +18,23 @@ export interface FailureDeps {
 /** Records the failure and returns the error to throw back to BullMQ. */
 export async function failAttempt(deps: FailureDeps, job: Job, error: unknown, log: Logger): Promise<Error> {
   const jobId = job.id!;
-  const quarry = isQuarryError(error)
-    ? error
-    : new QuarryError('QUARRY_ERR_ENGINE', error instanceof Error ? error.message : String(error), {
-        cause: error,
-      });
+  // A Redis that refused or did not answer a write (the status, the result, the data) is a
+  // transient fault of the job's surroundings, never the engine's: retried like any other.
+  const quarry =
+    asRedisError(error) ??
+    (isQuarryError(error)
+      ? error
+      : new QuarryError('QUARRY_ERR_ENGINE', error instanceof Error ? error.message : String(error), {
+          cause: error,
+        }));
   const final = quarry.unrecoverable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   log.warn({ code: quarry.code, err: error, final }, 'job attempt failed');
   try {
     await deps.status.failed(jobId, { code: quarry.code, message: quarry.message }, final);
     if (final) await deps.queueRedis.del(deps.keys.inlineData(jobId));
   } catch (statusError) {
+    // The record stays queued/active in the live set; if BullMQ drops the job now (last
+    // attempt), the reconciler (reconciler.ts) finds it and enqueues it again.
     log.error({ err: statusError }, 'could not record the failure');
   }
   // UnrecoverableError tells BullMQ not to retry; the code travels in the message prefix.

@@ -1,7 +1,7 @@
-// A worker process's parts, wired together: connections, the DuckDB engine, the BullMQ Worker
-// for aggregations. `startWorker` returns a handle whose close() is graceful and idempotent.
+// A worker process's parts, wired together: connections, the DuckDB engine, the BullMQ Workers
+// for aggregations and index builds, the reconciler. `startWorker` returns a handle whose close() is graceful and idempotent.
 import { mkdir } from 'node:fs/promises';
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { AggregationJobData } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
 import type { IndexJobData } from '../shared/indexing.ts';
@@ -22,6 +22,7 @@ import { createIndexProcessor, type IndexJobResult } from './index-processor.ts'
 import { ControlListener } from './job-control.ts';
 import { jobScope, tenantOf } from './job-scope.ts';
 import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
+import { Reconciler } from './reconciler.ts';
 
 export interface WorkerHandle {
   /** Resolves when the BullMQ worker is connected and taking jobs. */
@@ -120,6 +121,19 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   controlConnection.on('error', (err) => logger.warn({ err }, 'control connection error'));
   const control = new ControlListener(controlConnection, keys, workers, logger);
   await control.start();
+  // Producers' queues of the worker's own, for the reconciler's re-enqueues (fail-fast-free
+  // queueRedis: a command that hangs times out after QUARRY_REDIS_COMMAND_TIMEOUT_MS).
+  const queues = {
+    [QUEUE_NAMES.aggregate]: new Queue(QUEUE_NAMES.aggregate, {
+      connection: queueRedis,
+      prefix: config.prefix,
+    }),
+    [QUEUE_NAMES.index]: new Queue(QUEUE_NAMES.index, { connection: queueRedis, prefix: config.prefix }),
+  };
+  for (const q of Object.values(queues))
+    q.on('error', (err) => logger.warn({ err, queue: q.name }, 'queue error'));
+  const reconciler = new Reconciler({ config, queueRedis, cacheRedis, queues, logger });
+  reconciler.start();
   // Metrics are for operators: a worker whose port is taken (two workers on one host with the
   // same QUARRY_WORKER_METRICS_PORT) still processes jobs, and says loudly that it is not scraped.
   let metricsServer: MetricsServer | null = null;
@@ -166,6 +180,8 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
         }
         clearTimeout(timer);
         for (const [name, step] of [
+          ['reconciler', () => reconciler.close()],
+          ['reconciler queues', () => Promise.all(Object.values(queues).map((q) => q.close()))],
           ['metrics server', async () => metricsServer?.close()],
           ['control', () => control.close()],
           ['duckdb', () => duckdb.close()],
