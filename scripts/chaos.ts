@@ -1089,6 +1089,7 @@ async function main(): Promise<void> {
       'kill-max-ms': { type: 'string' },
       'max-stalled-count': { type: 'string' },
       'report-file': { type: 'string' },
+      'timeout-s': { type: 'string' },
     },
   });
   const num = (name: keyof typeof values) => {
@@ -1109,9 +1110,11 @@ async function main(): Promise<void> {
   };
   if (values.seeds !== undefined) {
     // Every option but the seed goes to each run as given.
-    const args = process.argv.slice(2).filter((a, k, all) => a !== '--seeds' && all[k - 1] !== '--seeds');
-    // A run's own bound: submissions, the settle time, and 5 minutes to start, check and stop.
-    const timeoutMs = (options.seconds! + options.settleSeconds! + 300) * 1000;
+    const own = new Set(['--seeds', '--timeout-s']);
+    const args = process.argv.slice(2).filter((a, k, all) => !own.has(a) && !own.has(all[k - 1]!));
+    // A run's own bound: submissions, the settle time, and 15 minutes to start, check every
+    // answer in process (~1,000 engine runs and index builds: minutes on a loaded machine), stop.
+    const timeoutMs = (num('timeout-s') ?? options.seconds! + options.settleSeconds! + 900) * 1000;
     const runs = await runSeeds(seedsFrom(values.seeds), args, timeoutMs);
     printSeedRuns(runs);
     process.exitCode = seedsPassed(runs) ? 0 : 1;
