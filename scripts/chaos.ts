@@ -1041,11 +1041,6 @@ export function reportRows(r: ChaosReport): { measure: string; value: string | n
     { measure: 'failed attempts retried by BullMQ', value: r.failedAttempts },
     { measure: 'worker kills (SIGKILL)', value: r.kills },
     { measure: 'jobs interrupted by a kill (stalled)', value: r.interruptedJobs },
-    {
-      measure: 'most kills that hit one job (it was active on the killed worker)',
-      value: r.mostHitsOnOneJob,
-    },
-    { measure: `jobs hit by more than ${r.maxStalledCount} kills`, value: r.jobsHitPastRule },
     { measure: '  of which more than one kill could be the cause', value: r.ambiguousStalls },
     { measure: 'stalls without a kill', value: r.stallsWithoutKill },
     {
