@@ -1,10 +1,18 @@
-// `npm run chaos -- [--jobs N] [--seconds S] [--seed N] [--kill-min-ms A --kill-max-ms B]`:
+// `npm run chaos -- [--seed N | --seeds N|a,b,c] [--jobs N] [--seconds S] [--settle-seconds S]
+//   [--kill-min-ms A --kill-max-ms B] [--max-stalled-count K]`:
 // Quarry under faults, end to end. Starts a queue Redis (AOF, fsync always, noeviction), a cache
 // Redis (allkeys-lru), two worker processes and the API; submits mixed aggregation and index jobs
 // THROUGH HTTP at a steady pace while it SIGKILLs a worker every few seconds (restarting it) and
 // restarts the queue Redis (SIGTERM, same port and dir). Then it checks that every acknowledged
 // job completed with the answer a clean in-process computation gives, prints a table and exits
-// non-zero when anything was lost or wrong. `runChaos` is the same run for tests.
+// non-zero when anything was lost or wrong. `runChaos` is the same run for tests. The seed is
+// printed first and last; `--seed N` replays a run; `--seeds` runs several (scripts/chaos-seeds.ts).
+//
+// The verdict (scripts/chaos-verdict.ts) applies Quarry's rule: a job survives
+// QUARRY_MAX_STALLED_COUNT kills of the worker holding it and fails QUARRY_ERR_JOB_STALLED on the
+// next. The run counts those kills itself: it SIGSTOPs the victim, reads which jobs are active
+// with BullMQ's processedBy naming that worker, then SIGKILLs it. A STALLED failure with no more
+// kills than the rule allows is lost.
 //
 // How the figures are measured:
 // - acknowledged: a 202 (or a 200 cache hit) for the POST. A 503 is not an acknowledgement: the
@@ -23,6 +31,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
 import { seededRandom } from '../bench/corpus.ts';
 import { type Child, startNode } from '../bench/lib/processes.ts';
 import { printTable } from '../bench/lib/stats.ts';
@@ -46,6 +55,9 @@ import { chooseEngine } from '../workers/engines/choose.ts';
 import { createDuckDBEngine } from '../workers/engines/duckdb.ts';
 import type { AggregationEngine } from '../workers/engines/engine.ts';
 import { createPolarsEngine } from '../workers/engines/polars.ts';
+import { workerName } from '../workers/worker.ts';
+import { printSeedRuns, runSeeds, seedsFrom, seedsPassed } from './chaos-seeds.ts';
+import { judgeJob, survives } from './chaos-verdict.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -71,11 +83,18 @@ export interface ChaosOptions {
   /** Share of multi-second jobs over 3M rows besides the one placed before each kill. Default 0.01. */
   heavyShare?: number;
   seed?: number;
+  /** QUARRY_MAX_STALLED_COUNT for the workers (the rule the verdict applies). Default: config's. */
+  maxStalledCount?: number;
   /** Progress lines. Default console.log. */
   log?: (line: string) => void;
 }
 
 export interface ChaosReport {
+  seed: number;
+  /** The rule the verdict applied: a job survives this many kills of the worker holding it. */
+  maxStalledCount: number;
+  /** True when nothing was lost or wrong and no job was computed twice. */
+  passed: boolean;
   submitted: number;
   acknowledged: number;
   cacheHits: number;
@@ -84,10 +103,15 @@ export interface ChaosReport {
   completed: number;
   failed: number;
   unfinished: number;
+  /** Failed QUARRY_ERR_JOB_STALLED after more kills than maxStalledCount: the rule, kept. */
+  expectedStalled: number;
   lost: number;
   wrong: number;
   computations: number;
+  /** Second finished runs of a job no kill hit. */
   duplicateComputations: number;
+  /** Second finished runs of jobs a kill hit (the kill came after the run, before its store). */
+  recomputedAfterKill: number;
   unacknowledgedComputed: number;
   rerunJobs: number;
   failedAttempts: number;
@@ -95,6 +119,10 @@ export interface ChaosReport {
   redisRestarts: number;
   redisDownMs: number;
   interruptedJobs: number;
+  /** Kills that hit one job (the worker killed held it, active), most over any job. */
+  mostHitsOnOneJob: number;
+  /** Jobs hit by more kills than the rule lets them survive (all must be expectedStalled or done before). */
+  jobsHitPastRule: number;
   stallsWithoutKill: number;
   /** Stalls with more than one kill that could have caused them (see analyzeRecovery). */
   ambiguousStalls: number;
@@ -325,6 +353,8 @@ class Cluster {
   base = '';
   queueDir = '';
   #api: Child | undefined;
+  /** Reads which jobs a worker holds at the instant it is killed; reconnects across restarts. */
+  #inspect: Redis | undefined;
   readonly #queueEvents: QueueEvents[] = [];
   readonly #log: (line: string) => void;
 
@@ -332,7 +362,7 @@ class Cluster {
     this.#log = log;
   }
 
-  async start(dirs: { dataDir: string; spoolDir: string }): Promise<void> {
+  async start(dirs: { dataDir: string; spoolDir: string }, extraEnv?: Record<string, string>): Promise<void> {
     const [queue, cache] = await Promise.all([
       startRedis(QUEUE_REDIS_ARGS),
       startRedis(['--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru']),
@@ -355,6 +385,9 @@ class Cluster {
       // Two workers on one host: each serves its metrics on a port of its own.
       QUARRY_WORKER_METRICS_PORT: '0',
     };
+    if (extraEnv) Object.assign(this.env, extraEnv);
+    this.#inspect = new Redis(queue.url, { maxRetriesPerRequest: null });
+    this.#inspect.on('error', () => undefined);
     for (const name of [QUEUE_NAMES.aggregate, QUEUE_NAMES.index]) await this.#watch(name, queue.port);
     await Promise.all([
       ...this.workers.map((w) => this.startWorker(w)),
@@ -429,16 +462,48 @@ class Cluster {
     return { slot, cpu: `CPU ticks in 200 ms: ${used.join(' / ')}` };
   }
 
-  /** SIGKILLs the slot's worker, then starts a new one there in the background; its pid. */
-  async kill(slot: WorkerSlot, problems: string[]): Promise<number | undefined> {
+  /**
+   * Kills the slot's worker and starts a new one there in the background. Returns its pid and
+   * the ids of the jobs it held: active in BullMQ with `processedBy` naming it. The worker is
+   * SIGSTOPped first, so it cannot take or finish a job between that reading and the SIGKILL;
+   * 50 ms let Redis read what it had already written to its sockets.
+   */
+  async kill(
+    slot: WorkerSlot,
+    problems: string[],
+  ): Promise<{ pid: number | undefined; held: string[] } | undefined> {
     const child = slot.child;
     if (child === undefined) return undefined;
     slot.child = undefined;
     const exited = new Promise((resolve) => child.process.once('exit', resolve));
+    const pid = child.process.pid;
+    let held: string[] = [];
+    if (child.process.kill('SIGSTOP')) {
+      await sleep(50);
+      held = await this.#heldBy(workerName(pid)).catch((error: unknown) => {
+        problems.push(`could not read the jobs of worker ${pid}: ${error}`);
+        return [];
+      });
+    }
     child.process.kill('SIGKILL');
     await exited;
     this.startWorker(slot).catch((error: unknown) => problems.push(`worker restart failed: ${error}`));
-    return child.process.pid;
+    return { pid, held };
+  }
+
+  /** The jobs active in either queue whose BullMQ hash says `name` took them. */
+  async #heldBy(name: string): Promise<string[]> {
+    const redis = this.#inspect!;
+    const prefix = this.env.QUARRY_PREFIX!;
+    const held: string[] = [];
+    for (const queue of [QUEUE_NAMES.aggregate, QUEUE_NAMES.index]) {
+      const active = await redis.lrange(`${prefix}:${queue}:active`, 0, -1);
+      const owners = await Promise.all(active.map((id) => redis.hget(`${prefix}:${queue}:${id}`, 'pb')));
+      active.forEach((id, i) => {
+        if (owners[i] === name) held.push(id);
+      });
+    }
+    return held;
   }
 
   /**
@@ -463,6 +528,7 @@ class Cluster {
   async close(): Promise<void> {
     for (const [name, step] of [
       ['queue events', () => Promise.all(this.#queueEvents.map((e) => e.close()))],
+      ['inspect connection', async () => this.#inspect?.disconnect()],
       ['api', async () => this.#api?.stop()],
       [
         'workers',
@@ -769,8 +835,12 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const spacing = windowMs / jobs;
   const heavyFor = killTimes.map((t) => Math.max(0, Math.floor((t - 500) / spacing)));
   const plan = planJobs(jobs, options.heavyShare ?? 0.01, new Set(heavyFor), rand);
+  const stallEnv =
+    options.maxStalledCount === undefined
+      ? undefined
+      : { QUARRY_MAX_STALLED_COUNT: String(options.maxStalledCount) };
   log(
-    `chaos: seed ${seed}, ${jobs} jobs over ${windowMs / 1000} s, ${killTimes.length} kills, ${restarts} Redis restart(s)`,
+    `chaos: seed ${seed} (replay: npm run chaos -- --seed ${seed}), ${jobs} jobs over ${windowMs / 1000} s, ${killTimes.length} kills, ${restarts} Redis restart(s)`,
   );
 
   const dataDir = await makeFlightsDataDir();
@@ -781,15 +851,18 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
   const cluster = new Cluster(log);
   let checker: Checker | undefined;
   try {
-    await cluster.start({ dataDir, spoolDir });
+    await cluster.start({ dataDir, spoolDir }, stallEnv);
     const { base } = cluster;
     const config = loadConfig(cluster.env);
+    const { maxStalledCount } = config;
     log('chaos: Redis x2, 2 workers and the API are up');
     const t0 = Date.now();
     const at = () => `+${((Date.now() - t0) / 1000).toFixed(1)} s`;
     const acks: (Ack | undefined)[] = new Array(jobs).fill(undefined);
     const counters: SubmitCounters = { retried503: 0, retriedOther: 0, cacheHits: 0 };
     const kills: number[] = [];
+    /** Kills that hit each job: the killed worker held it, active. */
+    const hits = new Map<string, number>();
     let redisDownMs = 0;
     let restarted = 0;
     let submitting = true;
@@ -827,9 +900,10 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
         const victim = await cluster.pickVictim(rand);
         if (victim === undefined) continue;
         kills.push(Date.now());
-        const pid = await cluster.kill(victim.slot, problems);
+        const killed = await cluster.kill(victim.slot, problems);
+        for (const jobId of killed?.held ?? []) hits.set(jobId, (hits.get(jobId) ?? 0) + 1);
         log(
-          `chaos: ${at()} killed worker pid ${pid} (heavy job ${heavyRunning ? 'running' : 'not seen running'}; ${victim.cpu})`,
+          `chaos: ${at()} killed worker pid ${killed?.pid} holding ${killed?.held.length ?? 0} job(s) (heavy job ${heavyRunning ? 'running' : 'not seen running'}; ${victim.cpu})`,
         );
       }
     })();
@@ -856,6 +930,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     let completed = 0;
     let failed = 0;
     let unfinished = 0;
+    let expectedStalled = 0;
     let wrong = 0;
     const note = (line: string) => {
       if (problems.length < 40) problems.push(line);
@@ -864,12 +939,20 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       if (ack === undefined) continue;
       const job = plan[i]!;
       const status = finals.get(i);
-      const what = `job ${i} (${job.kind} ${job.label}) ${ack.jobId}`;
-      if (ack.envelope === undefined && status?.state !== 'completed') {
+      const jobHits = hits.get(ack.jobId) ?? 0;
+      const what = `job ${i} (${job.kind} ${job.label}) ${ack.jobId}, hit by ${jobHits} kill(s)`;
+      const verdict = ack.envelope === undefined ? judgeJob(status, jobHits, maxStalledCount) : 'completed';
+      if (verdict === 'expected-stalled') {
+        expectedStalled++;
+        continue;
+      }
+      if (verdict === 'lost') {
         if (status === undefined) unfinished++;
         else failed++;
         const now = status ?? (await jobStatus(base, ack.jobId));
-        note(`lost: ${what}: status record ${now?.state ?? 'missing'} ${JSON.stringify(now?.error ?? null)}`);
+        note(
+          `lost: ${what} (survives ${maxStalledCount}): status record ${now?.state ?? 'missing'} ${JSON.stringify(now?.error ?? null)}`,
+        );
         continue;
       }
       try {
@@ -887,17 +970,28 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     log(
       `chaos: events stream: ${['active', 'stalled', 'completed', 'failed'].map((e) => `${seen.filter((s) => s.event === e).length} ${e}`).join(', ')}`,
     );
+    const lost = failed + unfinished + (jobs - acknowledged);
+    // A second finished run is a duplicate unless a kill hit the job: a worker killed after its
+    // engine run finished but before the result was stored leaves a run that must be redone.
+    const extraRuns = (hit: boolean) =>
+      runs.reduce((n, [jobId, c]) => n + ((hits.get(jobId) ?? 0) > 0 === hit ? Math.max(0, c - 1) : 0), 0);
+    const duplicateComputations = extraRuns(false);
     return {
+      seed,
+      maxStalledCount,
+      passed: lost === 0 && wrong === 0 && duplicateComputations === 0,
       submitted: jobs,
       acknowledged,
       ...counters,
       completed,
       failed,
       unfinished,
-      lost: failed + unfinished + (jobs - acknowledged),
+      expectedStalled,
+      lost,
       wrong,
       computations: runs.reduce((n, [, c]) => n + c, 0),
-      duplicateComputations: runs.reduce((n, [, c]) => n + Math.max(0, c - 1), 0),
+      duplicateComputations,
+      recomputedAfterKill: extraRuns(true),
       unacknowledgedComputed: runs.filter(([jobId]) => !ackedIds.has(jobId)).length,
       rerunJobs: [...cluster.stream.values()].filter((e) => e.filter((s) => s.event === 'active').length > 1)
         .length,
@@ -905,6 +999,8 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
       kills: kills.length,
       redisRestarts: restarted,
       redisDownMs,
+      mostHitsOnOneJob: Math.max(0, ...hits.values()),
+      jobsHitPastRule: [...hits.values()].filter((n) => !survives(n, maxStalledCount)).length,
       ...analyzeRecovery(cluster.stream, kills, config.lockDurationMs / 2),
       problems,
     };
@@ -920,16 +1016,26 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
 export function reportRows(r: ChaosReport): { measure: string; value: string | number }[] {
   const ms = (v: number | null) => (v === null ? 'n/a' : `${(v / 1000).toFixed(1)} s`);
   return [
+    { measure: 'seed (replay: npm run chaos -- --seed N)', value: r.seed },
+    { measure: 'verdict', value: r.passed ? 'pass' : 'FAIL' },
     { measure: 'jobs submitted (POST)', value: r.submitted },
     { measure: 'acknowledged (202, or 200 from the cache)', value: r.acknowledged },
     { measure: '  of which cache hits (200)', value: r.cacheHits },
     { measure: '  503 answers, sent again after Retry-After', value: r.retried503 },
     { measure: '  other errors, sent again', value: r.retriedOther },
     { measure: 'completed with the right result', value: r.completed },
-    { measure: 'lost (failed, unfinished or never acknowledged)', value: r.lost },
+    {
+      measure: `failed QUARRY_ERR_JOB_STALLED, hit by more than ${r.maxStalledCount} kills (the rule)`,
+      value: r.expectedStalled,
+    },
+    { measure: 'lost (failed otherwise, unfinished or never acknowledged)', value: r.lost },
     { measure: 'wrong results', value: r.wrong },
     { measure: 'computations (finished engine runs)', value: r.computations },
-    { measure: 'duplicate computations (2nd finished run of a job)', value: r.duplicateComputations },
+    {
+      measure: 'duplicate computations (2nd finished run, no kill hit the job)',
+      value: r.duplicateComputations,
+    },
+    { measure: 'runs redone because a kill hit the job after its run', value: r.recomputedAfterKill },
     { measure: 'jobs computed but never acknowledged', value: r.unacknowledgedComputed },
     { measure: 'jobs started more than once', value: r.rerunJobs },
     { measure: 'failed attempts retried by BullMQ', value: r.failedAttempts },
@@ -937,6 +1043,11 @@ export function reportRows(r: ChaosReport): { measure: string; value: string | n
     { measure: 'jobs interrupted by a kill (stalled)', value: r.interruptedJobs },
     { measure: '  of which more than one kill could be the cause', value: r.ambiguousStalls },
     { measure: 'stalls without a kill', value: r.stallsWithoutKill },
+    {
+      measure: 'most kills that hit one job (it was active on the killed worker)',
+      value: r.mostHitsOnOneJob,
+    },
+    { measure: `jobs hit by more than ${r.maxStalledCount} kills`, value: r.jobsHitPastRule },
     { measure: 'longest pickup (kill -> job running again)', value: ms(r.longestPickupMs) },
     { measure: 'longest recovery (kill -> job completed)', value: ms(r.longestRecoveryMs) },
     { measure: '  upper bound, counting ambiguous stalls too', value: ms(r.longestRecoveryUpperMs) },
@@ -964,22 +1075,51 @@ export function printReport(r: ChaosReport): void {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      jobs: { type: 'string', default: '1000' },
-      seconds: { type: 'string', default: '120' },
+      jobs: { type: 'string' },
+      seconds: { type: 'string' },
+      'settle-seconds': { type: 'string' },
       seed: { type: 'string' },
+      seeds: { type: 'string' },
       'kill-min-ms': { type: 'string' },
       'kill-max-ms': { type: 'string' },
+      'max-stalled-count': { type: 'string' },
+      'report-file': { type: 'string' },
+      'timeout-s': { type: 'string' },
     },
   });
-  const report = await runChaos({
-    jobs: Number(values.jobs),
-    seconds: Number(values.seconds),
-    ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
-    ...(values['kill-min-ms'] === undefined ? {} : { killMinMs: Number(values['kill-min-ms']) }),
-    ...(values['kill-max-ms'] === undefined ? {} : { killMaxMs: Number(values['kill-max-ms']) }),
-  });
+  const num = (name: keyof typeof values) => {
+    const v = values[name];
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: a non-negative number, not ${v}`);
+    return n;
+  };
+  const options: ChaosOptions = {
+    jobs: num('jobs') ?? 1000,
+    seconds: num('seconds') ?? 120,
+    settleSeconds: num('settle-seconds') ?? 120,
+    ...(values.seed === undefined ? {} : { seed: num('seed')! }),
+    ...(values['kill-min-ms'] === undefined ? {} : { killMinMs: num('kill-min-ms')! }),
+    ...(values['kill-max-ms'] === undefined ? {} : { killMaxMs: num('kill-max-ms')! }),
+    ...(values['max-stalled-count'] === undefined ? {} : { maxStalledCount: num('max-stalled-count')! }),
+  };
+  if (values.seeds !== undefined) {
+    // Every option but the seed goes to each run as given.
+    const own = new Set(['--seeds', '--timeout-s']);
+    const args = process.argv.slice(2).filter((a, k, all) => !own.has(a) && !own.has(all[k - 1]!));
+    // A run's own bound: submissions, the settle time, and 15 minutes to start, check every
+    // answer in process (~1,000 engine runs and index builds: minutes on a loaded machine), stop.
+    const timeoutMs = (num('timeout-s') ?? options.seconds! + options.settleSeconds! + 900) * 1000;
+    const runs = await runSeeds(seedsFrom(values.seeds), args, timeoutMs);
+    printSeedRuns(runs);
+    process.exitCode = seedsPassed(runs) ? 0 : 1;
+    return;
+  }
+  const report = await runChaos(options);
   printReport(report);
-  process.exitCode = report.lost > 0 || report.wrong > 0 ? 1 : 0;
+  if (values['report-file'] !== undefined) writeFileSync(values['report-file'], JSON.stringify(report));
+  console.log(`\nchaos: seed ${report.seed}: ${report.passed ? 'pass' : 'FAIL'}`);
+  process.exitCode = report.passed ? 0 : 1;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

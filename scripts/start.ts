@@ -2,12 +2,20 @@
 // when they answer; otherwise, with redis-server on the PATH, starts a queue Redis (AOF,
 // noeviction) and a cache Redis (maxmemory, allkeys-lru) under ./.quarry; then a worker and the
 // API. Ctrl-C (or SIGTERM) stops all of it: children first, Redis last.
+//
+// Every child runs in a process group of its own (`detached`), so a Ctrl-C, which the terminal
+// sends to the whole foreground group, reaches only this starter (and npm above it, which
+// forwards a copy: onShutdownSignals treats that as the same request). The starter then sends
+// each child one SIGTERM: workers finish their jobs within QUARRY_SHUTDOWN_TIMEOUT_MS, and Redis
+// keeps serving until they are done. A second Ctrl-C is forwarded once more and forces them. The
+// exit code is 0 only when every child stopped by itself with 0.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { loadConfig } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
+import { onShutdownSignals } from '../shared/shutdown-signals.ts';
 
 const config = loadConfig();
 const logger = createLogger({ level: config.logLevel, name: 'quarry-start' });
@@ -40,9 +48,7 @@ function startRedis(name: string, url: string, args: string[]): Promise<void> {
   const child = spawn(
     'redis-server',
     ['--port', port || '6379', '--bind', '127.0.0.1', '--dir', dir, ...args],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
   );
   redisServers.push({ name, child });
   return new Promise((resolve, reject) => {
@@ -110,39 +116,67 @@ async function ensureRedis(): Promise<Record<string, string>> {
 
 function startChild(name: string, entry: string, env: Record<string, string>): void {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    stdio: 'inherit',
+    stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, ...env },
+    detached: true,
   });
   children.push({ name, child });
   child.once('exit', (code, signal) => {
     if (!stopping) {
       logger.error({ name, code, signal }, 'a process exited: stopping everything');
       void stop(1);
+    } else {
+      logger.info({ name, code, signal }, 'process stopped');
     }
   });
 }
 
 let stopping = false;
+const exited = (c: ChildProcess) =>
+  c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r));
+const stoppedCleanly = (c: ChildProcess) => c.exitCode === 0;
+
 async function stop(exitCode: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  const exited = (c: ChildProcess) =>
-    c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r));
   for (const { child } of children) child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     Promise.all(children.map(({ child }) => exited(child))),
-    new Promise((r) => setTimeout(r, config.shutdownTimeoutMs + 2000)),
+    new Promise((r) => {
+      timer = setTimeout(r, config.shutdownTimeoutMs + 2000);
+    }),
   ]);
-  for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL');
+  clearTimeout(timer);
+  for (const { name, child } of children) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    logger.error({ name }, 'did not stop in time: killing it');
+    child.kill('SIGKILL');
+  }
+  await Promise.all(children.map(({ child }) => exited(child)));
   // redis-server saves (AOF fsync) and exits cleanly on SIGTERM.
   for (const { child } of redisServers.reverse()) child.kill('SIGTERM');
   await Promise.all(redisServers.map(({ child }) => exited(child)));
-  logger.info('stopped');
-  process.exit(exitCode);
+  const clean = children.every(({ child }) => stoppedCleanly(child));
+  logger.info({ clean }, 'stopped');
+  process.exit(clean ? exitCode : 1);
 }
 
-process.on('SIGINT', () => void stop(0));
-process.on('SIGTERM', () => void stop(0));
+onShutdownSignals({
+  graceful: () => void stop(0),
+  duplicate: (signal) => logger.debug({ signal, shutdown: 'duplicate' }, 'the same stop request again'),
+  // A second Ctrl-C: each child gets a second signal, which makes it exit at once.
+  forced(signal) {
+    logger.warn({ signal, shutdown: 'forced' }, 'second signal: forcing every process to exit');
+    for (const { child } of children) if (child.exitCode === null) child.kill('SIGTERM');
+  },
+});
+// Children live in process groups of their own and would outlive a starter that crashed.
+process.on('exit', () => {
+  for (const { child } of [...children, ...redisServers]) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  }
+});
 
 const env = await ensureRedis();
 // Each worker serves its metrics on its own port: the configured one, then the next ones.

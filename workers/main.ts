@@ -1,7 +1,10 @@
 // Entrypoint of a worker process (`npm run worker`). Only entrypoints handle signals: the
-// first SIGTERM/SIGINT closes gracefully within QUARRY_SHUTDOWN_TIMEOUT_MS, a second forces.
+// first SIGTERM/SIGINT closes gracefully within QUARRY_SHUTDOWN_TIMEOUT_MS; a copy of it within
+// DUPLICATE_SIGNAL_WINDOW_MS (the terminal's and npm's for one Ctrl-C) changes nothing; a later
+// signal forces. Each log line about it carries `shutdown`: graceful | duplicate | forced.
 import { loadConfig } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
+import { onShutdownSignals } from '../shared/shutdown-signals.ts';
 import { startWorker } from './worker.ts';
 
 const config = loadConfig();
@@ -9,29 +12,30 @@ const logger = createLogger({ level: config.logLevel, name: 'quarry-worker' });
 const worker = await startWorker(config, logger);
 await worker.ready;
 
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
+onShutdownSignals({
+  graceful(signal) {
+    logger.info({ signal, shutdown: 'graceful' }, 'shutting down');
     const force = setTimeout(() => {
-      logger.error('shutdown did not finish in time: exiting');
+      logger.error({ shutdown: 'forced' }, 'shutdown did not finish in time: exiting');
       process.exit(1);
     }, config.shutdownTimeoutMs + 5000);
     force.unref();
     worker.close().then(
       () => {
-        logger.info('worker stopped');
+        logger.info({ shutdown: 'graceful', exitCode: 0 }, 'worker stopped');
         process.exit(0);
       },
       (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
+        logger.error({ err, shutdown: 'graceful', exitCode: 1 }, 'shutdown failed');
         process.exit(1);
       },
     );
-  });
-}
+  },
+  duplicate(signal) {
+    logger.info({ signal, shutdown: 'duplicate' }, 'the same stop request again: still stopping gracefully');
+  },
+  forced(signal) {
+    logger.warn({ signal, shutdown: 'forced', exitCode: 1 }, 'second signal: exiting now');
+    process.exit(1);
+  },
+});

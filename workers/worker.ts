@@ -1,6 +1,7 @@
 // A worker process's parts, wired together: connections, the DuckDB engine, the BullMQ Workers
 // for aggregations and index builds, the reconciler. `startWorker` returns a handle whose close() is graceful and idempotent.
 import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import type { AggregationJobData } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
@@ -35,6 +36,14 @@ export interface WorkerHandle {
    * lapse and BullMQ's stall check gives them to another worker. Safe to call twice.
    */
   close(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * The name BullMQ records on each job this process takes (the job hash's `pb`, "processedBy"):
+ * tools that kill or inspect workers (the chaos run, bull-board) learn from it who holds a job.
+ */
+export function workerName(pid: number = process.pid): string {
+  return `${os.hostname()}:${pid}`;
 }
 
 export async function startWorker(config: QuarryConfig, logger: Logger): Promise<WorkerHandle> {
@@ -85,6 +94,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   const common = {
     connection: bullConnection,
     prefix: config.prefix,
+    name: workerName(),
     lockDuration: config.lockDurationMs,
     stalledInterval: config.stalledIntervalMs,
     maxStalledCount: config.maxStalledCount,
@@ -107,7 +117,8 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     w.on('failed', (job) => {
       if (job?.id === undefined || !job.deferredFailure) return;
       const scope = jobScope(config, queueRedis, tenantOf(job.data));
-      const message = `the worker running the job died ${job.attemptsStarted - 1} times (${job.deferredFailure})`;
+      // stalledCounter counts every stall over the job's life; attemptsStarted counts retries too.
+      const message = `the worker running the job died ${job.stalledCounter} times (${job.deferredFailure})`;
       Promise.all([
         scope.status.failed(job.id, { code: 'QUARRY_ERR_JOB_STALLED', message }, true),
         queueRedis.del(scope.keys.inlineData(job.id)),

@@ -1,5 +1,7 @@
 // Process behaviour, tested in subprocesses: the worker entrypoint finishes a running job on
-// SIGTERM and exits 0; the CLI prints results and exits with codes scripts can rely on.
+// SIGTERM and exits 0; Ctrl-C at `npm start` (the terminal's SIGINT to the whole process group,
+// plus npm's forwarded copy) is one graceful stop, a later second Ctrl-C forces; the CLI prints
+// results and exits with codes scripts can rely on.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -8,9 +10,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createQuarry, type QuarryClient } from '../../producers/client.ts';
 import type { QuarryConfig } from '../../shared/config.ts';
-import { flightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
-import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { DUPLICATE_SIGNAL_WINDOW_MS } from '../../shared/shutdown-signals.ts';
+import { flightsSpec, slowFlightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
+import { freePort, type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem, testConfig, uniquePrefix } from '../helpers/system.ts';
+import { nextStart } from '../helpers/worker-process.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -95,6 +99,154 @@ describe('processes', () => {
       worker.child.kill('SIGKILL');
       await client?.close();
     }
+  });
+
+  describe('npm start: Ctrl-C', () => {
+    /** scripts/start.ts in a process group of its own, as a shell runs it; its and its children's pino lines. */
+    async function starter() {
+      const config = testConfig({ QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_DATA_DIR: VEGA_DATA_DIR });
+      const env = {
+        ...envOf(config),
+        // The test's Redis answers for both roles: the starter starts none.
+        QUARRY_CACHE_REDIS_URL: redis.url,
+        QUARRY_API_PORT: String(await freePort()),
+        QUARRY_WORKER_METRICS_PORT: '0',
+        QUARRY_DUCKDB_THREADS: '1',
+        QUARRY_SHUTDOWN_TIMEOUT_MS: '30000',
+      };
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+        cwd: root,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const lines: Record<string, unknown>[] = [];
+      const waiters: { match: (l: Record<string, unknown>) => boolean; resolve: () => void }[] = [];
+      let pending = '';
+      let stderr = '';
+      child.stderr?.on('data', (c: Buffer) => {
+        stderr += c;
+      });
+      child.stdout?.on('data', (c: Buffer) => {
+        pending += c;
+        const parts = pending.split('\n');
+        pending = parts.pop() ?? '';
+        for (const part of parts) {
+          if (!part.startsWith('{')) continue;
+          const line = JSON.parse(part) as Record<string, unknown>;
+          lines.push(line);
+          for (const w of waiters.filter((w) => w.match(line))) w.resolve();
+        }
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const seen = (match: (l: Record<string, unknown>) => boolean) =>
+        lines.some(match)
+          ? Promise.resolve()
+          : Promise.race([
+              new Promise<void>((resolve) => waiters.push({ match, resolve })),
+              exited.then((code) => {
+                throw new Error(`the starter exited (${code}) first: ${stderr.slice(-2000)}`);
+              }),
+            ]);
+      /** What a terminal does on Ctrl-C (the whole foreground group), and npm's forwarded copy. */
+      const ctrlC = () => {
+        process.kill(-child.pid!, 'SIGINT');
+        child.kill('SIGINT');
+      };
+      await Promise.all([
+        seen((l) => l.name === 'quarry-worker' && l.msg === 'worker ready'),
+        seen((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening')),
+      ]);
+      return { child, lines, seen, exited, ctrlC, config, stderr: () => stderr };
+    }
+
+    /**
+     * Seconds of work on one DuckDB thread, and `onActive` (a Ctrl-C) once its status record says
+     * it runs (polled: a waiter's subscription may come up after the job's first event).
+     */
+    async function runningJob(config: QuarryConfig, onActive: () => void) {
+      const client = createQuarry({ config });
+      const job = await client.aggregate({ ...slowFlightsSpec(3), engine: 'duckdb' });
+      const result = job.wait({ timeoutMs: 60_000 });
+      result.catch(() => undefined);
+      await nextStart(client, job.jobId, null);
+      onActive();
+      return { client, result };
+    }
+
+    test('one Ctrl-C (group SIGINT + npm copy): the worker finishes its job, every process exits 0', async () => {
+      const s = await starter();
+      let client: QuarryClient | undefined;
+      try {
+        const job = await runningJob(s.config, s.ctrlC);
+        client = job.client;
+        const envelope = await job.result;
+        assert.equal(envelope.rowCount, 3, 'the running job completed after Ctrl-C');
+        const code = await s.exited;
+        const log = JSON.stringify(s.lines.slice(-30));
+        assert.equal(code, 0, log);
+        const worker = s.lines.filter((l) => l.name === 'quarry-worker');
+        assert.ok(
+          worker.some((l) => l.shutdown === 'graceful' && l.exitCode === 0),
+          log,
+        );
+        assert.equal(worker.filter((l) => l.shutdown === 'forced').length, 0, log);
+        // Each child got the stop request once (the starter forwards one), and stopped with 0.
+        assert.equal(worker.filter((l) => l.shutdown === 'duplicate').length, 0, log);
+        const stopped = s.lines.filter((l) => l.msg === 'process stopped');
+        assert.deepEqual(stopped.map((l) => [l.name, l.code]).sort(), [
+          ['api', 0],
+          ['worker-1', 0],
+        ]);
+        assert.ok(
+          s.lines.some((l) => l.msg === 'stopped' && l.clean === true),
+          log,
+        );
+      } finally {
+        if (s.child.exitCode === null) s.child.kill('SIGTERM');
+        await s.exited;
+        await client?.close();
+      }
+    });
+
+    test('a second Ctrl-C later than the copy window forces the worker out at once', async () => {
+      const s = await starter();
+      let client: QuarryClient | undefined;
+      try {
+        let firstAt = 0;
+        const job = await runningJob(s.config, () => {
+          firstAt = performance.now();
+          s.ctrlC();
+        });
+        client = job.client;
+        await s.seen((l) => l.name === 'quarry-worker' && l.shutdown === 'graceful');
+        // The rule under test is about time: a person's second Ctrl-C comes after the window.
+        const wait = firstAt + DUPLICATE_SIGNAL_WINDOW_MS + 200 - performance.now();
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
+        assert.equal(
+          s.child.exitCode,
+          null,
+          `still stopping gracefully at the second Ctrl-C: ${JSON.stringify(s.lines.slice(-12).map((l) => [l.time, l.name, l.msg, l.shutdown]))}`,
+        );
+        s.ctrlC();
+        const code = await s.exited;
+        const log = JSON.stringify(s.lines.slice(-30));
+        assert.equal(code, 1, log);
+        assert.ok(
+          s.lines.some((l) => l.name === 'quarry-worker' && l.shutdown === 'forced' && l.exitCode === 1),
+          log,
+        );
+        assert.ok(s.lines.some((l) => l.msg === 'process stopped' && l.name === 'worker-1' && l.code === 1));
+        assert.ok(
+          s.lines.some((l) => l.msg === 'stopped' && l.clean === false),
+          log,
+        );
+      } finally {
+        if (s.child.exitCode === null) s.child.kill('SIGTERM');
+        await s.exited;
+        await client?.close();
+      }
+    });
   });
 
   describe('CLI', () => {
