@@ -10,7 +10,7 @@ import { loadConfig } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel, name: 'quarry-start' });
+const logger = createLogger({ level: config.logLevel, name: 'quarry-start', format: config.logFormat });
 const workers = Math.max(1, Number(process.argv[process.argv.indexOf('--workers') + 1]) || 1);
 
 function answers(url: string): Promise<boolean> {

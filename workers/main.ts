@@ -1,11 +1,13 @@
 // Entrypoint of a worker process (`npm run worker`). Only entrypoints handle signals: the
 // first SIGTERM/SIGINT closes gracefully within QUARRY_SHUTDOWN_TIMEOUT_MS, a second forces.
 import { loadConfig } from '../shared/config.ts';
-import { createLogger } from '../shared/logger.ts';
+import { createLogger, routeConsoleToLogger } from '../shared/logger.ts';
 import { startWorker } from './worker.ts';
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel, name: 'quarry-worker' });
+const logger = createLogger({ level: config.logLevel, name: 'quarry-worker', format: config.logFormat });
+// BullMQ and ioredis print warnings with console.*: make them log records like the rest.
+routeConsoleToLogger(logger);
 const worker = await startWorker(config, logger);
 await worker.ready;
 
