@@ -20,6 +20,8 @@ declare module 'fastify' {
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
+/** The `msg` of every access line: what log queries (and the tests) select them by. */
+export const ACCESS_LOG_MESSAGE = 'request';
 /** Incoming ids taken as they are: short, printable, no spaces or quotes (they reach the logs). */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 /** The route label of requests no route matched (the metrics use the same). */
@@ -60,11 +62,11 @@ export class AccessLogController extends LogController {
     if (reply.errorCode !== undefined) line.code = reply.errorCode;
     if (error) {
       // A response that broke off (client gone, stream error): the one case with a stack here.
-      reply.log.warn({ ...line, err: error }, 'request');
+      reply.log.warn({ ...line, err: error }, ACCESS_LOG_MESSAGE);
       return;
     }
-    if (route !== undefined && QUIET_ROUTES.has(route)) reply.log.debug(line, 'request');
-    else reply.log.info(line, 'request');
+    if (route !== undefined && QUIET_ROUTES.has(route)) reply.log.debug(line, ACCESS_LOG_MESSAGE);
+    else reply.log.info(line, ACCESS_LOG_MESSAGE);
   }
 }
 

@@ -11,6 +11,7 @@ import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { buildApp } from '../../api/app.ts';
+import { ACCESS_LOG_MESSAGE } from '../../api/request-log.ts';
 import { createQuarry, type QuarryClient } from '../../producers/client.ts';
 import { API_SCOPES, loadConfig } from '../../shared/config.ts';
 import { QuarryError } from '../../shared/errors.ts';
@@ -111,7 +112,7 @@ describe('attacks: operations (logs, metrics, API document)', () => {
         await app.inject({ method: 'GET', url: `/v1/jobs/agg-${'0'.repeat(31)}${i % 10}`, headers: auth }),
       );
     }
-    const access = log.lines.slice(before).filter((l) => l.msg === 'request');
+    const access = log.lines.slice(before).filter((l) => l.msg === ACCESS_LOG_MESSAGE);
     assert.equal(access.length, n, 'one access line per request');
     for (const [i, line] of access.entries()) {
       const res = answers[i]!;
@@ -138,7 +139,9 @@ describe('attacks: operations (logs, metrics, API document)', () => {
       headers: { 'x-request-id': 'lb-7f3a:42' },
     });
     assert.equal(sane.headers['x-request-id'], 'lb-7f3a:42');
-    assert.ok(log.lines.some((l) => l.msg === 'request' && l.reqId === 'lb-7f3a:42' && l.level === 'debug'));
+    assert.ok(
+      log.lines.some((l) => l.msg === ACCESS_LOG_MESSAGE && l.reqId === 'lb-7f3a:42' && l.level === 'debug'),
+    );
     for (const hostile of ['a b', 'x\u2028y"}', 'x'.repeat(2048)]) {
       const res = await app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': hostile } });
       assert.notEqual(res.headers['x-request-id'], hostile);
@@ -151,7 +154,9 @@ describe('attacks: operations (logs, metrics, API document)', () => {
     const unmatched = await app.inject({ method: 'GET', url: '/wp-login.php', headers: auth });
     assert.equal(unmatched.statusCode, 404);
     assert.ok(
-      log.lines.some((l) => l.msg === 'request' && l.route === 'unmatched' && l.url === '/wp-login.php'),
+      log.lines.some(
+        (l) => l.msg === ACCESS_LOG_MESSAGE && l.route === 'unmatched' && l.url === '/wp-login.php',
+      ),
     );
   });
 
@@ -184,7 +189,9 @@ describe('attacks: operations (logs, metrics, API document)', () => {
     );
     assert.equal(error.reqId, fault.headers['x-request-id'], 'the error line joins the access line');
     assert.ok(
-      faultLines.some((l) => l.msg === 'request' && l.status === 500 && l.code === 'QUARRY_ERR_INTERNAL'),
+      faultLines.some(
+        (l) => l.msg === ACCESS_LOG_MESSAGE && l.status === 500 && l.code === 'QUARRY_ERR_INTERNAL',
+      ),
     );
   });
 
