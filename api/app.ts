@@ -1,6 +1,6 @@
 // buildApp(deps): the status API as a Fastify instance, apart from listen() so tests can use
 // inject(). Every body is JSON kept as bytes; every error is Quarry's error body.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { QuarryClient } from '../producers/client.ts';
 import type { QuarryConfig } from '../shared/config.ts';
 import { QuarryError } from '../shared/errors.ts';
@@ -16,6 +16,7 @@ import { registerDashboard } from './plugins/dashboard.ts';
 import { registerMetrics } from './plugins/metrics.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
 import { RawJson } from './raw-json.ts';
+import { AccessLogController, registerRequestIds, requestId } from './request-log.ts';
 import { ResultCache } from './result-cache.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -44,8 +45,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, client, registry, logger } = deps;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    // Per-request logs would cost more than the requests they log; errors are still logged.
-    logController: new LogController({ disableRequestLogging: true }),
+    // One access line per request (request-log.ts); ids from a sane x-request-id, else random.
+    logController: new AccessLogController(),
+    requestIdHeader: false,
+    genReqId: requestId,
     bodyLimit: config.maxBodyBytes,
     return503OnClosing: true,
     ...httpLimits(config),
@@ -57,6 +60,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     done(null, new RawJson(body as Buffer));
   });
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
+  registerRequestIds(app);
 
   // Who is asking, and for which tenant: every route reads through request.quarry. Installed
   // before any route is declared, so that every route, plugins' included, gets its scope.

@@ -37,9 +37,16 @@ export function toQuarryError(error: unknown): QuarryError | undefined {
   return asRedisError(error);
 }
 
+/**
+ * Answers with Quarry's error body. Logging follows what the error says about the system: a 4xx is
+ * an expected outcome (bad input, not found, cancelled, rate limited) told at `debug` without a
+ * stack — the access line already counts it, with its code; a 5xx is a fault, logged at `error`
+ * with its stack (the cause's too).
+ */
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const quarry = toQuarryError(error);
   if (quarry === undefined) {
+    reply.errorCode = 'QUARRY_ERR_INTERNAL';
     request.log.error({ err: error, url: request.url }, 'unexpected error');
     return reply.code(500).send({
       error: {
@@ -48,7 +55,10 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
       },
     });
   }
-  if (quarry.status >= 500) request.log.warn({ err: error, code: quarry.code }, 'request failed');
+  reply.errorCode = quarry.code;
+  if (quarry.status >= 500) request.log.error({ err: error, code: quarry.code }, 'request failed');
+  else
+    request.log.debug({ code: quarry.code, field: quarry.field, reason: quarry.message }, 'request refused');
   if (quarry.retryAfterS !== undefined) reply.header('retry-after', String(quarry.retryAfterS));
   else if (redisFailureCode(quarry) !== undefined) reply.header('retry-after', '1');
   return reply.code(quarry.status).send(quarry.toJSON());

@@ -2,7 +2,7 @@
 // SIGTERM/SIGINT closes gracefully within QUARRY_SHUTDOWN_TIMEOUT_MS, a second forces.
 import { createQuarry } from '../producers/client.ts';
 import { loadConfig } from '../shared/config.ts';
-import { createLogger } from '../shared/logger.ts';
+import { createLogger, routeConsoleToLogger } from '../shared/logger.ts';
 import { warnAboutRoles } from '../shared/redis.ts';
 import { buildApp } from './app.ts';
 
@@ -11,7 +11,9 @@ function isLoopback(host: string): boolean {
 }
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel, name: 'quarry-api' });
+const logger = createLogger({ level: config.logLevel, name: 'quarry-api', format: config.logFormat });
+// BullMQ and ioredis print warnings with console.*: make them log records like the rest.
+routeConsoleToLogger(logger);
 warnAboutRoles(config, logger);
 if (config.apiKeys.length === 0) {
   if (!isLoopback(config.apiHost)) {

@@ -1,20 +1,18 @@
-// What the OpenAPI document says about each route, by `METHOD /url`. Request bodies are the zod
-// schemas that validate them (AggregationSpecSchema, IndexRequestSchema) turned into JSON Schema,
-// so the document cannot drift from validation; patterns and limits come from the constants the
-// routes check. Response shapes are written here, typed against the shared types where possible.
+// The named schemas of the OpenAPI document (`components.schemas`), their examples, and helpers
+// the route docs (openapi-routes.ts) use to point at them. Request bodies are the zod schemas that
+// validate them (AggregationSpecSchema, IndexRequestSchema, …) turned into JSON Schema, so the
+// document cannot drift from validation; patterns and limits come from the constants the routes
+// check. Response shapes are written here, typed against the shared types where possible.
 // These schemas only document: Fastify never compiles them (see plugins/openapi.ts).
-import type { FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { AggregationSpecSchema, ENGINES, type ResultColumn } from '../shared/aggregation.ts';
-import { ERRORS } from '../shared/errors.ts';
+import { ERRORS, type ErrorCode } from '../shared/errors.ts';
 import { COLLECTION_PATTERN, IndexRequestSchema } from '../shared/indexing.ts';
 import { JOB_ID_PATTERN, RESULT_KEY_PATTERN } from '../shared/keys.ts';
 import { SCHEDULE_NAME_PATTERN, ScheduleRequestSchema } from '../shared/schedules.ts';
-import { MAX_K } from '../shared/search/index.ts';
 import type { JobState, JobType } from '../shared/status.ts';
-import { MAX_WAIT_MS } from './request.ts';
 
-type Schema = Record<string, unknown>;
+export type Schema = Record<string, unknown>;
 
 /** A zod schema as the JSON Schema (2020-12, which OpenAPI 3.1 uses) of what a client sends. */
 export function requestSchemaOf(schema: z.ZodType): Schema {
@@ -42,24 +40,21 @@ const COLUMN_TYPES = Object.keys({
   null: 1,
 } satisfies Record<ResultColumn['type'], 1>);
 
-const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
-const int = (extra: Schema = {}): Schema => ({ type: 'integer', ...extra });
-const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({
+export const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
+export const int = (extra: Schema = {}): Schema => ({ type: 'integer', ...extra });
+export const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({
   type: 'object',
   properties,
   required,
 });
 const nullable = (schema: Schema): Schema => ({ anyOf: [schema, { type: 'null' }] });
 const dateTime = str({ format: 'date-time' });
-const withExample = (schema: Schema, example: unknown, description?: string): Schema => ({
-  ...schema,
-  ...(description === undefined ? {} : { description }),
-  examples: [example],
+export const jobId = str({
+  pattern: JOB_ID_PATTERN.source,
+  description: '`agg-<resultKey>` or `idx-<unique>`',
 });
-
-const jobId = str({ pattern: JOB_ID_PATTERN.source, description: '`agg-<resultKey>` or `idx-<unique>`' });
-const resultKey = str({ pattern: RESULT_KEY_PATTERN.source, description: '128 bits of SHA-256, hex' });
-const collection = str({ pattern: COLLECTION_PATTERN.source });
+export const resultKey = str({ pattern: RESULT_KEY_PATTERN.source, description: '128 bits of SHA-256, hex' });
+export const collection = str({ pattern: COLLECTION_PATTERN.source });
 
 // ── Bodies and their examples ──────────────────────────────────────────────────────────────────
 
@@ -67,11 +62,11 @@ export const AGGREGATION_REQUEST = requestSchemaOf(AggregationSpecSchema);
 export const INDEX_REQUEST = requestSchemaOf(IndexRequestSchema);
 export const SCHEDULE_REQUEST = requestSchemaOf(ScheduleRequestSchema);
 
-const EXAMPLE_KEY = '3f1c0e8a9b7d4c2e1f0a5b6c7d8e9f01';
-const EXAMPLE_JOB = `agg-${EXAMPLE_KEY}`;
-const EXAMPLE_INDEX_JOB = 'idx-m1abcde9f3c2b1a0d4e5';
+export const EXAMPLE_KEY = '3f1c0e8a9b7d4c2e1f0a5b6c7d8e9f01';
+export const EXAMPLE_JOB = `agg-${EXAMPLE_KEY}`;
+export const EXAMPLE_INDEX_JOB = 'idx-m1abcde9f3c2b1a0d4e5';
 
-const aggregationRequestExample = {
+export const aggregationRequestExample = {
   dataset: {
     records: [
       { origin: 'LAX', delay: 5 },
@@ -84,7 +79,7 @@ const aggregationRequestExample = {
   orderBy: [{ column: 'count', direction: 'desc' }],
 };
 
-const indexRequestExample = {
+export const indexRequestExample = {
   documents: [
     { id: '1', title: 'Red apples', body: 'Apples grow on trees' },
     { id: '2', title: 'Pears', body: 'Green pears and red apples' },
@@ -190,7 +185,7 @@ export const INDEX_BUILT = obj({
   jobId,
   status: str({ enum: ['completed'] }),
   links: indexLinks,
-  index: INDEX_INFO,
+  index: { $ref: '#/components/schemas/IndexInfo' },
 });
 
 export const SEARCH_RESULT = obj({
@@ -209,7 +204,7 @@ export const SEARCH_RESULT = obj({
 
 // ── Examples ───────────────────────────────────────────────────────────────────────────────────
 
-const envelopeExample = {
+export const envelopeExample = {
   resultKey: EXAMPLE_KEY,
   columns: [
     { name: 'origin', type: 'string' },
@@ -226,7 +221,7 @@ const envelopeExample = {
   computedAt: '2025-01-01T12:00:00.000Z',
   durationMs: 3.2,
 };
-const jobStatusExample = {
+export const jobStatusExample = {
   jobId: EXAMPLE_JOB,
   type: 'aggregate',
   state: 'completed',
@@ -238,7 +233,7 @@ const jobStatusExample = {
   resultKey: EXAMPLE_KEY,
   error: null,
 };
-const indexInfoExample = {
+export const indexInfoExample = {
   collection: 'docs',
   version: 1767268800000,
   documents: 2,
@@ -248,51 +243,9 @@ const indexInfoExample = {
   buildMs: 2,
   jobId: EXAMPLE_INDEX_JOB,
 };
-const indexLinksExample = { status: `/v1/jobs/${EXAMPLE_INDEX_JOB}`, index: '/v1/indexes/docs' };
+export const indexLinksExample = { status: `/v1/jobs/${EXAMPLE_INDEX_JOB}`, index: '/v1/indexes/docs' };
 
-function errorResponse(status: number, code: keyof typeof ERRORS, message: string, field?: string): Schema {
-  const codes = Object.entries(ERRORS)
-    .filter(([, d]) => d.status === status)
-    .map(([c]) => `\`${c}\``);
-  return withExample(
-    ERROR_BODY,
-    { error: { code, message, ...(field === undefined ? {} : { field }) } },
-    `The error body; \`error.code\` is one of ${codes.join(', ')}.`,
-  );
-}
-
-const notFound = (code: keyof typeof ERRORS, what: string) => ({
-  404: errorResponse(404, code, `no ${what}`),
-});
-const badInput = {
-  400: errorResponse(400, 'QUARRY_ERR_VALIDATION', 'metrics.0.column: Required', 'metrics.0.column'),
-  413: errorResponse(413, 'QUARRY_ERR_BODY_TOO_LARGE', 'Request body is too large'),
-  415: errorResponse(415, 'QUARRY_ERR_UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json'),
-};
-const unavailable = {
-  503: errorResponse(
-    503,
-    'QUARRY_ERR_REDIS_UNAVAILABLE',
-    'a Redis server Quarry depends on is not reachable',
-  ),
-};
-
-const waitQuery = obj(
-  {
-    wait: int({
-      minimum: 0,
-      maximum: MAX_WAIT_MS,
-      default: 0,
-      description: 'Milliseconds to wait for the job to finish before answering 202.',
-    }),
-  },
-  [],
-);
-
-// ── Routes ─────────────────────────────────────────────────────────────────────────────────────
-
-/** The documentation of each route, keyed `METHOD /url` as Fastify declares it. */
-const scheduleName = str({ pattern: SCHEDULE_NAME_PATTERN.source });
+export const scheduleName = str({ pattern: SCHEDULE_NAME_PATTERN.source });
 export const SCHEDULE_INFO = obj({
   name: scheduleName,
   everyMs: nullable(int()),
@@ -302,7 +255,7 @@ export const SCHEDULE_INFO = obj({
   resultKey: nullable(resultKey),
   refreshedAt: nullable(dateTime),
 });
-const scheduleExample = {
+export const scheduleExample = {
   name: 'daily-origins',
   everyMs: 60_000,
   cron: null,
@@ -312,292 +265,93 @@ const scheduleExample = {
   refreshedAt: '2026-11-27T10:00:00.012Z',
 };
 
-export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
-  'POST /v1/aggregations': {
-    operationId: 'createAggregation',
-    tags: ['aggregations'],
-    summary: 'Enqueue an aggregation, or answer it from the cache',
-    description:
-      'Answers `200` with the result envelope when the result is cached (`x-quarry-cache: hit`) or ' +
-      'computed within `wait`; otherwise `202` with links to poll. The same spec always gets the ' +
-      'same `resultKey`; identical requests in flight share one job.',
-    querystring: waitQuery,
-    body: withExample(AGGREGATION_REQUEST, aggregationRequestExample),
-    response: {
-      200: {
-        ...withExample(RESULT_ENVELOPE, envelopeExample, 'The result envelope, as stored.'),
-        headers: { 'x-quarry-cache': { type: 'string', enum: ['hit', 'miss'] } },
-      },
-      202: withExample(
-        AGGREGATION_ACCEPTED,
-        {
-          jobId: EXAMPLE_JOB,
-          resultKey: EXAMPLE_KEY,
-          status: 'queued',
-          links: { status: `/v1/jobs/${EXAMPLE_JOB}`, result: `/v1/results/${EXAMPLE_KEY}` },
-        },
-        'Enqueued (or joined a job in flight); not finished within `wait`.',
-      ),
-      ...badInput,
-      ...unavailable,
+const readiness = (status: 'ready' | 'unavailable') =>
+  obj({
+    status: str({ enum: [status] }),
+    redis: obj({ queue: { type: 'boolean' }, cache: { type: 'boolean' } }),
+  });
+
+// ── Named schemas ──────────────────────────────────────────────────────────────────────────────
+
+const examplesOf = (schema: Schema, example: unknown): Schema => ({ ...schema, examples: [example] });
+
+/**
+ * `components.schemas`: every body the API takes or gives, by name, so generated clients get
+ * named types (`AggregationSpec`, `JobStatus`, …) instead of one anonymous type per route.
+ */
+export const COMPONENT_SCHEMAS = {
+  AggregationSpec: examplesOf(AGGREGATION_REQUEST, aggregationRequestExample),
+  IndexRequest: examplesOf(INDEX_REQUEST, indexRequestExample),
+  ScheduleRequest: examplesOf(SCHEDULE_REQUEST, { spec: aggregationRequestExample, everyMs: 60_000 }),
+  Error: examplesOf(ERROR_BODY, {
+    error: {
+      code: 'QUARRY_ERR_VALIDATION',
+      message: 'metrics.0.column: Required',
+      field: 'metrics.0.column',
     },
-  },
-  'GET /v1/results/:resultKey': {
-    operationId: 'getResult',
-    tags: ['aggregations'],
-    summary: 'A stored result envelope, as its bytes',
-    params: obj({ resultKey }),
-    response: {
-      200: withExample(RESULT_ENVELOPE, envelopeExample, 'The result envelope.'),
-      ...notFound('QUARRY_ERR_RESULT_NOT_FOUND', `result ${EXAMPLE_KEY}`),
+  }),
+  ResultEnvelope: examplesOf(RESULT_ENVELOPE, envelopeExample),
+  AggregationAccepted: AGGREGATION_ACCEPTED,
+  JobStatus: examplesOf(JOB_STATUS, jobStatusExample),
+  IndexInfo: examplesOf(INDEX_INFO, indexInfoExample),
+  IndexServed: examplesOf(INDEX_SERVED, { ...indexInfoExample, stored: true }),
+  IndexDeleted: examplesOf(INDEX_DELETED, {
+    collection: 'docs',
+    version: indexInfoExample.version,
+    deleted: true,
+  }),
+  IndexAccepted: INDEX_ACCEPTED,
+  IndexBuilt: INDEX_BUILT,
+  SearchResult: SEARCH_RESULT,
+  Schedule: examplesOf(SCHEDULE_INFO, scheduleExample),
+  ScheduleList: obj({ schedules: { type: 'array', items: { $ref: '#/components/schemas/Schedule' } } }),
+  Health: obj({ status: str({ enum: ['ok'] }) }),
+  Ready: readiness('ready'),
+  Unavailable: readiness('unavailable'),
+} satisfies Record<string, Schema>;
+
+export type SchemaName = keyof typeof COMPONENT_SCHEMAS;
+
+export const ref = (name: SchemaName): Schema => ({ $ref: `#/components/schemas/${name}` });
+
+/** A JSON response (or request body) of a named schema, with an example of this use. */
+export function json(name: SchemaName, description: string, example?: unknown): Schema {
+  return {
+    description,
+    content: {
+      'application/json': { schema: ref(name), ...(example === undefined ? {} : { example }) },
     },
-  },
-  'GET /v1/jobs/:jobId': {
-    operationId: 'getJob',
-    tags: ['jobs'],
-    summary: "A job's status record",
-    params: obj({ jobId }),
-    response: {
-      200: withExample(JOB_STATUS, jobStatusExample, 'The status record.'),
-      ...notFound('QUARRY_ERR_JOB_NOT_FOUND', `job ${EXAMPLE_JOB}`),
-    },
-  },
-  'DELETE /v1/jobs/:jobId': {
-    operationId: 'cancelJob',
-    tags: ['jobs'],
-    summary: 'Cancel a job',
-    description: 'A queued job is removed; a running one is stopped. Answers the status afterwards.',
-    params: obj({ jobId }),
-    response: {
-      200: withExample(
-        JOB_STATUS,
-        {
-          ...jobStatusExample,
-          state: 'cancelled',
-          resultKey: null,
-          error: { code: 'QUARRY_ERR_JOB_CANCELLED', message: 'the job was cancelled' },
-        },
-        'The status record after cancelling.',
-      ),
-      ...notFound('QUARRY_ERR_JOB_NOT_FOUND', `job ${EXAMPLE_JOB}`),
-    },
-  },
-  'GET /v1/jobs/:jobId/events': {
-    operationId: 'watchJob',
-    tags: ['jobs'],
-    summary: "A job's status changes as Server-Sent Events",
-    description:
-      'First `status` (the record), then `progress` and `state` events, then `end` once the job ' +
-      'is final.',
-    params: obj({ jobId }),
-    response: {
-      200: {
-        description: 'An event stream.',
-        content: {
-          'text/event-stream': {
-            schema: { type: 'string' },
-            example: `event: status\ndata: ${JSON.stringify(jobStatusExample)}\n\nevent: end\ndata: {}\n\n`,
-          },
-        },
-      },
-      ...notFound('QUARRY_ERR_JOB_NOT_FOUND', `job ${EXAMPLE_JOB}`),
-    },
-  },
-  'POST /v1/indexes/:collection': {
-    operationId: 'buildIndex',
-    tags: ['indexes'],
-    summary: "Build a new version of a collection's search index",
-    description:
-      'Documents inline (`documents`) or from a file under the data root (`source`), not both. ' +
-      'With `wait`, answers `200` once the new version is live in this process.',
-    params: obj({ collection }),
-    querystring: waitQuery,
-    body: withExample(INDEX_REQUEST, indexRequestExample),
-    response: {
-      200: withExample(
-        INDEX_BUILT,
-        { jobId: EXAMPLE_INDEX_JOB, status: 'completed', links: indexLinksExample, index: indexInfoExample },
-        'Built within `wait`; the version is live.',
-      ),
-      202: withExample(
-        INDEX_ACCEPTED,
-        { jobId: EXAMPLE_INDEX_JOB, status: 'queued', links: indexLinksExample },
-        'Enqueued; not built within `wait`.',
-      ),
-      ...badInput,
-      ...unavailable,
-    },
-  },
-  'GET /v1/indexes/:collection': {
-    operationId: 'getIndex',
-    tags: ['indexes'],
-    summary: "A collection's current index version",
-    params: obj({ collection }),
-    response: {
-      200: withExample(
-        INDEX_SERVED,
-        { ...indexInfoExample, stored: true },
-        'The version this process serves (searches answer from it), else the live one in Redis.',
-      ),
-      ...notFound('QUARRY_ERR_INDEX_NOT_FOUND', 'index "docs"'),
-    },
-  },
-  'DELETE /v1/indexes/:collection': {
-    operationId: 'deleteIndex',
-    tags: ['indexes'],
-    summary: 'Delete a collection: its versions in Redis and the copies every API process holds',
-    description:
-      'Every API process stops serving it (a notice, and a periodic check of the pointer). A build ' +
-      'that reserved its version before the delete publishes nothing (its job fails with ' +
-      '`QUARRY_ERR_INDEX_DELETED`); a build that starts after it creates the collection anew.',
-    params: obj({ collection }),
-    response: {
-      200: withExample(
-        INDEX_DELETED,
-        { collection: 'docs', version: indexInfoExample.version, deleted: true },
-        'Deleted.',
-      ),
-      ...notFound('QUARRY_ERR_INDEX_NOT_FOUND', 'index "docs"'),
-      ...unavailable,
-    },
-  },
-  'GET /v1/indexes/:collection/search': {
-    operationId: 'search',
-    tags: ['indexes'],
-    summary: 'Search a collection (BM25), answered from memory',
-    params: obj({ collection }),
-    querystring: obj(
-      {
-        q: str({ minLength: 1, maxLength: 4096, description: 'The query; must not be blank.' }),
-        k: int({ minimum: 1, maximum: MAX_K, default: 10, description: 'Hits to return.' }),
-        mode: str({ enum: ['any', 'all'], default: 'any', description: 'Match any term, or all.' }),
-        prefix: str({
-          enum: ['true', 'false'],
-          default: 'false',
-          description: 'Let the last term match longer words (search as you type).',
-        }),
-      },
-      ['q'],
-    ),
-    response: {
-      200: withExample(
-        SEARCH_RESULT,
-        {
-          hits: [
-            { id: '1', score: 1.93, fields: { title: 'Red apples' } },
-            { id: '2', score: 0.71, fields: { title: 'Pears' } },
-          ],
-          total: 2,
-          version: 1767268800000,
-          tookMs: 0.03,
-        },
-        'The top k hits, best first.',
-      ),
-      400: errorResponse(400, 'QUARRY_ERR_VALIDATION', 'q: the query is empty', 'q'),
-      ...notFound('QUARRY_ERR_INDEX_NOT_FOUND', 'index "docs"'),
-    },
-  },
-  'PUT /v1/schedules/:name': {
-    operationId: 'putSchedule',
-    tags: ['schedules'],
-    summary: 'Register or replace a scheduled aggregation',
-    description:
-      'The spec is validated now; it then refreshes every `everyMs` (first run at once) or on a `cron` ' +
-      'pattern, and `GET /v1/aliases/:name` serves its newest result.',
-    params: obj({ name: scheduleName }),
-    body: withExample(SCHEDULE_REQUEST, { spec: aggregationRequestExample, everyMs: 60_000 }),
-    response: {
-      200: withExample(SCHEDULE_INFO, scheduleExample, 'The schedule as registered.'),
-      ...badInput,
-    },
-  },
-  'GET /v1/schedules': {
-    operationId: 'listSchedules',
-    tags: ['schedules'],
-    summary: "This tenant's schedules",
-    response: {
-      200: withExample(obj({ schedules: { type: 'array', items: SCHEDULE_INFO } }), {
-        schedules: [scheduleExample],
-      }),
-    },
-  },
-  'GET /v1/schedules/:name': {
-    operationId: 'getSchedule',
-    tags: ['schedules'],
-    summary: 'One schedule: timing, next run, newest result',
-    params: obj({ name: scheduleName }),
-    response: {
-      200: withExample(SCHEDULE_INFO, scheduleExample, 'The schedule.'),
-      ...notFound('QUARRY_ERR_SCHEDULE_NOT_FOUND', 'schedule "daily-origins"'),
-    },
-  },
-  'DELETE /v1/schedules/:name': {
-    operationId: 'deleteSchedule',
-    tags: ['schedules'],
-    summary: 'Stop and forget a schedule (and its alias)',
-    params: obj({ name: scheduleName }),
-    response: {
-      204: { description: 'Removed.', type: 'null' },
-      ...notFound('QUARRY_ERR_SCHEDULE_NOT_FOUND', 'schedule "daily-origins"'),
-    },
-  },
-  'GET /v1/aliases/:name': {
-    operationId: 'getAlias',
-    tags: ['schedules'],
-    summary: "A schedule's newest result (the envelope bytes as stored)",
-    params: obj({ name: scheduleName }),
-    response: {
-      200: withExample(
-        RESULT_ENVELOPE,
-        envelopeExample,
-        'The newest result; header x-quarry-result-key names it.',
-      ),
-      ...notFound('QUARRY_ERR_RESULT_NOT_FOUND', 'result for "daily-origins"'),
-    },
-  },
-  'GET /healthz': {
-    operationId: 'health',
-    tags: ['operations'],
-    summary: 'The process is up',
-    response: { 200: withExample(obj({ status: str({ enum: ['ok'] }) }), { status: 'ok' }, 'Up.') },
-  },
-  'GET /readyz': {
-    operationId: 'ready',
-    tags: ['operations'],
-    summary: 'Both Redis roles answer',
-    response: {
-      200: withExample(
-        obj({
-          status: str({ enum: ['ready'] }),
-          redis: obj({ queue: { type: 'boolean' }, cache: { type: 'boolean' } }),
-        }),
-        { status: 'ready', redis: { queue: true, cache: true } },
-        'Ready.',
-      ),
-      503: withExample(
-        obj({
-          status: str({ enum: ['unavailable'] }),
-          redis: obj({ queue: { type: 'boolean' }, cache: { type: 'boolean' } }),
-        }),
-        { status: 'unavailable', redis: { queue: true, cache: false } },
-        'A Redis role does not answer.',
-      ),
-    },
-  },
-  'GET /metrics': {
-    operationId: 'metrics',
-    tags: ['operations'],
-    summary: 'Prometheus metrics of this API process',
-    response: {
-      200: {
-        description: 'Prometheus text exposition format.',
-        content: {
-          'text/plain': {
-            schema: { type: 'string' },
-            example: '# TYPE quarry_cache_hits_total counter\nquarry_cache_hits_total 12\n',
-          },
-        },
-      },
-    },
-  },
-};
+  };
+}
+
+// ── Error responses ────────────────────────────────────────────────────────────────────────────
+
+/**
+ * The error responses a route can give, from the codes it can answer with: grouped by the
+ * status the registry gives each code, each status listing its codes. 408 has no Quarry body: it
+ * is Node's answer to a request (body) that did not arrive within the server's request timeout.
+ */
+export function errorResponses(
+  codes: readonly ErrorCode[],
+  options: { timeout?: boolean } = {},
+): Record<string, Schema> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of new Set(codes)) {
+    const status = ERRORS[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const responses: Record<string, Schema> = {};
+  if (options.timeout) {
+    responses[408] = {
+      description: 'The request did not arrive within the request timeout (no body).',
+      type: 'null',
+    };
+  }
+  for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const [first] = list;
+    responses[status] = json('Error', `\`error.code\` is ${list.map((c) => `\`${c}\``).join(', ')}.`, {
+      error: { code: first, message: ERRORS[first!].description },
+    });
+  }
+  return responses;
+}

@@ -18,7 +18,7 @@ import { createLogger } from '../shared/logger.ts';
 import { onShutdownSignals } from '../shared/shutdown-signals.ts';
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel, name: 'quarry-start' });
+const logger = createLogger({ level: config.logLevel, name: 'quarry-start', format: config.logFormat });
 const workers = Math.max(1, Number(process.argv[process.argv.indexOf('--workers') + 1]) || 1);
 
 function answers(url: string): Promise<boolean> {

@@ -84,6 +84,7 @@ const EnvSchema = z.object({
   QUARRY_STATUS_TTL_S: int(1, 365 * 86400, 86400),
   QUARRY_INLINE_DATA_TTL_S: int(60, 365 * 86400, 86400),
   QUARRY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  QUARRY_LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
   QUARRY_MAX_BODY_BYTES: int(1024, 1024 ** 3, 16 * 1024 ** 2),
   QUARRY_MAX_INLINE_BYTES: int(1024, 1024 ** 3, 8 * 1024 ** 2),
   QUARRY_MAX_RESULT_ROWS: int(1, 100_000_000, 100_000),
@@ -143,6 +144,8 @@ export interface QuarryConfig {
   /** How long a queued job's inline records wait for a worker before they expire. */
   readonly inlineDataTtlS: number;
   readonly logLevel: string;
+  /** `pretty` or `json`; unset: pretty when stdout is a terminal, JSON otherwise. */
+  readonly logFormat: 'pretty' | 'json' | undefined;
   readonly maxBodyBytes: number;
   readonly maxInlineBytes: number;
   readonly maxResultRows: number;
@@ -244,6 +247,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     statusTtlS: e.QUARRY_STATUS_TTL_S,
     inlineDataTtlS: e.QUARRY_INLINE_DATA_TTL_S,
     logLevel: e.QUARRY_LOG_LEVEL,
+    logFormat: e.QUARRY_LOG_FORMAT,
     maxBodyBytes: e.QUARRY_MAX_BODY_BYTES,
     maxInlineBytes: e.QUARRY_MAX_INLINE_BYTES,
     maxResultRows: e.QUARRY_MAX_RESULT_ROWS,

@@ -1,13 +1,99 @@
-// The one way Quarry logs: pino, structured, level from config.
-import { type Logger, pino } from 'pino';
+// The one way Quarry logs: pino, structured, level from config. Both formats carry readable
+// levels ("level":"info") and ISO times; `json` writes one object a line (for collectors), `pretty`
+// one human line per record (for a terminal), formatted in-process by log-format.ts, not on a
+// transport thread: nothing is lost at process.exit, and no thread is started per process.
+import { format } from 'node:util';
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
+import { prettyLine } from './log-format.ts';
 
 export type { Logger };
 
-export function createLogger(options: { level: string; name: string }): Logger {
-  return pino({ name: options.name, level: options.level, base: { pid: process.pid, name: options.name } });
+export const LOG_FORMATS = ['pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface LoggerConfig {
+  level: string;
+  name: string;
+  /** Default: `pretty` when stdout is a terminal, `json` otherwise. */
+  format?: LogFormat | undefined;
+  /** Where lines go; default stdout (fd 1, synchronous writes). Tests pass a collector. */
+  destination?: DestinationStream;
+}
+
+/** The options both formats share: the shape of every record Quarry writes. */
+export function loggerOptions(options: { level: string; name: string }): LoggerOptions {
+  return {
+    name: options.name,
+    level: options.level,
+    base: { pid: process.pid, name: options.name },
+    // Labels, not pino's numbers: what a reader and most log collectors expect.
+    formatters: { level: (label) => ({ level: label }) },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+}
+
+export function resolveLogFormat(format: LogFormat | undefined, stdoutIsTerminal: boolean): LogFormat {
+  return format ?? (stdoutIsTerminal ? 'pretty' : 'json');
+}
+
+export function createLogger(options: LoggerConfig): Logger {
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: true });
+  const format = resolveLogFormat(
+    options.format,
+    options.destination === undefined && process.stdout.isTTY === true,
+  );
+  if (format === 'json') return pino(loggerOptions(options), destination);
+  const colors = options.destination === undefined && process.stdout.isTTY === true;
+  return pino(loggerOptions(options), prettyStream(destination, colors));
+}
+
+/** Turns each JSON line pino writes into a pretty one before it reaches `out`. */
+export function prettyStream(out: DestinationStream, colors: boolean): DestinationStream {
+  const flushable = out as DestinationStream & { flushSync?: () => void };
+  return {
+    write(line: string) {
+      out.write(prettyLine(line, colors));
+    },
+    // pino's flush() looks for these; forward them so a final line is not left in a buffer.
+    ...(flushable.flushSync === undefined ? {} : { flushSync: () => flushable.flushSync?.() }),
+  } as DestinationStream;
 }
 
 /** A logger that drops everything: for tests and tools that want silence. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
+}
+
+const CONSOLE_LEVELS = {
+  log: 'info',
+  info: 'info',
+  debug: 'debug',
+  warn: 'warn',
+  error: 'error',
+} as const;
+type ConsoleMethod = keyof typeof CONSOLE_LEVELS;
+type ConsoleLevel = (typeof CONSOLE_LEVELS)[ConsoleMethod];
+
+/**
+ * Sends console.log/info/debug/warn/error through `logger`, so libraries that print (BullMQ's
+ * eviction-policy and Redis-version warnings, ioredis' unhandled error events) do not interleave
+ * plain text with the log records. For entrypoints only (workers/main.ts, api/main.ts): it
+ * changes a process-wide global. Returns a function that puts the console back.
+ */
+export function routeConsoleToLogger(logger: Logger): () => void {
+  const saved = { ...console };
+  const log = logger.child({ source: 'console' });
+  for (const [method, level] of Object.entries(CONSOLE_LEVELS) as [ConsoleMethod, ConsoleLevel][]) {
+    console[method] = (...args: unknown[]) => {
+      const [first] = args;
+      // An error alone keeps its stack as a structured `err`, not flattened into the message.
+      if (args.length === 1 && first instanceof Error) log[level]({ err: first }, first.message);
+      else log[level](format(...args));
+    };
+  }
+  return () => {
+    for (const method of Object.keys(CONSOLE_LEVELS) as ConsoleMethod[]) {
+      console[method] = saved[method];
+    }
+  };
 }

@@ -11,8 +11,12 @@ export const METRIC_NAMES = {
   cacheHits: 'quarry_cache_hits_total',
   /** API: aggregation requests that had to be computed (joined or enqueued). */
   cacheMisses: 'quarry_cache_misses_total',
-  /** API: the index version loaded in this process, per collection. */
+  /** API: the index version loaded in this process, per collection (at most MAX_COLLECTION_SERIES). */
   indexLoadedVersion: 'quarry_index_loaded_version',
+  /** API: how many collections this process has an index loaded for (all of them). */
+  indexesLoaded: 'quarry_indexes_loaded',
+  /** API: age of the oldest loaded index version, from its build: a stuck refresh shows here. */
+  indexLoadedAgeMax: 'quarry_index_loaded_age_max_seconds',
   /** Worker: jobs by type and final state (completed, failed, cancelled). */
   jobs: 'quarry_jobs_total',
   /** Worker: time from enqueue to the start of a job's first attempt. */
@@ -23,7 +27,39 @@ export const METRIC_NAMES = {
   resultBytes: 'quarry_result_bytes',
   /** Worker: time to build an index on its thread. */
   indexBuild: 'quarry_index_build_seconds',
+  /** Worker: jobs that failed for good, by type and error code (a bounded set: shared/errors.ts). */
+  jobsFailed: 'quarry_jobs_failed_total',
+  /** Worker: jobs found stalled (their worker died or blocked past the lock), by queue. */
+  jobStalls: 'quarry_job_stalls_total',
+  /** Worker: jobs in each queue by state (waiting, active, delayed), read from Redis per scrape. */
+  queueJobs: 'quarry_queue_jobs',
+  /** Worker: age of the job that has waited longest in each queue (0 when none waits). */
+  queueOldestWaitingAge: 'quarry_queue_oldest_waiting_age_seconds',
 } as const;
+
+/**
+ * prom-client's default metrics include gauges named `_total` (nodejs_active_handles_total,
+ * …_requests_total, …_resources_total), which Prometheus reserves for counters: `promtool check
+ * metrics` rejects them. They are dropped; the same numbers are `sum(nodejs_active_handles)`.
+ */
+export const DROPPED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
+
+/** Per-collection series are capped (by name order): the count and max age cover the rest. */
+export const MAX_COLLECTION_SERIES = 100;
+/** The queue states quarry_queue_jobs reports; `waiting` includes prioritized jobs. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed'] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+
+export interface QueueSnapshot {
+  readonly queue: string;
+  readonly jobs: Readonly<Record<QueueState, number>>;
+  /** Seconds the oldest waiting job has waited; 0 when none waits. */
+  readonly oldestWaitingAgeS: number;
+}
 
 export type MetricsRole = 'api' | 'worker';
 /** The final states quarry_jobs_total counts; an attempt followed by a retry counts in none. */
@@ -33,6 +69,8 @@ export type JobFinalState = 'completed' | 'failed' | 'cancelled';
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const JOB_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 // 1 KiB to 64 MiB (QUARRY_MAX_RESULT_BYTES' default), by 4×.
+/** Within this, both queue gauges of one scrape share one read of Redis. */
+const SNAPSHOT_REUSE_MS = 1000;
 const BYTE_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16_384, 65_536].map((k) => k * 1024);
 
 interface MetricsBase {
@@ -43,6 +81,8 @@ interface MetricsBase {
 export interface LoadedVersion {
   readonly collection: string;
   readonly version: number;
+  /** ISO time the version was built (IndexInfo.builtAt); empty or unparsable counts as unknown. */
+  readonly builtAt?: string;
 }
 
 export interface ApiMetrics extends MetricsBase {
@@ -64,6 +104,13 @@ export interface WorkerMetrics extends MetricsBase {
   readonly jobRun: Histogram<'type'>;
   readonly resultBytes: Histogram;
   readonly indexBuild: Histogram;
+  readonly jobsFailed: Counter<'type' | 'code'>;
+  readonly jobStalls: Counter<'queue'>;
+  /**
+   * Reads `source()` once per scrape for quarry_queue_jobs and the oldest waiting age; when it
+   * fails (Redis away) the scrape still answers, without those two metrics.
+   */
+  trackQueues(source: () => Promise<readonly QueueSnapshot[]>): void;
 }
 
 export type QuarryMetrics = ApiMetrics | WorkerMetrics;
@@ -73,18 +120,45 @@ export function createMetrics(role: 'worker'): WorkerMetrics;
 export function createMetrics(role: MetricsRole): QuarryMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
   const registers = [registry];
   if (role === 'api') {
     let loaded: (() => Iterable<LoadedVersion>) | undefined;
     new Gauge({
       name: METRIC_NAMES.indexLoadedVersion,
-      help: 'Version of each collection index loaded in this API process.',
+      help: `Version of each collection index loaded in this API process (the first ${MAX_COLLECTION_SERIES} collections by name).`,
       labelNames: ['collection'],
       registers,
       collect() {
         if (loaded === undefined) return;
         this.reset();
-        for (const { collection, version } of loaded()) this.set({ collection }, version);
+        const all = [...loaded()].sort((a, b) => (a.collection < b.collection ? -1 : 1));
+        for (const { collection, version } of all.slice(0, MAX_COLLECTION_SERIES)) {
+          this.set({ collection }, version);
+        }
+      },
+    });
+    new Gauge({
+      name: METRIC_NAMES.indexesLoaded,
+      help: 'Collections with an index loaded in this API process.',
+      registers,
+      collect() {
+        if (loaded !== undefined) this.set([...loaded()].length);
+      },
+    });
+    new Gauge({
+      name: METRIC_NAMES.indexLoadedAgeMax,
+      help: 'Seconds since the oldest loaded index version was built (0 when none is loaded).',
+      registers,
+      collect() {
+        if (loaded === undefined) return;
+        const now = Date.now();
+        let max = 0;
+        for (const { builtAt } of loaded()) {
+          const at = builtAt === undefined ? Number.NaN : Date.parse(builtAt);
+          if (Number.isFinite(at)) max = Math.max(max, (now - at) / 1000);
+        }
+        this.set(max);
       },
     });
     return {
@@ -112,9 +186,59 @@ export function createMetrics(role: MetricsRole): QuarryMetrics {
       },
     };
   }
+  // One read of the queues per scrape, shared by the two gauges prom-client collects in parallel.
+  let queues: (() => Promise<readonly QueueSnapshot[]>) | undefined;
+  let pending: { at: number; snapshot: Promise<readonly QueueSnapshot[] | undefined> } | undefined;
+  const snapshot = (): Promise<readonly QueueSnapshot[] | undefined> => {
+    if (queues === undefined) return Promise.resolve(undefined);
+    const now = Date.now();
+    if (pending === undefined || now - pending.at > SNAPSHOT_REUSE_MS) {
+      pending = { at: now, snapshot: queues().catch(() => undefined) };
+    }
+    return pending.snapshot;
+  };
+  new Gauge({
+    name: METRIC_NAMES.queueJobs,
+    help: 'Jobs in each queue by state (waiting includes prioritized), as Redis holds them now.',
+    labelNames: ['queue', 'state'],
+    registers,
+    async collect() {
+      const snap = await snapshot();
+      this.reset();
+      for (const { queue, jobs } of snap ?? []) {
+        for (const state of QUEUE_STATES) this.set({ queue, state }, jobs[state]);
+      }
+    },
+  });
+  new Gauge({
+    name: METRIC_NAMES.queueOldestWaitingAge,
+    help: 'Seconds the oldest waiting job of each queue has waited (0 when none waits).',
+    labelNames: ['queue'],
+    registers,
+    async collect() {
+      const snap = await snapshot();
+      this.reset();
+      for (const { queue, oldestWaitingAgeS } of snap ?? []) this.set({ queue }, oldestWaitingAgeS);
+    },
+  });
   return {
     role,
     registry,
+    trackQueues(source) {
+      queues = source;
+    },
+    jobsFailed: new Counter({
+      name: METRIC_NAMES.jobsFailed,
+      help: 'Jobs that failed for good (no retry follows), by type and error code.',
+      labelNames: ['type', 'code'],
+      registers,
+    }),
+    jobStalls: new Counter({
+      name: METRIC_NAMES.jobStalls,
+      help: 'Jobs found stalled (lock lapsed: worker died or blocked), by queue.',
+      labelNames: ['queue'],
+      registers,
+    }),
     jobs: new Counter({
       name: METRIC_NAMES.jobs,
       help: 'Jobs by type and final state.',

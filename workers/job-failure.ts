@@ -28,7 +28,12 @@ export async function failAttempt(deps: FailureDeps, job: Job, error: unknown, l
           cause: error,
         }));
   const final = quarry.unrecoverable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-  log.warn({ code: quarry.code, err: error, final }, 'job attempt failed');
+  // Bad input, a cancellation, a vanished dataset (any code the API would answer with a 4xx) is
+  // the job's expected outcome: `info`, no stack. Anything else (engine crash, stall, timeout) is
+  // a fault: `error`, with the stack of what was thrown.
+  if (quarry.status < 500)
+    log.info({ code: quarry.code, reason: quarry.message, final }, 'job attempt failed');
+  else log.error({ code: quarry.code, err: error, final }, 'job attempt failed');
   try {
     await deps.status.failed(jobId, { code: quarry.code, message: quarry.message }, final);
     if (final) await deps.queueRedis.del(deps.keys.inlineData(jobId));

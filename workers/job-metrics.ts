@@ -32,8 +32,11 @@ export function observeAttempt(metrics: WorkerMetrics | undefined, type: JobType
       // The rule failAttempt applies: unrecoverable errors, or the last allowed attempt.
       const final = thrown instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!final) return;
-      const cancelled = isQuarryError(cause) && cause.code === 'QUARRY_ERR_JOB_CANCELLED';
+      // failAttempt's classification: anything not a QuarryError is an engine failure.
+      const code = isQuarryError(cause) ? cause.code : 'QUARRY_ERR_ENGINE';
+      const cancelled = code === 'QUARRY_ERR_JOB_CANCELLED';
       metrics.jobs.inc({ type, state: cancelled ? 'cancelled' : 'failed' });
+      if (!cancelled) metrics.jobsFailed.inc({ type, code });
     },
   };
 }

@@ -3,12 +3,14 @@
 // DUPLICATE_SIGNAL_WINDOW_MS (the terminal's and npm's for one Ctrl-C) changes nothing; a later
 // signal forces. Each log line about it carries `shutdown`: graceful | duplicate | forced.
 import { loadConfig } from '../shared/config.ts';
-import { createLogger } from '../shared/logger.ts';
+import { createLogger, routeConsoleToLogger } from '../shared/logger.ts';
 import { onShutdownSignals } from '../shared/shutdown-signals.ts';
 import { startWorker } from './worker.ts';
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel, name: 'quarry-worker' });
+const logger = createLogger({ level: config.logLevel, name: 'quarry-worker', format: config.logFormat });
+// BullMQ and ioredis print warnings with console.*: make them log records like the rest.
+routeConsoleToLogger(logger);
 const worker = await startWorker(config, logger);
 await worker.ready;
 

@@ -23,6 +23,7 @@ import { createIndexProcessor, type IndexJobResult } from './index-processor.ts'
 import { ControlListener } from './job-control.ts';
 import { jobScope, tenantOf } from './job-scope.ts';
 import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
+import { createQueueProbe } from './queue-metrics.ts';
 import { Reconciler } from './reconciler.ts';
 
 export interface WorkerHandle {
@@ -111,6 +112,13 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     }),
   ];
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
+  for (const w of workers) w.on('stalled', () => metrics.jobStalls.inc({ queue: w.name }));
+  const queueProbe = createQueueProbe({
+    connection: queueRedis,
+    prefix: config.prefix,
+    queues: Object.values(QUEUE_NAMES),
+  });
+  metrics.trackQueues(() => queueProbe.snapshot());
   // BullMQ fails a job that stalled more than maxStalledCount times by itself, without calling
   // the processor (job.deferredFailure): nothing else would finish its status record.
   for (const w of workers) {
@@ -119,6 +127,8 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
       const scope = jobScope(config, queueRedis, tenantOf(job.data));
       // stalledCounter counts every stall over the job's life; attemptsStarted counts retries too.
       const message = `the worker running the job died ${job.stalledCounter} times (${job.deferredFailure})`;
+      metrics.jobsFailed.inc({ type: w.name, code: 'QUARRY_ERR_JOB_STALLED' });
+      metrics.jobs.inc({ type: w.name, state: 'failed' });
       Promise.all([
         scope.status.failed(job.id, { code: 'QUARRY_ERR_JOB_STALLED', message }, true),
         queueRedis.del(scope.keys.inlineData(job.id)),
@@ -194,6 +204,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
           ['reconciler', () => reconciler.close()],
           ['reconciler queues', () => Promise.all(Object.values(queues).map((q) => q.close()))],
           ['metrics server', async () => metricsServer?.close()],
+          ['queue metrics', () => queueProbe.close()],
           ['control', () => control.close()],
           ['duckdb', () => duckdb.close()],
           ['index builder', () => builder.close()],

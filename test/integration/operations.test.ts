@@ -322,14 +322,23 @@ describe('operations: metrics, dashboard, OpenAPI', () => {
       assert.ok(target, `$ref #/${ref[1]} resolves`);
     }
 
-    const aggregation = doc.paths['/v1/aggregations'].post.requestBody.content['application/json'].schema;
+    // Bodies are named schemas (components.schemas), referenced from the operations.
+    const named = (schema: { $ref?: string }) => {
+      assert.match(schema.$ref ?? '', /^#\/components\/schemas\/\w+$/);
+      return doc.components.schemas[schema.$ref!.split('/').pop()!];
+    };
+    const aggregation = named(
+      doc.paths['/v1/aggregations'].post.requestBody.content['application/json'].schema,
+    );
     const metricItems = JSON.stringify(aggregation.properties.metrics.items);
     for (const op of zodMetricOps()) {
       assert.ok(metricItems.includes(`"${op}"`), `metric op ${op} is documented`);
     }
     assert.ok(zodMetricOps().includes('quantile'));
     assert.equal(aggregation.additionalProperties, false, 'unknown fields are refused, as zod does');
-    const index = doc.paths['/v1/indexes/{collection}'].post.requestBody.content['application/json'].schema;
+    const index = named(
+      doc.paths['/v1/indexes/{collection}'].post.requestBody.content['application/json'].schema,
+    );
     assert.deepEqual(index.required.sort(), ['fields', 'idField']);
 
     // Hidden: the dashboard's and the docs' own routes.

@@ -1,0 +1,363 @@
+// What the OpenAPI document says about each route, by `METHOD /url` as Fastify declares it:
+// operationId, tags, parameters, the named schemas of bodies and answers (openapi-schemas.ts),
+// and every status the route can answer, derived from the error codes it can give. Security is
+// added per route by plugins/openapi.ts from the scope the route declares.
+import type { FastifySchema } from 'fastify';
+import type { ErrorCode } from '../shared/errors.ts';
+import { MAX_K } from '../shared/search/index.ts';
+import {
+  aggregationRequestExample,
+  type COMPONENT_SCHEMAS,
+  collection,
+  EXAMPLE_INDEX_JOB,
+  EXAMPLE_JOB,
+  EXAMPLE_KEY,
+  envelopeExample,
+  errorResponses,
+  indexInfoExample,
+  indexLinksExample,
+  indexRequestExample,
+  int,
+  jobId,
+  jobStatusExample,
+  json,
+  obj,
+  resultKey,
+  type Schema,
+  scheduleExample,
+  scheduleName,
+  str,
+} from './openapi-schemas.ts';
+import { MAX_WAIT_MS } from './request.ts';
+
+/** Every route but the public ones: authentication, scope and rate limit (auth.ts). */
+export const AUTH_CODES: readonly ErrorCode[] = [
+  'QUARRY_ERR_UNAUTHORIZED',
+  'QUARRY_ERR_FORBIDDEN',
+  'QUARRY_ERR_RATE_LIMITED',
+];
+/** Every route: a fault is a 500; Redis away is a 503 with Retry-After. */
+const FAULT_CODES: readonly ErrorCode[] = [
+  'QUARRY_ERR_INTERNAL',
+  'QUARRY_ERR_REDIS_UNAVAILABLE',
+  'QUARRY_ERR_REDIS_REFUSED',
+];
+const BODY_CODES: readonly ErrorCode[] = [
+  'QUARRY_ERR_VALIDATION',
+  'QUARRY_ERR_BODY_INVALID_JSON',
+  'QUARRY_ERR_BODY_TOO_LARGE',
+  'QUARRY_ERR_UNSUPPORTED_MEDIA_TYPE',
+];
+const DATASET_CODES: readonly ErrorCode[] = [
+  'QUARRY_ERR_DATASET_TOO_LARGE',
+  'QUARRY_ERR_DATASET_NOT_FOUND',
+  'QUARRY_ERR_DATASET_PATH',
+];
+/** With `?wait`, a job that fails within the wait answers with the job's own code. */
+const JOB_OUTCOME_CODES: readonly ErrorCode[] = [
+  'QUARRY_ERR_SPEC_UNKNOWN_COLUMN',
+  'QUARRY_ERR_SPEC_TYPE',
+  'QUARRY_ERR_DATASET_UNREADABLE',
+  'QUARRY_ERR_DATASET_CHANGED',
+  'QUARRY_ERR_DATASET_MISSING',
+  'QUARRY_ERR_RESULT_TOO_LARGE',
+  'QUARRY_ERR_JOB_CANCELLED',
+  'QUARRY_ERR_JOB_TIMEOUT',
+  'QUARRY_ERR_JOB_STALLED',
+  'QUARRY_ERR_JOB_FAILED',
+  'QUARRY_ERR_ENGINE',
+];
+
+const errors = (codes: readonly ErrorCode[], options: { body?: boolean } = {}) =>
+  errorResponses([...(options.body ? BODY_CODES : []), ...codes, ...FAULT_CODES], {
+    timeout: options.body === true,
+  });
+
+const waitQuery = obj(
+  {
+    wait: int({
+      minimum: 0,
+      maximum: MAX_WAIT_MS,
+      default: 0,
+      description: 'Milliseconds to wait for the job to finish before answering 202.',
+    }),
+  },
+  [],
+);
+const body = (name: keyof typeof COMPONENT_SCHEMAS, example: unknown): Schema => ({
+  content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` }, example } },
+});
+const cacheHeader = { 'x-quarry-cache': { type: 'string', enum: ['hit', 'miss'] } };
+
+export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
+  'POST /v1/aggregations': {
+    operationId: 'createAggregation',
+    tags: ['aggregations'],
+    summary: 'Enqueue an aggregation, or answer it from the cache',
+    description:
+      'Answers `200` with the result envelope when the result is cached (`x-quarry-cache: hit`) or ' +
+      'computed within `wait`; otherwise `202` with links to poll. The same spec always gets the ' +
+      'same `resultKey`; identical requests in flight share one job. A job that fails within ' +
+      '`wait` answers with its own error code.',
+    querystring: waitQuery,
+    body: body('AggregationSpec', aggregationRequestExample),
+    response: {
+      200: {
+        ...json('ResultEnvelope', 'The result envelope, as stored.', envelopeExample),
+        headers: cacheHeader,
+      },
+      202: {
+        ...json('AggregationAccepted', 'Enqueued (or joined a job in flight); not finished within `wait`.', {
+          jobId: EXAMPLE_JOB,
+          resultKey: EXAMPLE_KEY,
+          status: 'queued',
+          links: { status: `/v1/jobs/${EXAMPLE_JOB}`, result: `/v1/results/${EXAMPLE_KEY}` },
+        }),
+        headers: cacheHeader,
+      },
+      ...errors([...AUTH_CODES, ...DATASET_CODES, ...JOB_OUTCOME_CODES], { body: true }),
+    },
+  },
+  'GET /v1/results/:resultKey': {
+    operationId: 'getResult',
+    tags: ['aggregations'],
+    summary: 'A stored result envelope, as its bytes',
+    params: obj({ resultKey }),
+    response: {
+      200: json('ResultEnvelope', 'The result envelope.', envelopeExample),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_RESULT_NOT_FOUND']),
+    },
+  },
+  'GET /v1/jobs/:jobId': {
+    operationId: 'getJob',
+    tags: ['jobs'],
+    summary: "A job's status record",
+    params: obj({ jobId }),
+    response: {
+      200: json('JobStatus', 'The status record.', jobStatusExample),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_JOB_NOT_FOUND']),
+    },
+  },
+  'DELETE /v1/jobs/:jobId': {
+    operationId: 'cancelJob',
+    tags: ['jobs'],
+    summary: 'Cancel a job',
+    description: 'A queued job is removed; a running one is stopped. Answers the status afterwards.',
+    params: obj({ jobId }),
+    response: {
+      200: json('JobStatus', 'The status record after cancelling.', {
+        ...jobStatusExample,
+        state: 'cancelled',
+        resultKey: null,
+        error: { code: 'QUARRY_ERR_JOB_CANCELLED', message: 'the job was cancelled' },
+      }),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_JOB_NOT_FOUND']),
+    },
+  },
+  'GET /v1/jobs/:jobId/events': {
+    operationId: 'watchJob',
+    tags: ['jobs'],
+    summary: "A job's status changes as Server-Sent Events",
+    description:
+      'First `status` (the record), then `progress` and `state` events, then `end` once the job ' +
+      'is final.',
+    params: obj({ jobId }),
+    response: {
+      200: {
+        description: 'An event stream.',
+        content: {
+          'text/event-stream': {
+            schema: { type: 'string' },
+            example: `event: status\ndata: ${JSON.stringify(jobStatusExample)}\n\nevent: end\ndata: {}\n\n`,
+          },
+        },
+      },
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_JOB_NOT_FOUND']),
+    },
+  },
+  'POST /v1/indexes/:collection': {
+    operationId: 'buildIndex',
+    tags: ['indexes'],
+    summary: "Build a new version of a collection's search index",
+    description:
+      'Documents inline (`documents`) or from a file under the data root (`source`), not both. ' +
+      'With `wait`, answers `200` once the new version is live in this process.',
+    params: obj({ collection }),
+    querystring: waitQuery,
+    body: body('IndexRequest', indexRequestExample),
+    response: {
+      200: json('IndexBuilt', 'Built within `wait`; the version is live.', {
+        jobId: EXAMPLE_INDEX_JOB,
+        status: 'completed',
+        links: indexLinksExample,
+        index: indexInfoExample,
+      }),
+      202: json('IndexAccepted', 'Enqueued; not built within `wait`.', {
+        jobId: EXAMPLE_INDEX_JOB,
+        status: 'queued',
+        links: indexLinksExample,
+      }),
+      ...errors([...AUTH_CODES, ...DATASET_CODES, ...JOB_OUTCOME_CODES, 'QUARRY_ERR_INDEX_NOT_FOUND'], {
+        body: true,
+      }),
+    },
+  },
+  'GET /v1/indexes/:collection': {
+    operationId: 'getIndex',
+    tags: ['indexes'],
+    summary: "A collection's current index version",
+    params: obj({ collection }),
+    response: {
+      200: json(
+        'IndexServed',
+        'The version this process serves (searches answer from it), else the live one in Redis.',
+        { ...indexInfoExample, stored: true },
+      ),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_INDEX_NOT_FOUND']),
+    },
+  },
+  'DELETE /v1/indexes/:collection': {
+    operationId: 'deleteIndex',
+    tags: ['indexes'],
+    summary: 'Delete a collection: its versions in Redis and the copies every API process holds',
+    description:
+      'Every API process stops serving it (a notice, and a periodic check of the pointer). A build ' +
+      'that reserved its version before the delete publishes nothing (its job fails with ' +
+      '`QUARRY_ERR_INDEX_DELETED`); a build that starts after it creates the collection anew.',
+    params: obj({ collection }),
+    response: {
+      200: json('IndexDeleted', 'Deleted.', {
+        collection: 'docs',
+        version: indexInfoExample.version,
+        deleted: true,
+      }),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_INDEX_NOT_FOUND']),
+    },
+  },
+  'GET /v1/indexes/:collection/search': {
+    operationId: 'search',
+    tags: ['indexes'],
+    summary: 'Search a collection (BM25), answered from memory',
+    params: obj({ collection }),
+    querystring: obj(
+      {
+        q: str({ minLength: 1, maxLength: 4096, description: 'The query; must not be blank.' }),
+        k: int({ minimum: 1, maximum: MAX_K, default: 10, description: 'Hits to return.' }),
+        mode: str({ enum: ['any', 'all'], default: 'any', description: 'Match any term, or all.' }),
+        prefix: str({
+          enum: ['true', 'false'],
+          default: 'false',
+          description: 'Let the last term match longer words (search as you type).',
+        }),
+      },
+      ['q'],
+    ),
+    response: {
+      200: json('SearchResult', 'The top k hits, best first.', {
+        hits: [
+          { id: '1', score: 1.93, fields: { title: 'Red apples' } },
+          { id: '2', score: 0.71, fields: { title: 'Pears' } },
+        ],
+        total: 2,
+        version: 1,
+        tookMs: 0.03,
+      }),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_VALIDATION', 'QUARRY_ERR_INDEX_NOT_FOUND']),
+    },
+  },
+  'PUT /v1/schedules/:name': {
+    operationId: 'putSchedule',
+    tags: ['schedules'],
+    summary: 'Register or replace a scheduled aggregation',
+    description:
+      'The spec is validated now; it then refreshes every `everyMs` (first run at once) or on a `cron` ' +
+      'pattern, and `GET /v1/aliases/:name` serves its newest result.',
+    params: obj({ name: scheduleName }),
+    body: body('ScheduleRequest', { spec: aggregationRequestExample, everyMs: 60_000 }),
+    response: {
+      200: json('Schedule', 'The schedule as registered.', scheduleExample),
+      ...errors([...AUTH_CODES, ...DATASET_CODES], { body: true }),
+    },
+  },
+  'GET /v1/schedules': {
+    operationId: 'listSchedules',
+    tags: ['schedules'],
+    summary: "This tenant's schedules",
+    response: {
+      200: json('ScheduleList', 'The schedules.', { schedules: [scheduleExample] }),
+      ...errors(AUTH_CODES),
+    },
+  },
+  'GET /v1/schedules/:name': {
+    operationId: 'getSchedule',
+    tags: ['schedules'],
+    summary: 'One schedule: timing, next run, newest result',
+    params: obj({ name: scheduleName }),
+    response: {
+      200: json('Schedule', 'The schedule.', scheduleExample),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_SCHEDULE_NOT_FOUND']),
+    },
+  },
+  'DELETE /v1/schedules/:name': {
+    operationId: 'deleteSchedule',
+    tags: ['schedules'],
+    summary: 'Stop and forget a schedule (and its alias)',
+    params: obj({ name: scheduleName }),
+    response: {
+      204: { description: 'Removed.', type: 'null' },
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_SCHEDULE_NOT_FOUND']),
+    },
+  },
+  'GET /v1/aliases/:name': {
+    operationId: 'getAlias',
+    tags: ['schedules'],
+    summary: "A schedule's newest result (the envelope bytes as stored)",
+    params: obj({ name: scheduleName }),
+    response: {
+      200: {
+        ...json('ResultEnvelope', 'The newest result; header x-quarry-result-key names it.', envelopeExample),
+        headers: { 'x-quarry-result-key': { type: 'string', pattern: '^[0-9a-f]{32}$' } },
+      },
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_RESULT_NOT_FOUND']),
+    },
+  },
+  'GET /healthz': {
+    operationId: 'health',
+    tags: ['operations'],
+    summary: 'The process is up',
+    response: {
+      200: json('Health', 'Up.', { status: 'ok' }),
+      ...errorResponses(['QUARRY_ERR_INTERNAL']),
+    },
+  },
+  'GET /readyz': {
+    operationId: 'ready',
+    tags: ['operations'],
+    summary: 'Both Redis roles answer',
+    response: {
+      200: json('Ready', 'Ready.', { status: 'ready', redis: { queue: true, cache: true } }),
+      500: errorResponses(['QUARRY_ERR_INTERNAL'])[500]!,
+      503: json('Unavailable', 'A Redis role does not answer.', {
+        status: 'unavailable',
+        redis: { queue: true, cache: false },
+      }),
+    },
+  },
+  'GET /metrics': {
+    operationId: 'metrics',
+    tags: ['operations'],
+    summary: 'Prometheus metrics of this API process',
+    response: {
+      200: {
+        description: 'Prometheus text exposition format.',
+        content: {
+          'text/plain': {
+            schema: { type: 'string' },
+            example: '# TYPE quarry_cache_hits_total counter\nquarry_cache_hits_total 12\n',
+          },
+        },
+      },
+      ...errorResponses([...AUTH_CODES, 'QUARRY_ERR_INTERNAL']),
+    },
+  },
+};
