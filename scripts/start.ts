@@ -123,10 +123,10 @@ function startChild(name: string, entry: string, env: Record<string, string>): v
   children.push({ name, child });
   child.once('exit', (code, signal) => {
     if (!stopping) {
-      logger.error({ name, code, signal }, 'a process exited: stopping everything');
+      logger.error({ process: name, code, signal }, 'a process exited: stopping everything');
       void stop(1);
     } else {
-      logger.info({ name, code, signal }, 'process stopped');
+      logger.info({ process: name, code, signal }, 'process stopped');
     }
   });
 }
@@ -150,7 +150,7 @@ async function stop(exitCode: number): Promise<void> {
   clearTimeout(timer);
   for (const { name, child } of children) {
     if (child.exitCode !== null || child.signalCode !== null) continue;
-    logger.error({ name }, 'did not stop in time: killing it');
+    logger.error({ process: name }, 'did not stop in time: killing it');
     child.kill('SIGKILL');
   }
   await Promise.all(children.map(({ child }) => exited(child)));

@@ -194,7 +194,7 @@ describe('processes', () => {
         // Each child got the stop request once (the starter forwards one), and stopped with 0.
         assert.equal(worker.filter((l) => l.shutdown === 'duplicate').length, 0, log);
         const stopped = s.lines.filter((l) => l.msg === 'process stopped');
-        assert.deepEqual(stopped.map((l) => [l.name, l.code]).sort(), [
+        assert.deepEqual(stopped.map((l) => [l.process, l.code]).sort(), [
           ['api', 0],
           ['worker-1', 0],
         ]);
@@ -236,7 +236,7 @@ describe('processes', () => {
           s.lines.some((l) => l.name === 'quarry-worker' && l.shutdown === 'forced' && l.exitCode === 1),
           log,
         );
-        assert.ok(s.lines.some((l) => l.msg === 'process stopped' && l.name === 'worker-1' && l.code === 1));
+        assert.ok(s.lines.some((l) => l.msg === 'process stopped' && l.process === 'worker-1' && l.code === 1));
         assert.ok(
           s.lines.some((l) => l.msg === 'stopped' && l.clean === false),
           log,
