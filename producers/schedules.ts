@@ -5,7 +5,6 @@
 import type { Queue } from 'bullmq';
 import type { AddressedAggregation } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { QuarryError } from '../shared/errors.ts';
 import { jobOptions } from '../shared/job-options.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Redis } from '../shared/redis.ts';

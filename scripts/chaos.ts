@@ -630,19 +630,34 @@ async function jobStatus(base: string, jobId: string): Promise<JobStatus | null>
   return res?.status === 200 ? ((await res.json()) as JobStatus) : null;
 }
 
-/** Polls the acknowledged jobs' status records until each is final or the deadline passes. */
-async function settle(base: string, acks: readonly (Ack | undefined)[], deadline: number) {
+/**
+ * Polls the acknowledged jobs' status records until each is final, or until none has become final
+ * for `quietMs` (a job that is lost never finishes; a slow, loaded machine still finishes some
+ * every few seconds, so the bound follows progress, not the clock), or the hard cap passes.
+ */
+async function settle(
+  base: string,
+  acks: readonly (Ack | undefined)[],
+  quietMs: number,
+  capMs: number = 30 * 60_000,
+) {
   const finals = new Map<number, JobStatus>();
+  const cap = Date.now() + capMs;
+  let lastProgress = Date.now();
   for (;;) {
     const pending = acks.flatMap((a, i) =>
       a !== undefined && a.envelope === undefined && !finals.has(i) ? [i] : [],
     );
-    if (pending.length === 0 || Date.now() > deadline) return finals;
+    const now = Date.now();
+    if (pending.length === 0 || now - lastProgress > quietMs || now > cap) return finals;
     for (let from = 0; from < pending.length; from += 50) {
       await Promise.all(
         pending.slice(from, from + 50).map(async (i) => {
           const status = await jobStatus(base, acks[i]!.jobId);
-          if (status !== null && isFinalState(status.state)) finals.set(i, status);
+          if (status !== null && isFinalState(status.state)) {
+            finals.set(i, status);
+            lastProgress = Date.now();
+          }
         }),
       );
     }
@@ -924,7 +939,7 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     await cluster.ensureWorkers();
     const acknowledged = acks.filter((a) => a !== undefined).length;
     log(`chaos: ${at()} all submitted (${acknowledged} acknowledged); waiting for them`);
-    const finals = await settle(base, acks, Date.now() + settleMs);
+    const finals = await settle(base, acks, settleMs);
 
     checker = new Checker({ dataDir, spoolDir: path.join(spoolDir, 'check'), base, fileDocs });
     let completed = 0;

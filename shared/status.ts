@@ -214,12 +214,6 @@ export interface LiveRecord {
   readonly owner: string | null;
 }
 
-/** Runs a MULTI and throws the first command's error: exec() resolves with per-command errors. */
-async function execAll(multi: ReturnType<Redis['multi']>): Promise<void> {
-  const replies = await multi.exec();
-  for (const [error] of replies ?? []) if (error) throw error;
-}
-
 export class StatusStore {
   readonly #redis: Redis;
   readonly #keys: KeyScheme;

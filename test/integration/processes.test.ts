@@ -236,7 +236,9 @@ describe('processes', () => {
           s.lines.some((l) => l.name === 'quarry-worker' && l.shutdown === 'forced' && l.exitCode === 1),
           log,
         );
-        assert.ok(s.lines.some((l) => l.msg === 'process stopped' && l.process === 'worker-1' && l.code === 1));
+        assert.ok(
+          s.lines.some((l) => l.msg === 'process stopped' && l.process === 'worker-1' && l.code === 1),
+        );
         assert.ok(
           s.lines.some((l) => l.msg === 'stopped' && l.clean === false),
           log,
