@@ -78,7 +78,7 @@ export interface ChaosOptions {
    * alone takes ~0.1 s here, too short for the API's 503 answers to be seen.
    */
   redisDownMs?: number;
-  /** After the last submission, how long every job has to finish. Default 120 s. */
+  /** After the last submission, how long the run waits with no job finishing before it calls the rest lost. Default 120 s. */
   settleSeconds?: number;
   /** Share of multi-second jobs over 3M rows besides the one placed before each kill. Default 0.01. */
   heavyShare?: number;
