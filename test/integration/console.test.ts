@@ -18,6 +18,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.resolve(import.meta.dirname, '../../test-output/console');
 const KEY = 'console-e2e-key-0123456789abcdef';
 const TENANT = 'acme';
+const OTHER_KEY = 'console-e2e-other-0123456789abcd';
 /** Bounds every browser wait: a hung page fails the test instead of stalling the suite. */
 const STEP_MS = 20_000;
 
@@ -44,7 +45,10 @@ describe('the console in headless Chromium', () => {
     const env = {
       QUARRY_QUEUE_REDIS_URL: redis.url,
       QUARRY_DATA_DIR: dataDir,
-      QUARRY_API_KEYS: JSON.stringify([{ key: KEY, tenant: TENANT, scopes: ['read', 'enqueue'] }]),
+      QUARRY_API_KEYS: JSON.stringify([
+        { key: KEY, tenant: TENANT, scopes: ['read', 'enqueue'] },
+        { key: OTHER_KEY, tenant: 'other', scopes: ['read'] },
+      ]),
       QUARRY_CONSOLE_SECRET: 'console-e2e-secret-0123456789abcdef',
       QUARRY_JOB_ATTEMPTS: '1',
     };
@@ -99,6 +103,20 @@ describe('the console in headless Chromium', () => {
       },
     });
     assert.equal(index.statusCode, 200, index.body);
+    // GET /v1/indexes lists the tenant's collections, and only its own.
+    const listed = await sys.app.inject({ method: 'GET', url: '/v1/indexes', headers: bearer });
+    assert.deepEqual(
+      listed
+        .json()
+        .indexes.map((i: { collection: string; documents: number }) => [i.collection, i.documents]),
+      [['manuals', 2]],
+    );
+    const other = await sys.app.inject({
+      method: 'GET',
+      url: '/v1/indexes',
+      headers: { authorization: `Bearer ${OTHER_KEY}` },
+    });
+    assert.deepEqual(other.json(), { indexes: [] });
 
     userDataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-chromium-'));
     // A fresh profile (playwright passes it as --user-data-dir).
