@@ -166,9 +166,9 @@ describe('the console in headless Chromium', () => {
     // The job list opens first, newest first, the failure marked with its code.
     const row = page.locator(`#jobs tr[data-job="${failedJobId}"]`);
     await row.waitFor();
-    assert.match(await page.locator('#who').innerText(), /tenant acme/);
+    assert.match((await page.locator('#who').textContent()) ?? '', /tenant acme/);
     assert.equal(await row.getAttribute('class'), 'failed');
-    const code = (await row.locator('.code').innerText()).trim();
+    const code = ((await row.locator('.code').textContent()) ?? '').trim();
     assert.ok(code === 'QUARRY_ERR_DATASET_NOT_FOUND' || code === 'QUARRY_ERR_DATASET_CHANGED', code);
     await shot('02-jobs');
     const cookies = await browser.cookies();
@@ -192,7 +192,7 @@ describe('the console in headless Chromium', () => {
     // The job's page: its code and message, then Retry, followed until it completes.
     await row.locator('a').click();
     await page.locator('#job-detail[data-state="failed"]').waitFor();
-    assert.equal((await page.locator('#error-code').innerText()).trim(), code);
+    assert.equal(((await page.locator('#error-code').textContent()) ?? '').trim(), code);
     await shot('03-job-failed');
     await page.click('#retry-job');
     await page.locator('#job-detail[data-state="completed"]').waitFor();
@@ -213,8 +213,8 @@ describe('the console in headless Chromium', () => {
     // Activity: the two runs drawn (a failed bar and a completed one), and the queue depth.
     await page.click('nav a[data-page=activity]');
     await page.locator('#depth').waitFor();
-    assert.equal(await page.locator('#total-failed').innerText(), '1');
-    assert.equal(await page.locator('#total-completed').innerText(), '2', 'the retry and the index build');
+    assert.equal(await page.locator('#total-failed').textContent(), '1');
+    assert.equal(await page.locator('#total-completed').textContent(), '2', 'the retry and the index build');
     assert.ok((await page.locator('svg.chart rect[data-state=failed]').count()) >= 1);
     assert.ok((await page.locator('svg.chart rect[data-state=completed]').count()) >= 1);
     await shot('06-activity');
@@ -223,7 +223,7 @@ describe('the console in headless Chromium', () => {
     await page.click('nav a[data-page=indexes]');
     const indexRow = page.locator('#indexes tr[data-collection=manuals]');
     await indexRow.waitFor();
-    assert.equal(await indexRow.locator('td').nth(2).innerText(), '2');
+    assert.equal(await indexRow.locator('td').nth(2).textContent(), '2');
     await page.fill('#search input[name=q]', 'pump');
     await page.click('#search button[type=submit]');
     await page.locator('#search-results tr[data-hit=m2]').waitFor();
