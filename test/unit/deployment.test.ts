@@ -27,8 +27,10 @@ const OPERATOR_ENV: Record<string, string> = {
 // ---------------------------------------------------------------- compose: reading
 
 class MissingVariableError extends Error {
-  constructor(readonly variable: string) {
+  readonly variable: string;
+  constructor(variable: string) {
     super(`compose would refuse to start: ${variable} is required`);
+    this.variable = variable;
   }
 }
 
