@@ -246,6 +246,24 @@ describe('job history and retry', () => {
       assert.deepEqual(Object.keys(activity.depth).sort(), ['aggregate', 'index']);
       assert.deepEqual(activity.depth.index, { waiting: 0, active: 0, delayed: 0 });
       assert.equal(activity.depth.aggregate.active, 0);
+      // The raw counters, against docs/KEYS.md's formula applied to the records' own times.
+      const expected = new Map<string, number>();
+      for (const h of handles) {
+        const r = await raw.hgetall(sys.client.keys.status(h.jobId));
+        const ms = Number(r.finishedAt) - Number(r.startedAt);
+        const bucket = ms <= 1 ? 0 : Math.min(63, Math.ceil(8 * Math.log10(ms)));
+        expected.set(`b${bucket}`, (expected.get(`b${bucket}`) ?? 0) + 1);
+      }
+      const counted = new Map<string, number>();
+      const minuteKeys = await raw.keys(`${sys.config.prefix}:activity:*`);
+      for (const key of minuteKeys) {
+        for (const [field, value] of Object.entries(await raw.hgetall(key))) {
+          if (field.startsWith('b')) counted.set(field, (counted.get(field) ?? 0) + Number(value));
+        }
+        const ttl = await raw.ttl(key);
+        assert.ok(ttl > 0 && ttl <= sys.config.activityWindowS + 60, `${key}: ttl ${ttl}`);
+      }
+      assert.deepEqual(counted, expected, 'one histogram count per run, in its bucket');
       const bad = await sys.app.inject({ method: 'GET', url: '/v1/activity?all=maybe' });
       assert.equal(bad.statusCode, 400);
       assert.equal(bad.json().error.field, 'all');
