@@ -1,6 +1,6 @@
 // Job history and redrive through the API with real Redis and a real worker: GET /v1/jobs lists
 // every kept record newest first, filtered and paged by cursor; POST /v1/jobs/:jobId/retry runs a
-// failed job (its dataset file away while it ran, back afterwards) and a cancelled one (its inline
+// failed aggregation and index build (their files away while they ran, back afterwards) and a cancelled one (its inline
 // data kept) again under the same id and result key, answers 409 / 404 / 410 where it must, and
 // two retries at once make one run; GET /v1/activity counts what ended, by final state.
 import assert from 'node:assert/strict';
@@ -135,16 +135,33 @@ describe('job history and retry', () => {
       // The file is away while the job runs: it fails (QUARRY_ERR_DATASET_NOT_FOUND, not retried).
       const handle = await idle.client.aggregate(spec);
       renameSync(file, `${file}.away`);
+      // An index build whose source file was away: retried, it builds and goes live.
+      const source = path.join(dataDir, 'notes.ndjson');
+      writeFileSync(source, `${JSON.stringify({ id: '1', text: 'red apples' })}\n`);
+      const build = await idle.client.index('notes', {
+        source: { path: 'notes.ndjson' },
+        idField: 'id',
+        fields: ['text'],
+      });
+      renameSync(source, `${source}.away`);
       worker = await startWorker(idle.config, silentLogger());
       await worker.ready;
       const failed = await idle.client.waitForJob(handle.jobId, { timeoutMs: 20_000 });
       assert.equal(failed.state, 'failed', JSON.stringify(failed));
       const code = failed.error?.code;
       assert.ok(code === 'QUARRY_ERR_DATASET_NOT_FOUND' || code === 'QUARRY_ERR_DATASET_CHANGED', code);
+      // The index build failed the same way.
+      const buildFailed = await idle.client.waitForJob(build.jobId, { timeoutMs: 20_000 });
+      assert.equal(buildFailed.state, 'failed', JSON.stringify(buildFailed));
       const listed = await idle.app.inject({ method: 'GET', url: '/v1/jobs?state=failed' });
       assert.deepEqual(
         listed.json().jobs.map((j: JobStatus) => j.jobId),
-        [handle.jobId],
+        [build.jobId, handle.jobId],
+      );
+      const failedIndexes = await idle.app.inject({ method: 'GET', url: '/v1/jobs?state=failed&type=index' });
+      assert.deepEqual(
+        failedIndexes.json().jobs.map((j: JobStatus) => j.jobId),
+        [build.jobId],
       );
       renameSync(`${file}.away`, file);
 
@@ -164,6 +181,18 @@ describe('job history and retry', () => {
       const again = await idle.app.inject({ method: 'POST', url: `/v1/jobs/${handle.jobId}/retry` });
       assert.equal(again.statusCode, 409, again.body);
       assert.equal(again.json().error.code, 'QUARRY_ERR_JOB_NOT_RETRYABLE');
+      renameSync(`${source}.away`, source);
+      const rebuilt = await idle.app.inject({ method: 'POST', url: `/v1/jobs/${build.jobId}/retry` });
+      assert.equal(rebuilt.statusCode, 202, rebuilt.body);
+      assert.deepEqual(rebuilt.json(), {
+        jobId: build.jobId,
+        status: 'queued',
+        links: { status: `/v1/jobs/${build.jobId}`, index: '/v1/indexes/notes' },
+      });
+      const built = await idle.client.waitForJob(build.jobId, { timeoutMs: 20_000 });
+      assert.equal(built.state, 'completed', JSON.stringify(built));
+      assert.equal((await idle.client.indexInfo('notes'))?.version, built.version);
+
       for (const id of ['agg-00000000000000000000000000000000', 'nope']) {
         const unknown = await idle.app.inject({ method: 'POST', url: `/v1/jobs/${id}/retry` });
         assert.equal(unknown.statusCode, 404, unknown.body);
