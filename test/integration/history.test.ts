@@ -1,8 +1,8 @@
 // Job history and redrive through the API with real Redis and a real worker: GET /v1/jobs lists
 // every kept record newest first, filtered and paged by cursor; POST /v1/jobs/:jobId/retry runs a
-// failed aggregation and index build (their files away while they ran, back afterwards) and a cancelled one (its inline
-// data kept) again under the same id and result key, answers 409 / 404 / 410 where it must, and
-// two retries at once make one run; GET /v1/activity counts what ended, by final state.
+// failed aggregation and index build (their files away while they ran, back afterwards) and a
+// cancelled job (its inline data kept) again under the same id and result key, answers 409 / 404
+// / 410 where it must, and two retries at once make one run; GET /v1/activity counts what ended.
 import assert from 'node:assert/strict';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
