@@ -301,4 +301,64 @@ describe('job history and retry', () => {
       await sys.close();
     }
   });
+
+  test('the index stays bounded: count cap, age trim of expired records, and a bounded scan per page', async () => {
+    const sys = await startSystem({
+      env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_HISTORY_MAX_JOBS: '100' },
+      worker: false,
+    });
+    try {
+      const keys = sys.client.keys;
+      // Entries past the status TTL whose records are gone: the next enqueue removes them.
+      const old = Date.now() - (sys.config.statusTtlS + 60) * 1000;
+      const stale = Array.from({ length: 5 }, (_, i) => `agg-${String(i).padStart(32, 'f')}`);
+      await raw.zadd(keys.history, ...stale.flatMap((id, i) => [old + i, id]));
+      await sys.client.aggregate(inlineSpec(500));
+      for (const id of stale) assert.equal(await raw.zscore(keys.history, id), null, `${id} trimmed by age`);
+      assert.equal(await raw.zcard(keys.history), 1);
+
+      for (let i = 0; i < 110; i++) await sys.client.aggregate(inlineSpec(600 + i));
+      assert.equal(await raw.zcard(keys.history), 100, 'QUARRY_HISTORY_MAX_JOBS');
+      assert.equal(await raw.zcard(keys.historyAll), 100);
+
+      // A filter that matches only an old job: the first page stops after MAX_SCANNED_PER_PAGE
+      // records with a cursor; paging on reaches it.
+      const failedId = `agg-${'e'.repeat(32)}`;
+      const base = Date.now() - 3_600_000;
+      const seed = raw.pipeline();
+      const record = (state: string, created: number) => ({
+        type: 'aggregate',
+        state,
+        progress: '{"phase":"done","percent":100}',
+        attempts: '1',
+        createdAt: String(created),
+        startedAt: String(created),
+        finishedAt: String(created + 5),
+        resultKey: 'e'.repeat(32),
+        errorCode: state === 'failed' ? 'QUARRY_ERR_ENGINE' : '',
+        errorMessage: state === 'failed' ? 'boom' : '',
+        collection: '',
+        version: '',
+      });
+      seed.hset(keys.status(failedId), record('failed', base));
+      seed.zadd(keys.history, base, failedId);
+      for (let i = 1; i <= 5200; i++) {
+        const id = `agg-${String(i).padStart(32, '0')}`;
+        seed.hset(keys.status(id), record('completed', base + i));
+        seed.zadd(keys.history, base + i, id);
+      }
+      await seed.exec();
+      const first = await sys.client.jobs.list({ state: 'failed' });
+      assert.deepEqual(first.jobs, []);
+      assert.ok(first.nextCursor !== null, 'a cursor: the scan stopped, not the history');
+      const second = await sys.client.jobs.list({ state: 'failed', cursor: first.nextCursor });
+      assert.deepEqual(
+        second.jobs.map((j) => j.jobId),
+        [failedId],
+      );
+      assert.equal(second.nextCursor, null);
+    } finally {
+      await sys.close();
+    }
+  });
 });
