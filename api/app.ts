@@ -21,6 +21,7 @@ import { ResultCache } from './result-cache.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
 import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
+import { jobRoutes } from './routes/jobs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 
 declare module 'fastify' {
@@ -99,6 +100,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     indexRoutes(app, { client, registry });
     eventRoutes(app);
     scheduleRoutes(app);
+    jobRoutes(app);
 
     app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', READ, async (request) => {
       const { jobId } = request.params;
