@@ -131,7 +131,7 @@ describe('result formats: json, csv, ndjson, arrow', () => {
     );
     const first = JSON.parse(lines[0]!) as Record<string, unknown>;
     assert.ok(Object.hasOwn(first, '__proto__'));
-    assert.equal(first.__proto__, '');
+    assert.equal(Object.getOwnPropertyDescriptor(first, '__proto__')?.value, '');
     assert.deepEqual(JSON.parse(lines[1]!)[`avg_${MIXED}`], 1.5);
     assert.equal(JSON.parse(lines[1]!)[`max_${QUOTE}`], Number(TWO_TO_60));
   });
