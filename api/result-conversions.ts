@@ -4,10 +4,9 @@
 // bounded by bytes (QUARRY_API_FORMAT_CACHE_BYTES). Requests for a conversion already under way
 // wait for it instead of converting again.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ResultEnvelope } from '../shared/aggregation.ts';
 import {
   type ConvertedFormat,
-  convertResult,
+  convertStored,
   FORMAT_CONTENT_TYPES,
   type ResultFormat,
 } from '../shared/result-formats.ts';
@@ -41,10 +40,7 @@ export class ResultConversions {
     if (cached !== undefined) return cached;
     const running = this.#inFlight.get(key);
     if (running !== undefined) return running;
-    const conversion = (async () => {
-      const envelope = JSON.parse(jsonBytes.toString('utf8')) as ResultEnvelope;
-      return convertResult(envelope, format);
-    })();
+    const conversion = convertStored(jsonBytes, format);
     this.#inFlight.set(key, conversion);
     try {
       const bytes = await conversion;

@@ -22,6 +22,7 @@ import {
   Utf8,
 } from 'apache-arrow';
 import type { ResultColumn, ResultEnvelope } from './aggregation.ts';
+import { csvFromStored, ndjsonFromStored } from './envelope-scan.ts';
 
 export const RESULT_FORMATS = ['json', 'csv', 'ndjson', 'arrow'] as const;
 export type ResultFormat = (typeof RESULT_FORMATS)[number];
@@ -48,6 +49,22 @@ const INT64_LIMIT = 2 ** 63;
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/**
+ * Stored envelope bytes converted: CSV and NDJSON straight from the bytes (envelope-scan.ts),
+ * unless they are not in the worker's compact form; Arrow (and that fallback) from the parsed
+ * envelope. The output is the same either way.
+ */
+export async function convertStored(bytes: Buffer, format: ConvertedFormat): Promise<Buffer> {
+  const direct =
+    format === 'csv'
+      ? await csvFromStored(bytes, csvText, csvHeader)
+      : format === 'ndjson'
+        ? await ndjsonFromStored(bytes)
+        : undefined;
+  if (direct !== undefined) return direct;
+  return convertResult(JSON.parse(bytes.toString('utf8')) as ResultEnvelope, format);
+}
+
 export async function convertResult(envelope: ResultEnvelope, format: ConvertedFormat): Promise<Buffer> {
   switch (format) {
     case 'csv':
@@ -69,16 +86,16 @@ export async function envelopeAs(
   bytes: Buffer,
   format: ResultFormat,
 ): Promise<ResultEnvelope | string | Uint8Array> {
-  const envelope = JSON.parse(bytes.toString('utf8')) as ResultEnvelope;
   switch (format) {
     case 'json':
-      return envelope;
+      return JSON.parse(bytes.toString('utf8')) as ResultEnvelope;
     case 'csv':
-      return toCsv(envelope);
     case 'ndjson':
-      return toNdjson(envelope);
-    case 'arrow':
-      return toArrow(envelope);
+      return (await convertStored(bytes, format)).toString('utf8');
+    case 'arrow': {
+      const out = await convertStored(bytes, format);
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    }
   }
 }
 
@@ -97,7 +114,8 @@ function reader(name: string): (row: Record<string, unknown>) => unknown {
 
 const NEEDS_QUOTES = /[",\r\n]/;
 
-function csvText(text: string): string {
+/** One string as a CSV field. */
+export function csvText(text: string): string {
   if (text === '') return '""';
   return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
@@ -109,10 +127,13 @@ function csvField(value: unknown): string {
   return csvText(JSON.stringify(value));
 }
 
+/** The CSV header line of these column names. */
+export const csvHeader = (names: readonly string[]) => names.map(csvText).join(',') + CRLF;
+
 export async function toCsv(envelope: ResultEnvelope): Promise<string> {
   const { columns, rows } = envelope;
   const read = columns.map((c) => reader(c.name));
-  const parts: string[] = [columns.map((c) => csvText(c.name)).join(',') + CRLF];
+  const parts: string[] = [csvHeader(columns.map((c) => c.name))];
   for (let start = 0; start < rows.length; start += SLICE_ROWS) {
     if (start > 0) await nextTurn();
     const end = Math.min(rows.length, start + SLICE_ROWS);
