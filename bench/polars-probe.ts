@@ -29,6 +29,13 @@ const count = () => pl.len().alias('count');
 const avg = () => pl.col('delay').mean().alias('avg_delay');
 const max = () => pl.col('distance').max().alias('max_distance');
 const distinct = () => pl.col('destination').dropNulls().nUnique().alias('count_distinct_destination');
+// The same count as `distinct`, without a per-group filter: n_unique counts null as a value.
+const distinctNoFilter = () =>
+  pl
+    .col('destination')
+    .nUnique()
+    .sub(pl.col('destination').nullCount().gt(0).cast(pl.UInt32))
+    .alias('count_distinct_destination');
 const distinctPlain = () => pl.col('destination').nUnique().alias('count_distinct_destination');
 const p95 = () => pl.col('delay').dropNulls().quantile(0.95, 'linear').alias('p95_delay');
 const p95Plain = () => pl.col('delay').quantile(0.95, 'linear').alias('p95_delay');
@@ -79,6 +86,15 @@ const variants: Record<string, () => Promise<unknown>> = {
       scan()
         .groupBy(by().cast(pl.Categorical))
         .agg(...all())
+        .withColumns(pl.col('origin').cast(pl.String)),
+    ).collect(),
+  'group: all five, distinct as n_unique − has-null': () =>
+    top(scan().groupBy(by()).agg(count(), avg(), max(), distinctNoFilter(), p95())).collect(),
+  'group: all five, distinct as n_unique − has-null, key as Categorical': () =>
+    top(
+      scan()
+        .groupBy(by().cast(pl.Categorical))
+        .agg(count(), avg(), max(), distinctNoFilter(), p95())
         .withColumns(pl.col('origin').cast(pl.String)),
     ).collect(),
   'group: all five, columns renamed by position (as the engine)': () => {
