@@ -22,6 +22,7 @@ import { ResultConversions } from './result-conversions.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
 import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
+import { jobRoutes } from './routes/jobs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 
 declare module 'fastify' {
@@ -99,6 +100,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     indexRoutes(app, { client, registry });
     eventRoutes(app);
     scheduleRoutes(app, { conversions });
+    jobRoutes(app);
 
     app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', READ, async (request) => {
       const { jobId } = request.params;

@@ -31,6 +31,10 @@ declare module 'fastify' {
     /** Every route declared so far with its scope (an operator's view; the attack tests walk it). */
     readonly routeScopes: readonly RouteScopeEntry[];
   }
+  interface FastifyRequest {
+    /** Whether the caller may act for every tenant: an admin key, or no keys configured. */
+    quarryAdmin: boolean;
+  }
   interface FastifyContextConfig {
     /**
      * What an API key needs for the route; `public` needs no key. Required on every route of
@@ -94,6 +98,7 @@ export function registerAuthorization(app: FastifyInstance, deps: AuthorizationD
   const { auth, client } = deps;
   const routes: RouteScopeEntry[] = [];
   app.decorate('routeScopes', routes);
+  app.decorateRequest('quarryAdmin', false);
   app.addHook('onRoute', (route) => {
     stampScope(route);
     const { scope = 'admin', query } = route.config ?? {};
@@ -108,9 +113,11 @@ export function registerAuthorization(app: FastifyInstance, deps: AuthorizationD
     try {
       if (!auth.enabled || scope === 'public') {
         request.quarry = client;
+        request.quarryAdmin = !auth.enabled;
       } else {
         const principal = auth.authenticate(request.headers.authorization, scope);
         request.quarry = client.forTenant(principal.tenant);
+        request.quarryAdmin = principal.scopes.has('admin');
       }
       if (config.query !== undefined) checkQuery(request.query, config.query);
     } catch (error) {

@@ -4,6 +4,7 @@
 // added per route by plugins/openapi.ts from the scope the route declares.
 import type { FastifySchema } from 'fastify';
 import type { ErrorCode } from '../shared/errors.ts';
+import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, MAX_SCANNED_PER_PAGE } from '../shared/job-history.ts';
 import { FORMAT_CONTENT_TYPES, RESULT_FORMATS, type ResultFormat } from '../shared/result-formats.ts';
 import { MAX_K } from '../shared/search/index.ts';
 import {
@@ -205,6 +206,85 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
         error: { code: 'QUARRY_ERR_JOB_CANCELLED', message: 'the job was cancelled' },
       }),
       ...errors([...AUTH_CODES, 'QUARRY_ERR_JOB_NOT_FOUND']),
+    },
+  },
+  'GET /v1/jobs': {
+    operationId: 'listJobs',
+    tags: ['jobs'],
+    summary: 'Job history: status records, newest first',
+    description:
+      'Every job whose status record is still kept (QUARRY_STATUS_TTL_S), in all states, newest ' +
+      'first by creation (a retry is a new creation). Filters combine. A page looks at most at ' +
+      `${MAX_SCANNED_PER_PAGE} records: with a filter that rarely matches, a page may be short (even ` +
+      'empty) while `nextCursor` is not null. `all=true` (admin keys) lists every tenant.',
+    querystring: obj(
+      {
+        state: str({ enum: ['queued', 'active', 'completed', 'failed', 'cancelled'] }),
+        type: str({ enum: ['aggregate', 'index'] }),
+        errorCode: str({ pattern: '^QUARRY_ERR_[A-Z0-9_]{1,64}$' }),
+        since: str({ format: 'date-time', description: 'Only jobs created at or after this time.' }),
+        limit: int({ minimum: 1, maximum: MAX_HISTORY_LIMIT, default: DEFAULT_HISTORY_LIMIT }),
+        cursor: str({ description: 'The `nextCursor` of the previous page.' }),
+        all: { type: 'boolean', default: false, description: 'Every tenant (admin keys only).' },
+      },
+      [],
+    ),
+    response: {
+      200: json('JobList', 'One page of the history.', { jobs: [jobStatusExample], nextCursor: null }),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_VALIDATION']),
+    },
+  },
+  'POST /v1/jobs/:jobId/retry': {
+    operationId: 'retryJob',
+    tags: ['jobs'],
+    summary: 'Run a failed or cancelled job again',
+    description:
+      'The job runs again under the same id and result key, from its kept payload and inline data ' +
+      '(kept QUARRY_RETRY_DATA_TTL_S after it ended). Two retries of one job at once make one ' +
+      'run: the second answers 409.',
+    params: obj({ jobId }),
+    response: {
+      202: json('RetryAccepted', 'Queued again.', {
+        jobId: EXAMPLE_JOB,
+        resultKey: EXAMPLE_KEY,
+        status: 'queued',
+        links: { status: `/v1/jobs/${EXAMPLE_JOB}`, result: `/v1/results/${EXAMPLE_KEY}` },
+      }),
+      ...errors([
+        ...AUTH_CODES,
+        'QUARRY_ERR_JOB_NOT_FOUND',
+        'QUARRY_ERR_JOB_NOT_RETRYABLE',
+        'QUARRY_ERR_RETRY_DATA_GONE',
+      ]),
+    },
+  },
+  'GET /v1/activity': {
+    operationId: 'getActivity',
+    tags: ['jobs'],
+    summary: 'Jobs ended per minute, run-time percentiles and queue depth',
+    description:
+      'Counts by final state and run-time percentiles (within one histogram bucket, +33 %) per ' +
+      'minute over QUARRY_ACTIVITY_WINDOW_S; minutes without an ended job are left out. The depth ' +
+      'is of the queues, which all tenants share. `all=true` (admin keys) sums every tenant.',
+    querystring: obj({ all: { type: 'boolean', default: false } }, []),
+    response: {
+      200: json('Activity', 'The activity of the window.', {
+        windowS: 21600,
+        minutes: [
+          {
+            minute: '2026-01-31T12:00:00.000Z',
+            completed: 41,
+            failed: 2,
+            cancelled: 0,
+            runMs: { p50: 13.34, p95: 56.23, p99: 100 },
+          },
+        ],
+        depth: {
+          aggregate: { waiting: 3, active: 2, delayed: 0 },
+          index: { waiting: 0, active: 0, delayed: 0 },
+        },
+      }),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_VALIDATION']),
     },
   },
   'GET /v1/jobs/:jobId/events': {

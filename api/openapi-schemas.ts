@@ -152,6 +152,33 @@ export const JOB_STATUS = obj(
   ],
 );
 
+export const JOB_LIST = obj({
+  jobs: { type: 'array', items: { $ref: '#/components/schemas/JobStatus' } },
+  nextCursor: nullable(str({ description: 'Pass as `cursor` for the next (older) page; null at the end.' })),
+});
+
+const queueDepth = obj({
+  waiting: int({ minimum: 0 }),
+  active: int({ minimum: 0 }),
+  delayed: int({ minimum: 0 }),
+});
+const number = { type: 'number', minimum: 0 };
+export const ACTIVITY = obj({
+  windowS: int({ minimum: 60, description: 'QUARRY_ACTIVITY_WINDOW_S: how far back `minutes` reaches.' }),
+  minutes: {
+    type: 'array',
+    description: 'Oldest first; minutes in which no job ended are left out.',
+    items: obj({
+      minute: dateTime,
+      completed: int({ minimum: 0 }),
+      failed: int({ minimum: 0 }),
+      cancelled: int({ minimum: 0 }),
+      runMs: nullable(obj({ p50: number, p95: number, p99: number })),
+    }),
+  },
+  depth: obj({ aggregate: queueDepth, index: queueDepth }),
+});
+
 export const INDEX_INFO = obj({
   collection,
   version: int({ minimum: 1, description: 'Never repeats: max(last + 1, the Redis clock in ms).' }),
@@ -301,6 +328,15 @@ export const COMPONENT_SCHEMAS = {
     deleted: true,
   }),
   IndexAccepted: INDEX_ACCEPTED,
+  JobList: JOB_LIST,
+  RetryAccepted: {
+    description: 'An aggregation answers AggregationAccepted, an index build IndexAccepted.',
+    oneOf: [
+      { $ref: '#/components/schemas/AggregationAccepted' },
+      { $ref: '#/components/schemas/IndexAccepted' },
+    ],
+  },
+  Activity: ACTIVITY,
   IndexBuilt: INDEX_BUILT,
   SearchResult: SEARCH_RESULT,
   Schedule: examplesOf(SCHEDULE_INFO, scheduleExample),

@@ -14,6 +14,7 @@ import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import { redactRedisUrl } from '../shared/redis.ts';
 import { RESULT_FORMATS, toArrow, toCsv, toNdjson } from '../shared/result-formats.ts';
 import { isFinalState, type JobEvent, type JobStatus } from '../shared/status.ts';
+import { JobsUsageError, jobsCommand, retryCommand } from './cli-jobs.ts';
 import { describeState, formatTable, objectRows, statusRows } from './cli-output.ts';
 import { createQuarry, type QuarryClient } from './client.ts';
 
@@ -31,6 +32,9 @@ Usage:
   quarry watch <jobId> [--json]
   quarry cancel <jobId> [--json]
   quarry result <resultKey> [--json | --format <f>]
+  quarry jobs [--state <s>] [--type aggregate|index] [--since <ISO time>] [--limit <n>]
+              [--cursor <c>] [--all] [--json]      (job history, newest first)
+  quarry retry <jobId> [--wait] [--timeout <ms>] [--json]  (a failed or cancelled job runs again)
 
 Options:
   --wait          wait for the result and print it (progress goes to stderr)
@@ -39,8 +43,13 @@ Options:
   --format <f>    how a result is printed: table (default), json (the envelope), csv, ndjson,
                   arrow (an Arrow IPC stream: binary, so stdout must not be a terminal)
   --k <n>         search: number of hits (default 10)
-  --all           search: documents must hold every term (default: any)
+  --all           search: documents must hold every term (default: any); jobs: every tenant's
   --prefix        search: the last term also matches longer words
+  --state <s>     jobs: queued, active, completed, failed or cancelled
+  --type <t>      jobs: aggregate or index
+  --since <time>  jobs: created at or after this ISO 8601 time
+  --limit <n>     jobs: how many (default 50, at most 500)
+  --cursor <c>    jobs: the next page (printed after a full page)
   -h, --help      this help
 
 Configuration comes from the QUARRY_* environment variables (see README.md).
@@ -340,6 +349,10 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
       await printEnvelope(envelope, flags.format);
       return 0;
     }
+    case 'jobs':
+      return jobsCommand(client, args, flags);
+    case 'retry':
+      return retryCommand(client, args, flags);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -366,6 +379,11 @@ interface Flags {
   every: string | undefined;
   cron: string | undefined;
   tz: string | undefined;
+  state: string | undefined;
+  type: string | undefined;
+  limit: string | undefined;
+  cursor: string | undefined;
+  since: string | undefined;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -385,6 +403,11 @@ async function main(argv: string[]): Promise<number> {
         every: { type: 'string' },
         cron: { type: 'string' },
         tz: { type: 'string' },
+        state: { type: 'string' },
+        type: { type: 'string' },
+        limit: { type: 'string' },
+        cursor: { type: 'string' },
+        since: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -447,9 +470,14 @@ async function main(argv: string[]): Promise<number> {
       every: parsed.values.every as string | undefined,
       cron: parsed.values.cron as string | undefined,
       tz: parsed.values.tz as string | undefined,
+      state: parsed.values.state as string | undefined,
+      type: parsed.values.type as string | undefined,
+      limit: parsed.values.limit as string | undefined,
+      cursor: parsed.values.cursor as string | undefined,
+      since: parsed.values.since as string | undefined,
     });
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (error instanceof UsageError || error instanceof JobsUsageError) {
       err(`quarry: ${error.message} (see quarry --help)`);
       return 2;
     }

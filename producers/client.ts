@@ -4,6 +4,7 @@
 // job queued and add it to BullMQ under a job id derived from the result key (identical
 // requests in flight share one job).
 import type { Queue } from 'bullmq';
+import type { Activity } from '../shared/activity.ts';
 import {
   type AddressedAggregation,
   type AggregationJobData,
@@ -51,6 +52,7 @@ import {
   StatusStore,
 } from '../shared/status.ts';
 import { type ClientCore, createCore, jobError, waitReady } from './core.ts';
+import { Jobs, type JobsDeps, readActivity } from './history.ts';
 import { JobEvents, waitForFinal, watchJob } from './job-events.ts';
 import { Schedules } from './schedules.ts';
 
@@ -126,6 +128,7 @@ export class QuarryClient {
   #registry: IndexRegistry | undefined;
   #registryReady = false;
   #scheduleManager: Schedules | undefined;
+  #jobs: Jobs | undefined;
   #events: JobEvents | undefined;
   #closing: Promise<void> | undefined;
 
@@ -149,7 +152,7 @@ export class QuarryClient {
     this.#cacheRedis = this.#core.cacheRedis;
     this.#aggregateQueue = this.#core.aggregateQueue;
     this.#indexQueue = this.#core.indexQueue;
-    this.#status = new StatusStore(this.#queueRedis, this.keys, this.config.statusTtlS);
+    this.#status = new StatusStore(this.#queueRedis, this.keys, this.config.statusTtlS, this.config);
     this.#indexStore = new IndexStore(this.#queueRedis, this.keys, { graceS: this.config.indexGraceS });
   }
 
@@ -331,6 +334,33 @@ export class QuarryClient {
     return this.#scheduleManager;
   }
 
+  /** Job history and redrive of this client's tenant: `jobs.list(filters)`, `jobs.retry(jobId)`. */
+  get jobs(): Jobs {
+    this.#jobs ??= new Jobs(this.#jobsDeps());
+    return this.#jobs;
+  }
+
+  /**
+   * Jobs ended per minute by final state and their run-time percentiles over
+   * QUARRY_ACTIVITY_WINDOW_S (this tenant's; `all: true`: every tenant's), and the queue depth.
+   */
+  async activity(options: { all?: boolean } = {}): Promise<Activity> {
+    return readActivity(this.#jobsDeps(), options);
+  }
+
+  #jobsDeps(): JobsDeps {
+    return {
+      config: this.config,
+      keys: this.keys,
+      logger: this.#logger,
+      queueRedis: this.#queueRedis,
+      queues: { [QUEUE_NAMES.aggregate]: this.#aggregateQueue, [QUEUE_NAMES.index]: this.#indexQueue },
+      bounded: (work) => this.#boundedByRedis(work),
+      status: (jobId) => this.status(jobId),
+      waitForJob: (jobId, options) => this.waitForJob(jobId, options),
+    };
+  }
+
   /** The current version's metadata, or null for an unknown collection. */
   async indexInfo(collection: string): Promise<IndexInfo | null> {
     checkCollection(collection);
@@ -490,9 +520,8 @@ export class QuarryClient {
     }
     if (removed || job === undefined) {
       // Not in the queue: removed now, or already finished (then its record stays as it is).
-      if (await this.#status.cancelIfLive(jobId, `the ${status.type} job was cancelled before it ran`)) {
-        await this.#queueRedis.del(this.keys.inlineData(jobId));
-      }
+      // Its inline data stays (QUARRY_RETRY_DATA_TTL_S) so the job can be retried.
+      await this.#status.cancelIfLive(jobId, `the ${status.type} job was cancelled before it ran`);
       return (await this.#status.get(jobId)) ?? status;
     }
     await this.#queueRedis.publish(this.keys.controlChannel, JSON.stringify({ type: 'cancel', jobId }));

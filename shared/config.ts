@@ -83,6 +83,9 @@ const EnvSchema = z.object({
   QUARRY_RESULT_TTL_S: int(1, 365 * 86400, 3600),
   QUARRY_STATUS_TTL_S: int(1, 365 * 86400, 86400),
   QUARRY_INLINE_DATA_TTL_S: int(60, 365 * 86400, 86400),
+  QUARRY_RETRY_DATA_TTL_S: int(60, 365 * 86400, 86400),
+  QUARRY_HISTORY_MAX_JOBS: int(100, 100_000_000, 100_000),
+  QUARRY_ACTIVITY_WINDOW_S: int(60, 7 * 86400, 6 * 3600),
   QUARRY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   QUARRY_LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
   QUARRY_MAX_BODY_BYTES: int(1024, 1024 ** 3, 16 * 1024 ** 2),
@@ -144,6 +147,12 @@ export interface QuarryConfig {
   readonly statusTtlS: number;
   /** How long a queued job's inline records wait for a worker before they expire. */
   readonly inlineDataTtlS: number;
+  /** How long a failed or cancelled job's inline data is kept so the job can be retried. */
+  readonly retryDataTtlS: number;
+  /** Most jobs the history index of one tenant (and the all-tenants one) holds. */
+  readonly historyMaxJobs: number;
+  /** How far back the per-minute activity counters reach (GET /v1/activity). */
+  readonly activityWindowS: number;
   readonly logLevel: string;
   /** `pretty` or `json`; unset: pretty when stdout is a terminal, JSON otherwise. */
   readonly logFormat: 'pretty' | 'json' | undefined;
@@ -249,6 +258,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     resultTtlS: e.QUARRY_RESULT_TTL_S,
     statusTtlS: e.QUARRY_STATUS_TTL_S,
     inlineDataTtlS: e.QUARRY_INLINE_DATA_TTL_S,
+    retryDataTtlS: e.QUARRY_RETRY_DATA_TTL_S,
+    historyMaxJobs: e.QUARRY_HISTORY_MAX_JOBS,
+    activityWindowS: e.QUARRY_ACTIVITY_WINDOW_S,
     logLevel: e.QUARRY_LOG_LEVEL,
     logFormat: e.QUARRY_LOG_FORMAT,
     maxBodyBytes: e.QUARRY_MAX_BODY_BYTES,

@@ -93,6 +93,16 @@ export const ERRORS = {
     true,
     "The job's queue entry was lost and its inline data is gone, so it cannot be run again; enqueue it again.",
   ),
+  QUARRY_ERR_JOB_NOT_RETRYABLE: def(
+    409,
+    true,
+    'Only a failed or cancelled job can be retried; this one is queued, active or completed.',
+  ),
+  QUARRY_ERR_RETRY_DATA_GONE: def(
+    410,
+    true,
+    "The job's inline data (kept QUARRY_RETRY_DATA_TTL_S after it failed) or payload is gone; enqueue it again.",
+  ),
   QUARRY_ERR_CONFIG: def(500, true, 'The configuration (environment) is invalid.'),
   QUARRY_ERR_INTERNAL: def(500, false, 'An unexpected fault; the log has the details.'),
 } as const satisfies Record<string, ErrorDefinition>;

@@ -25,6 +25,14 @@
 //                                 record is queued/active, scored by when it was last looked at
 //                                 (enqueue, or the reconciler's last check); left on final states
 //     <prefix>:reconcile-lock     held (PX one interval) by the worker whose turn it is to reconcile
+//     <prefix>:history            sorted set: job ids of the tenant's status records, scored by
+//                                 createdAt (ms); trimmed by age (status TTL) and count
+//                                 (QUARRY_HISTORY_MAX_JOBS); GET /v1/jobs reads it (job-history.ts)
+//     <prefix>:history-all        the same over all tenants, members `<tenant>/<jobId>` (admin view)
+//     <prefix>:activity:<minute>  hash of the jobs that ended in that minute (minutes since the
+//                                 epoch): counts by final state and a run-time histogram
+//                                 (activity.ts); TTL QUARRY_ACTIVITY_WINDOW_S + 60 s
+//     <prefix>:activity-all:<minute>  the same summed over all tenants
 //   cache Redis (evicting: allkeys-lru)
 //     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
 
@@ -62,6 +70,14 @@ export interface KeyScheme {
   /** Live jobs of every tenant (shared, like the queues); members are liveMember(tenant, jobId). */
   readonly liveJobs: string;
   readonly reconcileLock: string;
+  /** The tenant's history index (sorted set of job ids by createdAt). */
+  readonly history: string;
+  /** The history index of all tenants (members liveMember(tenant, jobId)). */
+  readonly historyAll: string;
+  /** The tenant's activity counters of one minute (minutes since the epoch). */
+  activity(minute: number): string;
+  /** The activity counters of one minute, summed over all tenants. */
+  activityAll(minute: number): string;
   /** BullMQ's hash for a job: exists while BullMQ holds the job (we keep no finished jobs). */
   bullJob(queue: QueueName, jobId: string): string;
 }
@@ -108,6 +124,10 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     alias: (name: string) => `${p}:alias:${name}`,
     liveJobs: `${prefix}:live-jobs`,
     reconcileLock: `${prefix}:reconcile-lock`,
+    history: `${p}:history`,
+    historyAll: `${prefix}:history-all`,
+    activity: (minute: number) => `${p}:activity:${minute}`,
+    activityAll: (minute: number) => `${prefix}:activity-all:${minute}`,
     bullJob: (queue: QueueName, jobId: string) => `${prefix}:${queue}:${jobId}`,
   });
 }

@@ -1,7 +1,9 @@
 // Job status records: one hash per job in the queue Redis, read in one round trip, kept after
 // BullMQ removes the job (TTL QUARRY_STATUS_TTL_S). Every change is also published on the
 // events channel so waiters wake without polling.
+import { ACTIVITY_LUA, activityMinute } from './activity.ts';
 import type { ErrorCode } from './errors.ts';
+import { HISTORY_LUA, historyArgs } from './history-index.ts';
 import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
 import type { Redis } from './redis.ts';
 
@@ -65,7 +67,7 @@ export const STATUS_FIELDS = [
 // Builds the event from the hash itself, inside the script that changed it, so the event carries
 // what the record holds (resultKey, type, attempts, …) whoever wrote the change. Mirrors
 // toStatus() below; test/integration/key-scheme.test.ts holds the two to each other.
-const PUBLISH_RECORD_LUA = `
+export const PUBLISH_RECORD_LUA = `
 local function iso(ms)
   if ms == nil or ms == '' then return cjson.null end
   local t = tonumber(ms)
@@ -120,10 +122,11 @@ end
 // Unless a live job (queued or active) already owns the record, it is reset to `queued`, so an
 // identical request joining an in-flight job never rewinds its status; a new record also
 // clears a cancellation left by an earlier job under the same id.
-// KEYS: status, cancel flag, inline data, live set
+// A new record enters the history index (job-history.ts).
+// KEYS: status, cancel flag, inline data, live set, history, history of all tenants
 // ARGV: type, resultKey, collection, createdAt, ttlS, progressJson, channel, jobId,
-//       inlineData, inlineTtlS, liveMember, payload, owner
-const ENQUEUE_LUA = `${PUBLISH_RECORD_LUA}
+//       inlineData, inlineTtlS, liveMember, payload, owner, then historyArgs()
+const ENQUEUE_LUA = `${PUBLISH_RECORD_LUA}${HISTORY_LUA}
 if ARGV[9] ~= '' then redis.call('SET', KEYS[3], ARGV[9], 'EX', ARGV[10]) end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'queued' or state == 'active' then
@@ -139,6 +142,7 @@ if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'payload', ARGV[12]) end
 if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[13]) end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[11])
+add_history(KEYS[5], KEYS[6], ARGV[4], ARGV[8], ARGV[11], ARGV[14], ARGV[15], ARGV[16], ARGV[17])
 publish_record(KEYS[1], ARGV[8], ARGV[7])
 return 'new'
 `;
@@ -147,7 +151,8 @@ return 'new'
 // record this request created (still queued, never attempted) and only while BullMQ has no job
 // under the id (a concurrent identical request may have added it: then the job stands).
 // DEL and ZREM are allowed on a Redis at maxmemory, so the rollback works when the add did not.
-// KEYS: status, inline data, live set, BullMQ job hash; ARGV: liveMember
+// KEYS: status, inline data, live set, BullMQ job hash, history, history of all tenants
+// ARGV: liveMember, jobId
 const ROLLBACK_LUA = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' or redis.call('HGET', KEYS[1], 'attempts') ~= '0' then
@@ -155,33 +160,58 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'queued' or redis.call('HGET', KEYS[1
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[1])
 return 1
+`;
+
+// What every script that ends a job does besides writing the record: counts it in the minute's
+// activity (only when the record left queued/active, so a job is counted once per run), drops
+// the payload of a completed job, and keeps a failed or cancelled one's payload and inline data
+// (for retryDataTtlS) so it can be retried (job-retry.ts).
+// end_job(status, activity, activityAll, inlineData, activityTtlS, retryTtlS, prevState)
+const END_JOB_LUA = `${ACTIVITY_LUA}
+local function end_job(key, act, actAll, data, actTtl, retryTtl, prev)
+  local h = redis.call('HMGET', key, 'state', 'startedAt', 'finishedAt')
+  -- A run time only for a job that was running: a queued one's startedAt is an earlier attempt's.
+  if prev == 'queued' then count_end(act, actAll, actTtl, h[1], nil, h[3]) end
+  if prev == 'active' then count_end(act, actAll, actTtl, h[1], h[2], h[3]) end
+  if h[1] == 'completed' then
+    redis.call('HDEL', key, 'payload', 'owner')
+  else
+    redis.call('HDEL', key, 'owner')
+    if redis.call('EXISTS', data) == 1 then redis.call('EXPIRE', data, retryTtl) end
+  end
+end
 `;
 
 // Ends a job that is still live (queued or active) in a final state; a job that ended already
 // keeps its record (one that completed while a cancellation was on its way stays completed).
-// KEYS: status, live set; ARGV: state, finishedAt, errorCode, errorMessage, progressJson, ttlS,
-//       channel, jobId, liveMember
-const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}
+// KEYS: status, live set, activity, activity of all tenants, inline data
+// ARGV: state, finishedAt, errorCode, errorMessage, progressJson, ttlS, channel, jobId,
+//       liveMember, activityTtlS, retryTtlS
+const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'active' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finishedAt', ARGV[2], 'errorCode', ARGV[3],
   'errorMessage', ARGV[4], 'progress', ARGV[5])
-redis.call('HDEL', KEYS[1], 'payload', 'owner')
+end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], state)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[9])
 publish_record(KEYS[1], ARGV[8], ARGV[7])
 return 1
 `;
 
-// Writes fields, renews the TTL, keeps the live set exact (a final record leaves it and drops its
-// payload; a live one stays in it) and publishes the record as it now is, in one script.
-// KEYS: status, live set; ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), then
-// field, value pairs
-const WRITE_LUA = `${PUBLISH_RECORD_LUA}
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+// Writes fields, renews the TTL, keeps the live set exact (a final record leaves it, see end_job;
+// a live one stays in it) and publishes the record as it now is, in one script.
+// KEYS: status, live set, activity, activity of all tenants, inline data
+// ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), activityTtlS, retryTtlS, then
+//       field, value pairs
+const WRITE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
+local prev = redis.call('HGET', KEYS[1], 'state')
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[5] == 'final' then
-  redis.call('HDEL', KEYS[1], 'payload', 'owner')
+  end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], prev)
   redis.call('ZREM', KEYS[2], ARGV[4])
 elseif ARGV[5] == 'live' then
   redis.call('ZADD', KEYS[2], 'NX', redis.call('TIME')[1] * 1000, ARGV[4])
@@ -214,15 +244,38 @@ export interface LiveRecord {
   readonly owner: string | null;
 }
 
+/** How long what the records lead to is kept (shared/config.ts; defaults are its defaults). */
+export interface StatusRetention {
+  /** QUARRY_HISTORY_MAX_JOBS. */
+  readonly historyMaxJobs?: number;
+  /** QUARRY_ACTIVITY_WINDOW_S. */
+  readonly activityWindowS?: number;
+  /** QUARRY_RETRY_DATA_TTL_S. */
+  readonly retryDataTtlS?: number;
+}
+
+const DEFAULT_RETENTION = { historyMaxJobs: 100_000, activityWindowS: 6 * 3600, retryDataTtlS: 86_400 };
+
 export class StatusStore {
   readonly #redis: Redis;
   readonly #keys: KeyScheme;
   readonly #ttlS: number;
+  readonly #retention: Required<StatusRetention>;
 
-  constructor(redis: Redis, keys: KeyScheme, ttlS: number) {
+  constructor(redis: Redis, keys: KeyScheme, ttlS: number, retention: StatusRetention = {}) {
     this.#redis = redis;
     this.#keys = keys;
     this.#ttlS = ttlS;
+    this.#retention = { ...DEFAULT_RETENTION, ...retention };
+  }
+
+  /** The keys and arguments every job-ending script takes (the minute of `nowMs`). */
+  #endKeys(jobId: string, nowMs: number): { keys: string[]; ttls: string[] } {
+    const minute = activityMinute(nowMs);
+    return {
+      keys: [this.#keys.activity(minute), this.#keys.activityAll(minute), this.#keys.inlineData(jobId)],
+      ttls: [String(this.#retention.activityWindowS + 60), String(this.#retention.retryDataTtlS)],
+    };
   }
 
   #member(jobId: string): string {
@@ -235,17 +288,20 @@ export class StatusStore {
    */
   async enqueue(jobId: string, type: JobType, write: EnqueueWrite): Promise<'new' | 'queued' | 'active'> {
     const { resultKey } = write;
+    const now = Date.now();
     return (await this.#redis.eval(
       ENQUEUE_LUA,
-      4,
+      6,
       this.#keys.status(jobId),
       this.#keys.cancelFlag(jobId),
       this.#keys.inlineData(jobId),
       this.#keys.liveJobs,
+      this.#keys.history,
+      this.#keys.historyAll,
       type,
       resultKey ?? '',
       write.collection ?? '',
-      String(Date.now()),
+      String(now),
       String(this.#ttlS),
       JSON.stringify(QUEUED),
       this.#keys.eventsChannel,
@@ -255,6 +311,7 @@ export class StatusStore {
       this.#member(jobId),
       write.payload === undefined ? '' : JSON.stringify(write.payload),
       write.owner ?? '',
+      ...historyArgs(this.#keys, this.#ttlS, this.#retention.historyMaxJobs, now),
     )) as 'new' | 'queued' | 'active';
   }
 
@@ -265,12 +322,15 @@ export class StatusStore {
   async rollback(jobId: string, queue: QueueName): Promise<boolean> {
     const undone = await this.#redis.eval(
       ROLLBACK_LUA,
-      4,
+      6,
       this.#keys.status(jobId),
       this.#keys.inlineData(jobId),
       this.#keys.liveJobs,
       this.#keys.bullJob(queue, jobId),
+      this.#keys.history,
+      this.#keys.historyAll,
       this.#member(jobId),
+      jobId,
     );
     return undone === 1;
   }
@@ -324,13 +384,16 @@ export class StatusStore {
     state: 'cancelled' | 'failed',
     error: { code: string; message: string },
   ): Promise<boolean> {
+    const now = Date.now();
+    const end = this.#endKeys(jobId, now);
     const marked = await this.#redis.eval(
       END_IF_LIVE_LUA,
-      2,
+      5,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
+      ...end.keys,
       state,
-      String(Date.now()),
+      String(now),
       error.code,
       error.message,
       JSON.stringify(DONE),
@@ -338,6 +401,7 @@ export class StatusStore {
       this.#keys.eventsChannel,
       jobId,
       this.#member(jobId),
+      ...end.ttls,
     );
     return marked === 1;
   }
@@ -384,16 +448,19 @@ export class StatusStore {
     mode: 'final' | 'live' | 'none',
     fields: Record<string, string>,
   ): Promise<void> {
+    const end = this.#endKeys(jobId, Date.now());
     await this.#redis.eval(
       WRITE_LUA,
-      2,
+      5,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
+      ...end.keys,
       String(this.#ttlS),
       this.#keys.eventsChannel,
       jobId,
       this.#member(jobId),
       mode,
+      ...end.ttls,
       ...Object.entries(fields).flat(),
     );
   }

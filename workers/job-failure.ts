@@ -1,6 +1,6 @@
 // What every processor does when an attempt fails: classify the error, record it in the status
-// record (final or retrying), drop the job's inline data when no retry follows, and tell BullMQ
-// whether retrying makes sense.
+// record (final or retrying; a final one keeps the job's inline data for QUARRY_RETRY_DATA_TTL_S
+// so it can be retried, see shared/job-retry.ts), and tell BullMQ whether retrying makes sense.
 import { type Job, UnrecoverableError } from 'bullmq';
 import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import type { KeyScheme } from '../shared/keys.ts';
@@ -36,7 +36,6 @@ export async function failAttempt(deps: FailureDeps, job: Job, error: unknown, l
   else log.error({ code: quarry.code, err: error, final }, 'job attempt failed');
   try {
     await deps.status.failed(jobId, { code: quarry.code, message: quarry.message }, final);
-    if (final) await deps.queueRedis.del(deps.keys.inlineData(jobId));
   } catch (statusError) {
     // The record stays queued/active in the live set; if BullMQ drops the job now (last
     // attempt), the reconciler (reconciler.ts) finds it and enqueues it again.

@@ -18,5 +18,5 @@ export function tenantOf(data: unknown): string | undefined {
 
 export function jobScope(config: QuarryConfig, queueRedis: Redis, tenant: string | undefined): JobScope {
   const keys = keyScheme(config.prefix, tenant);
-  return { keys, status: new StatusStore(queueRedis, keys, config.statusTtlS) };
+  return { keys, status: new StatusStore(queueRedis, keys, config.statusTtlS, config) };
 }

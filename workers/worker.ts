@@ -144,10 +144,10 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
       const message = `the worker running the job died ${job.stalledCounter} times (${job.deferredFailure})`;
       metrics.jobsFailed.inc({ type: w.name, code: 'QUARRY_ERR_JOB_STALLED' });
       metrics.jobs.inc({ type: w.name, state: 'failed' });
-      Promise.all([
-        scope.status.failed(job.id, { code: 'QUARRY_ERR_JOB_STALLED', message }, true),
-        queueRedis.del(scope.keys.inlineData(job.id)),
-      ]).catch((err: unknown) => logger.error({ err, jobId: job.id }, 'could not record a stalled job'));
+      // The record keeps the inline data for a retry (QUARRY_RETRY_DATA_TTL_S).
+      scope.status
+        .failed(job.id, { code: 'QUARRY_ERR_JOB_STALLED', message }, true)
+        .catch((err: unknown) => logger.error({ err, jobId: job.id }, 'could not record a stalled job'));
     });
   }
   const controlConnection = createRoleConnection(config, 'queue', {

@@ -40,7 +40,12 @@ describe('cancellation and timeouts', () => {
       const error = await waiting;
       assert.ok(error instanceof QuarryError && error.code === 'QUARRY_ERR_JOB_CANCELLED', String(error));
       assert.equal(await raw.exists(`${prefix}:aggregate:${handle.jobId}`), 0, 'the BullMQ job is gone');
-      assert.equal(await raw.exists(`${prefix}:data:${handle.jobId}`), 0, 'its inline data is gone');
+      // Kept (QUARRY_RETRY_DATA_TTL_S) so the cancelled job can be retried.
+      const dataTtl = await raw.ttl(`${prefix}:data:${handle.jobId}`);
+      assert.ok(
+        dataTtl > 0 && dataTtl <= idle.config.retryDataTtlS,
+        `its inline data is kept: ttl ${dataTtl}`,
+      );
       const again = await idle.client.aggregate(spec);
       assert.equal(again.jobId, handle.jobId);
       assert.equal((await idle.client.status(again.jobId))?.state, 'queued');
