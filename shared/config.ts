@@ -110,6 +110,7 @@ const EnvSchema = z.object({
     .optional(),
   QUARRY_SPOOL_DIR: z.string().min(1).optional(),
   QUARRY_API_RESULT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 64 * 1024 ** 2),
+  QUARRY_API_FORMAT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 32 * 1024 ** 2),
   QUARRY_API_KEYS: ApiKeysSchema.optional(),
   QUARRY_RATE_LIMIT_RPS: int(0, 1_000_000, 200),
   QUARRY_RATE_LIMIT_BURST: int(1, 1_000_000, 400),
@@ -179,6 +180,8 @@ export interface QuarryConfig {
   /** Where workers write inline datasets for the engines to read (tmpfs when available). */
   readonly spoolDir: string;
   readonly apiResultCacheBytes: number;
+  /** The API's in-process cache of results converted to CSV, NDJSON or Arrow, in bytes. */
+  readonly apiFormatCacheBytes: number;
   /** API keys; empty means single-tenant and unauthenticated (loopback only). */
   readonly apiKeys: readonly ApiKey[];
   /** Requests per second per API key (0 = unlimited), and the burst allowed. */
@@ -279,6 +282,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     threadHeapMb: e.QUARRY_THREAD_HEAP_MB,
     spoolDir: e.QUARRY_SPOOL_DIR === undefined ? defaultSpoolDir() : path.resolve(e.QUARRY_SPOOL_DIR),
     apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
+    apiFormatCacheBytes: e.QUARRY_API_FORMAT_CACHE_BYTES,
     apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),
     rateLimitPerSecond: e.QUARRY_RATE_LIMIT_RPS,
     rateLimitBurst: e.QUARRY_RATE_LIMIT_BURST,

@@ -189,6 +189,8 @@ describe('CLI explains itself', () => {
     assert.ok(row, table.stdout);
     assert.match(row, /aggregate\s+failed QUARRY_ERR_[A-Z_]+\s+\d{4}-\d{2}-\d{2}T\S+\s+\d/);
     for (const r of rows) assert.match(r, /\sfailed QUARRY_ERR_/, 'only failed jobs');
+    const completed = await sys.client.aggregate({ ...SPEC, limit: 5 });
+    await completed.wait({ timeoutMs: 20_000 });
     const json = await runCli(['jobs', '--json', '--limit', '1'], env);
     assert.equal(json.code, 0, json.stderr);
     const page = JSON.parse(json.stdout) as { jobs: { jobId: string }[]; nextCursor: string | null };
@@ -198,8 +200,6 @@ describe('CLI explains itself', () => {
     assert.equal(bad.code, 2);
     assert.match(lines(bad.stderr)[0]!, /^QUARRY_ERR_VALIDATION: state /);
 
-    const completed = await sys.client.aggregate({ ...SPEC, limit: 5 });
-    await completed.wait({ timeoutMs: 20_000 });
     const notRetryable = await runCli(['retry', completed.jobId], env);
     assert.equal(notRetryable.code, 2);
     assert.match(lines(notRetryable.stderr)[0]!, /^QUARRY_ERR_JOB_NOT_RETRYABLE: job agg-\S+ is completed/);
