@@ -46,7 +46,7 @@ class Quarry:
         if format is None or format == "json":
             query = {} if format is None else {"format": format}
             return self._json("GET", path, query=query)
-        return self._request("GET", path, query={"format": format})[1]
+        return self._request("GET", path, query={"format": format}, accept="*/*")[1]
 
     # ------------------------------------------------------------------ jobs
 
@@ -122,10 +122,11 @@ class Quarry:
         body: Optional[Mapping[str, Any]] = None,
         query: Optional[Mapping[str, Any]] = None,
         wait_ms: Optional[int] = None,
+        accept: str = "application/json",
     ) -> "tuple[int, bytes]":
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         url = self.url + path + (("?" + urllib.parse.urlencode(params)) if params else "")
-        headers = {"accept": "application/json"}
+        headers = {"accept": accept}
         data = None
         if body is not None:
             data = json.dumps(body).encode()

@@ -3,6 +3,9 @@ test/integration/python-client.test.ts, which passes its addresses in QUARRY_TES
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import time
 import unittest
@@ -62,6 +65,19 @@ class AggregationsTest(unittest.TestCase):
         stored = self.quarry.result(answer["resultKey"])
         assert isinstance(stored, dict)
         self.assertEqual(stored["rows"], EXPECTED_ROWS)
+
+    def test_result_in_csv_and_ndjson_is_bytes_of_the_same_rows(self) -> None:
+        key = self.quarry.aggregate(spec(uuid.uuid4().hex), wait_ms=20_000)["resultKey"]
+        as_csv = self.quarry.result(key, format="csv")
+        assert isinstance(as_csv, bytes)
+        rows = list(csv.DictReader(io.StringIO(as_csv.decode())))
+        self.assertEqual(rows, [{k: str(v) for k, v in r.items()} for r in EXPECTED_ROWS])
+        as_ndjson = self.quarry.result(key, format="ndjson")
+        assert isinstance(as_ndjson, bytes)
+        self.assertEqual([json.loads(line) for line in as_ndjson.decode().splitlines()], EXPECTED_ROWS)
+        with self.assertRaises(QuarryError) as caught:
+            self.quarry.result(key, format="xlsx")
+        self.assertEqual((caught.exception.status, caught.exception.field), (400, "format"))
 
     def test_aggregate_without_wait_is_a_queued_job_that_completes(self) -> None:
         queued = self.quarry.aggregate(spec(uuid.uuid4().hex))
