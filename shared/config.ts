@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { usableCpus } from './cpu-limit.ts';
 import { QuarryError } from './errors.ts';
 import { describeIssue } from './zod-messages.ts';
 
@@ -100,7 +101,7 @@ const EnvSchema = z.object({
   QUARRY_MAX_STALLED_COUNT: int(0, 100, 5),
   QUARRY_AGGREGATE_TIMEOUT_MS: int(100, 24 * 3_600_000, 300_000),
   QUARRY_INDEX_TIMEOUT_MS: int(100, 24 * 3_600_000, 600_000),
-  QUARRY_DUCKDB_THREADS: int(1, 1024, Math.max(1, os.availableParallelism())),
+  QUARRY_DUCKDB_THREADS: int(1, 1024, usableCpus()),
   QUARRY_POLARS_THREADS: int(1, 64, 2),
   QUARRY_THREAD_HEAP_MB: int(32, 65_536, 2048),
   QUARRY_DUCKDB_MEMORY_LIMIT: z
