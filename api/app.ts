@@ -19,6 +19,7 @@ import { registerOpenApi } from './plugins/openapi.ts';
 import { RawJson } from './raw-json.ts';
 import { AccessLogController, registerRequestIds, requestId } from './request-log.ts';
 import { ResultCache } from './result-cache.ts';
+import { ResultConversions } from './result-conversions.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -98,16 +99,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     await dashboard.close();
   });
 
-  const results = new ResultCache({
-    maxBytes: config.apiResultCacheBytes,
-    ttlMs: Math.min(config.resultTtlS, 300) * 1000,
-  });
+  const localTtlMs = Math.min(config.resultTtlS, 300) * 1000;
+  const results = new ResultCache({ maxBytes: config.apiResultCacheBytes, ttlMs: localTtlMs });
+  const conversions = new ResultConversions({ maxBytes: config.apiFormatCacheBytes, ttlMs: localTtlMs });
 
   app.register(async (app) => {
-    aggregationRoutes(app, { results, metrics });
+    aggregationRoutes(app, { results, conversions, metrics });
     indexRoutes(app, { client, registry });
     eventRoutes(app);
-    scheduleRoutes(app);
+    scheduleRoutes(app, { conversions });
     consoleRoutes(app, { auth, sessions });
     jobRoutes(app);
 

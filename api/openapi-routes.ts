@@ -5,6 +5,7 @@
 import type { FastifySchema } from 'fastify';
 import type { ErrorCode } from '../shared/errors.ts';
 import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, MAX_SCANNED_PER_PAGE } from '../shared/job-history.ts';
+import { FORMAT_CONTENT_TYPES, RESULT_FORMATS, type ResultFormat } from '../shared/result-formats.ts';
 import { MAX_K } from '../shared/search/index.ts';
 import {
   aggregationRequestExample,
@@ -90,6 +91,54 @@ const body = (name: keyof typeof COMPONENT_SCHEMAS, example: unknown): Schema =>
 });
 const cacheHeader = { 'x-quarry-cache': { type: 'string', enum: ['hit', 'miss'] } };
 
+/** `?format=` of the result routes; without it, the Accept header decides (api/accept.ts). */
+const formatQuery = obj(
+  {
+    format: str({
+      enum: [...RESULT_FORMATS],
+      description:
+        'The format of the answer; wins over `Accept`. Without either, `json` (the envelope as stored). ' +
+        'Any other value is a `400` naming `format`; an `Accept` that admits no format is a `406`.',
+    }),
+  },
+  [],
+);
+const varyHeader = { vary: { type: 'string', description: 'Always `Accept`: the format depends on it.' } };
+
+/**
+ * A result in each format it is served in: the envelope as JSON (its named schema), or converted
+ * (docs/FORMATS.md): CSV with a header row, one JSON row object per NDJSON line, an Arrow stream.
+ */
+function resultContent(description: string): Schema {
+  const envelope = json('ResultEnvelope', description, envelopeExample);
+  return {
+    ...envelope,
+    content: {
+      ...(envelope.content as Schema),
+      [mediaType('csv')]: {
+        schema: str({ description: 'RFC 4180: header row, CRLF line ends, null as an empty field.' }),
+        example: 'origin,count,avg_delay\r\nLAX,2,1\r\nSFO,1,12\r\n',
+      },
+      [mediaType('ndjson')]: {
+        schema: str({ description: 'One row object per line, each ended by LF.' }),
+        example: '{"origin":"LAX","count":2,"avg_delay":1}\n{"origin":"SFO","count":1,"avg_delay":12}\n',
+      },
+      [mediaType('arrow')]: {
+        schema: str({
+          format: 'binary',
+          description: 'An Arrow IPC stream: one record batch, typed columns.',
+        }),
+      },
+    },
+  };
+}
+const mediaType = (format: ResultFormat) => FORMAT_CONTENT_TYPES[format].split(';')[0]!;
+const RESULT_CODES: readonly ErrorCode[] = [
+  'QUARRY_ERR_VALIDATION',
+  'QUARRY_ERR_NOT_ACCEPTABLE',
+  'QUARRY_ERR_RESULT_NOT_FOUND',
+];
+
 export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
   'POST /v1/aggregations': {
     operationId: 'createAggregation',
@@ -122,11 +171,15 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
   'GET /v1/results/:resultKey': {
     operationId: 'getResult',
     tags: ['aggregations'],
-    summary: 'A stored result envelope, as its bytes',
+    summary: 'A stored result: the envelope as its bytes, or as CSV, NDJSON or Arrow',
+    description:
+      'The format comes from `?format=`, else from `Accept` (`application/json`, `text/csv`, ' +
+      '`application/x-ndjson`, `application/vnd.apache.arrow.stream`, with q-values); default json.',
     params: obj({ resultKey }),
+    querystring: formatQuery,
     response: {
-      200: json('ResultEnvelope', 'The result envelope.', envelopeExample),
-      ...errors([...AUTH_CODES, 'QUARRY_ERR_RESULT_NOT_FOUND']),
+      200: { ...resultContent('The result.'), headers: varyHeader },
+      ...errors([...AUTH_CODES, ...RESULT_CODES]),
     },
   },
   'GET /v1/jobs/:jobId': {
@@ -401,14 +454,16 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
   'GET /v1/aliases/:name': {
     operationId: 'getAlias',
     tags: ['schedules'],
-    summary: "A schedule's newest result (the envelope bytes as stored)",
+    summary: "A schedule's newest result (the envelope bytes as stored, or CSV, NDJSON or Arrow)",
+    description: 'Formats as for `GET /v1/results/{resultKey}`.',
     params: obj({ name: scheduleName }),
+    querystring: formatQuery,
     response: {
       200: {
-        ...json('ResultEnvelope', 'The newest result; header x-quarry-result-key names it.', envelopeExample),
-        headers: { 'x-quarry-result-key': { type: 'string', pattern: '^[0-9a-f]{32}$' } },
+        ...resultContent('The newest result; header x-quarry-result-key names it.'),
+        headers: { 'x-quarry-result-key': { type: 'string', pattern: '^[0-9a-f]{32}$' }, ...varyHeader },
       },
-      ...errors([...AUTH_CODES, 'QUARRY_ERR_RESULT_NOT_FOUND']),
+      ...errors([...AUTH_CODES, ...RESULT_CODES]),
     },
   },
   'GET /healthz': {

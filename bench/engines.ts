@@ -13,6 +13,7 @@ import { createQuarry } from '../producers/client.ts';
 import { addressAggregation, parseAggregation } from '../shared/aggregation.ts';
 import { loadConfig } from '../shared/config.ts';
 import type { InlineRecord } from '../shared/datasets.ts';
+import { tsExecArgv } from '../shared/ts-runtime.ts';
 import { flightsSpec, VEGA_DATA_DIR } from '../test/helpers/flights.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { referenceAggregate } from '../test/reference/aggregate.ts';
@@ -227,7 +228,7 @@ const round = (x: number) => Math.round(x * 100) / 100;
 
 function startWorkerProcess(env: Record<string, string>): Promise<ChildProcess> {
   const child = fork(path.resolve('bench/lib/eld-worker.ts'), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: tsExecArgv(),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

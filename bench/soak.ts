@@ -1,7 +1,8 @@
 // Soak: many small aggregation jobs (distinct tiny inline datasets, through the SDK in batches,
 // one worker process) while the memory of both Redis roles is sampled every N jobs. Retention
 // (BullMQ removes finished jobs, the events stream is capped, inline data is deleted when done,
-// status records and results expire) must keep memory bounded: with TTLs short enough for the
+// status records and results expire, the history index is trimmed with them, activity counters
+// are per minute) must keep memory bounded: with TTLs short enough for the
 // run to reach its steady state, used_memory levels off at about rate x TTL worth of records.
 // Writes bench/results/soak.json.
 import path from 'node:path';
@@ -38,6 +39,8 @@ interface RoleSample {
 export interface SoakSample {
   jobs: number;
   seconds: number;
+  /** Entries in the history index (GET /v1/jobs): bounded by the status TTL like the records. */
+  historyEntries: number;
   queue: RoleSample;
   cache: RoleSample;
 }
@@ -106,10 +109,15 @@ export async function runSoak(options: SoakOptions = {}): Promise<void> {
     worker = await startNode(path.resolve('workers/main.ts'), env, 'worker ready');
     const started = performance.now();
     const take = async (done: number) => {
-      const [queue, cache] = await Promise.all([sample(queueRedis), sample(cacheRedis)]);
+      const [queue, cache, historyEntries] = await Promise.all([
+        sample(queueRedis),
+        sample(cacheRedis),
+        queueRedis.zcard(quarry.keys.history),
+      ]);
       samples.push({
         jobs: done,
         seconds: Math.round((performance.now() - started) / 100) / 10,
+        historyEntries,
         queue,
         cache,
       });
@@ -138,6 +146,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<void> {
     'jobs/s': s.seconds > 0 ? Math.round(s.jobs / s.seconds) : null,
     'queue MB': mb(s.queue.usedMemory),
     'queue keys': s.queue.keys,
+    'history entries': s.historyEntries,
     'queue expired': s.queue.expiredKeys,
     'cache MB': mb(s.cache.usedMemory),
     'cache keys': s.cache.keys,

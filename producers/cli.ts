@@ -12,32 +12,44 @@ import type { ResultEnvelope } from '../shared/aggregation.ts';
 import { loadConfig, type QuarryConfig } from '../shared/config.ts';
 import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import { redactRedisUrl } from '../shared/redis.ts';
+import { RESULT_FORMATS, toArrow, toCsv, toNdjson } from '../shared/result-formats.ts';
 import { isFinalState, type JobEvent, type JobStatus } from '../shared/status.ts';
+import { JobsUsageError, jobsCommand, retryCommand } from './cli-jobs.ts';
 import { describeState, formatTable, objectRows, statusRows } from './cli-output.ts';
 import { createQuarry, type QuarryClient } from './client.ts';
 
 const HELP = `quarry: enqueue and inspect Quarry jobs
 
 Usage:
-  quarry aggregate <spec.json | -> [--wait] [--timeout <ms>] [--json]
+  quarry aggregate <spec.json | -> [--wait] [--timeout <ms>] [--json | --format <f>]
   quarry index <collection> <request.json | -> [--wait] [--timeout <ms>] [--json]
   quarry search <collection> <query...> [--k <n>] [--all] [--prefix] [--json]
   quarry delete-index <collection> [--json]        (every API process stops serving it)
   quarry schedule add <name> <spec.json | -> (--every <30s|5m|1h|ms> | --cron "<pattern>" [--tz <zone>])
   quarry schedule list [--json]  |  quarry schedule rm <name>
-  quarry alias <name> [--json]                      (the newest result of a schedule)
+  quarry alias <name> [--json | --format <f>]       (the newest result of a schedule)
   quarry status <jobId> [--json]
   quarry watch <jobId> [--json]
   quarry cancel <jobId> [--json]
-  quarry result <resultKey> [--json]
+  quarry result <resultKey> [--json | --format <f>]
+  quarry jobs [--state <s>] [--type aggregate|index] [--since <ISO time>] [--limit <n>]
+              [--cursor <c>] [--all] [--json]      (job history, newest first)
+  quarry retry <jobId> [--wait] [--timeout <ms>] [--json]  (a failed or cancelled job runs again)
 
 Options:
   --wait          wait for the result and print it (progress goes to stderr)
   --timeout <ms>  how long --wait waits (default 60000)
   --json          print JSON instead of a table
+  --format <f>    how a result is printed: table (default), json (the envelope), csv, ndjson,
+                  arrow (an Arrow IPC stream: binary, so stdout must not be a terminal)
   --k <n>         search: number of hits (default 10)
-  --all           search: documents must hold every term (default: any)
+  --all           search: documents must hold every term (default: any); jobs: every tenant's
   --prefix        search: the last term also matches longer words
+  --state <s>     jobs: queued, active, completed, failed or cancelled
+  --type <t>      jobs: aggregate or index
+  --since <time>  jobs: created at or after this ISO 8601 time
+  --limit <n>     jobs: how many (default 50, at most 500)
+  --cursor <c>    jobs: the next page (printed after a full page)
   -h, --help      this help
 
 Configuration comes from the QUARRY_* environment variables (see README.md).
@@ -94,10 +106,30 @@ function noJob(jobId: string): QuarryError {
   );
 }
 
-function printEnvelope(envelope: ResultEnvelope, json: boolean): void {
-  if (json) {
-    out(JSON.stringify(envelope));
-    return;
+/** How `--format` prints a result: a table, or one of the result formats (docs/FORMATS.md). */
+const PRINT_FORMATS = ['table', ...RESULT_FORMATS] as const;
+type PrintFormat = (typeof PRINT_FORMATS)[number];
+
+/** Writes to stdout and resolves once the bytes are handed off (a large result to a pipe). */
+const write = (data: string | Uint8Array) =>
+  new Promise<void>((resolve, reject) => {
+    process.stdout.write(data, (error) => (error ? reject(error) : resolve()));
+  });
+
+async function printEnvelope(envelope: ResultEnvelope, format: PrintFormat): Promise<void> {
+  switch (format) {
+    case 'json':
+      return write(`${JSON.stringify(envelope)}\n`);
+    case 'csv':
+      return write(await toCsv(envelope));
+    case 'ndjson':
+      return write(await toNdjson(envelope));
+    case 'arrow':
+      if (process.stdout.isTTY)
+        throw new UsageError('--format arrow writes binary: redirect stdout to a file or a pipe');
+      return write(await toArrow(envelope));
+    case 'table':
+      break;
   }
   out(formatTable(envelope.columns, envelope.rows));
   err(
@@ -169,7 +201,7 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
         handle.wait({ timeoutMs: flags.timeout, onEvent }),
       );
       if ('code' in waited) return waited.code;
-      printEnvelope(waited.value, flags.json);
+      await printEnvelope(waited.value, flags.format);
       return 0;
     }
     case 'index': {
@@ -292,7 +324,7 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
         err(`schedule ${name} has no result yet (its first run has not completed)`);
         return 1;
       }
-      printEnvelope(JSON.parse(found.bytes.toString('utf8')) as ResultEnvelope, flags.json);
+      await printEnvelope(JSON.parse(found.bytes.toString('utf8')) as ResultEnvelope, flags.format);
       return 0;
     }
     case 'status': {
@@ -314,9 +346,13 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
           'QUARRY_ERR_RESULT_NOT_FOUND',
           `no result ${args[0]} (never computed, or expired)`,
         );
-      printEnvelope(envelope, flags.json);
+      await printEnvelope(envelope, flags.format);
       return 0;
     }
+    case 'jobs':
+      return jobsCommand(client, args, flags);
+    case 'retry':
+      return retryCommand(client, args, flags);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -334,6 +370,8 @@ function parseDuration(text: string): number {
 interface Flags {
   wait: boolean;
   json: boolean;
+  /** How results print: `--format`, or json with `--json`. */
+  format: PrintFormat;
   timeout: number;
   k: number;
   all: boolean;
@@ -341,6 +379,11 @@ interface Flags {
   every: string | undefined;
   cron: string | undefined;
   tz: string | undefined;
+  state: string | undefined;
+  type: string | undefined;
+  limit: string | undefined;
+  cursor: string | undefined;
+  since: string | undefined;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -352,6 +395,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         wait: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
+        format: { type: 'string' },
         timeout: { type: 'string', default: '60000' },
         k: { type: 'string', default: '10' },
         all: { type: 'boolean', default: false },
@@ -359,6 +403,11 @@ async function main(argv: string[]): Promise<number> {
         every: { type: 'string' },
         cron: { type: 'string' },
         tz: { type: 'string' },
+        state: { type: 'string' },
+        type: { type: 'string' },
+        limit: { type: 'string' },
+        cursor: { type: 'string' },
+        since: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -383,6 +432,15 @@ async function main(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  const format = (parsed.values.format as string | undefined) ?? (parsed.values.json ? 'json' : 'table');
+  if (!(PRINT_FORMATS as readonly string[]).includes(format)) {
+    err(`quarry: --format must be one of ${PRINT_FORMATS.join(', ')} (see quarry --help)`);
+    return 2;
+  }
+  if (parsed.values.json && format !== 'json') {
+    err(`quarry: --json and --format ${format} disagree; give one (see quarry --help)`);
+    return 2;
+  }
   let config: QuarryConfig;
   let client: QuarryClient;
   try {
@@ -404,6 +462,7 @@ async function main(argv: string[]): Promise<number> {
     return await run(client, command, args, {
       wait: parsed.values.wait === true,
       json: parsed.values.json === true,
+      format: format as PrintFormat,
       timeout,
       k,
       all: parsed.values.all === true,
@@ -411,9 +470,14 @@ async function main(argv: string[]): Promise<number> {
       every: parsed.values.every as string | undefined,
       cron: parsed.values.cron as string | undefined,
       tz: parsed.values.tz as string | undefined,
+      state: parsed.values.state as string | undefined,
+      type: parsed.values.type as string | undefined,
+      limit: parsed.values.limit as string | undefined,
+      cursor: parsed.values.cursor as string | undefined,
+      since: parsed.values.since as string | undefined,
     });
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (error instanceof UsageError || error instanceof JobsUsageError) {
       err(`quarry: ${error.message} (see quarry --help)`);
       return 2;
     }

@@ -43,6 +43,7 @@ import {
 import type { Logger } from '../shared/logger.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
 import { rethrowRedis } from '../shared/redis-errors.ts';
+import { envelopeAs, type ResultFormat } from '../shared/result-formats.ts';
 import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
 import {
   type EnqueueWrite,
@@ -483,9 +484,23 @@ export class QuarryClient {
     return this.#cacheRedis.getBuffer(this.keys.result(resultKey)).catch(this.#rethrowRedis);
   }
 
-  async result(resultKey: string): Promise<ResultEnvelope | null> {
+  /**
+   * A result: the envelope (json, the default), or its conversion (shared/result-formats.ts,
+   * docs/FORMATS.md): CSV or NDJSON text, Arrow IPC stream bytes. Null when there is none.
+   */
+  async result(resultKey: string, options?: { format?: 'json' }): Promise<ResultEnvelope | null>;
+  async result(resultKey: string, options: { format: 'csv' | 'ndjson' }): Promise<string | null>;
+  async result(resultKey: string, options: { format: 'arrow' }): Promise<Uint8Array | null>;
+  async result(
+    resultKey: string,
+    options?: { format?: ResultFormat },
+  ): Promise<ResultEnvelope | string | Uint8Array | null>;
+  async result(
+    resultKey: string,
+    options: { format?: ResultFormat } = {},
+  ): Promise<ResultEnvelope | string | Uint8Array | null> {
     const bytes = await this.resultBytes(resultKey);
-    return bytes === null ? null : (JSON.parse(bytes.toString('utf8')) as ResultEnvelope);
+    return bytes === null ? null : envelopeAs(bytes, options.format ?? 'json');
   }
 
   /**

@@ -1,7 +1,9 @@
 // The SDK's public surface.
+export type { Activity, ActivityMinute, QueueDepth, RunPercentiles } from '../shared/activity.ts';
 export type { AggregationSpecInput, ResultEnvelope } from '../shared/aggregation.ts';
 export { loadConfig, type QuarryConfig } from '../shared/config.ts';
 export { ERRORS, type ErrorCode, QuarryError } from '../shared/errors.ts';
+export type { HistoryPage, HistoryQueryInput } from '../shared/job-history.ts';
 export type { JobEvent, JobStatus } from '../shared/status.ts';
 export {
   type AggregationHandle,
@@ -10,3 +12,4 @@ export {
   type QuarryOptions,
   type WaitOptions,
 } from './client.ts';
+export type { Jobs, RetryHandle } from './history.ts';

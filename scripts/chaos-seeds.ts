@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { printTable } from '../bench/lib/stats.ts';
+import { tsExecArgv } from '../shared/ts-runtime.ts';
 import type { ChaosReport } from './chaos.ts';
 
 export interface SeedRun {
@@ -46,8 +47,7 @@ export async function runSeeds(
       const child = spawn(
         process.execPath,
         [
-          '--import',
-          'tsx',
+          ...tsExecArgv(),
           path.join(import.meta.dirname, 'chaos.ts'),
           ...args,
           '--seed',

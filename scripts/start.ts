@@ -16,6 +16,7 @@ import path from 'node:path';
 import { loadConfig } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { onShutdownSignals } from '../shared/shutdown-signals.ts';
+import { tsExecArgv } from '../shared/ts-runtime.ts';
 
 const config = loadConfig();
 const logger = createLogger({ level: config.logLevel, name: 'quarry-start', format: config.logFormat });
@@ -115,7 +116,7 @@ async function ensureRedis(): Promise<Record<string, string>> {
 }
 
 function startChild(name: string, entry: string, env: Record<string, string>): void {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  const child = spawn(process.execPath, [...tsExecArgv(), entry], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, ...env },
     detached: true,

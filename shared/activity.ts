@@ -28,9 +28,9 @@ export function bucketUpperMs(bucket: number): number {
   return ms >= 100 ? Math.round(ms) : Math.round(ms * 100) / 100;
 }
 
-// Counts one ended job in its minute's hashes: `<state>` += 1 and, when the job ran (startedAt
-// set), `runs` += 1 and `b<bucket>` += 1 for finishedAt - startedAt. Called only by scripts that
-// saw the record leave queued/active.
+// Counts one ended job in its minute's hashes: `<state>` += 1 and, when it ended while running
+// (the caller passes startedAt only then), `runs` += 1 and `b<bucket>` += 1 for finishedAt -
+// startedAt. Called only by scripts that saw the record leave queued/active.
 // count_end(tenantKey, allKey, ttlS, state, startedAtMs, finishedAtMs)
 export const ACTIVITY_LUA = `
 local function count_end(key, allKey, ttl, state, startedAt, finishedAt)

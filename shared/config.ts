@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { usableCpus } from './cpu-limit.ts';
 import { QuarryError } from './errors.ts';
 import { describeIssue } from './zod-messages.ts';
 
@@ -100,7 +101,7 @@ const EnvSchema = z.object({
   QUARRY_MAX_STALLED_COUNT: int(0, 100, 5),
   QUARRY_AGGREGATE_TIMEOUT_MS: int(100, 24 * 3_600_000, 300_000),
   QUARRY_INDEX_TIMEOUT_MS: int(100, 24 * 3_600_000, 600_000),
-  QUARRY_DUCKDB_THREADS: int(1, 1024, Math.max(1, os.availableParallelism())),
+  QUARRY_DUCKDB_THREADS: int(1, 1024, usableCpus()),
   QUARRY_POLARS_THREADS: int(1, 64, 2),
   QUARRY_THREAD_HEAP_MB: int(32, 65_536, 2048),
   QUARRY_DUCKDB_MEMORY_LIMIT: z
@@ -109,6 +110,7 @@ const EnvSchema = z.object({
     .optional(),
   QUARRY_SPOOL_DIR: z.string().min(1).optional(),
   QUARRY_API_RESULT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 64 * 1024 ** 2),
+  QUARRY_API_FORMAT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 32 * 1024 ** 2),
   QUARRY_API_KEYS: ApiKeysSchema.optional(),
   QUARRY_CONSOLE_SECRET: z.string().min(32, 'at least 32 characters').max(1024).optional(),
   QUARRY_CONSOLE_SESSION_TTL_S: int(60, 30 * 86400, 8 * 3600),
@@ -180,6 +182,8 @@ export interface QuarryConfig {
   /** Where workers write inline datasets for the engines to read (tmpfs when available). */
   readonly spoolDir: string;
   readonly apiResultCacheBytes: number;
+  /** The API's in-process cache of results converted to CSV, NDJSON or Arrow, in bytes. */
+  readonly apiFormatCacheBytes: number;
   /** API keys; empty means single-tenant and unauthenticated (loopback only). */
   readonly apiKeys: readonly ApiKey[];
   /**
@@ -288,6 +292,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     threadHeapMb: e.QUARRY_THREAD_HEAP_MB,
     spoolDir: e.QUARRY_SPOOL_DIR === undefined ? defaultSpoolDir() : path.resolve(e.QUARRY_SPOOL_DIR),
     apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
+    apiFormatCacheBytes: e.QUARRY_API_FORMAT_CACHE_BYTES,
     apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),
     consoleSecret: e.QUARRY_CONSOLE_SECRET,
     consoleSessionTtlS: e.QUARRY_CONSOLE_SESSION_TTL_S,

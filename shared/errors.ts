@@ -75,6 +75,11 @@ export const ERRORS = {
   QUARRY_ERR_RATE_LIMITED: def(429, false, "The API key's request rate limit was reached."),
   QUARRY_ERR_SCHEDULE_NOT_FOUND: def(404, true, 'No schedule with this name.'),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
+  QUARRY_ERR_NOT_ACCEPTABLE: def(
+    406,
+    true,
+    'The Accept header names no format the route serves (json, csv, ndjson, arrow); `field` is `accept`.',
+  ),
   QUARRY_ERR_REQUEST_TIMEOUT: def(
     408,
     false,

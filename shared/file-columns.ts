@@ -128,7 +128,10 @@ function readElement(r: Compact): SchemaElement {
 /** Just enough of Thrift's compact protocol to walk a struct and skip what it does not need. */
 class Compact {
   #at = 0;
-  constructor(readonly buffer: Buffer) {}
+  readonly buffer: Buffer;
+  constructor(buffer: Buffer) {
+    this.buffer = buffer;
+  }
 
   byte(): number {
     if (this.#at >= this.buffer.length) throw new RangeError('footer ends early');

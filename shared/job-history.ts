@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { QuarryError } from './errors.ts';
 import { JOB_ID_PATTERN, type KeyScheme, keyScheme, parseLiveMember } from './keys.ts';
 import type { Redis } from './redis.ts';
-import { type JobState, type JobStatus, type JobType, toStatus } from './status.ts';
+import { type JobState, type JobStatus, type JobType, STATUS_FIELDS, toStatus } from './status.ts';
 import { describeZodError, parseWith } from './zod-messages.ts';
 
 export const DEFAULT_HISTORY_LIMIT = 50;
@@ -119,6 +119,16 @@ export function parseHistoryQuery(input: unknown): HistoryQuery {
   };
 }
 
+/** An HMGET of STATUS_FIELDS as the hash toStatus reads; null when the record is gone. */
+function recordOf(values: readonly (string | null)[]): Record<string, string> | null {
+  const h: Record<string, string> = {};
+  STATUS_FIELDS.forEach((field, i) => {
+    const v = values[i];
+    if (v !== null && v !== undefined) h[field] = v;
+  });
+  return h.state === undefined ? null : h;
+}
+
 function matches(status: JobStatus, q: HistoryQuery): boolean {
   if (q.state !== undefined && status.state !== q.state) return false;
   if (q.type !== undefined && status.type !== q.type) return false;
@@ -164,11 +174,12 @@ export async function listHistory(redis: Redis, keys: KeyScheme, q: HistoryQuery
       exhausted = true;
       break;
     }
+    // The record's fields only: a failed job's kept payload is not part of the answer.
     const pipeline = redis.pipeline();
     for (const e of entries) {
       const key = statusKey(e.member);
       if (key === null) pipeline.exists('\u0000');
-      else pipeline.hgetall(key);
+      else pipeline.hmget(key, ...STATUS_FIELDS);
     }
     const replies = (await pipeline.exec()) ?? [];
     const gone: string[] = [];
@@ -178,8 +189,9 @@ export async function listHistory(redis: Redis, keys: KeyScheme, q: HistoryQuery
       if (error) throw error;
       scanned++;
       last = entry;
-      const h = value as Record<string, string> | number;
-      if (typeof h === 'number' || h.state === undefined) {
+      const values = value as (string | null)[] | number;
+      const h = typeof values === 'number' ? null : recordOf(values);
+      if (h === null) {
         gone.push(entry.member);
       } else {
         const status = toStatus(jobIdOf(entry.member), h);

@@ -173,7 +173,9 @@ return 1
 const END_JOB_LUA = `${ACTIVITY_LUA}
 local function end_job(key, act, actAll, data, actTtl, retryTtl, prev)
   local h = redis.call('HMGET', key, 'state', 'startedAt', 'finishedAt')
-  if prev == 'queued' or prev == 'active' then count_end(act, actAll, actTtl, h[1], h[2], h[3]) end
+  -- A run time only for a job that was running: a queued one's startedAt is an earlier attempt's.
+  if prev == 'queued' then count_end(act, actAll, actTtl, h[1], nil, h[3]) end
+  if prev == 'active' then count_end(act, actAll, actTtl, h[1], h[2], h[3]) end
   if h[1] == 'completed' then
     redis.call('HDEL', key, 'payload', 'owner')
   else

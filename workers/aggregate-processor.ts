@@ -60,8 +60,10 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     scope: JobScope,
   ): Promise<AggregateJobResult> {
     const { keys, status } = scope;
+    // The inline records stay until BullMQ has recorded the completion (workers/worker.ts): an
+    // attempt whose completion Redis refuses is retried, and it needs them again.
     const finish = async (jobId: string, resultKey: string) => {
-      await Promise.all([status.completed(jobId, resultKey), queueRedis.del(keys.inlineData(jobId))]);
+      await status.completed(jobId, resultKey);
     };
     const { resultKey, spec } = job.data;
     const resultKeyName = keys.result(resultKey);

@@ -1,10 +1,11 @@
-// Index builds on kept worker threads. A fresh thread costs 130-250 ms to start (tsx, modules)
+// Index builds on kept worker threads. A fresh thread costs 130-250 ms to start (modules)
 // and builds with a cold JIT (a 10k-document build: ~700 ms cold, ~230 ms warm), so a worker
 // process keeps up to `size` build threads alive between jobs. One build per thread at a time;
 // aborting a build terminates its thread (nothing else can stop a synchronous build).
-import { type ResourceLimits, Worker } from 'node:worker_threads';
+import type { ResourceLimits, Worker } from 'node:worker_threads';
 import { isErrorCode, QuarryError } from '../shared/errors.ts';
 import type { BuildOptions } from '../shared/search/build.ts';
+import { startModuleThread } from '../shared/ts-runtime.ts';
 import type { BuildInput, BuildThreadReply, BuildThreadRequest } from './index-build-thread.ts';
 
 const ENTRY_URL = new URL(
@@ -13,12 +14,7 @@ const ENTRY_URL = new URL(
 );
 
 function startThread(resourceLimits: ResourceLimits | undefined): Worker {
-  const options = resourceLimits === undefined ? {} : { resourceLimits };
-  if (!ENTRY_URL.pathname.endsWith('.ts')) return new Worker(ENTRY_URL, options);
-  // Node 20 does not apply the parent's `--import tsx` to a worker's entry: register it first.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(ENTRY_URL.href)}); });`;
-  return new Worker(bootstrap, { ...options, eval: true });
+  return startModuleThread(ENTRY_URL, resourceLimits === undefined ? {} : { resourceLimits });
 }
 
 export interface IndexBuilderOptions {

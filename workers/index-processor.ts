@@ -189,7 +189,8 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         `collection "${collection}" was deleted while this build ran; nothing was published`,
       );
     }
-    await Promise.all([status.completed(jobId, null, { version }), queueRedis.del(keys.inlineData(jobId))]);
+    // The inline documents stay until BullMQ has recorded the completion (workers/worker.ts).
+    await status.completed(jobId, null, { version });
     return { collection, version, live: outcome === 'live', documents: header.docCount, buildMs };
   }
 

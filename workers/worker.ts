@@ -113,6 +113,21 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   ];
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   for (const w of workers) w.on('stalled', () => metrics.jobStalls.inc({ queue: w.name }));
+  // A job's inline data goes once BullMQ has recorded its completion, not when the attempt writes
+  // its result: if Redis refused that record (a restart, a full Redis), the attempt is retried
+  // or the job stalls and runs again, and it needs its data then. A deletion that fails here is
+  // left to the data's TTL (QUARRY_INLINE_DATA_TTL_S).
+  for (const w of workers) {
+    w.on('completed', (job) => {
+      if (job?.id === undefined) return;
+      const scope = jobScope(config, queueRedis, tenantOf(job.data));
+      queueRedis
+        .del(scope.keys.inlineData(job.id))
+        .catch((err: unknown) =>
+          logger.warn({ err, jobId: job.id }, "could not delete a completed job's inline data"),
+        );
+    });
+  }
   const queueProbe = createQueueProbe({
     connection: queueRedis,
     prefix: config.prefix,

@@ -1,4 +1,5 @@
-// POST /v1/aggregations and GET /v1/results/:resultKey. A body seen before is answered by the
+// POST /v1/aggregations and GET /v1/results/:resultKey (in any format of result-conversions.ts). A
+// body seen before is answered by the
 // hash of its bytes (raw-json.ts); results are served from an in-process LRU in front of Redis.
 // Both local caches are keyed by tenant: a tenant never gets bytes another tenant stored.
 import type { FastifyInstance } from 'fastify';
@@ -7,18 +8,18 @@ import { QuarryError } from '../../shared/errors.ts';
 import { contentHash } from '../../shared/hashing.ts';
 import { RESULT_KEY_PATTERN } from '../../shared/keys.ts';
 import type { ApiMetrics } from '../../shared/metrics.ts';
-import { READ } from '../authorization.ts';
 import { BodyIndex } from '../raw-json.ts';
 import { parseWait, requireJson } from '../request.ts';
 import type { ResultCache } from '../result-cache.ts';
+import { RESULT_ROUTE, type ResultConversions, requestedFormat, sendResult } from '../result-conversions.ts';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function aggregationRoutes(
   app: FastifyInstance,
-  deps: { results: ResultCache; metrics?: ApiMetrics },
+  deps: { results: ResultCache; conversions: ResultConversions; metrics?: ApiMetrics },
 ): void {
-  const { results, metrics } = deps;
+  const { results, conversions, metrics } = deps;
   const bodies = new BodyIndex(10_000);
   const scoped = (client: QuarryClient, key: string) => `${client.tenant ?? ''}/${key}`;
 
@@ -79,10 +80,16 @@ export function aggregationRoutes(
     });
   });
 
-  app.get<{ Params: { resultKey: string } }>('/v1/results/:resultKey', READ, async (request, reply) => {
-    const { resultKey } = request.params;
-    const bytes = RESULT_KEY_PATTERN.test(resultKey) ? await resultBytes(request.quarry, resultKey) : null;
-    if (bytes === null) throw new QuarryError('QUARRY_ERR_RESULT_NOT_FOUND', `no result ${resultKey}`);
-    return reply.type(JSON_TYPE).send(bytes);
-  });
+  // The stored envelope (json, the default), or its conversion to csv, ndjson or arrow.
+  app.get<{ Params: { resultKey: string } }>(
+    '/v1/results/:resultKey',
+    RESULT_ROUTE,
+    async (request, reply) => {
+      const format = requestedFormat(request, reply);
+      const { resultKey } = request.params;
+      const bytes = RESULT_KEY_PATTERN.test(resultKey) ? await resultBytes(request.quarry, resultKey) : null;
+      if (bytes === null) throw new QuarryError('QUARRY_ERR_RESULT_NOT_FOUND', `no result ${resultKey}`);
+      return sendResult(reply, conversions, { scopedKey: scoped(request.quarry, resultKey), format, bytes });
+    },
+  );
 }

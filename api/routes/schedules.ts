@@ -1,13 +1,14 @@
 // Scheduled aggregations: PUT /v1/schedules/:name registers or replaces one, GET lists or reads
-// them, DELETE removes one; GET /v1/aliases/:name serves the newest result of a schedule.
+// them, DELETE removes one; GET /v1/aliases/:name serves the newest result of a schedule (in any format of
+// result-conversions.ts).
 import type { FastifyInstance } from 'fastify';
 import { QuarryError } from '../../shared/errors.ts';
 import { READ } from '../authorization.ts';
 import { requireJson } from '../request.ts';
+import { RESULT_ROUTE, type ResultConversions, requestedFormat, sendResult } from '../result-conversions.ts';
 
-const JSON_TYPE = 'application/json; charset=utf-8';
-
-export function scheduleRoutes(app: FastifyInstance): void {
+export function scheduleRoutes(app: FastifyInstance, deps: { conversions: ResultConversions }): void {
+  const { conversions } = deps;
   app.put<{ Params: { name: string } }>(
     '/v1/schedules/:name',
     { config: { scope: 'enqueue' } },
@@ -34,7 +35,8 @@ export function scheduleRoutes(app: FastifyInstance): void {
     },
   );
 
-  app.get<{ Params: { name: string } }>('/v1/aliases/:name', READ, async (request, reply) => {
+  app.get<{ Params: { name: string } }>('/v1/aliases/:name', RESULT_ROUTE, async (request, reply) => {
+    const format = requestedFormat(request, reply);
     const found = await request.quarry.schedules.alias(request.params.name);
     if (found === null) {
       throw new QuarryError(
@@ -42,6 +44,8 @@ export function scheduleRoutes(app: FastifyInstance): void {
         `no result for "${request.params.name}" yet (unknown schedule, or its first run has not finished)`,
       );
     }
-    return reply.header('x-quarry-result-key', found.resultKey).type(JSON_TYPE).send(found.bytes);
+    reply.header('x-quarry-result-key', found.resultKey);
+    const scopedKey = `${request.quarry.tenant ?? ''}/${found.resultKey}`;
+    return sendResult(reply, conversions, { scopedKey, format, bytes: found.bytes });
   });
 }

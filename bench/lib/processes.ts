@@ -1,6 +1,7 @@
 // Starts Quarry's processes (worker, API) and helper servers as real child processes for
 // benchmarks, waits for them to be ready, and stops them.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { tsExecArgv } from '../../shared/ts-runtime.ts';
 
 export interface Child {
   readonly process: ChildProcess;
@@ -21,7 +22,7 @@ export function startNode(
   readyText: string,
   args: string[] = [],
 ): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  const child = spawn(process.execPath, [...tsExecArgv(), entry, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -18,6 +18,7 @@ import { QuarryError } from '../../shared/errors.ts';
 import { QUEUE_NAMES } from '../../shared/keys.ts';
 import { createLogger, resolveLogFormat, silentLogger } from '../../shared/logger.ts';
 import { createMetrics, DROPPED_DEFAULT_METRICS, METRIC_NAMES } from '../../shared/metrics.ts';
+import { tsExecArgv } from '../../shared/ts-runtime.ts';
 import { failAttempt } from '../../workers/job-failure.ts';
 import { jobScope } from '../../workers/job-scope.ts';
 import { createQueueProbe } from '../../workers/queue-metrics.ts';
@@ -228,7 +229,7 @@ describe('attacks: operations (logs, metrics, API document)', () => {
     const evicting = await startRedis(['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru']);
     let child: ChildProcess | undefined;
     try {
-      child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+      child = spawn(process.execPath, [...tsExecArgv(), 'workers/main.ts'], {
         cwd: root,
         env: {
           ...process.env,

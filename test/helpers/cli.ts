@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { QuarryConfig } from '../../shared/config.ts';
+import { tsExecArgv } from '../../shared/ts-runtime.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -13,7 +14,7 @@ export interface CliRun {
 }
 
 export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<CliRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'producers/cli.ts', ...args], {
+  const child = spawn(process.execPath, [...tsExecArgv(), 'producers/cli.ts', ...args], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

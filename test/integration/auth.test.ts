@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildApp } from '../../api/app.ts';
 import { silentLogger } from '../../shared/logger.ts';
+import { tsExecArgv } from '../../shared/ts-runtime.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
 
@@ -198,7 +199,7 @@ describe('API keys and tenants', () => {
   });
 
   test('without keys the API refuses a non-loopback address', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'api/main.ts'], {
+    const child = spawn(process.execPath, [...tsExecArgv(), 'api/main.ts'], {
       cwd: path.resolve(import.meta.dirname, '../..'),
       env: {
         ...process.env,

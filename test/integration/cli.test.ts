@@ -173,4 +173,49 @@ describe('CLI explains itself', () => {
       ]);
     }
   });
+
+  test('jobs lists the history as a table, a failed job with its code; retry runs a cancelled job again', async () => {
+    const failed = await sys.client.aggregate({
+      dataset: { path: 'broken.parquet' },
+      metrics: [{ op: 'sum', column: 'v' }],
+    });
+    await sys.client.waitForJob(failed.jobId, { timeoutMs: 20_000 });
+    const table = await runCli(['jobs', '--state', 'failed'], env);
+    assert.equal(table.code, 0, table.stderr);
+    const [header, rule, ...rows] = lines(table.stdout);
+    assert.match(header!, /^id\s+type\s+state\s+created\s+duration$/);
+    assert.match(rule!, /^-+/);
+    const row = rows.find((r) => r.startsWith(failed.jobId));
+    assert.ok(row, table.stdout);
+    assert.match(row, /aggregate\s+failed QUARRY_ERR_[A-Z_]+\s+\d{4}-\d{2}-\d{2}T\S+\s+\d/);
+    for (const r of rows) assert.match(r, /\sfailed QUARRY_ERR_/, 'only failed jobs');
+    const completed = await sys.client.aggregate({ ...SPEC, limit: 5 });
+    await completed.wait({ timeoutMs: 20_000 });
+    const json = await runCli(['jobs', '--json', '--limit', '1'], env);
+    assert.equal(json.code, 0, json.stderr);
+    const page = JSON.parse(json.stdout) as { jobs: { jobId: string }[]; nextCursor: string | null };
+    assert.equal(page.jobs.length, 1);
+    assert.equal(typeof page.nextCursor, 'string', 'more than one job: a cursor');
+    const bad = await runCli(['jobs', '--state', 'broken'], env);
+    assert.equal(bad.code, 2);
+    assert.match(lines(bad.stderr)[0]!, /^QUARRY_ERR_VALIDATION: state /);
+
+    const notRetryable = await runCli(['retry', completed.jobId], env);
+    assert.equal(notRetryable.code, 2);
+    assert.match(lines(notRetryable.stderr)[0]!, /^QUARRY_ERR_JOB_NOT_RETRYABLE: job agg-\S+ is completed/);
+    const unknown = await runCli(['retry', 'agg-00000000000000000000000000000000'], env);
+    assert.equal(unknown.code, 2);
+    assert.match(lines(unknown.stderr)[0]!, /^QUARRY_ERR_JOB_NOT_FOUND: /);
+    const again = await runCli(['retry', failed.jobId, '--wait'], env);
+    assert.equal(again.code, 1, 'the broken file fails again');
+    assert.match(lines(again.stdout)[0]!, new RegExp(`^job ${failed.jobId} failed · QUARRY_ERR_`));
+
+    const idleEnv = cliEnv(idle.config);
+    const queued = await idle.client.aggregate({ ...SPEC, limit: 9 });
+    await idle.client.cancel(queued.jobId);
+    const retried = await runCli(['retry', queued.jobId], idleEnv);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.equal(retried.stdout.trim(), `job ${queued.jobId} queued again`);
+    assert.equal((await idle.client.status(queued.jobId))?.state, 'queued');
+  });
 });

@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { createQuarry, type QuarryClient } from '../../producers/client.ts';
 import type { ResultEnvelope } from '../../shared/aggregation.ts';
 import type { JobEvent, JobStatus } from '../../shared/status.ts';
+import { tsExecArgv } from '../../shared/ts-runtime.ts';
 import { createDuckDBEngine } from '../../workers/engines/duckdb.ts';
 import { slowFlightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
@@ -37,7 +38,7 @@ interface WorkerProcess {
 }
 
 function spawnWorker(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+  const child = spawn(process.execPath, [...tsExecArgv(), 'workers/main.ts'], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,8 +1,8 @@
 // Job history and redrive through the API with real Redis and a real worker: GET /v1/jobs lists
 // every kept record newest first, filtered and paged by cursor; POST /v1/jobs/:jobId/retry runs a
-// failed job (its dataset file away while it ran, back afterwards) and a cancelled one (its inline
-// data kept) again under the same id and result key, answers 409 / 404 / 410 where it must, and
-// two retries at once make one run; GET /v1/activity counts what ended, by final state.
+// failed aggregation and index build (their files away while they ran, back afterwards) and a
+// cancelled job (its inline data kept) again under the same id and result key, answers 409 / 404
+// / 410 where it must, and two retries at once make one run; GET /v1/activity counts what ended.
 import assert from 'node:assert/strict';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -135,16 +135,33 @@ describe('job history and retry', () => {
       // The file is away while the job runs: it fails (QUARRY_ERR_DATASET_NOT_FOUND, not retried).
       const handle = await idle.client.aggregate(spec);
       renameSync(file, `${file}.away`);
+      // An index build whose source file was away: retried, it builds and goes live.
+      const source = path.join(dataDir, 'notes.ndjson');
+      writeFileSync(source, `${JSON.stringify({ id: '1', text: 'red apples' })}\n`);
+      const build = await idle.client.index('notes', {
+        source: { path: 'notes.ndjson' },
+        idField: 'id',
+        fields: ['text'],
+      });
+      renameSync(source, `${source}.away`);
       worker = await startWorker(idle.config, silentLogger());
       await worker.ready;
       const failed = await idle.client.waitForJob(handle.jobId, { timeoutMs: 20_000 });
       assert.equal(failed.state, 'failed', JSON.stringify(failed));
       const code = failed.error?.code;
       assert.ok(code === 'QUARRY_ERR_DATASET_NOT_FOUND' || code === 'QUARRY_ERR_DATASET_CHANGED', code);
+      // The index build failed the same way.
+      const buildFailed = await idle.client.waitForJob(build.jobId, { timeoutMs: 20_000 });
+      assert.equal(buildFailed.state, 'failed', JSON.stringify(buildFailed));
       const listed = await idle.app.inject({ method: 'GET', url: '/v1/jobs?state=failed' });
       assert.deepEqual(
         listed.json().jobs.map((j: JobStatus) => j.jobId),
-        [handle.jobId],
+        [build.jobId, handle.jobId],
+      );
+      const failedIndexes = await idle.app.inject({ method: 'GET', url: '/v1/jobs?state=failed&type=index' });
+      assert.deepEqual(
+        failedIndexes.json().jobs.map((j: JobStatus) => j.jobId),
+        [build.jobId],
       );
       renameSync(`${file}.away`, file);
 
@@ -164,6 +181,18 @@ describe('job history and retry', () => {
       const again = await idle.app.inject({ method: 'POST', url: `/v1/jobs/${handle.jobId}/retry` });
       assert.equal(again.statusCode, 409, again.body);
       assert.equal(again.json().error.code, 'QUARRY_ERR_JOB_NOT_RETRYABLE');
+      renameSync(`${source}.away`, source);
+      const rebuilt = await idle.app.inject({ method: 'POST', url: `/v1/jobs/${build.jobId}/retry` });
+      assert.equal(rebuilt.statusCode, 202, rebuilt.body);
+      assert.deepEqual(rebuilt.json(), {
+        jobId: build.jobId,
+        status: 'queued',
+        links: { status: `/v1/jobs/${build.jobId}`, index: '/v1/indexes/notes' },
+      });
+      const built = await idle.client.waitForJob(build.jobId, { timeoutMs: 20_000 });
+      assert.equal(built.state, 'completed', JSON.stringify(built));
+      assert.equal((await idle.client.indexInfo('notes'))?.version, built.version);
+
       for (const id of ['agg-00000000000000000000000000000000', 'nope']) {
         const unknown = await idle.app.inject({ method: 'POST', url: `/v1/jobs/${id}/retry` });
         assert.equal(unknown.statusCode, 404, unknown.body);
@@ -245,12 +274,94 @@ describe('job history and retry', () => {
       }
       assert.deepEqual(Object.keys(activity.depth).sort(), ['aggregate', 'index']);
       assert.deepEqual(activity.depth.index, { waiting: 0, active: 0, delayed: 0 });
-      assert.equal(activity.depth.aggregate.active, 0);
+      // Every job was taken (none waits); BullMQ may not have moved the last one out of active yet:
+      // a record says completed before BullMQ records the completion.
+      assert.equal(activity.depth.aggregate.waiting, 0);
+      assert.equal(activity.depth.aggregate.delayed, 0);
+      assert.ok(activity.depth.aggregate.active <= handles.length);
+      // The raw counters, against docs/KEYS.md's formula applied to the records' own times.
+      const expected = new Map<string, number>();
+      for (const h of handles) {
+        const r = await raw.hgetall(sys.client.keys.status(h.jobId));
+        const ms = Number(r.finishedAt) - Number(r.startedAt);
+        const bucket = ms <= 1 ? 0 : Math.min(63, Math.ceil(8 * Math.log10(ms)));
+        expected.set(`b${bucket}`, (expected.get(`b${bucket}`) ?? 0) + 1);
+      }
+      const counted = new Map<string, number>();
+      const minuteKeys = await raw.keys(`${sys.config.prefix}:activity:*`);
+      for (const key of minuteKeys) {
+        for (const [field, value] of Object.entries(await raw.hgetall(key))) {
+          if (field.startsWith('b')) counted.set(field, (counted.get(field) ?? 0) + Number(value));
+        }
+        const ttl = await raw.ttl(key);
+        assert.ok(ttl > 0 && ttl <= sys.config.activityWindowS + 60, `${key}: ttl ${ttl}`);
+      }
+      assert.deepEqual(counted, expected, 'one histogram count per run, in its bucket');
       const bad = await sys.app.inject({ method: 'GET', url: '/v1/activity?all=maybe' });
       assert.equal(bad.statusCode, 400);
       assert.equal(bad.json().error.field, 'all');
     } finally {
       await worker?.close();
+      await sys.close();
+    }
+  });
+
+  test('the index stays bounded: count cap, age trim of expired records, and a bounded scan per page', async () => {
+    const sys = await startSystem({
+      env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_HISTORY_MAX_JOBS: '100' },
+      worker: false,
+    });
+    try {
+      const keys = sys.client.keys;
+      // Entries past the status TTL whose records are gone: the next enqueue removes them.
+      const old = Date.now() - (sys.config.statusTtlS + 60) * 1000;
+      const stale = Array.from({ length: 5 }, (_, i) => `agg-${String(i).padStart(32, 'f')}`);
+      await raw.zadd(keys.history, ...stale.flatMap((id, i) => [old + i, id]));
+      await sys.client.aggregate(inlineSpec(500));
+      for (const id of stale) assert.equal(await raw.zscore(keys.history, id), null, `${id} trimmed by age`);
+      assert.equal(await raw.zcard(keys.history), 1);
+
+      for (let i = 0; i < 110; i++) await sys.client.aggregate(inlineSpec(600 + i));
+      assert.equal(await raw.zcard(keys.history), 100, 'QUARRY_HISTORY_MAX_JOBS');
+      assert.equal(await raw.zcard(keys.historyAll), 100);
+
+      // A filter that matches only an old job: the first page stops after MAX_SCANNED_PER_PAGE
+      // records with a cursor; paging on reaches it.
+      const failedId = `agg-${'e'.repeat(32)}`;
+      const base = Date.now() - 3_600_000;
+      const seed = raw.pipeline();
+      const record = (state: string, created: number) => ({
+        type: 'aggregate',
+        state,
+        progress: '{"phase":"done","percent":100}',
+        attempts: '1',
+        createdAt: String(created),
+        startedAt: String(created),
+        finishedAt: String(created + 5),
+        resultKey: 'e'.repeat(32),
+        errorCode: state === 'failed' ? 'QUARRY_ERR_ENGINE' : '',
+        errorMessage: state === 'failed' ? 'boom' : '',
+        collection: '',
+        version: '',
+      });
+      seed.hset(keys.status(failedId), record('failed', base));
+      seed.zadd(keys.history, base, failedId);
+      for (let i = 1; i <= 5200; i++) {
+        const id = `agg-${String(i).padStart(32, '0')}`;
+        seed.hset(keys.status(id), record('completed', base + i));
+        seed.zadd(keys.history, base + i, id);
+      }
+      await seed.exec();
+      const first = await sys.client.jobs.list({ state: 'failed' });
+      assert.deepEqual(first.jobs, []);
+      assert.ok(first.nextCursor !== null, 'a cursor: the scan stopped, not the history');
+      const second = await sys.client.jobs.list({ state: 'failed', cursor: first.nextCursor });
+      assert.deepEqual(
+        second.jobs.map((j) => j.jobId),
+        [failedId],
+      );
+      assert.equal(second.nextCursor, null);
+    } finally {
       await sys.close();
     }
   });

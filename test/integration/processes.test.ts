@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { createQuarry, type QuarryClient } from '../../producers/client.ts';
 import type { QuarryConfig } from '../../shared/config.ts';
 import { DUPLICATE_SIGNAL_WINDOW_MS } from '../../shared/shutdown-signals.ts';
+import { tsExecArgv } from '../../shared/ts-runtime.ts';
 import { flightsSpec, slowFlightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem, testConfig, uniquePrefix } from '../helpers/system.ts';
@@ -24,7 +25,7 @@ function run(
   env: Record<string, string>,
   input?: string,
 ): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  const child = spawn(process.execPath, [...tsExecArgv(), entry, ...args], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -114,7 +115,7 @@ describe('processes', () => {
         QUARRY_DUCKDB_THREADS: '1',
         QUARRY_SHUTDOWN_TIMEOUT_MS: '30000',
       };
-      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+      const child = spawn(process.execPath, [...tsExecArgv(), 'scripts/start.ts'], {
         cwd: root,
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],

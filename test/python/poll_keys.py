@@ -254,5 +254,30 @@ total = sum(raw.strlen(f"{PREFIX}:index:{collection}:v{version}:{i}") for i in r
 check(total == int(meta["bytes"]), f"chunks hold {total} bytes, metadata says {meta['bytes']}")
 summary["index"] = {"collection": collection, "version": version, "states": [e["state"] for e in index_events]}
 
+# 4. The history index and the activity counters, as docs/KEYS.md describes them.
+failed_job = failed_events[-1]["jobId"]
+history = queue.zrevrange(f"{PREFIX}:history", 0, -1, withscores=True)
+listed = [member for member, _ in history]
+for jid in (job_id, failed_job, index_job):
+    check(jid in listed, f"{jid} is not in <prefix>:history")
+for member, score in history:
+    created = queue.hget(f"{PREFIX}:job:{member}", "createdAt")
+    check(created is None or int(score) == int(created), f"history score of {member} is not its createdAt")
+check(listed.index(index_job) < listed.index(job_id), "history is not newest first")
+every = queue.zrange(f"{PREFIX}:history-all", 0, -1)
+check(f"/{job_id}" in every and f"/{index_job}" in every, "<prefix>:history-all lacks /<jobId> members")
+now_minute = int(time.time() * 1000) // 60000
+ended = {"completed": 0, "failed": 0, "cancelled": 0}
+for minute in range(now_minute - 10, now_minute + 1):
+    counters = queue.hgetall(f"{PREFIX}:activity:{minute}")
+    for state in ended:
+        ended[state] += int(counters.get(state, "0"))
+    histogram = sum(int(v) for f, v in counters.items() if f.startswith("b"))
+    check(histogram == int(counters.get("runs", "0")), f"activity {minute}: bucket counts differ from runs")
+    check(set(counters) <= {"completed", "failed", "cancelled", "runs"} | {f"b{i}" for i in range(64)},
+          f"activity {minute}: undocumented fields {sorted(counters)}")
+check(ended["completed"] >= 2 and ended["failed"] >= 1, f"activity counted {ended}")
+summary["activity"] = ended
+
 pubsub.close()
 print(json.dumps(summary))

@@ -1,7 +1,7 @@
 // The deployment check, without a container engine: compose.yaml is read the way `docker
 // compose` reads it (YAML, then ${VAR} substitution) and held to the configuration schema
 // (shared/config.ts) and to the two-Redis design; the Dockerfile is held to its contract (slim
-// Node 20, production dependencies, non-root, every directory the runtime imports); and both
+// Node 24 LTS pinned, production dependencies, non-root, every directory the runtime imports); and both
 // healthchecks are run for real, as node subprocesses, against a live and a dead endpoint.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -27,8 +27,10 @@ const OPERATOR_ENV: Record<string, string> = {
 // ---------------------------------------------------------------- compose: reading
 
 class MissingVariableError extends Error {
-  constructor(readonly variable: string) {
+  readonly variable: string;
+  constructor(variable: string) {
     super(`compose would refuse to start: ${variable} is required`);
+    this.variable = variable;
   }
 }
 
@@ -88,6 +90,8 @@ interface Service {
   depends_on?: string[] | Record<string, { condition?: string }>;
   stop_grace_period?: string;
   shm_size?: string | number;
+  restart?: string;
+  deploy?: { resources?: { limits?: { cpus?: string | number; memory?: string } } };
 }
 
 const composeText = readFileSync(path.join(ROOT, 'compose.yaml'), 'utf8');
@@ -306,6 +310,40 @@ describe('compose.yaml', () => {
     assert.ok(maxmemory !== undefined && !/^0+[a-z]*$/i.test(maxmemory), 'redis-cache: needs a maxmemory');
   });
 
+  test('one image, built once, runs both Quarry services', () => {
+    const worker = services.worker!;
+    const api = services.api!;
+    assert.ok(worker.image, 'worker: image must name what it builds');
+    assert.equal(api.image, worker.image, 'api must run the image the worker builds');
+    assert.ok(worker.build !== undefined, 'worker builds the image');
+    assert.equal(api.build, undefined, 'api: a second build of the same image');
+  });
+
+  test('Redis images are pinned to a release', () => {
+    for (const name of ['redis-queue', 'redis-cache']) {
+      assert.match(services[name]!.image ?? '', /^redis:\d+\.\d+\.\d+(-[a-z0-9]+)?$/, name);
+    }
+  });
+
+  test('every service restarts and has memory and CPU limits', () => {
+    for (const [name, service] of Object.entries(services)) {
+      assert.match(
+        service.restart ?? 'no',
+        /^(always|unless-stopped|on-failure(:\d+)?)$/,
+        `${name}: restart`,
+      );
+      const limits = service.deploy?.resources?.limits;
+      assert.ok(Number(limits?.cpus) > 0, `${name}: no CPU limit`);
+      assert.match(String(limits?.memory), /^\d+(\.\d+)?[kmg]b?$/i, `${name}: no memory limit`);
+    }
+  });
+
+  test("the worker's DuckDB threads follow its CPU limit, not the host's cores", () => {
+    // Not pinned in the environment: the default is the cgroup quota the container sees.
+    assert.equal(environmentOf(services.worker!).QUARRY_DUCKDB_THREADS, undefined);
+    assert.ok(Number(services.worker!.deploy!.resources!.limits!.cpus) >= 1);
+  });
+
   test('workers can be scaled: no container_name, no host port', () => {
     const worker = services.worker!;
     assert.equal(worker.container_name, undefined, 'worker: container_name prevents --scale');
@@ -433,9 +471,49 @@ describe('compose.yaml', () => {
 describe('Dockerfile', () => {
   const { services } = compose();
 
-  test('runs on slim Node 20', () => {
+  test('runs on slim Node 24 LTS, pinned to a release', () => {
     const from = finalStage[0]!.args.split(/\s+/)[0]!;
-    assert.match(from, /^node:20(\.\d+)*(-[a-z]+)?-slim(@sha256:[0-9a-f]{64})?$/, `FROM ${from}`);
+    assert.match(from, /^node:24\.\d+\.\d+(-[a-z]+)?-slim(@sha256:[0-9a-f]{64})?$/, `FROM ${from}`);
+  });
+
+  test('runs the TypeScript sources on Node itself: no tsx, no loader flags', () => {
+    const cmd = finalStage.find((i) => i.keyword === 'CMD');
+    for (const command of [
+      commandArgv(cmd?.args ?? '[]'),
+      argv(services.worker!.command),
+      argv(services.api!.command),
+    ]) {
+      assert.equal(command[0], 'node', command.join(' '));
+      assert.equal(command.length, 2, `${command.join(' ')}: only node and the entry`);
+      assert.match(command[1]!, /\.ts$/);
+    }
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+      optionalDependencies: Record<string, string>;
+    };
+    assert.equal(pkg.dependencies.tsx, undefined, 'tsx is a production dependency');
+    assert.ok(pkg.devDependencies.tsx, 'tsx runs the sources on Node 20: a devDependency');
+  });
+
+  test('Polars binaries for linux x64 and arm64 (glibc), pinned to the nodejs-polars version', () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as Record<
+      string,
+      Record<string, string>
+    >;
+    const all = { ...pkg.dependencies, ...pkg.optionalDependencies };
+    const version = pkg.dependencies!['nodejs-polars']!;
+    assert.match(version, /^\d+\.\d+\.\d+$/, 'nodejs-polars: an exact version');
+    for (const binary of ['nodejs-polars-linux-x64-gnu', 'nodejs-polars-linux-arm64-gnu']) {
+      assert.equal(all[binary], version, `${binary} must be ${version}`);
+    }
+    // On arm64 a plain dependency on the x64 binary would fail `npm ci`: the image moves it.
+    const install = finalStage.findIndex((i) => i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args));
+    assert.match(finalStage[install]!.args, /node scripts\/polars-per-platform\.mjs && npm ci\b/);
+    assert.ok(
+      copies().some((c) => c.source === 'scripts/polars-per-platform.mjs' && c.target.startsWith(workdir)),
+      'scripts/polars-per-platform.mjs is not copied before the install',
+    );
   });
 
   test('installs production dependencies only, from the lockfile', () => {

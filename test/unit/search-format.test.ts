@@ -23,6 +23,7 @@ import {
   termAt,
 } from '../../shared/search/format.ts';
 import { search } from '../../shared/search/search.ts';
+import { nativeTypeStripping } from '../../shared/ts-runtime.ts';
 import { buildIndexInThread } from '../../workers/index-build-thread.ts';
 
 const docs = brownDocs().slice(0, 400);
@@ -232,7 +233,7 @@ describe('buildIndexInThread', () => {
     await assert.rejects(pending, /stop/);
   });
 
-  it('works when the parent runs under the tsx CLI as well as under node --import tsx', async () => {
+  it('works when the parent runs under the tsx CLI, under node --import tsx, and on Node type stripping', async () => {
     const script = path.join(tmpdir(), `quarry-thread-${process.pid}.mts`);
     const entry = new URL('../../workers/index-build-thread.ts', import.meta.url).href;
     await writeFile(
@@ -247,6 +248,8 @@ process.stdout.write(String(bytes.length));`,
       for (const args of [
         [tsxCli, script],
         ['--import', 'tsx', script],
+        // And without tsx where Node strips types itself (Node 24).
+        ...(nativeTypeStripping ? [[script]] : []),
       ]) {
         const { stdout } = await run(process.execPath, args, {
           cwd: new URL('../..', import.meta.url).pathname,

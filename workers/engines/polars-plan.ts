@@ -386,7 +386,9 @@ function metricExpr(metric: Metric, c: pl.Expr | undefined): pl.Expr {
     case 'max':
       return c.max();
     case 'count_distinct':
-      return c.dropNulls().nUnique();
+      // n_unique counts null as one value: take it off when the group has any. The same count as
+      // dropNulls().nUnique(), without filtering every group's values first (docs/ENGINES.md).
+      return c.nUnique().sub(c.nullCount().gt(0).cast(pl.UInt32));
     case 'quantile':
       // Without the nulls: with them Polars offsets the index by the null count and back, which
       // rounds h = (n-1)q (0.3999999999999999 for 0.4; 0 for 1.5e-323).

@@ -1,9 +1,10 @@
 // A small pool of Polars worker threads. Threads start on demand and are kept: starting one
-// (tsx + nodejs-polars) costs 130-250 ms, a 5k-row aggregation about 10 ms. Each thread runs one
+// (modules + nodejs-polars) costs 130-250 ms, a 5k-row aggregation about 10 ms. Each thread runs one
 // task at a time; Polars parallelizes a task itself on its process-wide thread pool.
-import { type ResourceLimits, Worker } from 'node:worker_threads';
+import type { ResourceLimits, Worker } from 'node:worker_threads';
 import { QuarryError } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/logger.ts';
+import { startModuleThread } from '../../shared/ts-runtime.ts';
 import {
   fromWireError,
   type TaskResults,
@@ -32,20 +33,14 @@ interface Slot {
   current: Pending | undefined;
 }
 
-// Under tsx (this file is .ts) the thread entry is .ts too; compiled, both are .js.
+// Run from source (this file is .ts) the thread entry is .ts too; compiled, both are .js.
 const THREAD_URL = new URL(
   import.meta.url.endsWith('.ts') ? './polars-thread.ts' : './polars-thread.js',
   import.meta.url,
 );
 
 function startThread(resourceLimits: ResourceLimits | undefined): Worker {
-  const options = resourceLimits === undefined ? {} : { resourceLimits };
-  if (!THREAD_URL.pathname.endsWith('.ts')) return new Worker(THREAD_URL, options);
-  // Node 20 does not apply the parent's `--import tsx` hooks to a worker's entry module
-  // (ERR_UNKNOWN_FILE_EXTENSION): a plain-JS bootstrap registers tsx, then imports the entry.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(THREAD_URL.href)}); });`;
-  return new Worker(bootstrap, { eval: true, ...options });
+  return startModuleThread(THREAD_URL, resourceLimits === undefined ? {} : { resourceLimits });
 }
 
 export class PolarsPool {
