@@ -562,7 +562,22 @@ export async function resultsPage(main, resultKey) {
     main.append(errorBox(error));
     return;
   }
+  const download = (format) =>
+    h(
+      'a',
+      {
+        href: `/v1/results/${encodeURIComponent(resultKey)}?format=${format}`,
+        download: `${resultKey}.${format}`,
+      },
+      format,
+    );
   main.append(
+    h(
+      'p',
+      { id: 'downloads' },
+      'Download: ',
+      ['json', 'csv', 'ndjson', 'arrow'].flatMap((f, i) => [i > 0 ? ' · ' : '', download(f)]),
+    ),
     h(
       'p',
       { class: 'muted' },

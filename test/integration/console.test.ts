@@ -209,6 +209,15 @@ describe('the console in headless Chromium', () => {
       .evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
     assert.deepEqual(cells.map((c) => c.join('|')).sort(), ['north|17', 'south|5']);
     await shot('05-result');
+    // Its download links answer with the session cookie alone (a plain GET, no token needed).
+    const csvHref = await page.locator('#downloads a', { hasText: 'csv' }).getAttribute('href');
+    const csv = await page.evaluate(async (href) => {
+      const res = await fetch(href ?? '');
+      return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
+    }, csvHref);
+    assert.equal(csv.status, 200);
+    assert.match(csv.type ?? '', /^text\/csv/);
+    assert.match(csv.text, /north,17/);
 
     // Activity: the two runs drawn (a failed bar and a completed one), and the queue depth.
     await page.click('nav a[data-page=activity]');
