@@ -47,7 +47,9 @@ function stateBadge(job) {
   return h('span', { class: `state state-${job.state}`, 'data-state': job.state }, job.state);
 }
 
-function progressBar(progress) {
+function progressBar(progress, state) {
+  // A failed or cancelled job's record says "100% done"; it did not get anywhere near done.
+  if (state === 'failed' || state === 'cancelled') return h('span', { class: 'muted' }, `ended ${state}`);
   const bar = h('span');
   bar.style.width = `${Math.max(0, Math.min(100, progress.percent))}%`;
   return h('span', {}, h('span', { class: 'progress' }, bar), ` ${progress.percent}% ${progress.phase}`);
@@ -161,7 +163,7 @@ export async function jobsPage(main, params) {
           h('td', {}, job.type === 'index' ? `index ${job.collection ?? ''}` : job.type),
           h('td', {}, stateBadge(job)),
           h('td', {}, job.error === null ? '' : h('span', { class: 'code mono' }, job.error.code)),
-          h('td', {}, progressBar(job.progress)),
+          h('td', {}, progressBar(job.progress, job.state)),
           h('td', { class: 'num' }, job.attempts),
         ),
       );
@@ -197,7 +199,7 @@ export async function jobPage(main, jobId, ctx) {
         : ['Result key', job.resultKey === null ? '—' : h('code', {}, job.resultKey)],
       ...(job.version === undefined ? [] : [['Version', job.version]]),
       ['State', stateBadge(job)],
-      ['Progress', progressBar(job.progress)],
+      ['Progress', progressBar(job.progress, job.state)],
       ['Attempts', job.attempts],
       ['Created', when(job.createdAt)],
       ['Started', when(job.startedAt)],
