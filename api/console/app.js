@@ -1,7 +1,9 @@
 // The console's entry: asks GET /console/session who it acts as, shows the sign-in form when
 // nobody is signed in, and otherwise routes `#/page/...` hashes to the views in pages.js.
 import { ApiError, call, setCsrf } from './api.js';
-import { activityPage, h, indexesPage, jobPage, jobsPage, resultsPage, schedulesPage } from './pages.js';
+import { h } from './dom.js';
+import { jobPage, jobsPage } from './jobs.js';
+import { activityPage, indexesPage, resultsPage, schedulesPage } from './pages.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');

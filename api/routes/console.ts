@@ -24,6 +24,8 @@ const ASSETS: Readonly<Record<string, string>> = {
   'app.js': 'text/javascript; charset=utf-8',
   'api.js': 'text/javascript; charset=utf-8',
   'charts.js': 'text/javascript; charset=utf-8',
+  'dom.js': 'text/javascript; charset=utf-8',
+  'jobs.js': 'text/javascript; charset=utf-8',
   'pages.js': 'text/javascript; charset=utf-8',
   'style.css': 'text/css; charset=utf-8',
 };
