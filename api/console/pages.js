@@ -239,7 +239,7 @@ export async function schedulesPage(main) {
           : list.schedules.map((s) =>
               h(
                 'tr',
-                {},
+                { 'data-schedule': s.name },
                 h('td', {}, s.name),
                 h('td', {}, every(s)),
                 h('td', {}, when(s.next)),

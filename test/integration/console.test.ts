@@ -239,6 +239,24 @@ describe('the console in headless Chromium', () => {
     assert.equal(await page.locator('#search-results tbody tr').count(), 1);
     await shot('07-search');
 
+    // Schedules: one registered now is listed with its period and next run.
+    const schedule = await sys.app.inject({
+      method: 'PUT',
+      url: '/v1/schedules/hourly-sales',
+      headers: bearer,
+      payload: {
+        spec: { dataset: { path: 'sales.csv' }, groupBy: ['region'], metrics: [{ op: 'count' }] },
+        everyMs: 3_600_000,
+      },
+    });
+    assert.equal(schedule.statusCode, 200, schedule.body);
+    await page.click('nav a[data-page=schedules]');
+    const scheduleRow = page.locator('#schedules tr[data-schedule="hourly-sales"]');
+    await scheduleRow.waitFor();
+    assert.equal(await scheduleRow.locator('td').nth(1).textContent(), 'every 3600 s');
+    assert.match((await scheduleRow.locator('td').nth(2).textContent()) ?? '', /^\d{4}-\d{2}-\d{2} /);
+    await shot('08-schedules');
+
     // Sign out: the form again, and the cookie no longer opens /v1.
     await page.click('#sign-out');
     await page.locator('#signin').waitFor();
