@@ -10,6 +10,7 @@ import type { Logger } from '../shared/logger.ts';
 import { type ApiMetrics, createMetrics } from '../shared/metrics.ts';
 import { Authenticator } from './auth.ts';
 import { READ, registerAuthorization } from './authorization.ts';
+import { ConsoleSessions } from './console-session.ts';
 import { sendError } from './errors.ts';
 import { httpLimits } from './http-limits.ts';
 import { registerDashboard } from './plugins/dashboard.ts';
@@ -20,6 +21,7 @@ import { AccessLogController, registerRequestIds, requestId } from './request-lo
 import { ResultCache } from './result-cache.ts';
 import { ResultConversions } from './result-conversions.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
+import { consoleRoutes } from './routes/console.ts';
 import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -70,8 +72,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     perSecond: config.rateLimitPerSecond,
     burst: config.rateLimitBurst,
   });
+  const sessions = new ConsoleSessions({
+    secret: config.consoleSecret,
+    ttlS: config.consoleSessionTtlS,
+    auth,
+    logger,
+  });
   app.decorateRequest('quarry', null as unknown as QuarryClient);
-  registerAuthorization(app, { auth, client });
+  registerAuthorization(app, { auth, client, sessions });
   app.setNotFoundHandler((request, reply) =>
     sendError(
       new QuarryError('QUARRY_ERR_NOT_FOUND', `no route ${request.method} ${request.url}`),
@@ -100,6 +108,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     indexRoutes(app, { client, registry });
     eventRoutes(app);
     scheduleRoutes(app, { conversions });
+    consoleRoutes(app, { auth, sessions });
     jobRoutes(app);
 
     app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', READ, async (request) => {

@@ -40,13 +40,36 @@ export class Authenticator {
     if (match === null) {
       throw new QuarryError('QUARRY_ERR_UNAUTHORIZED', 'send an API key: Authorization: Bearer <key>');
     }
-    const presented = digest(match[1]!);
+    const found = this.principalOf(match[1]!);
+    if (found === undefined) throw new QuarryError('QUARRY_ERR_UNAUTHORIZED', 'the API key is not valid');
+    return this.authorize(found, scope);
+  }
+
+  /** The principal of a presented key, or undefined when no configured key matches. */
+  principalOf(key: string): Principal | undefined {
+    const presented = digest(key);
     let found: Principal | undefined;
     // Every key is compared, found or not, so timing does not tell which one matched.
     for (const k of this.#keys) {
       if (timingSafeEqual(k.digest, presented) && found === undefined) found = k.principal;
     }
-    if (found === undefined) throw new QuarryError('QUARRY_ERR_UNAUTHORIZED', 'the API key is not valid');
+    return found;
+  }
+
+  /**
+   * The principal of the configured key whose digest passes `matches` (a console session names
+   * its key by a keyed digest of it), or undefined.
+   */
+  principalWhere(matches: (keyDigest: Buffer) => boolean): Principal | undefined {
+    let found: Principal | undefined;
+    for (const k of this.#keys) {
+      if (matches(k.digest) && found === undefined) found = k.principal;
+    }
+    return found;
+  }
+
+  /** Checks `principal` for `scope` (403 without it) and takes from its key's rate (429). */
+  authorize(found: Principal, scope: ApiScope): Principal {
     if (!found.scopes.has(scope) && !found.scopes.has('admin')) {
       throw new QuarryError('QUARRY_ERR_FORBIDDEN', `this API key lacks the "${scope}" scope`);
     }

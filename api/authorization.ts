@@ -10,6 +10,7 @@ import type { QuarryClient } from '../producers/client.ts';
 import { API_SCOPES, type ApiScope } from '../shared/config.ts';
 import { QuarryError } from '../shared/errors.ts';
 import type { Authenticator } from './auth.ts';
+import { type ConsoleSessions, sessionCookieOf } from './console-session.ts';
 import { sendError } from './errors.ts';
 import { DASHBOARD_PATH } from './plugins/dashboard.ts';
 import { DOCS_PATH } from './plugins/openapi.ts';
@@ -88,6 +89,8 @@ export interface AuthorizationDeps {
   auth: Authenticator;
   /** The API's own client; each request gets its tenant's view of it. */
   client: QuarryClient;
+  /** Console sessions: a request without an Authorization header may present a session cookie. */
+  sessions: ConsoleSessions;
 }
 
 /**
@@ -95,7 +98,7 @@ export interface AuthorizationDeps {
  * declared: onRoute hooks see only the routes declared after them.
  */
 export function registerAuthorization(app: FastifyInstance, deps: AuthorizationDeps): void {
-  const { auth, client } = deps;
+  const { auth, client, sessions } = deps;
   const routes: RouteScopeEntry[] = [];
   app.decorate('routeScopes', routes);
   app.decorateRequest('quarryAdmin', false);
@@ -115,7 +118,14 @@ export function registerAuthorization(app: FastifyInstance, deps: AuthorizationD
         request.quarry = client;
         request.quarryAdmin = !auth.enabled;
       } else {
-        const principal = auth.authenticate(request.headers.authorization, scope);
+        // A Bearer key, when sent, is what the request acts with (and needs no CSRF token); else
+        // the console's session cookie, checked for the same scope, with a CSRF token on writes.
+        const cookie =
+          request.headers.authorization === undefined ? sessionCookieOf(request.headers.cookie) : undefined;
+        const principal =
+          cookie === undefined
+            ? auth.authenticate(request.headers.authorization, scope)
+            : sessions.authenticate(request, cookie, scope).principal;
         request.quarry = client.forTenant(principal.tenant);
         request.quarryAdmin = principal.scopes.has('admin');
       }

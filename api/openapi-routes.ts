@@ -335,6 +335,16 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
       }),
     },
   },
+  'GET /v1/indexes': {
+    operationId: 'listIndexes',
+    tags: ['indexes'],
+    summary: "The tenant's collections, each with its live version",
+    description: 'By name; the metadata of each current version as the queue Redis holds it.',
+    response: {
+      200: json('IndexList', "The tenant's collections.", { indexes: [indexInfoExample] }),
+      ...errors(AUTH_CODES),
+    },
+  },
   'GET /v1/indexes/:collection': {
     operationId: 'getIndex',
     tags: ['indexes'],

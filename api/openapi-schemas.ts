@@ -321,6 +321,7 @@ export const COMPONENT_SCHEMAS = {
   AggregationAccepted: AGGREGATION_ACCEPTED,
   JobStatus: examplesOf(JOB_STATUS, jobStatusExample),
   IndexInfo: examplesOf(INDEX_INFO, indexInfoExample),
+  IndexList: obj({ indexes: { type: 'array', items: { $ref: '#/components/schemas/IndexInfo' } } }),
   IndexServed: examplesOf(INDEX_SERVED, { ...indexInfoExample, stored: true }),
   IndexDeleted: examplesOf(INDEX_DELETED, {
     collection: 'docs',

@@ -21,6 +21,7 @@ import { QuarryError } from '../shared/errors.ts';
 import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
 import { IndexStore } from '../shared/index-store.ts';
 import {
+  COLLECTION_PATTERN,
   checkCollection,
   checkIndexSource,
   type IndexInfo,
@@ -366,6 +367,18 @@ export class QuarryClient {
     checkCollection(collection);
     const version = await this.#indexStore.current(collection).catch(this.#rethrowRedis);
     return version === null ? null : this.#indexStore.info(collection, version).catch(this.#rethrowRedis);
+  }
+
+  /** Every collection of this client's tenant with its current version's metadata, by name. */
+  async listIndexes(): Promise<IndexInfo[]> {
+    const names = await this.#queueRedis.smembers(this.keys.indexes).catch(this.#rethrowRedis);
+    const infos = await Promise.all(
+      names
+        .filter((name) => COLLECTION_PATTERN.test(name))
+        .sort()
+        .map((name) => this.indexInfo(name)),
+    );
+    return infos.filter((info): info is IndexInfo => info !== null);
   }
 
   /**

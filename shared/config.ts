@@ -112,6 +112,8 @@ const EnvSchema = z.object({
   QUARRY_API_RESULT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 64 * 1024 ** 2),
   QUARRY_API_FORMAT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 32 * 1024 ** 2),
   QUARRY_API_KEYS: ApiKeysSchema.optional(),
+  QUARRY_CONSOLE_SECRET: z.string().min(32, 'at least 32 characters').max(1024).optional(),
+  QUARRY_CONSOLE_SESSION_TTL_S: int(60, 30 * 86400, 8 * 3600),
   QUARRY_RATE_LIMIT_RPS: int(0, 1_000_000, 200),
   QUARRY_RATE_LIMIT_BURST: int(1, 1_000_000, 400),
   QUARRY_HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
@@ -184,6 +186,14 @@ export interface QuarryConfig {
   readonly apiFormatCacheBytes: number;
   /** API keys; empty means single-tenant and unauthenticated (loopback only). */
   readonly apiKeys: readonly ApiKey[];
+  /**
+   * The key console session cookies are signed with (HMAC-SHA256); every API process behind one
+   * address needs the same. Undefined: each process draws a random one (sessions do not survive
+   * a restart and are not accepted by another process).
+   */
+  readonly consoleSecret: string | undefined;
+  /** How long a console sign-in lasts. */
+  readonly consoleSessionTtlS: number;
   /** Requests per second per API key (0 = unlimited), and the burst allowed. */
   readonly rateLimitPerSecond: number;
   readonly rateLimitBurst: number;
@@ -284,6 +294,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
     apiFormatCacheBytes: e.QUARRY_API_FORMAT_CACHE_BYTES,
     apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),
+    consoleSecret: e.QUARRY_CONSOLE_SECRET,
+    consoleSessionTtlS: e.QUARRY_CONSOLE_SESSION_TTL_S,
     rateLimitPerSecond: e.QUARRY_RATE_LIMIT_RPS,
     rateLimitBurst: e.QUARRY_RATE_LIMIT_BURST,
     httpRequestTimeoutMs: e.QUARRY_HTTP_REQUEST_TIMEOUT_MS,

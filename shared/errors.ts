@@ -67,6 +67,11 @@ export const ERRORS = {
   QUARRY_ERR_JOB_TIMEOUT: def(504, true, "The job ran past its type's hard timeout and was stopped."),
   QUARRY_ERR_UNAUTHORIZED: def(401, true, 'No valid API key was presented.'),
   QUARRY_ERR_FORBIDDEN: def(403, true, "The API key lacks the route's scope."),
+  QUARRY_ERR_CSRF: def(
+    403,
+    true,
+    'A write made with a console session cookie lacks its CSRF token (x-quarry-csrf header), or the token is wrong.',
+  ),
   QUARRY_ERR_RATE_LIMITED: def(429, false, "The API key's request rate limit was reached."),
   QUARRY_ERR_SCHEDULE_NOT_FOUND: def(404, true, 'No schedule with this name.'),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),

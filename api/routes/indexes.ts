@@ -1,4 +1,4 @@
-// Index routes: enqueue a build, read a collection's current version, search it, delete it. Searches
+// Index routes: enqueue a build, list a tenant's collections, read a collection's current version, search it, delete it. Searches
 // are answered from the index loaded in this process (kept current by notices), with no Redis
 // round trip on the hot path. Each tenant has its own collections and registry.
 import type { FastifyInstance } from 'fastify';
@@ -72,6 +72,9 @@ export function indexRoutes(
       return reply.code(202).send({ jobId: handle.jobId, status: status?.state ?? 'queued', links });
     },
   );
+
+  // The tenant's collections, each with its live version's metadata (as Redis holds it).
+  app.get('/v1/indexes', READ, async (request) => ({ indexes: await request.quarry.listIndexes() }));
 
   // What this process serves, when it holds the collection: info and searches read one record, so
   // they never disagree (after the queue Redis lost its data, `stored: false` says so). Otherwise

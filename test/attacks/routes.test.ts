@@ -16,6 +16,7 @@ import { buildApp } from '../../api/app.ts';
 import type { RouteScopeEntry } from '../../api/authorization.ts';
 import type { ApiScope } from '../../shared/config.ts';
 import { silentLogger } from '../../shared/logger.ts';
+import { variants } from '../helpers/path-variants.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
 
@@ -37,6 +38,8 @@ function expectedScope(method: string, url: string): ApiScope | 'public' {
   if (url === '/metrics') return 'metrics';
   if (url === '/docs' || url.startsWith('/docs/') || url === '/openapi.json') return 'public';
   if (url === '/healthz' || url === '/readyz') return 'public';
+  // The console's page, files and session routes hold no data: its data comes from /v1.
+  if (url === '/console' || url.startsWith('/console/')) return 'public';
   if (url.startsWith('/v1/')) return method === 'GET' || method === 'HEAD' ? 'read' : 'enqueue';
   return 'admin';
 }
@@ -46,48 +49,6 @@ function allows(who: Who, scope: ApiScope | 'public'): boolean {
   if (who === 'none') return false;
   const scopes: readonly string[] = KEYS[who].scopes;
   return scopes.includes(scope) || scopes.includes('admin');
-}
-
-/** Percent-encodes one character; `upper` picks the hex digits' case. */
-const pct = (ch: string, upper = false) => {
-  const hex = ch.charCodeAt(0).toString(16).padStart(2, '0');
-  return `%${upper ? hex.toUpperCase() : hex}`;
-};
-const encodeFirstLetter = (segment: string, upper = false) =>
-  segment.replace(/[a-z]/i, (ch) => pct(ch, upper));
-
-/** The path of `p` written every way an attacker would try. */
-export function variants(p: string): string[] {
-  const segs = p.split('/').slice(1);
-  const join = (parts: string[], sep = '/') => `/${parts.join(sep)}`;
-  const out = [
-    p,
-    join(segs.map((s) => encodeFirstLetter(s))),
-    join(segs.map((s) => encodeFirstLetter(s, true))),
-    join(segs.map((s) => [...s].map((c) => pct(c)).join(''))),
-    join(segs.map((s) => s.replace(/[a-z]/i, (ch) => `%25${pct(ch).slice(1)}`))),
-    join(segs, '%2F'),
-    join(segs, '%2f'),
-    join(segs, '%252F'),
-    `/${join(segs)}`,
-    join(segs, '//'),
-    `/.${join(segs)}`,
-    join(segs, '/./'),
-    `/x/..${join(segs)}`,
-    `${join(segs.slice(0, 1))}/x/..${join(segs.slice(1))}`,
-    `${p}/`,
-    `${p}/.`,
-    p.toUpperCase(),
-    join(segs.map((s) => s.charAt(0).toUpperCase() + s.slice(1))),
-    `${p};x=1`,
-    `${p}%3Fx=1`,
-    `${p}%00`,
-    `${p}?`,
-    `${p}?x=1`,
-    `${p}?wait=1&wait=2`,
-    `${p}?q=a&q=b`,
-  ];
-  return [...new Set(out)];
 }
 
 interface Seen {
