@@ -9,7 +9,6 @@ import {
   type AggregationJobData,
   type AggregationSpecInput,
   addressAggregation,
-  checkSpecColumns,
   parseAggregation,
   type ResultEnvelope,
 } from '../shared/aggregation.ts';
@@ -39,6 +38,7 @@ import {
   TENANT_PATTERN,
 } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
+import { checkSpecColumns } from '../shared/plan.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
 import { rethrowRedis } from '../shared/redis-errors.ts';
 import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';

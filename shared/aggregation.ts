@@ -2,6 +2,19 @@
 // column names, the result key, the job payload and the result envelope.
 import { z } from 'zod';
 import {
+  type ComparisonOp,
+  FILTER_OP_NAMES,
+  FILTER_OPS,
+  type FilterOp,
+  type FilterValueShape,
+  METRIC_OP_NAMES,
+  METRIC_OPS,
+  type MetricOp,
+  type MetricOpDef,
+  QUANTILE_METHODS,
+  type QuantileMethod,
+} from './aggregation-ops.ts';
+import {
   type ColumnInfo,
   checkColumnName,
   FILE_FORMATS,
@@ -19,8 +32,7 @@ export const ENGINES = ['auto', 'duckdb', 'polars'] as const;
 export type EngineChoice = (typeof ENGINES)[number];
 export type EngineName = Exclude<EngineChoice, 'auto'>;
 
-export const QUANTILE_METHODS = ['linear', 'nearest_rank'] as const;
-export type QuantileMethod = (typeof QUANTILE_METHODS)[number];
+export { QUANTILE_METHODS, type QuantileMethod } from './aggregation-ops.ts';
 
 // Strings that reach an engine must be encodable as UTF-8 (no lone surrogates).
 const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
@@ -31,25 +43,62 @@ const FilterValue = z.union([
   z.boolean(),
 ]);
 
-const Filter = z.discriminatedUnion('op', [
-  z.strictObject({ column: Column, op: z.enum(['eq', 'ne', 'gt', 'gte', 'lt', 'lte']), value: FilterValue }),
-  z.strictObject({ column: Column, op: z.literal('in'), value: z.array(FilterValue).min(1).max(10_000) }),
-  z.strictObject({ column: Column, op: z.literal('between'), value: z.tuple([FilterValue, FilterValue]) }),
-  z.strictObject({ column: Column, op: z.enum(['is_null', 'not_null']) }),
-]);
+const FILTER_VALUES: Record<FilterValueShape, z.ZodType | undefined> = {
+  scalar: FilterValue,
+  list: z.array(FilterValue).min(1).max(10_000),
+  pair: z.tuple([FilterValue, FilterValue]),
+  none: undefined,
+};
+
+/** One schema per filter op of the registry (shared/aggregation-ops.ts). */
+function filterSchema<K extends FilterOp>(op: K) {
+  const value = FILTER_VALUES[FILTER_OPS[op].value];
+  return z.strictObject({ column: Column, op: z.literal(op), ...(value === undefined ? {} : { value }) });
+}
+
+// The element types are written out for TypeScript; the schemas themselves come from the registry.
+type ComparisonFilter = { column: string; op: ComparisonOp; value: string | number | boolean };
+type ParsedFilter =
+  | ComparisonFilter
+  | { column: string; op: 'in'; value: (string | number | boolean)[] }
+  | { column: string; op: 'between'; value: [string | number | boolean, string | number | boolean] }
+  | { column: string; op: 'is_null' | 'not_null' };
+type FilterSchema = ReturnType<typeof filterSchema>;
+const Filter = z.discriminatedUnion(
+  'op',
+  FILTER_OP_NAMES.map(filterSchema) as [FilterSchema],
+) as unknown as z.ZodType<ParsedFilter> & {
+  readonly options: readonly FilterSchema[];
+};
 
 const As = Column.optional();
-const Metric = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('count'), column: Column.optional(), as: As }),
-  z.strictObject({ op: z.enum(['sum', 'avg', 'min', 'max', 'count_distinct']), column: Column, as: As }),
-  z.strictObject({
-    op: z.literal('quantile'),
-    column: Column,
-    q: z.number().min(0).max(1),
-    method: z.enum(QUANTILE_METHODS).default('linear'),
-    as: As,
-  }),
-]);
+const METRIC_COLUMNS = { optional: Column.optional(), any: Column, numeric: Column } as const;
+const METRIC_PARAMS = {
+  quantile: { q: z.number().min(0).max(1), method: z.enum(QUANTILE_METHODS).default('linear') },
+} as const;
+
+/** One schema per metric op of the registry (shared/aggregation-ops.ts). */
+function metricSchema<K extends MetricOp>(op: K) {
+  const def: MetricOpDef = METRIC_OPS[op];
+  // Typed as nothing extra: the parsed metric's type is written out below (ParsedMetric).
+  const params: object = Object.assign({}, ...def.params.map((p) => METRIC_PARAMS[p]));
+  return z.strictObject({ op: z.literal(op), column: METRIC_COLUMNS[def.column], ...params, as: As });
+}
+
+type ParsedMetric =
+  | { op: 'count'; column?: string; as?: string }
+  | { op: Exclude<MetricOp, 'count' | 'quantile'>; column: string; as?: string }
+  | { op: 'quantile'; column: string; q: number; method: QuantileMethod; as?: string };
+type MetricInput =
+  | { op: 'count'; column?: string; as?: string }
+  | { op: Exclude<MetricOp, 'count' | 'quantile'>; column: string; as?: string }
+  | { op: 'quantile'; column: string; q: number; method?: QuantileMethod; as?: string };
+type MetricSchema = ReturnType<typeof metricSchema>;
+// Typed as what it parses, with its options kept visible (tests read the ops off the schema).
+const Metric = z.discriminatedUnion(
+  'op',
+  METRIC_OP_NAMES.map(metricSchema) as [MetricSchema],
+) as unknown as z.ZodType<ParsedMetric, MetricInput> & { readonly options: readonly MetricSchema[] };
 
 const Dataset = z.union([
   z.strictObject({ records: z.array(z.unknown()) }),
@@ -75,10 +124,8 @@ export const AggregationSpecSchema = z.strictObject({
 
 /** The spec as a client writes it. */
 export type AggregationSpecInput = z.input<typeof AggregationSpecSchema>;
-export type Filter = z.output<typeof Filter>;
-type ParsedMetric = z.output<typeof Metric>;
-
-export type MetricOp = ParsedMetric['op'];
+export type Filter = ParsedFilter;
+export type { MetricOp } from './aggregation-ops.ts';
 export interface Metric {
   readonly op: MetricOp;
   /** Absent only for `count` (rows); `count` with a column counts its non-null values. */
@@ -165,7 +212,7 @@ export const AggregationJobDataSchema = z.strictObject({
     metrics: z
       .array(
         z.strictObject({
-          op: z.enum(['count', 'sum', 'avg', 'min', 'max', 'count_distinct', 'quantile']),
+          op: z.enum(METRIC_OP_NAMES),
           column: Column.optional(),
           q: z.number().min(0).max(1).optional(),
           method: z.enum(QUANTILE_METHODS).optional(),
@@ -184,7 +231,7 @@ export const AggregationJobDataSchema = z.strictObject({
 export function checkAggregationJobData(data: unknown): AggregationJobData {
   const payload = checkJobPayload(AggregationJobDataSchema, data);
   for (const m of payload.spec.metrics) {
-    if (m.op !== 'count' && m.column === undefined) {
+    if (METRIC_OPS[m.op].column !== 'optional' && m.column === undefined) {
       throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${m.op} without a column`, {
         field: 'job.spec.metrics',
       });
@@ -228,18 +275,9 @@ export interface ParsedAggregation {
       };
 }
 
-/**
- * The default output name of a metric: `count` (rows), `count_<col>`, `sum_<col>`, `avg_<col>`,
- * `min_<col>`, `max_<col>`, `count_distinct_<col>`, and `p<100q>_<col>` for quantiles with the
- * decimal point written `_` (q 0.95 → `p95_delay`, q 0.999 → `p99_9_delay`).
- */
+/** The default output name of a metric, as its registry entry defines it (docs/AGGREGATION.md). */
 export function defaultMetricName(metric: { op: MetricOp; column?: string; q?: number }): string {
-  if (metric.op === 'count' && metric.column === undefined) return 'count';
-  if (metric.op === 'quantile') {
-    const pct = String(Math.round(metric.q! * 100 * 1e6) / 1e6).replace('.', '_');
-    return `p${pct}_${metric.column}`;
-  }
-  return `${metric.op}_${metric.column}`;
+  return METRIC_OPS[metric.op].defaultName(metric);
 }
 
 /** Validates and normalizes a client's spec; throws QuarryError naming the field at fault. */
@@ -375,96 +413,4 @@ function invalid(field: string, message: string): QuarryError {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-const NUMERIC = new Set(['integer', 'float', 'null']);
-
-/** The result type of each output column, given the dataset's column types. */
-export function outputColumns(
-  spec: Omit<AggregationSpec, 'dataset'>,
-  columns: readonly ColumnInfo[],
-): ResultColumn[] {
-  const types = new Map(columns.map((c) => [c.name, c.type]));
-  const out: ResultColumn[] = spec.groupBy.map((name) => ({ name, type: types.get(name) ?? 'null' }));
-  for (const m of spec.metrics) {
-    const t = m.column === undefined ? 'integer' : (types.get(m.column) ?? 'null');
-    let type: ResultColumn['type'];
-    switch (m.op) {
-      case 'count':
-      case 'count_distinct':
-        type = 'integer';
-        break;
-      case 'avg':
-        type = 'float';
-        break;
-      case 'sum':
-        type = t === 'integer' ? 'integer' : 'float';
-        break;
-      case 'quantile':
-        type = m.method === 'linear' ? 'float' : t === 'integer' ? 'integer' : 'float';
-        break;
-      default:
-        type = t;
-    }
-    out.push({ name: m.as, type });
-  }
-  return out;
-}
-
-/**
- * Checks every column the spec names exists in the dataset and fits its use: numeric metrics on
- * numeric columns, filter values of the column's type. Throws QuarryError naming the field.
- */
-export function checkSpecColumns(
-  spec: Omit<AggregationSpec, 'dataset'>,
-  columns: readonly ColumnInfo[],
-): void {
-  const types = new Map(columns.map((c) => [c.name, c.type]));
-  const need = (name: string, field: string) => {
-    const t = types.get(name);
-    if (t === undefined) {
-      throw new QuarryError(
-        'QUARRY_ERR_SPEC_UNKNOWN_COLUMN',
-        `${field}: the dataset has no column "${name}"`,
-        {
-          field,
-        },
-      );
-    }
-    return t;
-  };
-  spec.filters.forEach((f, i) => {
-    const t = need(f.column, `filters.${i}.column`);
-    if (!('value' in f) || t === 'null') return;
-    const values = Array.isArray(f.value) ? f.value : [f.value];
-    for (const v of values) {
-      const ok =
-        typeof v === 'number'
-          ? NUMERIC.has(t)
-          : typeof v === 'boolean'
-            ? t === 'boolean'
-            : t === 'string' || t === 'date' || t === 'timestamp';
-      if (!ok) {
-        throw new QuarryError(
-          'QUARRY_ERR_SPEC_TYPE',
-          `filters.${i}.value: a ${typeof v} cannot be compared with column "${f.column}" of type ${t}`,
-          { field: `filters.${i}.value` },
-        );
-      }
-    }
-  });
-  spec.groupBy.forEach((g, i) => {
-    need(g, `groupBy.${i}`);
-  });
-  spec.metrics.forEach((m, i) => {
-    if (m.column === undefined) return;
-    const t = need(m.column, `metrics.${i}.column`);
-    if ((m.op === 'sum' || m.op === 'avg' || m.op === 'quantile') && !NUMERIC.has(t)) {
-      throw new QuarryError(
-        'QUARRY_ERR_SPEC_TYPE',
-        `metrics.${i}.column: ${m.op} needs a numeric column; "${m.column}" is ${t}`,
-        { field: `metrics.${i}.column` },
-      );
-    }
-  });
 }

@@ -1,13 +1,7 @@
 // The reference aggregation: a plain TypeScript reading of docs/AGGREGATION.md, written for
 // obviousness, not speed. Tests hold DuckDB and Polars to it; when an engine and this file
 // disagree, the document decides which one is wrong.
-import {
-  type AggregationSpec,
-  type Filter,
-  type Metric,
-  outputColumns,
-  type ResultColumn,
-} from '../../shared/aggregation.ts';
+import type { AggregationSpec, Filter, Metric, ResultColumn } from '../../shared/aggregation.ts';
 import type { ColumnInfo, Scalar } from '../../shared/datasets.ts';
 import { compareCodePoints } from '../../shared/hashing.ts';
 
@@ -26,7 +20,7 @@ export function referenceAggregate(
   records: readonly Row[],
   columns: readonly ColumnInfo[],
 ): ReferenceResult {
-  const resultColumns = outputColumns(spec, columns);
+  const resultColumns = referenceColumns(spec, columns);
 
   const kept = records.filter((record) => spec.filters.every((f) => passes(f, cell(record, f.column))));
 
@@ -65,6 +59,23 @@ export function referenceAggregate(
   });
 
   return { columns: resultColumns, rows: spec.limit === undefined ? rows : rows.slice(0, spec.limit) };
+}
+
+/** The result types of docs/AGGREGATION.md's table, read independently of the plan. */
+function referenceColumns(spec: ReferenceSpec, columns: readonly ColumnInfo[]): ResultColumn[] {
+  const typeOf = (name: string) => columns.find((c) => c.name === name)?.type ?? 'null';
+  const metricType = (m: Metric): ResultColumn['type'] => {
+    if (m.op === 'count' || m.op === 'count_distinct') return 'integer';
+    const t = typeOf(m.column!);
+    if (m.op === 'avg') return 'float';
+    if (m.op === 'min' || m.op === 'max') return t;
+    if (m.op === 'quantile' && m.method === 'linear') return 'float';
+    return t === 'integer' ? 'integer' : 'float'; // sum, nearest_rank quantile
+  };
+  return [
+    ...spec.groupBy.map((name) => ({ name, type: typeOf(name) })),
+    ...spec.metrics.map((m) => ({ name: m.as, type: metricType(m) })),
+  ];
 }
 
 /** An own property even for "__proto__", which plain assignment would turn into a prototype. */

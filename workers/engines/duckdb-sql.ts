@@ -1,8 +1,9 @@
-// Compiles a normalized AggregationSpec to one DuckDB SELECT. Identifiers are validated
+// Translates an aggregation plan (shared/plan.ts) to one DuckDB SELECT. Identifiers are validated
 // upstream and always quoted here; every value (filter values, quantile q, limit, file path,
 // inline column types) is a bound parameter. No user text is ever spliced into SQL.
-import type { AggregationSpec, Filter, Metric } from '../../shared/aggregation.ts';
-import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
+import type { ComparisonOp } from '../../shared/aggregation-ops.ts';
+import type { ColumnType } from '../../shared/datasets.ts';
+import type { AggregationPlan, PlanMetric, PlanPredicate } from '../../shared/plan.ts';
 import type { EngineSource } from './engine.ts';
 
 export type SqlValue = string | number | boolean | Record<string, string>;
@@ -10,11 +11,6 @@ export type SqlValue = string | number | boolean | Record<string, string>;
 export interface CompiledQuery {
   readonly sql: string;
   readonly params: SqlValue[];
-}
-
-export interface CompiledAggregation extends CompiledQuery {
-  /** The output column names, in the order of the result's columns (groupBy, then metrics). */
-  readonly outputNames: readonly string[];
 }
 
 /**
@@ -55,8 +51,8 @@ const DUCK_TYPES: Record<ColumnType, string> = {
   boolean: 'BOOLEAN',
   date: 'DATE',
   timestamp: 'TIMESTAMP',
-  // A column whose every value is null: DOUBLE suits numeric metrics, and filters on it are
-  // compiled to constants (see compileFilter), so its type never meets a filter value.
+  // A column whose every value is null: DOUBLE suits numeric metrics, and the plan folds filters
+  // on it to constants, so its type never meets a filter value.
   null: 'DOUBLE',
 };
 
@@ -97,94 +93,83 @@ export function describeQuery(source: EngineSource): CompiledQuery {
 
 type Ident = (name: string) => string;
 
-function compileFilter(
-  f: Filter,
-  types: ReadonlyMap<string, ColumnType>,
-  params: Params,
-  ident: Ident,
-): string {
-  const col = ident(f.column);
-  if (f.op === 'is_null') return `${col} IS NULL`;
-  if (f.op === 'not_null') return `${col} IS NOT NULL`;
-  // Every comparison with null is not true: on an all-null column the filter keeps no row.
-  if (types.get(f.column) === 'null') return 'false';
-  switch (f.op) {
+const COMPARISONS: Record<ComparisonOp, string> = {
+  eq: '=',
+  ne: '<>',
+  gt: '>',
+  gte: '>=',
+  lt: '<',
+  lte: '<=',
+};
+
+function compilePredicate(p: PlanPredicate, params: Params, ident: Ident): string {
+  switch (p.kind) {
+    case 'const':
+      return p.value ? 'true' : 'false';
+    case 'and':
+      return p.items.map((item) => `(${compilePredicate(item, params, ident)})`).join(' AND ');
+    case 'null':
+      return `${ident(p.column.name)} IS ${p.negate ? 'NOT ' : ''}NULL`;
     case 'in':
-      return `${col} IN (${f.value.map((v) => params.add(v)).join(', ')})`;
+      return `${ident(p.column.name)} IN (${p.values.map((v) => params.add(v)).join(', ')})`;
     case 'between':
-      return `${col} BETWEEN ${params.add(f.value[0])} AND ${params.add(f.value[1])}`;
-    default: {
-      // Narrowed by op above; zod's enum discriminant does not narrow `f` itself.
-      const cmp = f as { op: 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte'; value: string | number | boolean };
-      const ops = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
-      return `${col} ${ops[cmp.op]} ${params.add(cmp.value)}`;
-    }
+      return `${ident(p.column.name)} BETWEEN ${params.add(p.low)} AND ${params.add(p.high)}`;
+    case 'compare':
+      return `${ident(p.column.name)} ${COMPARISONS[p.op]} ${params.add(p.value)}`;
   }
 }
 
-function compileMetric(m: Metric, params: Params, ident: Ident): string {
-  const col = m.column === undefined ? '*' : ident(m.column);
-  let expr: string;
+function compileMetric(m: PlanMetric, params: Params, ident: Ident): string {
+  const col = m.column === undefined ? '*' : ident(m.column.name);
   switch (m.op) {
     case 'count':
-      expr = `count(${col})`;
-      break;
+      return `count(${col})`;
     case 'count_distinct':
-      expr = `count(DISTINCT ${col})`;
-      break;
+      return `count(DISTINCT ${col})`;
     case 'quantile':
       // nearest_rank needs ceil(q·n) exactly: as a double, q·n can land just above an integer
       // (0.55 × 100 = 55.000000000000007), so q goes in as a DECIMAL(10,9), as the spec defines it.
-      expr =
-        m.method === 'nearest_rank'
-          ? `quantile_disc(${col}, CAST(${params.add(Math.round(m.q! * 1e9) / 1e9)} AS DECIMAL(10,9)))`
-          : `quantile_cont(${col}, ${params.add(m.q!)})`;
-      break;
-    default:
-      expr = `${m.op}(${col})`;
+      return m.method === 'nearest_rank'
+        ? `quantile_disc(${col}, CAST(${params.add(Math.round(m.q! * 1e9) / 1e9)} AS DECIMAL(10,9)))`
+        : `quantile_cont(${col}, ${params.add(m.q!)})`;
+    case 'sum':
+    case 'avg':
+    case 'min':
+    case 'max':
+      return `${m.op}(${col})`;
   }
-  return expr;
 }
 
 /**
- * The aggregation query. The inner SELECT aggregates; the outer one orders by output columns
- * (aliased by position, see outputAlias), with groupBy columns as ascending tie-breakers and
- * NULLS LAST everywhere, then limits. `rowCap` caps what is fetched (the caller asks for one row
- * more than it allows, to detect an oversized result). `sourceNames` maps the spec's column names
- * to the source's when the source was renamed (positional names, see collidesIgnoringCase).
+ * The query of a plan. The inner SELECT aggregates; the outer one orders by the plan's sort keys
+ * (outputs aliased by position, see outputAlias), NULLS LAST everywhere, then fetches the plan's
+ * row count. `sourceNames` maps the dataset's column names to the source's when the source was
+ * renamed (positional names, see collidesIgnoringCase).
  */
 export function compileAggregation(
-  spec: Omit<AggregationSpec, 'dataset'>,
+  plan: AggregationPlan,
   source: EngineSource,
-  columns: readonly ColumnInfo[],
-  rowCap: number,
   sourceNames?: ReadonlyMap<string, string>,
-): CompiledAggregation {
+): CompiledQuery {
   const params = new Params();
-  const types = new Map(columns.map((c) => [c.name, c.type]));
   const ident: Ident = (name) => quoteIdent(sourceNames?.get(name) ?? name);
   const from = sourceSql(source, params);
-  const outputNames = [...spec.groupBy, ...spec.metrics.map((m) => m.as)];
-  const position = new Map(outputNames.map((name, i) => [name, i]));
   const select = [
-    ...spec.groupBy.map((g, i) => `${ident(g)} AS ${outputAlias(i)}`),
-    ...spec.metrics.map(
-      (m, i) => `${compileMetric(m, params, ident)} AS ${outputAlias(spec.groupBy.length + i)}`,
+    ...plan.groups.map((g, i) => `${ident(g.name)} AS ${outputAlias(i)}`),
+    ...plan.metrics.map(
+      (m, i) => `${compileMetric(m, params, ident)} AS ${outputAlias(plan.groups.length + i)}`,
     ),
   ];
-  const where = spec.filters.map((f) => compileFilter(f, types, params, ident));
   let inner = `SELECT ${select.join(', ')} FROM ${from}`;
-  if (where.length > 0) inner += ` WHERE ${where.map((w) => `(${w})`).join(' AND ')}`;
-  if (spec.groupBy.length > 0) inner += ` GROUP BY ${spec.groupBy.map(ident).join(', ')}`;
-  const order = [
-    ...spec.orderBy.map(
-      (o) => `${outputAlias(position.get(o.column)!)} ${o.direction === 'desc' ? 'DESC' : 'ASC'} NULLS LAST`,
-    ),
-    ...spec.groupBy.map((_, i) => `${outputAlias(i)} ASC NULLS LAST`),
-  ];
+  if (!(plan.where.kind === 'const' && plan.where.value)) {
+    inner += ` WHERE (${compilePredicate(plan.where, params, ident)})`;
+  }
+  if (plan.groups.length > 0) inner += ` GROUP BY ${plan.groups.map((g) => ident(g.name)).join(', ')}`;
   let sql = `SELECT * FROM (${inner}) AS agg`;
-  if (order.length > 0) sql += ` ORDER BY ${order.join(', ')}`;
-  const limit = Math.min(spec.limit ?? Number.MAX_SAFE_INTEGER, rowCap);
-  sql += ` LIMIT ${params.add(limit)}`;
-  return { sql, params: params.values, outputNames };
+  if (plan.sort.length > 0) {
+    const order = plan.sort.map((k) => `${outputAlias(k.index)} ${k.descending ? 'DESC' : 'ASC'} NULLS LAST`);
+    sql += ` ORDER BY ${order.join(', ')}`;
+  }
+  sql += ` LIMIT ${params.add(plan.fetch)}`;
+  return { sql, params: params.values };
 }
