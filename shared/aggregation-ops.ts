@@ -115,7 +115,7 @@ export function metricOp(op: MetricOp): MetricOpDef {
 }
 
 /** What a filter op compares its column with. */
-export type FilterValueShape = 'scalar' | 'list' | 'pair' | 'none';
+export type FilterValueShape = 'scalar' | 'list' | 'pair' | 'none' | 'text';
 
 export interface FilterOpDef {
   readonly op: string;
@@ -135,6 +135,9 @@ export const FILTER_OPS = {
   between: { op: 'between', value: 'pair', doc: 'lo ≤ x ≤ hi, both ends included' },
   is_null: { op: 'is_null', value: 'none', doc: 'x is null or missing' },
   not_null: { op: 'not_null', value: 'none', doc: 'x is not null' },
+  contains: { op: 'contains', value: 'text', doc: 'the string x contains value' },
+  starts_with: { op: 'starts_with', value: 'text', doc: 'the string x begins with value' },
+  ends_with: { op: 'ends_with', value: 'text', doc: 'the string x ends with value' },
 } as const satisfies Record<string, FilterOpDef>;
 
 export type FilterOp = keyof typeof FILTER_OPS;
@@ -146,6 +149,11 @@ export type ComparisonOp = {
 export const COMPARISON_OPS = FILTER_OP_NAMES.filter(
   (op) => FILTER_OPS[op].value === 'scalar',
 ) as ComparisonOp[];
+
+export type TextOp = {
+  [K in FilterOp]: (typeof FILTER_OPS)[K]['value'] extends 'text' ? K : never;
+}[FilterOp];
+export const TEXT_OPS = FILTER_OP_NAMES.filter((op) => FILTER_OPS[op].value === 'text') as TextOp[];
 
 /** The metric table of docs/AGGREGATION.md, as the registry defines it (a test compares them). */
 export function metricOpsTable(): string {
@@ -163,6 +171,7 @@ export function filterOpsTable(): string {
     list: (op) => `\`{ "column", "op": "${op}", "value": [v, ...] }\``,
     pair: (op) => `\`{ "column", "op": "${op}", "value": [lo, hi] }\``,
     none: (op) => `\`{ "column", "op": "${op}" }\``,
+    text: (op) => `\`{ "column", "op": "${op}", "value": "text", "ignoreCase"?: false }\``,
   };
   const lines = ['| filter | keeps a row when |', '|---|---|'];
   for (const op of FILTER_OP_NAMES) {

@@ -2,11 +2,6 @@
 // column names, the result key, the job payload and the result envelope.
 import { z } from 'zod';
 import {
-  type ComparisonOp,
-  FILTER_OP_NAMES,
-  FILTER_OPS,
-  type FilterOp,
-  type FilterValueShape,
   METRIC_OP_NAMES,
   METRIC_OPS,
   type MetricOp,
@@ -24,6 +19,7 @@ import {
   prepareInlineRecords,
 } from './datasets.ts';
 import { QuarryError } from './errors.ts';
+import { Column, type Filter, type FilterLeaf, FilterTree, forEachLeaf } from './filter-tree.ts';
 import { ContentHash, canonicalJson } from './hashing.ts';
 import { aggregationJobId } from './keys.ts';
 import { describeZodError, parseWith } from './zod-messages.ts';
@@ -33,43 +29,6 @@ export type EngineChoice = (typeof ENGINES)[number];
 export type EngineName = Exclude<EngineChoice, 'auto'>;
 
 export { QUANTILE_METHODS, type QuantileMethod } from './aggregation-ops.ts';
-
-// Strings that reach an engine must be encodable as UTF-8 (no lone surrogates).
-const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
-const Column = z.string().min(1).max(256).refine(wellFormed, 'must be well-formed Unicode');
-const FilterValue = z.union([
-  z.string().max(65_536).refine(wellFormed, 'must be well-formed Unicode'),
-  z.number().finite(),
-  z.boolean(),
-]);
-
-const FILTER_VALUES: Record<FilterValueShape, z.ZodType | undefined> = {
-  scalar: FilterValue,
-  list: z.array(FilterValue).min(1).max(10_000),
-  pair: z.tuple([FilterValue, FilterValue]),
-  none: undefined,
-};
-
-/** One schema per filter op of the registry (shared/aggregation-ops.ts). */
-function filterSchema<K extends FilterOp>(op: K) {
-  const value = FILTER_VALUES[FILTER_OPS[op].value];
-  return z.strictObject({ column: Column, op: z.literal(op), ...(value === undefined ? {} : { value }) });
-}
-
-// The element types are written out for TypeScript; the schemas themselves come from the registry.
-type ComparisonFilter = { column: string; op: ComparisonOp; value: string | number | boolean };
-type ParsedFilter =
-  | ComparisonFilter
-  | { column: string; op: 'in'; value: (string | number | boolean)[] }
-  | { column: string; op: 'between'; value: [string | number | boolean, string | number | boolean] }
-  | { column: string; op: 'is_null' | 'not_null' };
-type FilterSchema = ReturnType<typeof filterSchema>;
-const Filter = z.discriminatedUnion(
-  'op',
-  FILTER_OP_NAMES.map(filterSchema) as [FilterSchema],
-) as unknown as z.ZodType<ParsedFilter> & {
-  readonly options: readonly FilterSchema[];
-};
 
 const As = Column.optional();
 const METRIC_COLUMNS = { optional: Column.optional(), any: Column, numeric: Column } as const;
@@ -111,7 +70,8 @@ const Dataset = z.union([
 
 export const AggregationSpecSchema = z.strictObject({
   dataset: Dataset,
-  filters: z.array(Filter).max(64).default([]),
+  filters: z.array(FilterTree).max(64).default([]),
+  having: z.array(FilterTree).max(64).default([]),
   groupBy: z.array(Column).max(32).default([]),
   metrics: z.array(Metric).min(1).max(64),
   orderBy: z
@@ -124,8 +84,8 @@ export const AggregationSpecSchema = z.strictObject({
 
 /** The spec as a client writes it. */
 export type AggregationSpecInput = z.input<typeof AggregationSpecSchema>;
-export type Filter = ParsedFilter;
 export type { MetricOp } from './aggregation-ops.ts';
+export type { Filter, FilterLeaf } from './filter-tree.ts';
 export interface Metric {
   readonly op: MetricOp;
   /** Absent only for `count` (rows); `count` with a column counts its non-null values. */
@@ -144,6 +104,8 @@ export type DatasetRef =
 export interface AggregationSpec {
   readonly dataset: DatasetRef;
   readonly filters: readonly Filter[];
+  /** Conditions on output columns, all of which must hold; absent when none (result keys of specs without it stay as they were). */
+  readonly having?: readonly Filter[];
   readonly groupBy: readonly string[];
   readonly metrics: readonly Metric[];
   readonly orderBy: readonly { readonly column: string; readonly direction: 'asc' | 'desc' }[];
@@ -207,7 +169,8 @@ export const AggregationJobDataSchema = z.strictObject({
           .optional(),
       }),
     ]),
-    filters: z.array(Filter).max(64),
+    filters: z.array(FilterTree).max(64),
+    having: z.array(FilterTree).max(64).optional(),
     groupBy: z.array(Column).max(32),
     metrics: z
       .array(
@@ -294,10 +257,7 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
   const s = parsed.data;
 
   s.filters.forEach((f, i) => {
-    checkColumnName(f.column, `filters.${i}.column`);
-    if (f.op === 'between' && typeof f.value[0] !== typeof f.value[1]) {
-      throw invalid(`filters.${i}.value`, 'both bounds of between must have the same type');
-    }
+    checkLeaves(f, `filters.${i}`);
   });
   const groupSeen = new Set<string>();
   s.groupBy.forEach((g, i) => {
@@ -332,12 +292,23 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
       );
     }
   });
+  s.having.forEach((f, i) => {
+    checkLeaves(f, `having.${i}`, (leaf, field) => {
+      if (!outputs.has(leaf.column)) {
+        throw invalid(
+          `${field}.column`,
+          `"${leaf.column}" is not an output column (groupBy columns and metric names)`,
+        );
+      }
+    });
+  });
   if (s.limit !== undefined && s.limit > limits.maxResultRows) {
     throw invalid('limit', `must be at most ${limits.maxResultRows} (QUARRY_MAX_RESULT_ROWS)`);
   }
 
   const spec = {
     filters: s.filters,
+    ...(s.having.length === 0 ? {} : { having: s.having }),
     groupBy: s.groupBy,
     metrics,
     orderBy: s.orderBy,
@@ -405,6 +376,17 @@ export function addressAggregation(
 export function validationError(error: z.ZodError): QuarryError {
   const { message, field } = describeZodError(error);
   return new QuarryError('QUARRY_ERR_VALIDATION', message, { field });
+}
+
+/** Checks every condition of a tree: a usable column name, bounds of one type. */
+function checkLeaves(filter: Filter, field: string, more?: (leaf: FilterLeaf, field: string) => void): void {
+  forEachLeaf(filter, field, (leaf, at) => {
+    checkColumnName(leaf.column, `${at}.column`);
+    if (leaf.op === 'between' && typeof leaf.value[0] !== typeof leaf.value[1]) {
+      throw invalid(`${at}.value`, 'both bounds of between must have the same type');
+    }
+    more?.(leaf, at);
+  });
 }
 
 function invalid(field: string, message: string): QuarryError {

@@ -9,6 +9,7 @@ import {
   type MetricOp,
   type MetricOpDef,
   type QuantileMethod,
+  type TextOp,
 } from './aggregation-ops.ts';
 import type { ColumnInfo, ColumnType } from './datasets.ts';
 import { QuarryError } from './errors.ts';
@@ -27,8 +28,17 @@ export interface PlanColumn {
  * conditions whose outcome is known without the data folded to constants.
  */
 export type PlanPredicate =
-  | { readonly kind: 'const'; readonly value: boolean }
-  | { readonly kind: 'and'; readonly items: readonly PlanPredicate[] }
+  /** A condition whose value is known without the data: true, false or unknown (null). */
+  | { readonly kind: 'const'; readonly value: boolean | null }
+  | { readonly kind: 'and' | 'or'; readonly items: readonly PlanPredicate[] }
+  | { readonly kind: 'not'; readonly item: PlanPredicate }
+  | {
+      readonly kind: 'text';
+      readonly column: PlanColumn;
+      readonly op: TextOp;
+      readonly value: string;
+      readonly ignoreCase: boolean;
+    }
   | { readonly kind: 'null'; readonly column: PlanColumn; readonly negate: boolean }
   | {
       readonly kind: 'compare';
@@ -61,7 +71,10 @@ export interface PlanSortKey {
 export interface AggregationPlan {
   /** Every source column the plan reads, each once, in the dataset's order. */
   readonly columns: readonly PlanColumn[];
+  /** Which source rows are kept: a tree, or the constant true or false (never unknown). */
   readonly where: PlanPredicate;
+  /** Which output rows are kept, over output columns (named by position, see PlanColumn.name). */
+  readonly having: PlanPredicate;
   /** The group keys: outputs 0 … groups.length − 1. */
   readonly groups: readonly PlanColumn[];
   /** The metrics: the outputs after the group keys, in order. */
@@ -100,13 +113,24 @@ export function buildPlan(spec: Spec, columns: readonly ColumnInfo[], maxRows: n
     return { name, type };
   };
 
-  const where = and(spec.filters.map((f, i) => resolveFilter(f, `filters.${i}`, need)));
+  const where = condition(spec.filters.map((f, i) => resolveFilter(f, `filters.${i}`, need)));
   const groups = spec.groupBy.map((g, i) => need(g, `groupBy.${i}`));
   const metrics = spec.metrics.map((m, i) => resolveMetric(m, `metrics.${i}`, need));
   const outputs: ResultColumn[] = [
     ...groups.map((g) => ({ name: g.name, type: g.type })),
     ...spec.metrics.map((m, i) => ({ name: m.as, type: metricType(metrics[i]!) })),
   ];
+  const outputTypes = new Map(outputs.map((o) => [o.name, o.type]));
+  const output = (name: string, field: string): PlanColumn => {
+    const type = outputTypes.get(name);
+    if (type === undefined) {
+      throw new QuarryError('QUARRY_ERR_VALIDATION', `${field}: "${name}" is not an output column`, {
+        field,
+      });
+    }
+    return { name, type };
+  };
+  const having = condition((spec.having ?? []).map((f, i) => resolveFilter(f, `having.${i}`, output)));
 
   const position = new Map(outputs.map((o, i) => [o.name, i]));
   const sort: PlanSortKey[] = [];
@@ -122,6 +146,7 @@ export function buildPlan(spec: Spec, columns: readonly ColumnInfo[], maxRows: n
   return {
     columns: columns.filter((c) => used.has(c.name)).map((c) => ({ name: c.name, type: c.type })),
     where,
+    having,
     groups,
     metrics,
     outputs,
@@ -168,25 +193,72 @@ function resolveMetric(
   };
 }
 
-function and(items: PlanPredicate[]): PlanPredicate {
+/**
+ * A kept-rows condition: all of `items`. A row is kept only when it is true, so at this level
+ * unknown is as good as false: an unknown item decides an `and`, and drops out of an `or`.
+ */
+function condition(items: PlanPredicate[]): PlanPredicate {
+  const all = combine('and', items);
+  const unknown = (p: PlanPredicate) => p.kind === 'const' && p.value === null;
+  if (unknown(all) || (all.kind === 'and' && all.items.some(unknown))) return { kind: 'const', value: false };
+  if (all.kind === 'or' && all.items.some(unknown))
+    return combine(
+      'or',
+      all.items.filter((p) => !unknown(p)),
+    );
+  return all;
+}
+
+/**
+ * `and` or `or` of items in SQL's three-valued logic, constants folded: false decides an `and`
+ * (true an `or`), true drops out of it (false out of an `or`), unknown stays as an item.
+ */
+function combine(kind: 'and' | 'or', items: PlanPredicate[]): PlanPredicate {
+  const decides = kind === 'or';
   const kept: PlanPredicate[] = [];
+  let unknown = false;
   for (const item of items) {
     if (item.kind === 'const') {
-      if (!item.value) return item;
+      if (item.value === decides) return item;
+      if (item.value === null) unknown = true;
       continue;
     }
-    if (item.kind === 'and') kept.push(...item.items);
+    if (item.kind === kind) kept.push(...item.items);
     else kept.push(item);
   }
-  if (kept.length === 0) return { kind: 'const', value: true };
-  return kept.length === 1 ? kept[0]! : { kind: 'and', items: kept };
+  if (unknown) {
+    if (kept.length === 0) return { kind: 'const', value: null };
+    kept.push({ kind: 'const', value: null });
+  }
+  if (kept.length === 0) return { kind: 'const', value: !decides };
+  return kept.length === 1 ? kept[0]! : { kind, items: kept };
 }
+
+function negate(item: PlanPredicate): PlanPredicate {
+  if (item.kind === 'const') return { kind: 'const', value: item.value === null ? null : !item.value };
+  if (item.kind === 'not') return item.item;
+  return { kind: 'not', item };
+}
+
+/** A comparison with null is unknown: on an all-null column a value condition is unknown. */
+const UNKNOWN: PlanPredicate = { kind: 'const', value: null };
 
 function resolveFilter(
   f: Filter,
   field: string,
   need: (name: string, field: string) => PlanColumn,
 ): PlanPredicate {
+  if ('and' in f)
+    return combine(
+      'and',
+      f.and.map((g, i) => resolveFilter(g, `${field}.and.${i}`, need)),
+    );
+  if ('or' in f)
+    return combine(
+      'or',
+      f.or.map((g, i) => resolveFilter(g, `${field}.or.${i}`, need)),
+    );
+  if ('not' in f) return negate(resolveFilter(f.not, `${field}.not`, need));
   const column = need(f.column, `${field}.column`);
   if (f.op === 'is_null' || f.op === 'not_null') {
     // Every value of an all-null column is null.
@@ -198,22 +270,30 @@ function resolveFilter(
   switch (f.op) {
     case 'in': {
       const values = f.value.map(value);
-      // A comparison with null is never true: on an all-null column the filter keeps no row.
-      return column.type === 'null' ? { kind: 'const', value: false } : { kind: 'in', column, values };
+      return column.type === 'null' ? UNKNOWN : { kind: 'in', column, values };
     }
     case 'between': {
       const [low, high] = [value(f.value[0]), value(f.value[1])];
-      return column.type === 'null'
-        ? { kind: 'const', value: false }
-        : { kind: 'between', column, low, high };
+      return column.type === 'null' ? UNKNOWN : { kind: 'between', column, low, high };
+    }
+    case 'contains':
+    case 'starts_with':
+    case 'ends_with': {
+      if (column.type === 'null') return UNKNOWN;
+      if (column.type !== 'string') {
+        throw new QuarryError(
+          'QUARRY_ERR_SPEC_TYPE',
+          `${field}.op: ${f.op} needs a string column; "${column.name}" is ${column.type}`,
+          { field: `${field}.op` },
+        );
+      }
+      return { kind: 'text', column, op: f.op, value: f.value, ignoreCase: f.ignoreCase };
     }
     default: {
-      // Narrowed by op above; zod's enum discriminant does not narrow `f` itself.
+      // Narrowed by op above; the null ops' shared member does not narrow `f` itself.
       const cmp = f as { op: ComparisonOp; value: PlanValue };
       const v = value(cmp.value);
-      return column.type === 'null'
-        ? { kind: 'const', value: false }
-        : { kind: 'compare', column, op: cmp.op, value: v };
+      return column.type === 'null' ? UNKNOWN : { kind: 'compare', column, op: cmp.op, value: v };
     }
   }
 }
@@ -239,23 +319,36 @@ function filterValue(v: PlanValue, column: PlanColumn, field: string): PlanValue
 }
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?Z?$/;
+const TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?([Zz]|[+-]\d{2}:\d{2})?$/;
+const MS_PER_MINUTE = 60_000;
 
-/** A date or timestamp filter value in the one form both engines read. */
+/**
+ * A date or timestamp filter value in the one form both engines read: `YYYY-MM-DD`, or the UTC
+ * instant as `YYYY-MM-DDTHH:MM:SS.ffffff` (an offset is applied; no offset or `Z` is UTC).
+ */
 function temporalValue(value: string, type: 'date' | 'timestamp', field: string): string {
   const match = (type === 'date' ? DATE : TIMESTAMP).exec(value);
-  const [, y, mo, d, h = '00', mi = '00', s = '00', frac = ''] = match ?? [];
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  const check = new Date(ms);
-  if (
-    match === null ||
-    Number.isNaN(ms) ||
-    check.getUTCDate() !== Number(d) ||
-    check.getUTCHours() !== Number(h) ||
-    check.getUTCMinutes() !== Number(mi) ||
-    check.getUTCSeconds() !== Number(s)
-  ) {
-    const form = type === 'date' ? 'YYYY-MM-DD' : 'YYYY-MM-DDTHH:MM:SS[.ffffff][Z]';
+  const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', zone = 'Z'] = match ?? [];
+  const local = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, reads years 0-99 as themselves.
+  local.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+  local.setUTCHours(Number(h), Number(mi), Number(s));
+  const valid =
+    match !== null &&
+    !Number.isNaN(local.getTime()) &&
+    local.getUTCDate() === Number(d) &&
+    local.getUTCHours() === Number(h) &&
+    local.getUTCMinutes() === Number(mi) &&
+    local.getUTCSeconds() === Number(s) &&
+    (zone.length === 1 || (Number(zone.slice(1, 3)) < 24 && Number(zone.slice(4, 6)) < 60));
+  const offsetMinutes =
+    zone.length === 1
+      ? 0
+      : (zone[0] === '-' ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+  const utc = valid ? new Date(local.getTime() - offsetMinutes * MS_PER_MINUTE).toISOString() : '';
+  if (!/^\d{4}-/.test(utc)) {
+    const form = type === 'date' ? 'YYYY-MM-DD' : 'YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH:MM]';
     throw new QuarryError(
       'QUARRY_ERR_SPEC_TYPE',
       `${field}: ${JSON.stringify(value)} is not a ${type} (${form})`,
@@ -264,5 +357,5 @@ function temporalValue(value: string, type: 'date' | 'timestamp', field: string)
       },
     );
   }
-  return type === 'date' ? `${y}-${mo}-${d}` : `${y}-${mo}-${d}T${h}:${mi}:${s}.${frac.padEnd(6, '0')}`;
+  return type === 'date' ? `${y}-${mo}-${d}` : `${utc.slice(0, 19)}.${frac.padEnd(6, '0')}`;
 }

@@ -234,6 +234,92 @@ const REGRESSIONS: Regression[] = [
       ],
     },
   },
+  {
+    // NOT of a comparison with null is unknown, not true: an all-null column folds to unknown.
+    name: 'not, or and and over null values and an all-null column (three-valued logic)',
+    spec: {
+      dataset: {
+        records: [
+          { x: 1, n: null, s: 'a' },
+          { x: null, n: null, s: 'b' },
+          { x: 3, s: null },
+        ],
+      },
+      filters: [
+        { not: { column: 'n', op: 'gt', value: 0 } },
+        { or: [{ column: 'x', op: 'gt', value: 0 }, { not: { column: 's', op: 'eq', value: 'a' } }] },
+      ],
+      groupBy: ['s'],
+      metrics: [{ op: 'count' }],
+    },
+  },
+  {
+    name: 'not over an all-null column alone keeps nothing; or with is_null keeps all',
+    spec: {
+      dataset: {
+        records: [
+          { x: 1, n: null },
+          { x: 2, n: null },
+        ],
+      },
+      filters: [{ or: [{ not: { column: 'n', op: 'eq', value: 1 } }, { column: 'n', op: 'is_null' }] }],
+      metrics: [{ op: 'count' }, { op: 'sum', column: 'x' }],
+    },
+  },
+  {
+    // Case folding: simple (one code point to one), the same in RE2, Rust's regex and JS /iu.
+    name: 'contains, starts_with and ends_with with ignoreCase over letters whose case is unusual',
+    spec: {
+      dataset: {
+        records: [
+          'straße',
+          'STRASSE',
+          'STRAẞE',
+          'Kelvin',
+          '\u212Aelvin',
+          'ſun',
+          'Sun',
+          'İstanbul',
+          'istanbul',
+          'a.b',
+          'a*b',
+          '',
+        ].map((s, i) => ({ s, i })),
+      },
+      groupBy: ['s'],
+      metrics: [{ op: 'count' }],
+      having: [
+        {
+          or: [
+            { column: 's', op: 'contains', value: 'ß', ignoreCase: true },
+            { column: 's', op: 'starts_with', value: 'k', ignoreCase: true },
+            { column: 's', op: 'starts_with', value: 'SUN', ignoreCase: true },
+            { column: 's', op: 'starts_with', value: 'i', ignoreCase: true },
+            { column: 's', op: 'ends_with', value: '.B', ignoreCase: true },
+            { column: 's', op: 'contains', value: '*', ignoreCase: false },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    name: 'having over counts and group keys, with a metric it does not name',
+    spec: {
+      dataset: {
+        records: [
+          { g: 'a', v: 1 },
+          { g: 'a', v: 2 },
+          { g: 'b', v: 3 },
+          { g: null, v: 4 },
+          { g: null, v: null },
+        ],
+      },
+      groupBy: ['g'],
+      metrics: [{ op: 'count' }, { op: 'max', column: 'v' }],
+      having: [{ column: 'count', op: 'gte', value: 2 }, { not: { column: 'g', op: 'eq', value: 'b' } }],
+      orderBy: [{ column: 'max_v', direction: 'desc' }],
+    },
+  },
 ];
 
 describe('regressions', () => {

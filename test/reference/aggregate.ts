@@ -1,7 +1,7 @@
 // The reference aggregation: a plain TypeScript reading of docs/AGGREGATION.md, written for
 // obviousness, not speed. Tests hold DuckDB and Polars to it; when an engine and this file
 // disagree, the document decides which one is wrong.
-import type { AggregationSpec, Filter, Metric, ResultColumn } from '../../shared/aggregation.ts';
+import type { AggregationSpec, Filter, FilterLeaf, Metric, ResultColumn } from '../../shared/aggregation.ts';
 import type { ColumnInfo, Scalar } from '../../shared/datasets.ts';
 import { compareCodePoints } from '../../shared/hashing.ts';
 
@@ -22,7 +22,9 @@ export function referenceAggregate(
 ): ReferenceResult {
   const resultColumns = referenceColumns(spec, columns);
 
-  const kept = records.filter((record) => spec.filters.every((f) => passes(f, cell(record, f.column))));
+  const kept = records.filter((record) =>
+    spec.filters.every((f) => truth(f, (c) => cell(record, c)) === true),
+  );
 
   // Groups in order of first appearance; the final sort fixes the output order.
   const groups = new Map<string, { key: Scalar[]; rows: Row[] }>();
@@ -49,8 +51,12 @@ export function referenceAggregate(
     rows.push(row);
   }
 
+  // having: conditions on the output row, kept only when all are true.
+  const having = spec.having ?? [];
+  const shown = rows.filter((row) => having.every((f) => truth(f, (c) => row[c] as Scalar) === true));
+
   const keys = [...spec.orderBy, ...spec.groupBy.map((column) => ({ column, direction: 'asc' as const }))];
-  rows.sort((a, b) => {
+  shown.sort((a, b) => {
     for (const { column, direction } of keys) {
       const c = compareNullsLast(a[column] as Scalar, b[column] as Scalar, direction);
       if (c !== 0) return c;
@@ -58,7 +64,7 @@ export function referenceAggregate(
     return 0;
   });
 
-  return { columns: resultColumns, rows: spec.limit === undefined ? rows : rows.slice(0, spec.limit) };
+  return { columns: resultColumns, rows: spec.limit === undefined ? shown : shown.slice(0, spec.limit) };
 }
 
 /** The result types of docs/AGGREGATION.md's table, read independently of the plan. */
@@ -111,19 +117,40 @@ function compareNullsLast(a: Scalar, b: Scalar, direction: 'asc' | 'desc'): numb
   return direction === 'asc' ? c : -c;
 }
 
-/** SQL three-valued logic: a comparison with null is unknown, and unknown drops the row. */
-function passes(filter: Filter, x: Scalar): boolean {
-  switch (filter.op) {
-    case 'is_null':
-      return x === null;
-    case 'not_null':
-      return x !== null;
-    case 'in':
-      return x !== null && filter.value.some((v) => compareValues(x, v) === 0);
-    case 'between':
-      return x !== null && compareValues(filter.value[0], x) <= 0 && compareValues(x, filter.value[1]) <= 0;
+/**
+ * SQL three-valued logic: a comparison with null is unknown (null); `and`, `or` and `not` follow
+ * Kleene's tables; a row is kept only when its condition is true.
+ */
+function truth(filter: Filter, value: (column: string) => Scalar): boolean | null {
+  if ('and' in filter) {
+    const parts = filter.and.map((f) => truth(f, value));
+    return parts.includes(false) ? false : parts.includes(null) ? null : true;
   }
-  if (x === null) return false;
+  if ('or' in filter) {
+    const parts = filter.or.map((f) => truth(f, value));
+    return parts.includes(true) ? true : parts.includes(null) ? null : false;
+  }
+  if ('not' in filter) {
+    const inner = truth(filter.not, value);
+    return inner === null ? null : !inner;
+  }
+  return leafTruth(filter, value(filter.column));
+}
+
+function leafTruth(filter: FilterLeaf, x: Scalar): boolean | null {
+  if (filter.op === 'is_null') return x === null;
+  if (filter.op === 'not_null') return x !== null;
+  if (x === null) return null;
+  switch (filter.op) {
+    case 'in':
+      return filter.value.some((v) => compareValues(x, v) === 0);
+    case 'between':
+      return compareValues(filter.value[0], x) <= 0 && compareValues(x, filter.value[1]) <= 0;
+    case 'contains':
+    case 'starts_with':
+    case 'ends_with':
+      return textMatch(filter.op, String(x), filter.value, filter.ignoreCase);
+  }
   const c = compareValues(x, filter.value);
   switch (filter.op) {
     case 'eq':
@@ -139,6 +166,25 @@ function passes(filter: Filter, x: Scalar): boolean {
     case 'lte':
       return c <= 0;
   }
+}
+
+/** Without ignoreCase: code points compared exactly. With it: JavaScript's Unicode simple case folding (/iu). */
+function textMatch(
+  op: 'contains' | 'starts_with' | 'ends_with',
+  x: string,
+  value: string,
+  ignoreCase: boolean,
+): boolean {
+  if (!ignoreCase) {
+    return op === 'contains'
+      ? x.includes(value)
+      : op === 'starts_with'
+        ? x.startsWith(value)
+        : x.endsWith(value);
+  }
+  const literal = value.replace(/[\\^$.|?*+()[\]{}/]/g, (c) => `\\${c}`);
+  const source = op === 'contains' ? literal : op === 'starts_with' ? `^${literal}` : `${literal}$`;
+  return new RegExp(source, 'iu').test(x);
 }
 
 function computeMetric(metric: Metric, rows: readonly Row[]): Scalar {

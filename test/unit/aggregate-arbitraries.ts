@@ -3,7 +3,7 @@
 // large and negative numbers, names that need quoting or mean something to JavaScript) and valid
 // specs over them (every filter op, every metric, both quantile methods, ordering, limits).
 import fc from 'fast-check';
-import { type AggregationSpecInput, defaultMetricName } from '../../shared/aggregation.ts';
+import { type AggregationSpecInput, defaultMetricName, type Filter } from '../../shared/aggregation.ts';
 import type { ColumnInfo, ColumnType, Scalar } from '../../shared/datasets.ts';
 import { compareCodePoints } from '../../shared/hashing.ts';
 
@@ -145,12 +145,86 @@ function filterValue(
   return present.length === 0 ? fresh : fc.oneof(fc.constantFrom(...present), fresh);
 }
 
-type FilterInput = NonNullable<AggregationSpecInput['filters']>[number];
+type FilterInput = Filter;
 
-function filterArb(dataset: GeneratedDataset): fc.Arbitrary<FilterInput> {
-  return fc.constantFrom(...dataset.columns).chain((column): fc.Arbitrary<FilterInput> => {
-    const value = filterValue(dataset, column);
+/**
+ * Text values for contains/starts_with/ends_with: slices of the column's strings and strings whose
+ * case folds in ways engines have got wrong (ß/ẞ, the Kelvin sign, long s, dotted and dotless i).
+ */
+function textValue(dataset: GeneratedDataset, column: GeneratedColumn): fc.Arbitrary<string> {
+  const present = dataset.records
+    .map((r) => (Object.hasOwn(r, column.name) ? r[column.name] : null))
+    .filter((v): v is string => typeof v === 'string');
+  const tricky = fc.constantFrom(
+    'a',
+    'A',
+    'B',
+    'b',
+    'É',
+    'é',
+    'ß',
+    'ẞ',
+    'K',
+    '\u212A',
+    'ſ',
+    'S',
+    'İ',
+    'ı',
+    'I',
+    '',
+    '.',
+    '*',
+  );
+  if (present.length === 0) return tricky;
+  const slice = fc.tuple(fc.constantFrom(...present), fc.nat(), fc.nat()).map(([v, a, b]) => {
+    const chars = [...v];
+    const start = a % (chars.length + 1);
+    return chars.slice(start, start + (b % (chars.length + 1))).join('');
+  });
+  return fc.oneof(
+    slice,
+    tricky,
+    slice.map((v) => v.toUpperCase()),
+  );
+}
+
+/** A condition, or and/or/not of conditions nested up to `depth` deep. */
+function filterArb(dataset: GeneratedDataset, depth = 2): fc.Arbitrary<FilterInput> {
+  if (depth === 0)
+    return leafArb(
+      dataset.columns,
+      (c) => filterValue(dataset, c),
+      (c) => textValue(dataset, c),
+    );
+  const inner = filterArb(dataset, depth - 1);
+  return fc.oneof(
+    { weight: 4, arbitrary: inner },
+    { weight: 1, arbitrary: fc.array(inner, { minLength: 1, maxLength: 3 }).map((and) => ({ and })) },
+    { weight: 1, arbitrary: fc.array(inner, { minLength: 1, maxLength: 3 }).map((or) => ({ or })) },
+    { weight: 1, arbitrary: inner.map((not) => ({ not })) },
+  );
+}
+
+function leafArb(
+  columns: readonly GeneratedColumn[],
+  valuesOf: (column: GeneratedColumn) => fc.Arbitrary<string | number | boolean>,
+  textOf: (column: GeneratedColumn) => fc.Arbitrary<string>,
+): fc.Arbitrary<FilterInput> {
+  return fc.constantFrom(...columns).chain((column): fc.Arbitrary<FilterInput> => {
+    const value = valuesOf(column);
+    const text: fc.Arbitrary<FilterInput>[] =
+      column.kind === 'string' || column.kind === 'null'
+        ? [
+            fc.record({
+              column: fc.constant(column.name),
+              op: fc.constantFrom('contains' as const, 'starts_with' as const, 'ends_with' as const),
+              value: textOf(column),
+              ignoreCase: fc.boolean(),
+            }),
+          ]
+        : [];
     return fc.oneof(
+      ...text,
       fc.record({
         column: fc.constant(column.name),
         op: fc.constantFrom(
@@ -218,6 +292,54 @@ function metricArb(dataset: GeneratedDataset): fc.Arbitrary<MetricInput> {
   return fc.oneof(...options);
 }
 
+/**
+ * `having` conditions over the outputs whose values are exact in every engine (group keys,
+ * counts, integer sums, minima and maxima): values compared against them are never a last-bit
+ * rounding apart, so the rows kept cannot differ by engine.
+ */
+function havingArb(
+  dataset: GeneratedDataset,
+  groupBy: readonly string[],
+  metrics: readonly MetricInput[],
+  outputs: readonly string[],
+): fc.Arbitrary<FilterInput[]> {
+  const kindOf = (name: string) => dataset.columns.find((c) => c.name === name)!.kind;
+  const exact: { column: GeneratedColumn; source?: GeneratedColumn }[] = groupBy.map((g) => ({
+    column: { name: g, kind: kindOf(g) },
+    source: { name: g, kind: kindOf(g) },
+  }));
+  metrics.forEach((m, i) => {
+    const name = outputs[groupBy.length + i]!;
+    if (m.op === 'count' || m.op === 'count_distinct') exact.push({ column: { name, kind: 'int' } });
+    else if ((m.op === 'min' || m.op === 'max') && m.column !== undefined) {
+      const kind = kindOf(m.column);
+      if (kind !== 'float') exact.push({ column: { name, kind }, source: { name: m.column, kind } });
+    } else if (m.op === 'sum' && kindOf(m.column) === 'int') exact.push({ column: { name, kind: 'int' } });
+  });
+  if (exact.length === 0) return fc.constant([]);
+  const byName = new Map(exact.map((e) => [e.column.name, e]));
+  const valuesOf = (c: GeneratedColumn) => {
+    const e = byName.get(c.name)!;
+    if (e.source !== undefined) return filterValue(dataset, e.source);
+    return fc.integer({ min: -2, max: 6 });
+  };
+  const textOf = (c: GeneratedColumn) => {
+    const e = byName.get(c.name)!;
+    return e.source === undefined ? fc.constant('a') : textValue(dataset, e.source);
+  };
+  const leaf = leafArb(
+    exact.map((e) => e.column),
+    valuesOf,
+    textOf,
+  );
+  const tree = fc.oneof(
+    { weight: 3, arbitrary: leaf },
+    { weight: 1, arbitrary: fc.array(leaf, { minLength: 1, maxLength: 2 }).map((or) => ({ or })) },
+    { weight: 1, arbitrary: leaf.map((not) => ({ not })) },
+  );
+  return fc.array(tree, { maxLength: 2 });
+}
+
 export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpecInput> {
   const names = dataset.columns.map((c) => c.name);
   return fc
@@ -250,8 +372,14 @@ export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpec
         metrics: named,
         orderBy,
         ...(limit === undefined ? {} : { limit }),
+        outputs,
       };
-    });
+    })
+    .chain(({ outputs, ...spec }) =>
+      havingArb(dataset, spec.groupBy, spec.metrics, outputs).map((having) =>
+        having.length === 0 ? spec : { ...spec, having },
+      ),
+    );
 }
 
 export const parityCaseArb: fc.Arbitrary<ParityCase> = datasetArb.chain((dataset) =>

@@ -5,6 +5,7 @@ import type { ComparisonOp } from '../../shared/aggregation-ops.ts';
 import type { ColumnType } from '../../shared/datasets.ts';
 import type { AggregationPlan, PlanMetric, PlanPredicate } from '../../shared/plan.ts';
 import type { EngineSource } from './engine.ts';
+import { caseInsensitivePattern } from './text-match.ts';
 
 export type SqlValue = string | number | boolean | Record<string, string>;
 
@@ -105,9 +106,20 @@ const COMPARISONS: Record<ComparisonOp, string> = {
 function compilePredicate(p: PlanPredicate, params: Params, ident: Ident): string {
   switch (p.kind) {
     case 'const':
-      return p.value ? 'true' : 'false';
+      return p.value === null ? 'NULL' : p.value ? 'true' : 'false';
     case 'and':
-      return p.items.map((item) => `(${compilePredicate(item, params, ident)})`).join(' AND ');
+    case 'or':
+      return p.items
+        .map((item) => `(${compilePredicate(item, params, ident)})`)
+        .join(p.kind === 'and' ? ' AND ' : ' OR ');
+    case 'not':
+      return `NOT (${compilePredicate(p.item, params, ident)})`;
+    case 'text': {
+      const col = ident(p.column.name);
+      if (p.ignoreCase) return `regexp_matches(${col}, ${params.add(caseInsensitivePattern(p.op, p.value))})`;
+      const fn = { contains: 'contains', starts_with: 'starts_with', ends_with: 'suffix' } as const;
+      return `${fn[p.op]}(${col}, ${params.add(p.value)})`;
+    }
     case 'null':
       return `${ident(p.column.name)} IS ${p.negate ? 'NOT ' : ''}NULL`;
     case 'in':
@@ -166,6 +178,11 @@ export function compileAggregation(
   }
   if (plan.groups.length > 0) inner += ` GROUP BY ${plan.groups.map((g) => ident(g.name)).join(', ')}`;
   let sql = `SELECT * FROM (${inner}) AS agg`;
+  if (!(plan.having.kind === 'const' && plan.having.value)) {
+    const position = new Map(plan.outputs.map((o, i) => [o.name, i]));
+    const output: Ident = (name) => outputAlias(position.get(name)!);
+    sql += ` WHERE (${compilePredicate(plan.having, params, output)})`;
+  }
   if (plan.sort.length > 0) {
     const order = plan.sort.map((k) => `${outputAlias(k.index)} ${k.descending ? 'DESC' : 'ASC'} NULLS LAST`);
     sql += ` ORDER BY ${order.join(', ')}`;

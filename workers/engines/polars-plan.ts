@@ -14,6 +14,7 @@ import {
 import type { EngineInput, EngineOutput, EngineSource } from './engine.ts';
 import { type FileSource, firstLine } from './polars-protocol.ts';
 import { shapeRows } from './result-rows.ts';
+import { caseInsensitivePattern } from './text-match.ts';
 
 interface PreparedSource {
   /** The source with its columns renamed by position (see internalNames). */
@@ -245,6 +246,10 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
     plan.groups.length > 0
       ? lazy.groupBy(plan.groups.map((g, i) => col(g.name).alias(outputName(i)))).agg(...aggregations)
       : lazy.select(...aggregations);
+  if (!(plan.having.kind === 'const' && plan.having.value)) {
+    const position = new Map(plan.outputs.map((o, i) => [o.name, i]));
+    lazy = lazy.filter(predicateExpr(plan.having, (name) => pl.col(outputName(position.get(name)!))));
+  }
 
   if (plan.sort.length > 0) {
     lazy = lazy.sort({
@@ -266,9 +271,19 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
 function predicateExpr(p: PlanPredicate, col: (name: string) => pl.Expr): pl.Expr {
   switch (p.kind) {
     case 'const':
-      return pl.lit(p.value);
+      return p.value === null ? pl.lit(null).cast(pl.Bool) : pl.lit(p.value);
     case 'and':
       return p.items.map((item) => predicateExpr(item, col)).reduce((all, e) => all.and(e));
+    case 'or':
+      return p.items.map((item) => predicateExpr(item, col)).reduce((all, e) => all.or(e));
+    case 'not':
+      return predicateExpr(p.item, col).not();
+    case 'text': {
+      const c = col(p.column.name).str;
+      if (p.ignoreCase) return c.contains(caseInsensitivePattern(p.op, p.value), false);
+      if (p.op === 'contains') return c.contains(p.value, true);
+      return p.op === 'starts_with' ? c.startsWith(pl.lit(p.value)) : c.endsWith(pl.lit(p.value));
+    }
     case 'null':
       return p.negate ? col(p.column.name).isNotNull() : col(p.column.name).isNull();
     case 'in':

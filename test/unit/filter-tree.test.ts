@@ -1,0 +1,128 @@
+// Filter trees, text ops and having: what the parser accepts, the field each refusal names, and
+// how the plan resolves timestamps written with an offset.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseAggregation } from '../../shared/aggregation.ts';
+import type { ColumnInfo } from '../../shared/datasets.ts';
+import { isQuarryError } from '../../shared/errors.ts';
+import { MAX_FILTER_DEPTH } from '../../shared/filter-tree.ts';
+import { buildPlan } from '../../shared/plan.ts';
+
+const limits = { maxInlineBytes: 1e6, maxResultRows: 100 };
+const records = [{ g: 'a', n: 1 }];
+
+function refusal(spec: Record<string, unknown>, columns?: ColumnInfo[]): [string, string | undefined] {
+  try {
+    const parsed = parseAggregation({ dataset: { records }, metrics: [{ op: 'count' }], ...spec }, limits);
+    assert.ok(parsed.dataset.kind === 'inline');
+    buildPlan(parsed.spec, columns ?? parsed.dataset.data.columns, 100);
+  } catch (error) {
+    assert.ok(isQuarryError(error), String(error));
+    return [error.code, error.field];
+  }
+  assert.fail('expected a refusal');
+}
+
+function nested(depth: number): unknown {
+  let f: unknown = { column: 'n', op: 'gt', value: 0 };
+  for (let i = 0; i < depth; i++) f = i % 2 === 0 ? { not: f } : { and: [f] };
+  return f;
+}
+
+describe('filter trees', () => {
+  test('nesting up to the bound is accepted, one level more is refused naming the node', () => {
+    parseAggregation(
+      { dataset: { records }, filters: [nested(MAX_FILTER_DEPTH)], metrics: [{ op: 'count' }] },
+      limits,
+    );
+    const [code, field] = refusal({ filters: [nested(MAX_FILTER_DEPTH + 1)] });
+    assert.equal(code, 'QUARRY_ERR_VALIDATION');
+    assert.match(field!, /^filters\.0(\.(not|and\.0))+$/);
+    assert.equal(field!.split('.').filter((p) => p === 'not' || p === 'and').length, MAX_FILTER_DEPTH);
+  });
+
+  test('a deep tree far past the bound is refused without walking it all', () => {
+    const [code] = refusal({ filters: [nested(100_000)] });
+    assert.equal(code, 'QUARRY_ERR_VALIDATION');
+  });
+
+  test('errors name the field inside the tree', () => {
+    assert.deepEqual(
+      refusal({
+        filters: [
+          {
+            or: [
+              { column: 'n', op: 'gt', value: 0 },
+              { column: 'n', op: 'gt' },
+            ],
+          },
+        ],
+      }),
+      ['QUARRY_ERR_VALIDATION', 'filters.0.or.1.value'],
+    );
+    assert.deepEqual(refusal({ filters: [{ not: { column: 'n', op: 'like', value: 'x' } }] }), [
+      'QUARRY_ERR_VALIDATION',
+      'filters.0.not.op',
+    ]);
+    assert.deepEqual(refusal({ filters: [{ and: [], x: 1 }] }), ['QUARRY_ERR_VALIDATION', 'filters.0.x']);
+    assert.deepEqual(refusal({ filters: [{ or: [] }] }), ['QUARRY_ERR_VALIDATION', 'filters.0.or']);
+    assert.deepEqual(refusal({ filters: [{ and: [{ column: 'zz', op: 'is_null' }] }] }), [
+      'QUARRY_ERR_SPEC_UNKNOWN_COLUMN',
+      'filters.0.and.0.column',
+    ]);
+  });
+
+  test('text ops need a string column and a string value', () => {
+    assert.deepEqual(refusal({ filters: [{ column: 'n', op: 'contains', value: '1' }] }), [
+      'QUARRY_ERR_SPEC_TYPE',
+      'filters.0.op',
+    ]);
+    assert.deepEqual(refusal({ filters: [{ column: 'g', op: 'starts_with', value: 1 }] }), [
+      'QUARRY_ERR_VALIDATION',
+      'filters.0.value',
+    ]);
+    assert.deepEqual(
+      refusal({ filters: [{ column: 'g', op: 'ends_with', value: 'a', ignoreCase: 'yes' }] }),
+      ['QUARRY_ERR_VALIDATION', 'filters.0.ignoreCase'],
+    );
+  });
+
+  test('having names output columns only', () => {
+    assert.deepEqual(refusal({ groupBy: ['g'], having: [{ column: 'n', op: 'gt', value: 1 }] }), [
+      'QUARRY_ERR_VALIDATION',
+      'having.0.column',
+    ]);
+    assert.deepEqual(
+      refusal({ groupBy: ['g'], having: [{ or: [{ column: 'count', op: 'gt', value: 'x' }] }] }),
+      ['QUARRY_ERR_SPEC_TYPE', 'having.0.or.0.value'],
+    );
+  });
+});
+
+describe('timestamps in filters', () => {
+  const columns: ColumnInfo[] = [{ name: 't', type: 'timestamp' }];
+  const plannedValue = (value: string) => {
+    const parsed = parseAggregation(
+      { dataset: { records }, filters: [{ column: 't', op: 'gte', value }], metrics: [{ op: 'count' }] },
+      limits,
+    );
+    const where = buildPlan(parsed.spec, columns, 10).where;
+    assert.ok(where.kind === 'compare');
+    return where.value;
+  };
+  test('ISO 8601 with an offset or Z is the UTC instant; without one it is UTC', () => {
+    assert.equal(plannedValue('2024-03-10T01:30:00-08:00'), '2024-03-10T09:30:00.000000');
+    assert.equal(plannedValue('2024-03-10T01:30:00.25+05:30'), '2024-03-09T20:00:00.250000');
+    assert.equal(plannedValue('2024-03-10T01:30:00Z'), '2024-03-10T01:30:00.000000');
+    assert.equal(plannedValue('2024-03-10'), '2024-03-10T00:00:00.000000');
+    assert.equal(plannedValue('0050-01-01T00:00'), '0050-01-01T00:00:00.000000');
+  });
+  test('anything else is a 400 naming the value', () => {
+    for (const bad of ['2024-02-30', '2024-03-10T25:00', '2024-03-10T01:00+24:00', 'yesterday', '2024-3-1']) {
+      assert.deepEqual(refusal({ filters: [{ column: 't', op: 'gte', value: bad }] }, columns), [
+        'QUARRY_ERR_SPEC_TYPE',
+        'filters.0.value',
+      ]);
+    }
+  });
+});
