@@ -10,10 +10,13 @@ export const QUANTILE_METHODS = ['linear', 'nearest_rank'] as const;
 export type QuantileMethod = (typeof QUANTILE_METHODS)[number];
 
 /** What a metric needs of its column. */
-type ColumnUse = 'optional' | 'any' | 'numeric';
+type ColumnUse = 'optional' | 'any' | 'numeric' | 'none';
 
 interface MetricFields {
   readonly column?: string;
+  readonly population?: boolean;
+  readonly of?: string;
+  readonly to?: string;
   readonly q?: number;
   readonly method?: QuantileMethod;
 }
@@ -22,7 +25,9 @@ export interface MetricOpDef {
   readonly op: string;
   readonly column: ColumnUse;
   /** Extra parameters the op takes (beyond column and as); the schema adds them. */
-  readonly params: readonly 'quantile'[];
+  readonly params: readonly ('quantile' | 'population' | 'ratio')[];
+  /** Whether the metric may carry its own `filter` (ratio reads other metrics, not rows). */
+  readonly rowFilter: boolean;
   /** The default output name (the `as` a client leaves out). */
   defaultName(m: MetricFields): string;
   /** The result type, given the type of the metric's column (`integer` for a bare count). */
@@ -43,6 +48,7 @@ export const METRIC_OPS = {
     op: 'count',
     column: 'optional',
     params: [],
+    rowFilter: true,
     defaultName: (m) => (m.column === undefined ? 'count' : `count_${m.column}`),
     resultType: () => 'integer',
     doc: [
@@ -54,6 +60,7 @@ export const METRIC_OPS = {
     op: 'count_distinct',
     column: 'any',
     params: [],
+    rowFilter: true,
     defaultName: columnName('count_distinct'),
     resultType: () => 'integer',
     doc: [{ metric: '`count_distinct` of `col`', name: '`count_distinct_col`', type: 'integer' }],
@@ -62,6 +69,7 @@ export const METRIC_OPS = {
     op: 'sum',
     column: 'numeric',
     params: [],
+    rowFilter: true,
     defaultName: columnName('sum'),
     resultType: (_, t) => (t === 'integer' ? 'integer' : 'float'),
     doc: [{ metric: '`sum` of `col`', name: '`sum_col`', type: 'integer on an integer column, else float' }],
@@ -70,6 +78,7 @@ export const METRIC_OPS = {
     op: 'avg',
     column: 'numeric',
     params: [],
+    rowFilter: true,
     defaultName: columnName('avg'),
     resultType: () => 'float',
     doc: [{ metric: '`avg` of `col`', name: '`avg_col`', type: 'float' }],
@@ -78,6 +87,7 @@ export const METRIC_OPS = {
     op: 'min',
     column: 'any',
     params: [],
+    rowFilter: true,
     defaultName: columnName('min'),
     resultType: (_, t) => t,
     doc: [{ metric: '`min` of `col`', name: '`min_col`', type: "the column's type" }],
@@ -86,6 +96,7 @@ export const METRIC_OPS = {
     op: 'max',
     column: 'any',
     params: [],
+    rowFilter: true,
     defaultName: columnName('max'),
     resultType: (_, t) => t,
     doc: [{ metric: '`max` of `col`', name: '`max_col`', type: "the column's type" }],
@@ -94,6 +105,7 @@ export const METRIC_OPS = {
     op: 'quantile',
     column: 'numeric',
     params: ['quantile'],
+    rowFilter: true,
     defaultName: (m) => `${percentName(m.q!)}_${m.column}`,
     resultType: (m, t) => (m.method === 'nearest_rank' && t === 'integer' ? 'integer' : 'float'),
     doc: [
@@ -104,6 +116,48 @@ export const METRIC_OPS = {
         type: 'integer on an integer column, else float',
       },
     ],
+  },
+  median: {
+    op: 'median',
+    column: 'numeric',
+    params: [],
+    rowFilter: true,
+    defaultName: columnName('median'),
+    resultType: () => 'float',
+    doc: [{ metric: '`median` of `col`', name: '`median_col`', type: 'float' }],
+  },
+  stddev: {
+    op: 'stddev',
+    column: 'numeric',
+    params: ['population'],
+    rowFilter: true,
+    defaultName: (m) => `stddev_${m.population ? 'pop_' : ''}${m.column}`,
+    resultType: () => 'float',
+    doc: [
+      { metric: '`stddev` of `col`', name: '`stddev_col`', type: 'float' },
+      { metric: '`stddev` of `col`, `population`', name: '`stddev_pop_col`', type: 'float' },
+    ],
+  },
+  variance: {
+    op: 'variance',
+    column: 'numeric',
+    params: ['population'],
+    rowFilter: true,
+    defaultName: (m) => `variance_${m.population ? 'pop_' : ''}${m.column}`,
+    resultType: () => 'float',
+    doc: [
+      { metric: '`variance` of `col`', name: '`variance_col`', type: 'float' },
+      { metric: '`variance` of `col`, `population`', name: '`variance_pop_col`', type: 'float' },
+    ],
+  },
+  ratio: {
+    op: 'ratio',
+    column: 'none',
+    params: ['ratio'],
+    rowFilter: false,
+    defaultName: (m) => `${m.of}_per_${m.to}`,
+    resultType: () => 'float',
+    doc: [{ metric: '`ratio` of output `a` to output `b`', name: '`a_per_b`', type: 'float' }],
   },
 } as const satisfies Record<string, MetricOpDef>;
 

@@ -31,9 +31,16 @@ export type EngineName = Exclude<EngineChoice, 'auto'>;
 export { QUANTILE_METHODS, type QuantileMethod } from './aggregation-ops.ts';
 
 const As = Column.optional();
-const METRIC_COLUMNS = { optional: Column.optional(), any: Column, numeric: Column } as const;
+const METRIC_COLUMNS = {
+  optional: { column: Column.optional() },
+  any: { column: Column },
+  numeric: { column: Column },
+  none: {},
+} as const;
 const METRIC_PARAMS = {
   quantile: { q: z.number().min(0).max(1), method: z.enum(QUANTILE_METHODS).default('linear') },
+  population: { population: z.boolean().default(false) },
+  ratio: { of: Column, to: Column },
 } as const;
 
 /** One schema per metric op of the registry (shared/aggregation-ops.ts). */
@@ -41,17 +48,24 @@ function metricSchema<K extends MetricOp>(op: K) {
   const def: MetricOpDef = METRIC_OPS[op];
   // Typed as nothing extra: the parsed metric's type is written out below (ParsedMetric).
   const params: object = Object.assign({}, ...def.params.map((p) => METRIC_PARAMS[p]));
-  return z.strictObject({ op: z.literal(op), column: METRIC_COLUMNS[def.column], ...params, as: As });
+  const filter = def.rowFilter ? { filter: FilterTree.optional() } : {};
+  return z.strictObject({ op: z.literal(op), ...METRIC_COLUMNS[def.column], ...params, ...filter, as: As });
 }
 
+type RowMetric = { filter?: Filter; as?: string };
+type SimpleOp = Exclude<MetricOp, 'count' | 'quantile' | 'stddev' | 'variance' | 'ratio'>;
 type ParsedMetric =
-  | { op: 'count'; column?: string; as?: string }
-  | { op: Exclude<MetricOp, 'count' | 'quantile'>; column: string; as?: string }
-  | { op: 'quantile'; column: string; q: number; method: QuantileMethod; as?: string };
+  | ({ op: 'count'; column?: string } & RowMetric)
+  | ({ op: SimpleOp; column: string } & RowMetric)
+  | ({ op: 'quantile'; column: string; q: number; method: QuantileMethod } & RowMetric)
+  | ({ op: 'stddev' | 'variance'; column: string; population: boolean } & RowMetric)
+  | { op: 'ratio'; of: string; to: string; as?: string };
 type MetricInput =
-  | { op: 'count'; column?: string; as?: string }
-  | { op: Exclude<MetricOp, 'count' | 'quantile'>; column: string; as?: string }
-  | { op: 'quantile'; column: string; q: number; method?: QuantileMethod; as?: string };
+  | ({ op: 'count'; column?: string } & RowMetric)
+  | ({ op: SimpleOp; column: string } & RowMetric)
+  | ({ op: 'quantile'; column: string; q: number; method?: QuantileMethod } & RowMetric)
+  | ({ op: 'stddev' | 'variance'; column: string; population?: boolean } & RowMetric)
+  | { op: 'ratio'; of: string; to: string; as?: string };
 type MetricSchema = ReturnType<typeof metricSchema>;
 // Typed as what it parses, with its options kept visible (tests read the ops off the schema).
 const Metric = z.discriminatedUnion(
@@ -92,6 +106,13 @@ export interface Metric {
   readonly column?: string;
   readonly q?: number;
   readonly method?: QuantileMethod;
+  /** stddev and variance: over the population (n) instead of the sample (n − 1). Present only when true. */
+  readonly population?: true;
+  /** A filter over source rows: the metric sees only the rows for which it is true. */
+  readonly filter?: Filter;
+  /** ratio: the output names of its dividend and divisor (other metrics of the spec). */
+  readonly of?: string;
+  readonly to?: string;
   /** Output column name: the given `as`, or the documented default. */
   readonly as: string;
 }
@@ -179,6 +200,10 @@ export const AggregationJobDataSchema = z.strictObject({
           column: Column.optional(),
           q: z.number().min(0).max(1).optional(),
           method: z.enum(QUANTILE_METHODS).optional(),
+          population: z.literal(true).optional(),
+          filter: FilterTree.optional(),
+          of: Column.optional(),
+          to: Column.optional(),
           as: Column,
         }),
       )
@@ -194,8 +219,14 @@ export const AggregationJobDataSchema = z.strictObject({
 export function checkAggregationJobData(data: unknown): AggregationJobData {
   const payload = checkJobPayload(AggregationJobDataSchema, data);
   for (const m of payload.spec.metrics) {
-    if (METRIC_OPS[m.op].column !== 'optional' && m.column === undefined) {
+    const use = METRIC_OPS[m.op].column;
+    if ((use === 'any' || use === 'numeric') && m.column === undefined) {
       throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${m.op} without a column`, {
+        field: 'job.spec.metrics',
+      });
+    }
+    if (m.op === 'ratio' && (m.of === undefined || m.to === undefined)) {
+      throw new QuarryError('QUARRY_ERR_VALIDATION', 'malformed job payload: ratio without of or to', {
         field: 'job.spec.metrics',
       });
     }
@@ -239,7 +270,14 @@ export interface ParsedAggregation {
 }
 
 /** The default output name of a metric, as its registry entry defines it (docs/AGGREGATION.md). */
-export function defaultMetricName(metric: { op: MetricOp; column?: string; q?: number }): string {
+export function defaultMetricName(metric: {
+  op: MetricOp;
+  column?: string;
+  q?: number;
+  population?: boolean;
+  of?: string;
+  to?: string;
+}): string {
   return METRIC_OPS[metric.op].defaultName(metric);
 }
 
@@ -267,7 +305,7 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
   });
   const outputs = new Set<string>(s.groupBy);
   const metrics: Metric[] = s.metrics.map((m, i) => {
-    if (m.column !== undefined) checkColumnName(m.column, `metrics.${i}.column`);
+    if ('column' in m && m.column !== undefined) checkColumnName(m.column, `metrics.${i}.column`);
     const as = m.as ?? defaultMetricName(m);
     if (outputs.has(as)) {
       throw invalid(
@@ -277,12 +315,35 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
     }
     outputs.add(as);
     const out: { -readonly [K in keyof Metric]: Metric[K] } = { op: m.op, as };
-    if (m.column !== undefined) out.column = m.column;
+    if ('column' in m && m.column !== undefined) out.column = m.column;
     if (m.op === 'quantile') {
       out.q = m.q;
       out.method = m.method;
     }
+    if ((m.op === 'stddev' || m.op === 'variance') && m.population) out.population = true;
+    if (m.op === 'ratio') {
+      out.of = m.of;
+      out.to = m.to;
+    }
+    if ('filter' in m && m.filter !== undefined) {
+      checkLeaves(m.filter, `metrics.${i}.filter`);
+      out.filter = m.filter;
+    }
     return out;
+  });
+  // A ratio divides two other metrics that are not ratios themselves.
+  const byName = new Map(metrics.map((m) => [m.as, m]));
+  metrics.forEach((m, i) => {
+    if (m.op !== 'ratio') return;
+    for (const side of ['of', 'to'] as const) {
+      const target = byName.get(m[side]!);
+      if (target === undefined || target === m || target.op === 'ratio') {
+        throw invalid(
+          `metrics.${i}.${side}`,
+          `"${m[side]}" is not the output name of another metric (ratios divide metrics that are not ratios)`,
+        );
+      }
+    }
   });
   s.orderBy.forEach((o, i) => {
     if (!outputs.has(o.column)) {

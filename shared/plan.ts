@@ -54,12 +54,22 @@ export type PlanPredicate =
       readonly high: PlanValue;
     };
 
+/** The ops engines compute: `median` is planned as the linear quantile at 0.5. */
+export type PlanOp = Exclude<MetricOp, 'median'>;
+
 export interface PlanMetric {
-  readonly op: MetricOp;
-  /** Absent only for a bare `count` (rows). */
+  readonly op: PlanOp;
+  /** Absent for a bare `count` (rows) and for `ratio`. */
   readonly column?: PlanColumn;
   readonly q?: number;
   readonly method?: QuantileMethod;
+  /** stddev and variance: divide by n (population) instead of n − 1 (sample). */
+  readonly population?: boolean;
+  /** The rows this metric sees, beside the spec's filters; absent when all of them. */
+  readonly filter?: PlanPredicate;
+  /** ratio: the positions, among the outputs, of its dividend and divisor (never ratios). */
+  readonly of?: number;
+  readonly to?: number;
 }
 
 export interface PlanSortKey {
@@ -115,11 +125,28 @@ export function buildPlan(spec: Spec, columns: readonly ColumnInfo[], maxRows: n
 
   const where = condition(spec.filters.map((f, i) => resolveFilter(f, `filters.${i}`, need)));
   const groups = spec.groupBy.map((g, i) => need(g, `groupBy.${i}`));
-  const metrics = spec.metrics.map((m, i) => resolveMetric(m, `metrics.${i}`, need));
+  const position = new Map<string, number>([
+    ...groups.map((g, i): [string, number] => [g.name, i]),
+    ...spec.metrics.map((m, i): [string, number] => [m.as, groups.length + i]),
+  ]);
+  const metrics = spec.metrics.map((m, i) => resolveMetric(m, `metrics.${i}`, need, position));
   const outputs: ResultColumn[] = [
     ...groups.map((g) => ({ name: g.name, type: g.type })),
-    ...spec.metrics.map((m, i) => ({ name: m.as, type: metricType(metrics[i]!) })),
+    ...spec.metrics.map((m, i) => ({ name: m.as, type: metricType(m, metrics[i]!) })),
   ];
+  metrics.forEach((m, i) => {
+    for (const side of ['of', 'to'] as const) {
+      const at = m[side];
+      if (at !== undefined && !NUMERIC.has(outputs[at]!.type)) {
+        const field = `metrics.${i}.${side}`;
+        throw new QuarryError(
+          'QUARRY_ERR_SPEC_TYPE',
+          `${field}: a ratio divides numbers; "${outputs[at]!.name}" is ${outputs[at]!.type}`,
+          { field },
+        );
+      }
+    }
+  });
   const outputTypes = new Map(outputs.map((o) => [o.name, o.type]));
   const output = (name: string, field: string): PlanColumn => {
     const type = outputTypes.get(name);
@@ -132,7 +159,6 @@ export function buildPlan(spec: Spec, columns: readonly ColumnInfo[], maxRows: n
   };
   const having = condition((spec.having ?? []).map((f, i) => resolveFilter(f, `having.${i}`, output)));
 
-  const position = new Map(outputs.map((o, i) => [o.name, i]));
   const sort: PlanSortKey[] = [];
   const sorted = new Set<number>();
   const key = (index: number, descending: boolean) => {
@@ -166,17 +192,18 @@ export function outputColumns(spec: Spec, columns: readonly ColumnInfo[]): Resul
   return [...buildPlan(spec, columns, Number.MAX_SAFE_INTEGER - 1).outputs];
 }
 
-function metricType(m: PlanMetric): ColumnType {
+function metricType(m: Metric, planned: PlanMetric): ColumnType {
   const def: MetricOpDef = METRIC_OPS[m.op];
-  return def.resultType({ ...m, column: m.column?.name }, m.column?.type ?? 'integer');
+  return def.resultType(m, planned.column?.type ?? 'integer');
 }
 
 function resolveMetric(
   m: Metric,
   field: string,
   need: (name: string, field: string) => PlanColumn,
+  position: ReadonlyMap<string, number>,
 ): PlanMetric {
-  const def = METRIC_OPS[m.op];
+  const def: MetricOpDef = METRIC_OPS[m.op];
   const column = m.column === undefined ? undefined : need(m.column, `${field}.column`);
   if (column !== undefined && def.column === 'numeric' && !NUMERIC.has(column.type)) {
     throw new QuarryError(
@@ -185,11 +212,18 @@ function resolveMetric(
       { field: `${field}.column` },
     );
   }
+  const filter =
+    m.filter === undefined ? undefined : condition([resolveFilter(m.filter, `${field}.filter`, need)]);
+  const rows = filter === undefined || (filter.kind === 'const' && filter.value === true) ? {} : { filter };
+  if (m.op === 'ratio') return { op: 'ratio', of: position.get(m.of!)!, to: position.get(m.to!)! };
+  if (m.op === 'median') return { op: 'quantile', column: column!, q: 0.5, method: 'linear', ...rows };
   return {
     op: m.op,
     ...(column === undefined ? {} : { column }),
     ...(m.q === undefined ? {} : { q: m.q }),
     ...(m.method === undefined ? {} : { method: m.method }),
+    ...(m.op === 'stddev' || m.op === 'variance' ? { population: m.population === true } : {}),
+    ...rows,
   };
 }
 

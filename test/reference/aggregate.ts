@@ -47,8 +47,15 @@ export function referenceAggregate(
     spec.groupBy.forEach((column, i) => {
       setOwn(row, column, key[i]);
     });
-    for (const metric of spec.metrics) setOwn(row, metric.as, computeMetric(metric, groupRows));
-    rows.push(row);
+    for (const metric of spec.metrics) {
+      if (metric.op !== 'ratio') setOwn(row, metric.as, computeMetric(metric, groupRows));
+    }
+    // Ratios divide other metrics of the row; the row's keys stay in output order.
+    for (const metric of spec.metrics)
+      if (metric.op === 'ratio') setOwn(row, metric.as, ratioOf(row, metric));
+    const ordered: Record<string, unknown> = {};
+    for (const name of [...spec.groupBy, ...spec.metrics.map((m) => m.as)]) setOwn(ordered, name, row[name]);
+    rows.push(ordered);
   }
 
   // having: conditions on the output row, kept only when all are true.
@@ -73,7 +80,9 @@ function referenceColumns(spec: ReferenceSpec, columns: readonly ColumnInfo[]): 
   const metricType = (m: Metric): ResultColumn['type'] => {
     if (m.op === 'count' || m.op === 'count_distinct') return 'integer';
     const t = typeOf(m.column!);
-    if (m.op === 'avg') return 'float';
+    if (m.op === 'avg' || m.op === 'median' || m.op === 'stddev' || m.op === 'variance' || m.op === 'ratio') {
+      return 'float';
+    }
     if (m.op === 'min' || m.op === 'max') return t;
     if (m.op === 'quantile' && m.method === 'linear') return 'float';
     return t === 'integer' ? 'integer' : 'float'; // sum, nearest_rank quantile
@@ -187,7 +196,11 @@ function textMatch(
   return new RegExp(source, 'iu').test(x);
 }
 
-function computeMetric(metric: Metric, rows: readonly Row[]): Scalar {
+function computeMetric(metric: Metric, groupRows: readonly Row[]): Scalar {
+  // A metric's own filter: it sees the group's rows for which the filter is true.
+  const own = metric.filter;
+  const rows =
+    own === undefined ? groupRows : groupRows.filter((r) => truth(own, (c) => cell(r, c)) === true);
   if (metric.op === 'count' && metric.column === undefined) return rows.length;
   const column = metric.column!;
   const values = rows.map((r) => cell(r, column)).filter((v): v is Exclude<Scalar, null> => v !== null);
@@ -206,7 +219,34 @@ function computeMetric(metric: Metric, rows: readonly Row[]): Scalar {
       return values.length === 0 ? null : values.reduce((m, v) => (compareValues(v, m) > 0 ? v : m));
     case 'quantile':
       return quantile(numbers(values), metric.q!, metric.method ?? 'linear');
+    case 'median':
+      return quantile(numbers(values), 0.5, 'linear');
+    case 'variance':
+      return variance(numbers(values), metric.population === true);
+    case 'stddev': {
+      const v = variance(numbers(values), metric.population === true);
+      return v === null ? null : Math.sqrt(v);
+    }
+    case 'ratio':
+      throw new Error('reference: a ratio is computed from the row (see ratioOf)');
   }
+}
+
+/** Σ(x − mean)² / (n − 1) for a sample (null below 2 values), / n for the population (null for none). */
+function variance(x: readonly number[], population: boolean): number | null {
+  const n = x.length;
+  if (n === 0 || (!population && n < 2)) return null;
+  const mean = x.reduce((s, v) => s + v, 0) / n;
+  const squares = x.reduce((s, v) => s + (v - mean) ** 2, 0);
+  return squares / (population ? n : n - 1);
+}
+
+/** of / to; null when either is null or the divisor is 0. */
+function ratioOf(row: Record<string, unknown>, metric: Metric): Scalar {
+  const of = row[metric.of!] as Scalar;
+  const to = row[metric.to!] as Scalar;
+  if (of === null || to === null || to === 0) return null;
+  return Number(of) / Number(to);
 }
 
 function numbers(values: readonly Exclude<Scalar, null>[]): number[] {

@@ -268,7 +268,20 @@ const quantileQ = fc.oneof(
   fc.double({ min: 0, max: 1, noNaN: true }),
 );
 
+/** A metric, sometimes with its own filter (a tree over the dataset's columns). */
 function metricArb(dataset: GeneratedDataset): fc.Arbitrary<MetricInput> {
+  return fc
+    .tuple(
+      plainMetricArb(dataset),
+      fc.oneof(
+        { weight: 2, arbitrary: fc.constant(undefined) },
+        { weight: 1, arbitrary: filterArb(dataset, 1) },
+      ),
+    )
+    .map(([m, filter]) => (filter === undefined || m.op === 'ratio' ? m : { ...m, filter }));
+}
+
+function plainMetricArb(dataset: GeneratedDataset): fc.Arbitrary<MetricInput> {
   const numeric = dataset.columns.filter((c) => isNumeric(c.kind)).map((c) => c.name);
   const any = dataset.columns.map((c) => c.name);
   const options: fc.Arbitrary<MetricInput>[] = [
@@ -286,6 +299,12 @@ function metricArb(dataset: GeneratedDataset): fc.Arbitrary<MetricInput> {
         column: fc.constantFrom(...numeric),
         q: quantileQ,
         method: fc.constantFrom('linear' as const, 'nearest_rank' as const),
+      }),
+      fc.record({ op: fc.constant('median' as const), column: fc.constantFrom(...numeric) }),
+      fc.record({
+        op: fc.constantFrom('stddev' as const, 'variance' as const),
+        column: fc.constantFrom(...numeric),
+        population: fc.boolean(),
       }),
     );
   }
@@ -340,6 +359,11 @@ function havingArb(
   return fc.array(tree, { maxLength: 2 });
 }
 
+/** A placeholder for the output name of a metric among `plain` (resolved once all are named). */
+function defaultName(m: MetricInput, plain: readonly MetricInput[]): string {
+  return `@${plain.indexOf(m)}`;
+}
+
 export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpecInput> {
   const names = dataset.columns.map((c) => c.name);
   return fc
@@ -349,16 +373,36 @@ export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpec
       metrics: fc.array(metricArb(dataset), { minLength: 1, maxLength: 4 }),
       limit: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
       orderSeed: fc.array(fc.tuple(fc.nat(), fc.boolean()), { maxLength: 2 }),
+      ratioSeed: fc.option(fc.tuple(fc.nat(), fc.nat()), { nil: undefined }),
     })
-    .map(({ filters, groupBy, metrics, limit, orderSeed }) => {
+    .map(({ filters, groupBy, metrics: plain, limit, orderSeed, ratioSeed }) => {
+      // A ratio of two numeric metrics (min and max of strings or booleans are not numbers).
+      const kindOf = (name: string) => dataset.columns.find((c) => c.name === name)?.kind;
+      const numericOut = plain.filter(
+        (m) => !((m.op === 'min' || m.op === 'max') && !isNumeric(kindOf(m.column)!)),
+      );
+      const metrics: MetricInput[] = [...plain];
+      if (ratioSeed !== undefined && numericOut.length > 0) {
+        const [a, b] = ratioSeed;
+        metrics.push({
+          op: 'ratio',
+          of: defaultName(numericOut[a % numericOut.length]!, plain),
+          to: defaultName(numericOut[b % numericOut.length]!, plain),
+        });
+      }
       // Default names where they are free, else a distinct `as`: the parser rejects duplicates.
       const outputs = [...groupBy];
-      const named = metrics.map((m, i) => {
+      const withNames = metrics.map((m, i) => {
         const name = defaultMetricName(m);
-        const as = outputs.includes(name) ? `m${i}` : undefined;
+        const as = outputs.includes(name) || m.op === 'ratio' ? `m${i}` : undefined;
         outputs.push(as ?? name);
         return as === undefined ? m : { ...m, as };
       });
+      // A ratio names its operands by output name, known only now.
+      const resolve = (placeholder: string) => outputs[groupBy.length + Number(placeholder.slice(1))]!;
+      const named = withNames.map((m) =>
+        m.op === 'ratio' ? { ...m, of: resolve(m.of), to: resolve(m.to) } : m,
+      );
       const orderBy: { column: string; direction: 'asc' | 'desc' }[] = [];
       for (const [pick, desc] of orderSeed) {
         const column = outputs[pick % outputs.length]!;

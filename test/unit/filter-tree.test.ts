@@ -126,3 +126,82 @@ describe('timestamps in filters', () => {
     }
   });
 });
+
+describe('metrics: ratio, a metric filter, stddev and variance', () => {
+  test('a ratio names other metrics by output name; anything else is refused naming the field', () => {
+    assert.deepEqual(refusal({ metrics: [{ op: 'count' }, { op: 'ratio', of: 'count', to: 'nope' }] }), [
+      'QUARRY_ERR_VALIDATION',
+      'metrics.1.to',
+    ]);
+    assert.deepEqual(
+      refusal({ groupBy: ['g'], metrics: [{ op: 'count' }, { op: 'ratio', of: 'g', to: 'count' }] }),
+      ['QUARRY_ERR_VALIDATION', 'metrics.1.of'],
+    );
+    assert.deepEqual(
+      refusal({
+        metrics: [
+          { op: 'count' },
+          { op: 'ratio', of: 'count', to: 'count', as: 'r' },
+          { op: 'ratio', of: 'r', to: 'count' },
+        ],
+      }),
+      ['QUARRY_ERR_VALIDATION', 'metrics.2.of'],
+    );
+    assert.deepEqual(
+      refusal({
+        metrics: [
+          { op: 'max', column: 'g' },
+          { op: 'ratio', of: 'max_g', to: 'max_g' },
+        ],
+      }),
+      ['QUARRY_ERR_SPEC_TYPE', 'metrics.1.of'],
+    );
+    assert.deepEqual(
+      refusal({
+        metrics: [
+          { op: 'count' },
+          { op: 'ratio', of: 'count', to: 'count', filter: { column: 'n', op: 'is_null' } },
+        ],
+      }),
+      ['QUARRY_ERR_VALIDATION', 'metrics.1.filter'],
+    );
+  });
+
+  test('a metric filter is a filter tree over source columns', () => {
+    assert.deepEqual(
+      refusal({ metrics: [{ op: 'count', filter: { not: { column: 'zz', op: 'is_null' } } }] }),
+      ['QUARRY_ERR_SPEC_UNKNOWN_COLUMN', 'metrics.0.filter.not.column'],
+    );
+    assert.deepEqual(refusal({ metrics: [{ op: 'stddev', column: 'g' }] }), [
+      'QUARRY_ERR_SPEC_TYPE',
+      'metrics.0.column',
+    ]);
+    assert.deepEqual(refusal({ metrics: [{ op: 'variance', column: 'n', population: 1 }] }), [
+      'QUARRY_ERR_VALIDATION',
+      'metrics.0.population',
+    ]);
+  });
+
+  test('default names', () => {
+    const parsed = parseAggregation(
+      {
+        dataset: { records },
+        metrics: [
+          { op: 'count', filter: { column: 'n', op: 'gt', value: 0 } },
+          { op: 'stddev', column: 'n' },
+          { op: 'stddev', column: 'n', population: true },
+          { op: 'variance', column: 'n', population: false },
+          { op: 'median', column: 'n' },
+          { op: 'ratio', of: 'count', to: 'median_n' },
+        ],
+      },
+      limits,
+    );
+    assert.deepEqual(
+      parsed.spec.metrics.map((m) => m.as),
+      ['count', 'stddev_n', 'stddev_pop_n', 'variance_n', 'median_n', 'count_per_median_n'],
+    );
+    // population: false is the default and is not written into the normalized spec (or its key).
+    assert.equal('population' in parsed.spec.metrics[3]!, false);
+  });
+});

@@ -131,7 +131,15 @@ function compilePredicate(p: PlanPredicate, params: Params, ident: Ident): strin
   }
 }
 
+/** An aggregate of the source rows (every op but ratio), with its own filter when it has one. */
 function compileMetric(m: PlanMetric, params: Params, ident: Ident): string {
+  const expr = compileAggregate(m, params, ident);
+  return m.filter === undefined
+    ? expr
+    : `${expr} FILTER (WHERE ${compilePredicate(m.filter, params, ident)})`;
+}
+
+function compileAggregate(m: PlanMetric, params: Params, ident: Ident): string {
   const col = m.column === undefined ? '*' : ident(m.column.name);
   switch (m.op) {
     case 'count':
@@ -144,16 +152,30 @@ function compileMetric(m: PlanMetric, params: Params, ident: Ident): string {
       return m.method === 'nearest_rank'
         ? `quantile_disc(${col}, CAST(${params.add(Math.round(m.q! * 1e9) / 1e9)} AS DECIMAL(10,9)))`
         : `quantile_cont(${col}, ${params.add(m.q!)})`;
+    case 'stddev':
+      return `${m.population ? 'stddev_pop' : 'stddev_samp'}(${col})`;
+    case 'variance':
+      return `${m.population ? 'var_pop' : 'var_samp'}(${col})`;
     case 'sum':
     case 'avg':
     case 'min':
     case 'max':
       return `${m.op}(${col})`;
+    case 'ratio':
+      throw new Error('a ratio is computed over outputs, not rows (compileAggregation)');
   }
 }
 
+/** of / to as doubles; null when the divisor is 0 or null (or the dividend null). */
+function compileRatio(m: PlanMetric): string {
+  const of = `CAST(${outputAlias(m.of!)} AS DOUBLE)`;
+  const to = `CAST(${outputAlias(m.to!)} AS DOUBLE)`;
+  return `CASE WHEN ${to} = 0 THEN NULL ELSE ${of} / ${to} END`;
+}
+
 /**
- * The query of a plan. The inner SELECT aggregates; the outer one orders by the plan's sort keys
+ * The query of a plan. The inner SELECT aggregates (ratios one level up); the outer one keeps
+ * the rows `having` holds for and orders by the plan's sort keys
  * (outputs aliased by position, see outputAlias), NULLS LAST everywhere, then fetches the plan's
  * row count. `sourceNames` maps the dataset's column names to the source's when the source was
  * renamed (positional names, see collidesIgnoringCase).
@@ -166,18 +188,25 @@ export function compileAggregation(
   const params = new Params();
   const ident: Ident = (name) => quoteIdent(sourceNames?.get(name) ?? name);
   const from = sourceSql(source, params);
+  const rowMetrics = plan.metrics.flatMap((m, i) =>
+    m.op === 'ratio' ? [] : [{ m, at: plan.groups.length + i }],
+  );
   const select = [
     ...plan.groups.map((g, i) => `${ident(g.name)} AS ${outputAlias(i)}`),
-    ...plan.metrics.map(
-      (m, i) => `${compileMetric(m, params, ident)} AS ${outputAlias(plan.groups.length + i)}`,
-    ),
+    ...rowMetrics.map(({ m, at }) => `${compileMetric(m, params, ident)} AS ${outputAlias(at)}`),
   ];
   let inner = `SELECT ${select.join(', ')} FROM ${from}`;
   if (!(plan.where.kind === 'const' && plan.where.value)) {
     inner += ` WHERE (${compilePredicate(plan.where, params, ident)})`;
   }
   if (plan.groups.length > 0) inner += ` GROUP BY ${plan.groups.map((g) => ident(g.name)).join(', ')}`;
-  let sql = `SELECT * FROM (${inner}) AS agg`;
+  // Ratios read the aggregates by their aliases, one level up; the outputs keep their order.
+  const ratios = plan.metrics.some((m) => m.op === 'ratio');
+  const outputs = plan.outputs.map((_, i) => {
+    const m = plan.metrics[i - plan.groups.length];
+    return m?.op === 'ratio' ? `${compileRatio(m)} AS ${outputAlias(i)}` : outputAlias(i);
+  });
+  let sql = `SELECT * FROM (${ratios ? `SELECT ${outputs.join(', ')} FROM (${inner}) AS agg` : inner}) AS agg`;
   if (!(plan.having.kind === 'const' && plan.having.value)) {
     const position = new Map(plan.outputs.map((o, i) => [o.name, i]));
     const output: Ident = (name) => outputAlias(position.get(name)!);

@@ -237,15 +237,19 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
   if (!(plan.where.kind === 'const' && plan.where.value)) lazy = lazy.filter(predicateExpr(plan.where, col));
 
   // Output columns by position: group keys, then metrics (the order shapeRows names them in).
-  const aggregations = plan.metrics.map((m, i) =>
-    metricExpr(m, m.column === undefined ? undefined : col(m.column.name)).alias(
-      outputName(plan.groups.length + i),
-    ),
+  const aggregations = plan.metrics.flatMap((m, i) =>
+    m.op === 'ratio' ? [] : [rowMetricExpr(m, col).alias(outputName(plan.groups.length + i))],
   );
   lazy =
     plan.groups.length > 0
       ? lazy.groupBy(plan.groups.map((g, i) => col(g.name).alias(outputName(i)))).agg(...aggregations)
       : lazy.select(...aggregations);
+  // Ratios read the aggregates; the outputs are then put back in their order.
+  const ratios = plan.metrics.flatMap((m, i) =>
+    m.op === 'ratio' ? [ratioExpr(m).alias(outputName(plan.groups.length + i))] : [],
+  );
+  if (ratios.length > 0)
+    lazy = lazy.withColumns(...ratios).select(...plan.outputs.map((_, i) => outputName(i)));
   if (!(plan.having.kind === 'const' && plan.having.value)) {
     const position = new Map(plan.outputs.map((o, i) => [o.name, i]));
     lazy = lazy.filter(predicateExpr(plan.having, (name) => pl.col(outputName(position.get(name)!))));
@@ -333,6 +337,22 @@ function valueSeries(values: readonly PlanValue[], type: ColumnType): pl.Series 
   return pl.Series('', [...values], exact ? pl.Int64 : pl.Float64);
 }
 
+/** An aggregate of the group's rows, over those its own filter keeps when it has one. */
+function rowMetricExpr(m: PlanMetric, col: (name: string) => pl.Expr): pl.Expr {
+  const mask = m.filter === undefined ? undefined : predicateExpr(m.filter, col);
+  if (m.column === undefined)
+    return mask === undefined ? pl.len() : mask.fillNull(false).cast(pl.Int64).sum();
+  const c = col(m.column.name);
+  return metricExpr(m, mask === undefined ? c : c.filter(mask));
+}
+
+/** of / to as doubles; null when the divisor is 0 or null (or the dividend null). */
+function ratioExpr(m: PlanMetric): pl.Expr {
+  const of = pl.col(outputName(m.of!)).cast(pl.Float64);
+  const to = pl.col(outputName(m.to!)).cast(pl.Float64);
+  return pl.when(to.eq(0)).then(pl.lit(null).cast(pl.Float64)).otherwise(of.div(to));
+}
+
 function metricExpr(metric: PlanMetric, c: pl.Expr | undefined): pl.Expr {
   if (c === undefined) return pl.len(); // pl.count() without a column is broken in 0.25
   switch (metric.op) {
@@ -355,6 +375,16 @@ function metricExpr(metric: PlanMetric, c: pl.Expr | undefined): pl.Expr {
       return metric.method === 'nearest_rank'
         ? nearestRankExpr(c, metric.q!)
         : c.dropNulls().quantile(metric.q!, 'linear');
+    case 'stddev':
+    case 'variance': {
+      if (!metric.population) return metric.op === 'stddev' ? c.std() : c.var(); // n − 1; null below 2 values
+      // Two passes over the non-null values: the mean of squared deviations; null with none.
+      const values = c.dropNulls();
+      const variance = values.sub(values.mean()).pow(2).mean();
+      return metric.op === 'stddev' ? variance.pow(0.5) : variance; // no sqrt() in nodejs-polars 0.25
+    }
+    case 'ratio':
+      throw new Error('a ratio is computed over outputs, not rows (ratioExpr)');
   }
 }
 
