@@ -20,6 +20,14 @@ import {
 } from './datasets.ts';
 import { QuarryError } from './errors.ts';
 import { Column, type Filter, type FilterLeaf, FilterTree, forEachLeaf } from './filter-tree.ts';
+import {
+  type GroupKey,
+  GroupKeySchema,
+  groupKeyColumn,
+  groupKeyName,
+  isTimeZone,
+  normalizeGroupKey,
+} from './group-keys.ts';
 import { ContentHash, canonicalJson } from './hashing.ts';
 import { aggregationJobId } from './keys.ts';
 import { describeZodError, parseWith } from './zod-messages.ts';
@@ -86,7 +94,7 @@ export const AggregationSpecSchema = z.strictObject({
   dataset: Dataset,
   filters: z.array(FilterTree).max(64).default([]),
   having: z.array(FilterTree).max(64).default([]),
-  groupBy: z.array(Column).max(32).default([]),
+  groupBy: z.array(GroupKeySchema).max(32).default([]),
   metrics: z.array(Metric).min(1).max(64),
   orderBy: z
     .array(z.strictObject({ column: Column, direction: z.enum(['asc', 'desc']).default('asc') }))
@@ -127,7 +135,8 @@ export interface AggregationSpec {
   readonly filters: readonly Filter[];
   /** Conditions on output columns, all of which must hold; absent when none (result keys of specs without it stay as they were). */
   readonly having?: readonly Filter[];
-  readonly groupBy: readonly string[];
+  /** Column names, time buckets and bins (shared/group-keys.ts). */
+  readonly groupBy: readonly GroupKey[];
   readonly metrics: readonly Metric[];
   readonly orderBy: readonly { readonly column: string; readonly direction: 'asc' | 'desc' }[];
   readonly limit?: number;
@@ -192,7 +201,7 @@ export const AggregationJobDataSchema = z.strictObject({
     ]),
     filters: z.array(FilterTree).max(64),
     having: z.array(FilterTree).max(64).optional(),
-    groupBy: z.array(Column).max(32),
+    groupBy: z.array(GroupKeySchema).max(32),
     metrics: z
       .array(
         z.strictObject({
@@ -297,13 +306,31 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
   s.filters.forEach((f, i) => {
     checkLeaves(f, `filters.${i}`);
   });
-  const groupSeen = new Set<string>();
-  s.groupBy.forEach((g, i) => {
-    checkColumnName(g, `groupBy.${i}`);
-    if (groupSeen.has(g)) throw invalid(`groupBy.${i}`, `column "${g}" is grouped twice`);
-    groupSeen.add(g);
+  const groupBy = s.groupBy.map(normalizeGroupKey);
+  const outputs = new Set<string>();
+  groupBy.forEach((g, i) => {
+    const field = typeof g === 'string' ? `groupBy.${i}` : `groupBy.${i}.column`;
+    checkColumnName(groupKeyColumn(g), field);
+    if (typeof g !== 'string') {
+      if (g.as !== undefined) checkColumnName(g.as, `groupBy.${i}.as`);
+      if ('tz' in g && !isTimeZone(g.tz)) {
+        throw invalid(
+          `groupBy.${i}.tz`,
+          `"${g.tz}" is not a known IANA time zone (e.g. "America/New_York", "UTC")`,
+        );
+      }
+    }
+    const name = groupKeyName(g);
+    if (outputs.has(name)) {
+      throw invalid(
+        typeof g === 'string' ? `groupBy.${i}` : `groupBy.${i}.as`,
+        typeof g === 'string'
+          ? `column "${g}" is grouped twice`
+          : `output column "${name}" already exists; give this key a distinct "as"`,
+      );
+    }
+    outputs.add(name);
   });
-  const outputs = new Set<string>(s.groupBy);
   const metrics: Metric[] = s.metrics.map((m, i) => {
     if ('column' in m && m.column !== undefined) checkColumnName(m.column, `metrics.${i}.column`);
     const as = m.as ?? defaultMetricName(m);
@@ -370,7 +397,7 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
   const spec = {
     filters: s.filters,
     ...(s.having.length === 0 ? {} : { having: s.having }),
-    groupBy: s.groupBy,
+    groupBy,
     metrics,
     orderBy: s.orderBy,
     ...(s.limit === undefined ? {} : { limit: s.limit }),

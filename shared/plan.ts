@@ -13,6 +13,7 @@ import {
 } from './aggregation-ops.ts';
 import type { ColumnInfo, ColumnType } from './datasets.ts';
 import { QuarryError } from './errors.ts';
+import type { Bucket, GroupKey } from './group-keys.ts';
 
 type Spec = Omit<AggregationSpec, 'dataset'>;
 export type PlanValue = string | number | boolean;
@@ -72,6 +73,25 @@ export interface PlanMetric {
   readonly to?: number;
 }
 
+/** A group key, resolved: a column as it is, a time bucket of it, or a numeric bin. */
+export type PlanGroup =
+  | { readonly kind: 'column'; readonly column: PlanColumn; readonly output: string }
+  | {
+      readonly kind: 'bucket';
+      readonly column: PlanColumn;
+      readonly unit: Bucket;
+      readonly tz: string;
+      readonly output: string;
+    }
+  | {
+      readonly kind: 'bin';
+      readonly column: PlanColumn;
+      readonly width: number;
+      /** An integer column binned by an integer width: computed exactly in integers. */
+      readonly integer: boolean;
+      readonly output: string;
+    };
+
 export interface PlanSortKey {
   /** Position among the outputs. */
   readonly index: number;
@@ -86,7 +106,7 @@ export interface AggregationPlan {
   /** Which output rows are kept, over output columns (named by position, see PlanColumn.name). */
   readonly having: PlanPredicate;
   /** The group keys: outputs 0 … groups.length − 1. */
-  readonly groups: readonly PlanColumn[];
+  readonly groups: readonly PlanGroup[];
   /** The metrics: the outputs after the group keys, in order. */
   readonly metrics: readonly PlanMetric[];
   /** Every output column, named and typed, in result order. */
@@ -124,14 +144,14 @@ export function buildPlan(spec: Spec, columns: readonly ColumnInfo[], maxRows: n
   };
 
   const where = condition(spec.filters.map((f, i) => resolveFilter(f, `filters.${i}`, need)));
-  const groups = spec.groupBy.map((g, i) => need(g, `groupBy.${i}`));
+  const groups = spec.groupBy.map((g, i) => resolveGroup(g, `groupBy.${i}`, need));
   const position = new Map<string, number>([
-    ...groups.map((g, i): [string, number] => [g.name, i]),
+    ...groups.map((g, i): [string, number] => [g.output, i]),
     ...spec.metrics.map((m, i): [string, number] => [m.as, groups.length + i]),
   ]);
   const metrics = spec.metrics.map((m, i) => resolveMetric(m, `metrics.${i}`, need, position));
   const outputs: ResultColumn[] = [
-    ...groups.map((g) => ({ name: g.name, type: g.type })),
+    ...groups.map((g) => ({ name: g.output, type: groupType(g) })),
     ...spec.metrics.map((m, i) => ({ name: m.as, type: metricType(m, metrics[i]!) })),
   ];
   metrics.forEach((m, i) => {
@@ -190,6 +210,42 @@ export function checkSpecColumns(spec: Spec, columns: readonly ColumnInfo[]): vo
 /** The result columns of a spec over a dataset's columns. */
 export function outputColumns(spec: Spec, columns: readonly ColumnInfo[]): ResultColumn[] {
   return [...buildPlan(spec, columns, Number.MAX_SAFE_INTEGER - 1).outputs];
+}
+
+const TEMPORAL = new Set<ColumnType>(['timestamp', 'date', 'null']);
+
+function resolveGroup(
+  g: GroupKey,
+  field: string,
+  need: (name: string, field: string) => PlanColumn,
+): PlanGroup {
+  if (typeof g === 'string') return { kind: 'column', column: need(g, field), output: g };
+  const column = need(g.column, `${field}.column`);
+  if ('bucket' in g) {
+    if (!TEMPORAL.has(column.type)) {
+      throw new QuarryError(
+        'QUARRY_ERR_SPEC_TYPE',
+        `${field}.column: a time bucket needs a timestamp or date column; "${column.name}" is ${column.type}`,
+        { field: `${field}.column` },
+      );
+    }
+    return { kind: 'bucket', column, unit: g.bucket, tz: g.tz, output: g.as };
+  }
+  if (!NUMERIC.has(column.type)) {
+    throw new QuarryError(
+      'QUARRY_ERR_SPEC_TYPE',
+      `${field}.column: a bin needs a numeric column; "${column.name}" is ${column.type}`,
+      { field: `${field}.column` },
+    );
+  }
+  const integer = column.type === 'integer' && Number.isSafeInteger(g.bin);
+  return { kind: 'bin', column, width: g.bin, integer, output: g.as };
+}
+
+function groupType(g: PlanGroup): ColumnType {
+  if (g.kind === 'column' || g.column.type === 'null') return g.column.type;
+  if (g.kind === 'bucket') return 'timestamp';
+  return g.integer ? 'integer' : 'float';
 }
 
 function metricType(m: Metric, planned: PlanMetric): ColumnType {

@@ -320,6 +320,74 @@ const REGRESSIONS: Regression[] = [
       orderBy: [{ column: 'max_v', direction: 'desc' }],
     },
   },
+  {
+    // A literal group key made a group out of no rows in Polars; on an all-null column a bin is
+    // the column's own (typed) nulls.
+    name: 'a bin and a bucket of an all-null column, every row filtered out',
+    spec: {
+      dataset: { records: [{ h: null }] },
+      filters: [{ column: 'h', op: 'not_null' }],
+      groupBy: [
+        { column: 'h', bin: 1000 },
+        { column: 'h', bucket: 'day', as: 'd' },
+      ],
+      metrics: [{ op: 'count' }],
+    },
+  },
+  {
+    // Found by the property: Intl lists Asia/Calcutta, not its link Asia/Kolkata, as a zone.
+    name: 'minute buckets in a zone half an hour off UTC, under a link name',
+    spec: {
+      dataset: {
+        records: [
+          { g: 0, t: '2024-03-10T07:00:00Z' },
+          { g: 0, t: '2024-03-10T07:00:59.999+00:00' },
+        ],
+      },
+      groupBy: [{ column: 't', bucket: 'minute', tz: 'Asia/Kolkata' }, 'g'],
+      metrics: [{ op: 'count' }],
+    },
+  },
+  {
+    // The day Los Angeles falls back has 25 hours, the day it springs forward 23; both 1 AMs of
+    // the fall-back are hours of their own.
+    name: 'day and hour buckets across DST changes in Los Angeles, weeks and quarters in New York',
+    spec: {
+      dataset: {
+        records: [
+          '2024-03-10T07:59:00Z', // 23:59 PST on the 9th
+          '2024-03-10T08:00:00Z', // 00:00 PST on the 10th
+          '2024-03-11T06:59:00Z', // 23:59 PDT on the 10th: the 10th had 23 hours
+          '2024-11-03T08:30:00Z', // 01:30 PDT
+          '2024-11-03T09:30:00Z', // 01:30 PST, an hour later
+          '2024-11-04T07:59:00Z', // 23:59 PST on the 3rd: 25 hours after its midnight
+          '2024-12-30T04:59:00Z', // Sunday 23:59 in New York, ISO week 52
+          '2024-12-30T05:00:00Z', // Monday 00:00 in New York, ISO week 1 of 2025
+          '2024-03-31T23:00:00-04:00',
+        ].map((t, i) => ({ t, i })),
+      },
+      groupBy: [
+        { column: 't', bucket: 'day', tz: 'America/Los_Angeles' },
+        { column: 't', bucket: 'hour', tz: 'America/Los_Angeles', as: 'hour' },
+        { column: 't', bucket: 'week', tz: 'America/New_York', as: 'week' },
+        { column: 't', bucket: 'quarter', tz: 'America/New_York', as: 'quarter' },
+      ],
+      metrics: [{ op: 'count' }, { op: 'min', column: 't' }],
+    },
+  },
+  {
+    name: 'bins of negative numbers, fractions and an integer column with an integer width',
+    spec: {
+      dataset: { records: [-7, -5, -1, 0, 4, 5, 9].map((n) => ({ n, x: n / 4 })) },
+      groupBy: [
+        { column: 'n', bin: 5 },
+        { column: 'x', bin: 0.5, as: 'half' },
+      ],
+      metrics: [{ op: 'count' }],
+      having: [{ column: 'n_bin', op: 'lt', value: 5 }],
+      orderBy: [{ column: 'half', direction: 'desc' }],
+    },
+  },
 ];
 
 describe('regressions', () => {

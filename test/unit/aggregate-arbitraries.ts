@@ -5,9 +5,10 @@
 import fc from 'fast-check';
 import { type AggregationSpecInput, defaultMetricName, type Filter } from '../../shared/aggregation.ts';
 import type { ColumnInfo, ColumnType, Scalar } from '../../shared/datasets.ts';
+import { BUCKETS, type GroupKeyInput, groupKeyName } from '../../shared/group-keys.ts';
 import { compareCodePoints } from '../../shared/hashing.ts';
 
-export type ColumnKind = 'int' | 'float' | 'string' | 'bool' | 'null';
+export type ColumnKind = 'int' | 'float' | 'string' | 'bool' | 'null' | 'timestamp';
 
 export interface GeneratedColumn {
   readonly name: string;
@@ -59,6 +60,50 @@ const stringValue: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 6 }) }, // any code point, no lone surrogates
 );
 
+/** Instants where zones change offset (2024), and week, month, quarter and year boundaries. */
+const TRANSITIONS = [
+  '2024-03-10T07:00:00Z', // New York springs forward
+  '2024-03-10T10:00:00Z', // Los Angeles springs forward
+  '2024-11-03T06:00:00Z', // New York falls back
+  '2024-11-03T09:00:00Z', // Los Angeles falls back
+  '2024-03-31T01:00:00Z', // London
+  '2024-10-27T01:00:00Z',
+  '2024-04-06T15:00:00Z', // Lord Howe: half an hour back
+  '2024-10-05T15:30:00Z', // Lord Howe: half an hour forward
+  '2024-12-31T23:30:00Z', // a year, a quarter, a month; 2024-12-30 is an ISO week's Monday
+  '2024-03-31T22:00:00Z',
+].map(Date.parse);
+
+/** Offsets instants are written with: the instant is the same whatever the offset. */
+const WRITTEN_OFFSETS = [0, 0, -480, -300, 330, 630, 825];
+
+/** An instant near a transition, as an RFC 3339 string with some offset (sometimes milliseconds). */
+const instantValue: fc.Arbitrary<string> = fc
+  .tuple(
+    fc.constantFrom(...TRANSITIONS),
+    fc.integer({ min: -36 * 60, max: 36 * 60 }),
+    fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 59_999 })),
+    fc.constantFrom(...WRITTEN_OFFSETS),
+  )
+  .map(([base, minutes, ms, offset]) => {
+    const t = base + minutes * 60_000 + ms;
+    const local = new Date(t + offset * 60_000).toISOString().slice(0, ms % 1000 === 0 ? 19 : 23);
+    if (offset === 0 && minutes % 2 === 0) return `${local}Z`;
+    const two = (n: number) => String(n).padStart(2, '0');
+    const abs = Math.abs(offset);
+    return `${local}${offset < 0 ? '-' : '+'}${two(Math.floor(abs / 60))}:${two(abs % 60)}`;
+  });
+
+/** Zones buckets are taken in: with DST, half-hour offsets and a half-hour DST shift. */
+export const BUCKET_ZONES = [
+  'UTC',
+  'America/New_York',
+  'America/Los_Angeles',
+  'Europe/London',
+  'Asia/Kolkata',
+  'Australia/Lord_Howe',
+] as const;
+
 function valueOfKind(kind: ColumnKind): fc.Arbitrary<Scalar> {
   switch (kind) {
     case 'int':
@@ -71,6 +116,8 @@ function valueOfKind(kind: ColumnKind): fc.Arbitrary<Scalar> {
       return fc.boolean();
     case 'null':
       return fc.constant(null);
+    case 'timestamp':
+      return instantValue;
   }
 }
 
@@ -88,7 +135,16 @@ export const datasetArb: fc.Arbitrary<GeneratedDataset> = fc
   .uniqueArray(
     fc.record({
       name: fc.constantFrom(...COLUMN_NAMES),
-      kind: fc.constantFrom<ColumnKind>('int', 'int', 'float', 'string', 'string', 'bool', 'null'),
+      kind: fc.constantFrom<ColumnKind>(
+        'int',
+        'int',
+        'float',
+        'string',
+        'string',
+        'bool',
+        'null',
+        'timestamp',
+      ),
     }),
     { minLength: 1, maxLength: 5, selector: (c) => c.name },
   )
@@ -116,6 +172,7 @@ const DECLARED: Record<ColumnKind, ColumnType> = {
   string: 'string',
   bool: 'boolean',
   null: 'null',
+  timestamp: 'timestamp',
 };
 
 /**
@@ -136,6 +193,18 @@ function filterValue(
   column: GeneratedColumn,
 ): fc.Arbitrary<string | number | boolean> {
   // checkSpecColumns lets any value meet an all-null column; numbers stand in for all of them.
+  // Timestamp filter values: an instant with an offset, or without one (UTC), or a date.
+  const freshInstant = fc.oneof(
+    instantValue,
+    instantValue.map((v) => new Date(Date.parse(v)).toISOString().slice(0, 19)),
+    instantValue.map((v) => new Date(Date.parse(v)).toISOString().slice(0, 10)),
+  );
+  if (column.kind === 'timestamp') {
+    const present = dataset.records.flatMap((r) =>
+      typeof r[column.name] === 'string' ? [r[column.name] as string] : [],
+    );
+    return present.length === 0 ? freshInstant : fc.oneof(fc.constantFrom(...present), freshInstant);
+  }
   const fresh = (column.kind === 'null' ? intValue : valueOfKind(column.kind)) as fc.Arbitrary<
     string | number | boolean
   >;
@@ -318,15 +387,17 @@ function plainMetricArb(dataset: GeneratedDataset): fc.Arbitrary<MetricInput> {
  */
 function havingArb(
   dataset: GeneratedDataset,
-  groupBy: readonly string[],
+  groupBy: readonly GroupKeyInput[],
   metrics: readonly MetricInput[],
   outputs: readonly string[],
 ): fc.Arbitrary<FilterInput[]> {
   const kindOf = (name: string) => dataset.columns.find((c) => c.name === name)!.kind;
-  const exact: { column: GeneratedColumn; source?: GeneratedColumn }[] = groupBy.map((g) => ({
-    column: { name: g, kind: kindOf(g) },
-    source: { name: g, kind: kindOf(g) },
-  }));
+  // A bucket or bin is compared with values of its column: instants, numbers.
+  const exact: { column: GeneratedColumn; source?: GeneratedColumn }[] = groupBy.map((g) => {
+    const column = typeof g === 'string' ? g : g.column;
+    const kind = typeof g !== 'string' && 'bucket' in g ? 'timestamp' : kindOf(column);
+    return { column: { name: groupKeyName(g), kind }, source: { name: column, kind: kindOf(column) } };
+  });
   metrics.forEach((m, i) => {
     const name = outputs[groupBy.length + i]!;
     if (m.op === 'count' || m.op === 'count_distinct') exact.push({ column: { name, kind: 'int' } });
@@ -359,6 +430,27 @@ function havingArb(
   return fc.array(tree, { maxLength: 2 });
 }
 
+/** A column as it is, or (sometimes) a time bucket of a timestamp column or a bin of a number column. */
+function groupKeyArb(column: GeneratedColumn): fc.Arbitrary<GroupKeyInput> {
+  const plain = fc.constant(column.name);
+  if (column.kind === 'timestamp') {
+    const bucket = fc.record({
+      column: fc.constant(column.name),
+      bucket: fc.constantFrom(...BUCKETS),
+      tz: fc.constantFrom(...BUCKET_ZONES),
+    });
+    return fc.oneof({ weight: 1, arbitrary: plain }, { weight: 3, arbitrary: bucket });
+  }
+  if (isNumeric(column.kind)) {
+    const bin = fc.record({
+      column: fc.constant(column.name),
+      bin: fc.constantFrom(1, 2, 5, 0.5, 2.5, 1000, 0.25),
+    });
+    return fc.oneof({ weight: 3, arbitrary: plain }, { weight: 1, arbitrary: bin });
+  }
+  return plain;
+}
+
 /** A placeholder for the output name of a metric among `plain` (resolved once all are named). */
 function defaultName(m: MetricInput, plain: readonly MetricInput[]): string {
   return `@${plain.indexOf(m)}`;
@@ -369,7 +461,9 @@ export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpec
   return fc
     .record({
       filters: fc.array(filterArb(dataset), { maxLength: 2 }),
-      groupBy: fc.shuffledSubarray(names, { maxLength: Math.min(2, names.length) }),
+      groupBy: fc
+        .shuffledSubarray([...dataset.columns], { maxLength: Math.min(2, names.length) })
+        .chain((picked) => fc.tuple(...picked.map((c) => groupKeyArb(c)))),
       metrics: fc.array(metricArb(dataset), { minLength: 1, maxLength: 4 }),
       limit: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
       orderSeed: fc.array(fc.tuple(fc.nat(), fc.boolean()), { maxLength: 2 }),
@@ -391,7 +485,7 @@ export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpec
         });
       }
       // Default names where they are free, else a distinct `as`: the parser rejects duplicates.
-      const outputs = [...groupBy];
+      const outputs = groupBy.map((g) => groupKeyName(g));
       const withNames = metrics.map((m, i) => {
         const name = defaultMetricName(m);
         const as = outputs.includes(name) || m.op === 'ratio' ? `m${i}` : undefined;

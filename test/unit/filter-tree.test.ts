@@ -205,3 +205,77 @@ describe('metrics: ratio, a metric filter, stddev and variance', () => {
     assert.equal('population' in parsed.spec.metrics[3]!, false);
   });
 });
+
+describe('time buckets and bins', () => {
+  const withTime = [{ g: 'a', n: 1, t: '2024-03-10T01:30:00-08:00' }];
+  const refuse = (groupBy: unknown[]) => {
+    try {
+      const parsed = parseAggregation(
+        { dataset: { records: withTime }, groupBy, metrics: [{ op: 'count' }] },
+        limits,
+      );
+      assert.ok(parsed.dataset.kind === 'inline');
+      buildPlan(parsed.spec, parsed.dataset.data.columns, 100);
+    } catch (error) {
+      assert.ok(isQuarryError(error), String(error));
+      return [error.code, error.field];
+    }
+    assert.fail('expected a refusal');
+  };
+  test('inline RFC 3339 strings with an offset or Z are a timestamp column', () => {
+    const parsed = parseAggregation({ dataset: { records: withTime }, metrics: [{ op: 'count' }] }, limits);
+    assert.ok(parsed.dataset.kind === 'inline');
+    assert.deepEqual(
+      parsed.dataset.data.columns.find((c) => c.name === 't'),
+      { name: 't', type: 'timestamp' },
+    );
+    const local = parseAggregation(
+      { dataset: { records: [{ t: '2024-03-10T01:30:00' }] }, metrics: [{ op: 'count' }] },
+      limits,
+    );
+    assert.ok(local.dataset.kind === 'inline');
+    assert.equal(local.dataset.data.columns[0]!.type, 'string', 'without an offset it is a string');
+  });
+  test('an unknown zone, a bucket of a number, a bin of a string, an unknown bucket are 400s naming the field', () => {
+    assert.deepEqual(refuse([{ column: 't', bucket: 'day', tz: 'Mars/Olympus' }]), [
+      'QUARRY_ERR_VALIDATION',
+      'groupBy.0.tz',
+    ]);
+    assert.deepEqual(refuse([{ column: 't', bucket: 'day', tz: 'america/new_york' }]), [
+      'QUARRY_ERR_VALIDATION',
+      'groupBy.0.tz',
+    ]);
+    assert.deepEqual(refuse(['g', { column: 'n', bucket: 'day' }]), [
+      'QUARRY_ERR_SPEC_TYPE',
+      'groupBy.1.column',
+    ]);
+    assert.deepEqual(refuse([{ column: 'g', bin: 5 }]), ['QUARRY_ERR_SPEC_TYPE', 'groupBy.0.column']);
+    assert.deepEqual(refuse([{ column: 't', bucket: 'fortnight' }]), [
+      'QUARRY_ERR_VALIDATION',
+      'groupBy.0.bucket',
+    ]);
+    assert.deepEqual(refuse([{ column: 'n', bin: 0 }]), ['QUARRY_ERR_VALIDATION', 'groupBy.0.bin']);
+    assert.deepEqual(
+      refuse([
+        { column: 't', bucket: 'day' },
+        { column: 't', bucket: 'day' },
+      ]),
+      ['QUARRY_ERR_VALIDATION', 'groupBy.1.as'],
+    );
+  });
+  test('normalized keys: tz UTC and the default name filled in; plain columns stay strings', () => {
+    const parsed = parseAggregation(
+      {
+        dataset: { records: withTime },
+        groupBy: ['g', { column: 't', bucket: 'day' }, { column: 'n', bin: 10 }],
+        metrics: [{ op: 'count' }],
+      },
+      limits,
+    );
+    assert.deepEqual(parsed.spec.groupBy, [
+      'g',
+      { column: 't', bucket: 'day', tz: 'UTC', as: 't_day' },
+      { column: 'n', bin: 10, as: 'n_bin' },
+    ]);
+  });
+});

@@ -3,7 +3,7 @@
 // inline column types) is a bound parameter. No user text is ever spliced into SQL.
 import type { ComparisonOp } from '../../shared/aggregation-ops.ts';
 import type { ColumnType } from '../../shared/datasets.ts';
-import type { AggregationPlan, PlanMetric, PlanPredicate } from '../../shared/plan.ts';
+import type { AggregationPlan, PlanGroup, PlanMetric, PlanPredicate } from '../../shared/plan.ts';
 import type { EngineSource } from './engine.ts';
 import { caseInsensitivePattern } from './text-match.ts';
 
@@ -51,7 +51,9 @@ const DUCK_TYPES: Record<ColumnType, string> = {
   string: 'VARCHAR',
   boolean: 'BOOLEAN',
   date: 'DATE',
-  timestamp: 'TIMESTAMP',
+  // Inline timestamps are RFC 3339 strings with an offset: read as instants, then made UTC
+  // TIMESTAMPs (sourceSql), as file timestamps are.
+  timestamp: 'TIMESTAMPTZ',
   // A column whose every value is null: DOUBLE suits numeric metrics, and the plan folds filters
   // on it to constants, so its type never meets a filter value.
   null: 'DOUBLE',
@@ -75,7 +77,12 @@ export function sourceSql(source: EngineSource, params: Params): string {
     );
     if (source.columns.length === 0)
       return `(SELECT * FROM read_json(${file}, format = 'array') WHERE false)`;
-    return `read_json(${file}, format = 'array', columns = ${params.add(columns)})`;
+    const read = `read_json(${file}, format = 'array', columns = ${params.add(columns)})`;
+    const instants = source.columns.filter((c) => c.type === 'timestamp');
+    if (instants.length === 0) return read;
+    // The session's TimeZone is UTC (duckdb.ts): the cast gives the UTC wall time.
+    const replace = instants.map((c) => `CAST(${quoteIdent(c.name)} AS TIMESTAMP) AS ${quoteIdent(c.name)}`);
+    return `(SELECT * REPLACE (${replace.join(', ')}) FROM ${read})`;
   }
   switch (source.format) {
     case 'parquet':
@@ -129,6 +136,35 @@ function compilePredicate(p: PlanPredicate, params: Params, ident: Ident): strin
     case 'compare':
       return `${ident(p.column.name)} ${COMPARISONS[p.op]} ${params.add(p.value)}`;
   }
+}
+
+/**
+ * A group key. Buckets: the instant's wall time in the zone (ICU, built into DuckDB), truncated;
+ * from a day up, the truncated wall time back to the instant it names in the zone; for hours and
+ * minutes, the instant minus the wall time past the truncation, so both 1 AMs of a DST fall-back
+ * stay apart. A date is its day's midnight in the zone. Out as UTC TIMESTAMPs (session zone UTC).
+ */
+function compileGroup(g: PlanGroup, params: Params, ident: Ident): string {
+  const col = ident(g.column.name);
+  if (g.kind === 'column') return col;
+  if (g.kind === 'bin') {
+    if (g.column.type === 'null') return 'CAST(NULL AS DOUBLE)';
+    const b = params.add(g.width);
+    // x minus its non-negative remainder: floor(x / b) · b in exact integer arithmetic.
+    return g.integer
+      ? `(${col} - (((${col} % ${b}) + ${b}) % ${b}))`
+      : `(floor(CAST(${col} AS DOUBLE) / ${b}) * ${b})`;
+  }
+  if (g.column.type === 'null') return 'CAST(NULL AS TIMESTAMP)';
+  const tz = params.add(g.tz);
+  const instant =
+    g.column.type === 'date' ? `timezone(${tz}, CAST(${col} AS TIMESTAMP))` : `CAST(${col} AS TIMESTAMPTZ)`;
+  const local = `timezone(${tz}, ${instant})`;
+  const unit = `'${g.unit}'`; // one of BUCKETS, not request text
+  if (g.unit === 'hour' || g.unit === 'minute') {
+    return `CAST(${instant} - (${local} - date_trunc(${unit}, ${local})) AS TIMESTAMP)`;
+  }
+  return `CAST(timezone(${tz}, date_trunc(${unit}, ${local})) AS TIMESTAMP)`;
 }
 
 /** An aggregate of the source rows (every op but ratio), with its own filter when it has one. */
@@ -192,14 +228,15 @@ export function compileAggregation(
     m.op === 'ratio' ? [] : [{ m, at: plan.groups.length + i }],
   );
   const select = [
-    ...plan.groups.map((g, i) => `${ident(g.name)} AS ${outputAlias(i)}`),
+    ...plan.groups.map((g, i) => `${compileGroup(g, params, ident)} AS ${outputAlias(i)}`),
     ...rowMetrics.map(({ m, at }) => `${compileMetric(m, params, ident)} AS ${outputAlias(at)}`),
   ];
   let inner = `SELECT ${select.join(', ')} FROM ${from}`;
   if (!(plan.where.kind === 'const' && plan.where.value)) {
     inner += ` WHERE (${compilePredicate(plan.where, params, ident)})`;
   }
-  if (plan.groups.length > 0) inner += ` GROUP BY ${plan.groups.map((g) => ident(g.name)).join(', ')}`;
+  // By position: a bucket or bin is an expression, and its alias could meet a source column.
+  if (plan.groups.length > 0) inner += ` GROUP BY ${plan.groups.map((_, i) => i + 1).join(', ')}`;
   // Ratios read the aggregates by their aliases, one level up; the outputs keep their order.
   const ratios = plan.metrics.some((m) => m.op === 'ratio');
   const outputs = plan.outputs.map((_, i) => {

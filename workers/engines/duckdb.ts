@@ -66,6 +66,8 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
   try {
     // Settings come from configuration, not from requests; quoted all the same.
     if (options.memoryLimit) await setup.run(`SET memory_limit = ${sqlString(options.memoryLimit)}`);
+    // Timestamps without a zone are UTC: casts between TIMESTAMP and TIMESTAMPTZ read them so.
+    await setup.run(`SET TimeZone = 'UTC'`);
     await setup.run(`SET temp_directory = ${sqlString(`${options.spoolDir}/duckdb-tmp`)}`);
     // DuckDB resolves links (including the /proc/self/fd/<n> paths Quarry hands it) before it
     // checks this list, so the real form of each directory is listed beside the configured one.

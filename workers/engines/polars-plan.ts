@@ -4,9 +4,11 @@
 import pl from 'nodejs-polars';
 import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
+import type { Bucket } from '../../shared/group-keys.ts';
 import {
   type AggregationPlan,
   buildPlan,
+  type PlanGroup,
   type PlanMetric,
   type PlanPredicate,
   type PlanValue,
@@ -99,9 +101,21 @@ function prepareInline(source: Extract<EngineSource, { kind: 'inline' }>): Prepa
   for (const c of source.columns) {
     const want = dtypeOf(c.type);
     const internal = names.get(c.name)!;
-    if (inferredType(data, internal) !== want.variant) casts.set(c.name, pl.col(internal).cast(want));
+    if (inferredType(data, internal) === want.variant) continue;
+    casts.set(c.name, c.type === 'timestamp' ? parseInstant(pl.col(internal)) : pl.col(internal).cast(want));
   }
   return { frame: data.lazy(), columns: source.columns, names, casts };
+}
+
+/**
+ * Inline timestamps are RFC 3339 strings with `Z` or an offset (shared/datasets.ts isInstant):
+ * parsed to the UTC instant. Polars' %z reads `+00:00` but not `Z`.
+ */
+function parseInstant(c: pl.Expr): pl.Expr {
+  return c.str
+    .replace('[Zz]$', '+00:00')
+    .str.strptime(pl.Datetime, '%Y-%m-%dT%H:%M:%S%.f%z')
+    .cast(pl.Datetime('us'));
 }
 
 function inferredType(frame: pl.DataFrame, name: string): string | undefined {
@@ -242,7 +256,7 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
   );
   lazy =
     plan.groups.length > 0
-      ? lazy.groupBy(plan.groups.map((g, i) => col(g.name).alias(outputName(i)))).agg(...aggregations)
+      ? lazy.groupBy(plan.groups.map((g, i) => groupExpr(g, col).alias(outputName(i)))).agg(...aggregations)
       : lazy.select(...aggregations);
   // Ratios read the aggregates; the outputs are then put back in their order.
   const ratios = plan.metrics.flatMap((m, i) =>
@@ -336,6 +350,46 @@ function valueSeries(values: readonly PlanValue[], type: ColumnType): pl.Series 
   const exact = type === 'integer' && values.every((v) => typeof v === 'number' && Number.isSafeInteger(v));
   return pl.Series('', [...values], exact ? pl.Int64 : pl.Float64);
 }
+
+/**
+ * A group key, as duckdb-sql.ts's compileGroup defines it: the instant's wall time in the zone
+ * (as a UTC-labelled wall time, which truncates without DST), truncated; from a day up, that wall
+ * time read back in the zone; for hours and minutes, the instant minus the wall time past the
+ * truncation. A date is its day's midnight in the zone. Out as naive UTC datetimes.
+ */
+function groupExpr(g: PlanGroup, col: (name: string) => pl.Expr): pl.Expr {
+  const c = col(g.column.name);
+  if (g.kind === 'column') return c;
+  if (g.kind === 'bin') {
+    if (g.integer) {
+      const b = pl.lit(g.width).cast(pl.Int64);
+      return c.sub(c.modulo(b).add(b).modulo(b));
+    }
+    return c.cast(pl.Float64).div(pl.lit(g.width)).floor().mul(pl.lit(g.width));
+  }
+  // An all-null column: its own nulls, typed (a literal key would make a group of no rows).
+  if (g.column.type === 'null') return c.cast(pl.Datetime('us'));
+  const every = TRUNCATE_EVERY[g.unit];
+  const instant =
+    g.column.type === 'date'
+      ? c.cast(pl.Datetime('us')).dt.replaceTimeZone(g.tz).dt.convertTimeZone('UTC')
+      : c.dt.replaceTimeZone('UTC');
+  const wall = instant.dt.convertTimeZone(g.tz).dt.replaceTimeZone('UTC');
+  if (g.unit === 'hour' || g.unit === 'minute') {
+    return instant.sub(wall.sub(wall.dt.truncate(every))).cast(pl.Datetime('us'));
+  }
+  return wall.dt.truncate(every).dt.replaceTimeZone(g.tz).dt.convertTimeZone('UTC').cast(pl.Datetime('us'));
+}
+
+const TRUNCATE_EVERY: Record<Bucket, string> = {
+  minute: '1m',
+  hour: '1h',
+  day: '1d',
+  week: '1w', // Polars' weeks start on Monday, as ISO weeks do
+  month: '1mo',
+  quarter: '1q',
+  year: '1y',
+};
 
 /** An aggregate of the group's rows, over those its own filter keeps when it has one. */
 function rowMetricExpr(m: PlanMetric, col: (name: string) => pl.Expr): pl.Expr {
