@@ -33,6 +33,9 @@ import { aggregationJobId } from './keys.ts';
 import { describeZodError, parseWith } from './zod-messages.ts';
 
 export const ENGINES = ['auto', 'duckdb', 'polars'] as const;
+
+/** The most rows `top` may keep per partition. */
+export const MAX_TOP_LIMIT = 10_000;
 export type EngineChoice = (typeof ENGINES)[number];
 export type EngineName = Exclude<EngineChoice, 'auto'>;
 
@@ -101,6 +104,10 @@ export const AggregationSpecSchema = z.strictObject({
     .max(32)
     .default([]),
   limit: z.number().int().min(1).optional(),
+  top: z
+    .strictObject({ per: z.array(Column).min(1).max(32), limit: z.number().int().min(1).max(MAX_TOP_LIMIT) })
+    .optional(),
+  offset: z.number().int().min(0).optional(),
   engine: z.enum(ENGINES).default('auto'),
 });
 
@@ -140,6 +147,10 @@ export interface AggregationSpec {
   readonly metrics: readonly Metric[];
   readonly orderBy: readonly { readonly column: string; readonly direction: 'asc' | 'desc' }[];
   readonly limit?: number;
+  /** The first `limit` rows of each partition by the `per` outputs (group keys), in sort order. */
+  readonly top?: { readonly per: readonly string[]; readonly limit: number };
+  /** Rows skipped before `limit` (a page); absent when 0. */
+  readonly offset?: number;
   readonly engine: EngineChoice;
 }
 
@@ -162,6 +173,8 @@ export interface ResultEnvelope {
   readonly columns: readonly ResultColumn[];
   readonly rows: readonly Record<string, unknown>[];
   readonly rowCount: number;
+  /** Rows before `offset` and `limit` (after `having` and `top`). */
+  readonly totalRows: number;
   readonly engine: EngineName;
   readonly computedAt: string;
   readonly durationMs: number;
@@ -220,6 +233,13 @@ export const AggregationJobDataSchema = z.strictObject({
       .max(64),
     orderBy: z.array(z.strictObject({ column: Column, direction: z.enum(['asc', 'desc']) })).max(32),
     limit: z.number().int().min(1).optional(),
+    top: z
+      .strictObject({
+        per: z.array(Column).min(1).max(32),
+        limit: z.number().int().min(1).max(MAX_TOP_LIMIT),
+      })
+      .optional(),
+    offset: z.number().int().min(0).optional(),
     engine: z.enum(ENGINES),
   }),
 });
@@ -390,6 +410,20 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
       }
     });
   });
+  if (s.top !== undefined) {
+    const keys = new Set(groupBy.map(groupKeyName));
+    const seen = new Set<string>();
+    s.top.per.forEach((name, i) => {
+      if (!keys.has(name)) {
+        throw invalid(
+          `top.per.${i}`,
+          `"${name}" is not a group key's output name (top partitions by group keys)`,
+        );
+      }
+      if (seen.has(name)) throw invalid(`top.per.${i}`, `"${name}" is named twice`);
+      seen.add(name);
+    });
+  }
   if (s.limit !== undefined && s.limit > limits.maxResultRows) {
     throw invalid('limit', `must be at most ${limits.maxResultRows} (QUARRY_MAX_RESULT_ROWS)`);
   }
@@ -401,6 +435,8 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
     metrics,
     orderBy: s.orderBy,
     ...(s.limit === undefined ? {} : { limit: s.limit }),
+    ...(s.top === undefined ? {} : { top: s.top }),
+    ...(s.offset === undefined || s.offset === 0 ? {} : { offset: s.offset }),
     engine: s.engine,
   };
   if ('records' in s.dataset) {

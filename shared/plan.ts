@@ -113,6 +113,10 @@ export interface AggregationPlan {
   readonly outputs: readonly ResultColumn[];
   /** orderBy, then every group key ascending as a tie-breaker (each output at most once); nulls last. */
   readonly sort: readonly PlanSortKey[];
+  /** `top`: keep the first `limit` rows (in sort order) of each partition by these outputs. */
+  readonly top?: { readonly per: readonly number[]; readonly limit: number };
+  /** Rows skipped (in sort order, after having and top) before the fetched ones. */
+  readonly offset: number;
   /** Rows to fetch from the engine: the limit, or one more than maxRows to detect an oversized result. */
   readonly fetch: number;
   readonly maxRows: number;
@@ -197,6 +201,10 @@ export function buildPlan(spec: Spec, columns: readonly ColumnInfo[], maxRows: n
     metrics,
     outputs,
     sort,
+    ...(spec.top === undefined
+      ? {}
+      : { top: { per: spec.top.per.map((name) => position.get(name)!), limit: spec.top.limit } }),
+    offset: spec.offset ?? 0,
     fetch: Math.min(spec.limit ?? Number.MAX_SAFE_INTEGER, maxRows + 1),
     maxRows,
   };

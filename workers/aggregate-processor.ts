@@ -138,6 +138,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         columns: output.columns,
         rows: output.rows,
         rowCount: output.rows.length,
+        totalRows: output.totalRows,
         engine: engine.name,
         computedAt: new Date().toISOString(),
         durationMs,

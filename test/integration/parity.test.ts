@@ -388,6 +388,51 @@ const REGRESSIONS: Regression[] = [
       orderBy: [{ column: 'half', direction: 'desc' }],
     },
   },
+  {
+    // Ties in the order are broken by the group keys; a null partition is a partition.
+    name: 'top 2 per partition with ties and a null partition, then a page of it',
+    spec: {
+      dataset: {
+        records: [
+          { o: 'SFO', d: 'LAX', n: 1 },
+          { o: 'SFO', d: 'SEA', n: 1 },
+          { o: 'SFO', d: 'JFK', n: 1 },
+          { o: 'LAX', d: 'SFO', n: 1 },
+          { o: null, d: 'SFO', n: 1 },
+          { o: null, d: 'LAX', n: 2 },
+          { o: null, d: 'JFK', n: 3 },
+        ],
+      },
+      groupBy: ['o', 'd'],
+      metrics: [{ op: 'count' }],
+      orderBy: [{ column: 'count', direction: 'desc' }],
+      top: { per: ['o'], limit: 2 },
+      offset: 1,
+      limit: 3,
+    },
+  },
+  {
+    name: 'an offset past the last row: no rows, and totalRows still counts them',
+    spec: {
+      dataset: { records: [{ g: 'a' }, { g: 'b' }] },
+      groupBy: ['g'],
+      metrics: [{ op: 'count' }],
+      offset: 5,
+    },
+  },
+  {
+    // Found by the property: DuckDB 1.5 failed internally ("Failed to cast expression to type")
+    // on a range condition of having pushed under top's window; the having rows are materialized.
+    name: 'top over rows kept by a range condition of having',
+    spec: {
+      dataset: { records: [{ c: 'a' }, { c: 'a' }, { c: 'b' }, { c: null }] },
+      groupBy: ['c'],
+      metrics: [{ op: 'count' }, { op: 'count', as: 'm1' }, { op: 'ratio', of: 'count', to: 'm1', as: 'm2' }],
+      having: [{ column: 'count', op: 'between', value: [1, 1] }],
+      top: { per: ['c'], limit: 3 },
+      limit: 4,
+    },
+  },
 ];
 
 describe('regressions', () => {

@@ -12,6 +12,7 @@ export type ReferenceSpec = Omit<AggregationSpec, 'dataset'> & { readonly datase
 export interface ReferenceResult {
   readonly columns: ResultColumn[];
   readonly rows: Record<string, unknown>[];
+  readonly totalRows: number;
 }
 
 type Row = Readonly<Record<string, Scalar | undefined>>;
@@ -83,7 +84,20 @@ export function referenceAggregate(
     }
     return 0;
   });
-  const page = spec.limit === undefined ? shown : shown.slice(0, spec.limit);
+  // top: the first `limit` rows of each partition by the `per` outputs, in this order.
+  const seen = new Map<string, number>();
+  const topped =
+    spec.top === undefined
+      ? shown
+      : shown.filter((row) => {
+          const id = groupId(spec.top!.per.map((name) => row[name] as Scalar));
+          const n = (seen.get(id) ?? 0) + 1;
+          seen.set(id, n);
+          return n <= spec.top!.limit;
+        });
+  // offset and limit page what is left; totalRows counts it all.
+  const offset = spec.offset ?? 0;
+  const page = topped.slice(offset, spec.limit === undefined ? undefined : offset + spec.limit);
 
   const zones = new Map(
     spec.groupBy.flatMap((g) => (typeof g !== 'string' && 'tz' in g ? [[g.as, g.tz]] : [])),
@@ -96,7 +110,7 @@ export function referenceAggregate(
       row[name] = zone === undefined ? new Date(v).toISOString() : rfc3339(v, zone);
     }
   }
-  return { columns: resultColumns, rows: page };
+  return { columns: resultColumns, rows: page, totalRows: topped.length };
 }
 
 /** The result types of docs/AGGREGATION.md's table, read independently of the plan. */

@@ -468,8 +468,10 @@ export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpec
       limit: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
       orderSeed: fc.array(fc.tuple(fc.nat(), fc.boolean()), { maxLength: 2 }),
       ratioSeed: fc.option(fc.tuple(fc.nat(), fc.nat()), { nil: undefined }),
+      topSeed: fc.option(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 3 })), { nil: undefined, freq: 2 }),
+      offset: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined, freq: 2 }),
     })
-    .map(({ filters, groupBy, metrics: plain, limit, orderSeed, ratioSeed }) => {
+    .map(({ filters, groupBy, metrics: plain, limit, orderSeed, ratioSeed, topSeed, offset }) => {
       // A ratio of two numeric metrics (min and max of strings or booleans are not numbers).
       const kindOf = (name: string) => dataset.columns.find((c) => c.name === name)?.kind;
       const numericOut = plain.filter(
@@ -510,6 +512,11 @@ export function specArb(dataset: GeneratedDataset): fc.Arbitrary<AggregationSpec
         metrics: named,
         orderBy,
         ...(limit === undefined ? {} : { limit }),
+        // top partitions by the first 1 … all group keys (ties in the order are broken by the rest).
+        ...(topSeed === undefined || groupBy.length === 0
+          ? {}
+          : { top: { per: outputs.slice(0, 1 + (topSeed[0] % groupBy.length)), limit: topSeed[1] } }),
+        ...(offset === undefined ? {} : { offset }),
         outputs,
       };
     })

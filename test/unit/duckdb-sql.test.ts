@@ -46,7 +46,7 @@ test('hostile names and values never reach the SQL text unquoted', () => {
   assert.ok(!sql.includes(evil), 'the raw identifier never appears');
   assert.ok(sql.includes(quoteIdent(evil)), 'the identifier appears quoted');
   assert.ok(sql.includes('NULLS LAST'));
-  assert.deepEqual(params.slice(2), [0.25, evilValue, 1, 2, 3, 0, 9, 7]);
+  assert.deepEqual(params.slice(2), [0.25, evilValue, 1, 2, 3, 0, 9, 7, 0]);
   assert.equal(params[0], '/spool/x.json');
 });
 

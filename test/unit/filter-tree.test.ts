@@ -279,3 +279,40 @@ describe('time buckets and bins', () => {
     ]);
   });
 });
+
+describe('top, offset', () => {
+  test('top.per names group keys by output name; bad values name the field', () => {
+    assert.deepEqual(refusal({ groupBy: ['g'], top: { per: ['n'], limit: 2 } }), [
+      'QUARRY_ERR_VALIDATION',
+      'top.per.0',
+    ]);
+    assert.deepEqual(refusal({ groupBy: ['g'], top: { per: ['count'], limit: 2 } }), [
+      'QUARRY_ERR_VALIDATION',
+      'top.per.0',
+    ]);
+    assert.deepEqual(refusal({ groupBy: ['g'], top: { per: ['g', 'g'], limit: 2 } }), [
+      'QUARRY_ERR_VALIDATION',
+      'top.per.1',
+    ]);
+    assert.deepEqual(refusal({ groupBy: ['g'], top: { per: ['g'], limit: 0 } }), [
+      'QUARRY_ERR_VALIDATION',
+      'top.limit',
+    ]);
+    assert.deepEqual(refusal({ offset: -1 }), ['QUARRY_ERR_VALIDATION', 'offset']);
+    assert.deepEqual(refusal({ offset: 1.5 }), ['QUARRY_ERR_VALIDATION', 'offset']);
+  });
+  test('a bucket is named in top.per by its output name; offset 0 is not written into the spec', () => {
+    const parsed = parseAggregation(
+      {
+        dataset: { records: [{ g: 'a', t: '2024-03-10T01:30:00-08:00' }] },
+        groupBy: [{ column: 't', bucket: 'day', as: 'day' }, 'g'],
+        metrics: [{ op: 'count' }],
+        top: { per: ['day'], limit: 3 },
+        offset: 0,
+      },
+      limits,
+    );
+    assert.deepEqual(parsed.spec.top, { per: ['day'], limit: 3 });
+    assert.equal('offset' in parsed.spec, false);
+  });
+});

@@ -40,6 +40,9 @@ export function positionalName(index: number): string {
  * never meet in SQL. The prefix keeps them apart from source columns WHERE and GROUP BY may bind.
  */
 const outputAlias = (index: number) => quoteIdent(`__quarry_out_${index}`);
+/** The columns after the outputs: true on a page row (null on the empty page's stand-in), and the total. */
+const PRESENT = quoteIdent('__quarry_present');
+const TOTAL = quoteIdent('__quarry_total');
 
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -210,8 +213,8 @@ function compileRatio(m: PlanMetric): string {
 }
 
 /**
- * The query of a plan. The inner SELECT aggregates (ratios one level up); the outer one keeps
- * the rows `having` holds for and orders by the plan's sort keys
+ * The query of a plan. The inner SELECT aggregates (ratios one level up); `kept` keeps the rows
+ * `having` holds for and `top` the first of each partition; the page orders by the plan's sort keys
  * (outputs aliased by position, see outputAlias), NULLS LAST everywhere, then fetches the plan's
  * row count. `sourceNames` maps the dataset's column names to the source's when the source was
  * renamed (positional names, see collidesIgnoringCase).
@@ -243,16 +246,24 @@ export function compileAggregation(
     const m = plan.metrics[i - plan.groups.length];
     return m?.op === 'ratio' ? `${compileRatio(m)} AS ${outputAlias(i)}` : outputAlias(i);
   });
-  let sql = `SELECT * FROM (${ratios ? `SELECT ${outputs.join(', ')} FROM (${inner}) AS agg` : inner}) AS agg`;
+  let kept = `SELECT * FROM (${ratios ? `SELECT ${outputs.join(', ')} FROM (${inner}) AS agg` : inner}) AS agg`;
   if (!(plan.having.kind === 'const' && plan.having.value)) {
     const position = new Map(plan.outputs.map((o, i) => [o.name, i]));
     const output: Ident = (name) => outputAlias(position.get(name)!);
-    sql += ` WHERE (${compilePredicate(plan.having, params, output)})`;
+    kept += ` WHERE (${compilePredicate(plan.having, params, output)})`;
   }
-  if (plan.sort.length > 0) {
-    const order = plan.sort.map((k) => `${outputAlias(k.index)} ${k.descending ? 'DESC' : 'ASC'} NULLS LAST`);
-    sql += ` ORDER BY ${order.join(', ')}`;
+  const order = plan.sort.map((k) => `${outputAlias(k.index)} ${k.descending ? 'DESC' : 'ASC'} NULLS LAST`);
+  const orderBy = order.length > 0 ? ` ORDER BY ${order.join(', ')}` : '';
+  if (plan.top !== undefined) {
+    const per = plan.top.per.map(outputAlias).join(', ');
+    // Materialized first: with a range condition of `having` pushed under the window, DuckDB
+    // 1.5 fails internally ("Failed to cast expression to type - expression type mismatch").
+    const ranked = `SELECT * FROM held QUALIFY row_number() OVER (PARTITION BY ${per}${orderBy}) <= ${params.add(plan.top.limit)}`;
+    kept = `WITH held AS MATERIALIZED (${kept}) ${ranked}`;
   }
-  sql += ` LIMIT ${params.add(plan.fetch)}`;
+  // The page, beside the count of every kept row: one row of nulls (and no PRESENT mark) when the
+  // page is empty, so the total arrives whatever the offset.
+  const page = `SELECT *, true AS ${PRESENT} FROM kept${orderBy} LIMIT ${params.add(plan.fetch)} OFFSET ${params.add(plan.offset)}`;
+  const sql = `WITH kept AS (${kept}), page AS (${page}) SELECT page.*, total.n AS ${TOTAL} FROM (SELECT count(*) AS n FROM kept) AS total LEFT JOIN page ON true${orderBy}`;
   return { sql, params: params.values };
 }

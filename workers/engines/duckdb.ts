@@ -160,7 +160,12 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
         }
         // An oversized result is refused by shapeRows before any value is converted.
         const values = result.rowCount > plan.maxRows ? [] : await resultColumns(result);
-        return { columns: plan.outputs, rows: await shapeRows(plan, values, result.rowCount) };
+        const n = plan.outputs.length;
+        // After the outputs: the page mark (null on an empty page's stand-in row) and the total.
+        const empty = result.rowCount === 1 && values[n]?.[0] === null;
+        const totalRows = Number(values[n + 1]?.[0] ?? result.rowCount);
+        const rows = await shapeRows(plan, values, empty ? 0 : result.rowCount);
+        return { columns: plan.outputs, rows, totalRows };
       } finally {
         if (renamed !== undefined) await unlink(renamed.source.file).catch(() => undefined);
       }

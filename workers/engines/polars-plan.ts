@@ -36,6 +36,7 @@ interface PreparedSource {
  */
 const internalName = (index: number) => `c${index}`;
 const outputName = (index: number) => `__quarry_out_${index}`;
+const RANK = '__quarry_rank';
 
 function internalNames(names: readonly string[]): Map<string, string> {
   return new Map(names.map((name, i) => [name, internalName(i)]));
@@ -59,17 +60,22 @@ export async function runAggregation(input: EngineInput): Promise<EngineOutput> 
   // Resolving the optimized plan checks names and types without reading data, so a failure after
   // this point comes from the data itself.
   lazy.describeOptimizedPlan();
-  let result: pl.DataFrame;
+  let kept: pl.DataFrame;
   try {
-    result = await lazy.collect();
+    kept = await lazy.collect();
   } catch (cause) {
     if (source.kind === 'file') throw unreadable(source, cause);
     throw cause;
   }
+  const result = kept.slice(plan.offset, Math.max(0, Math.min(plan.fetch, kept.height - plan.offset)));
   // An oversized result is refused by shapeRows before any value is converted.
   const values =
     result.height > maxRows ? [] : result.getColumns().map((series) => series.toArray() as unknown[]);
-  return { columns: plan.outputs, rows: await shapeRows(plan, values, result.height) };
+  return {
+    columns: plan.outputs,
+    rows: await shapeRows(plan, values, result.height),
+    totalRows: kept.height,
+  };
 }
 
 /** A file's columns and their Quarry types; columns of types Quarry cannot use are left out. */
@@ -276,7 +282,21 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
       nullsLast: true,
     });
   }
-  lazy = lazy.head(plan.fetch);
+  if (plan.top !== undefined) {
+    // The rows' rank in their partition, in the sorted order (over() keeps row order).
+    const per = plan.top.per.map(outputName);
+    lazy = lazy
+      .withColumns(pl.lit(1).alias(RANK))
+      .filter(
+        pl
+          .col(RANK)
+          .cumSum()
+          .over(per[0]!, ...per.slice(1))
+          .ltEq(plan.top.limit),
+      )
+      .drop(RANK);
+  }
+  // Not sliced here: the page is cut after collecting, once the total is known (runAggregation).
 
   const temporal = plan.outputs.flatMap((c, i) =>
     c.type === 'date' || c.type === 'timestamp'
