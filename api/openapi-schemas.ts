@@ -103,15 +103,24 @@ export const ERROR_BODY = obj({
   ),
 });
 
-export const RESULT_ENVELOPE = obj({
+const ENVELOPE_PROPERTIES = {
   resultKey,
   columns: { type: 'array', items: obj({ name: str(), type: str({ enum: COLUMN_TYPES }) }) },
   rows: { type: 'array', items: { type: 'object', additionalProperties: true } },
   rowCount: int({ minimum: 0 }),
+  totalRows: int({
+    minimum: 0,
+    description:
+      'Rows before `offset` and `limit` (after `having` and `top`); absent in results stored before it existed.',
+  }),
   engine: str({ enum: ENGINES.filter((e) => e !== 'auto') }),
   computedAt: dateTime,
   durationMs: { type: 'number' },
-});
+};
+export const RESULT_ENVELOPE = obj(
+  ENVELOPE_PROPERTIES,
+  Object.keys(ENVELOPE_PROPERTIES).filter((k) => k !== 'totalRows'),
+);
 
 export const AGGREGATION_ACCEPTED = obj({
   jobId,
@@ -244,6 +253,7 @@ export const envelopeExample = {
     { origin: 'SFO', count: 1, avg_delay: 12, p95_delay: 12 },
   ],
   rowCount: 2,
+  totalRows: 2,
   engine: 'duckdb',
   computedAt: '2025-01-01T12:00:00.000Z',
   durationMs: 3.2,

@@ -4,6 +4,8 @@
 // reference. For each: the raw engine call (compute), ingest (validate, canonicalize, spool the
 // inline records), the job end to end through a worker process (SDK enqueue → result), the
 // job's overhead over the raw call, and the worst event-loop delay in the worker during jobs.
+// Beside it, issue 10's dashboard spec (dashboardSpec) on 5k inline records and the 3M Parquet
+// file; `--cases dashboard` runs only those.
 import { type ChildProcess, fork } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,6 +29,28 @@ interface Case {
   rows: number;
   kind: 'inline' | 'parquet';
   runs: number;
+  /** The spec run; default the benchmark spec (flightsSpec). */
+  spec?: (dataset: unknown) => Record<string, unknown>;
+}
+
+/**
+ * The dashboard spec of issue 10's Targets: per day in Los Angeles and origin, the count, the
+ * count of flights delayed more than 15 minutes, their ratio and the p95 delay; the 3 busiest
+ * origins of each day.
+ */
+export function dashboardSpec(dataset: unknown): Record<string, unknown> {
+  return {
+    dataset,
+    groupBy: [{ column: 'date', bucket: 'day', tz: 'America/Los_Angeles', as: 'day' }, 'origin'],
+    metrics: [
+      { op: 'count' },
+      { op: 'count', filter: { column: 'delay', op: 'gt', value: 15 }, as: 'delayed' },
+      { op: 'ratio', of: 'delayed', to: 'count', as: 'delayed_share' },
+      { op: 'quantile', column: 'delay', q: 0.95, as: 'p95_delay' },
+    ],
+    orderBy: [{ column: 'count', direction: 'desc' }],
+    top: { per: ['day'], limit: 3 },
+  };
 }
 
 const CASES: Case[] = [
@@ -35,11 +59,16 @@ const CASES: Case[] = [
   { name: '200k inline', rows: 200_000, kind: 'inline', runs: 8 },
   { name: '200k parquet', rows: 200_000, kind: 'parquet', runs: 10 },
   { name: '3M parquet', rows: 3_000_000, kind: 'parquet', runs: 15 },
+  { name: 'dashboard 5k inline', rows: 5_000, kind: 'inline', runs: 30, spec: dashboardSpec },
+  { name: 'dashboard 3M parquet', rows: 3_000_000, kind: 'parquet', runs: 15, spec: dashboardSpec },
 ];
 
 const median = (xs: number[]) => summarize(xs).p50;
+/** The row cap of raw engine calls: every case's result fits (the dashboard's: 3 rows a day). */
+const RAW_MAX_ROWS = 10_000;
 
-export async function runEngines(options: { scale: number }): Promise<void> {
+export async function runEngines(options: { scale: number; cases?: string }): Promise<void> {
+  const cases = CASES.filter((c) => options.cases === undefined || c.name.includes(options.cases));
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-bench-data-'));
   const spoolDir = path.join(dataDir, '.spool');
   mkdirSync(spoolDir);
@@ -57,8 +86,16 @@ export async function runEngines(options: { scale: number }): Promise<void> {
   const sample = await c.runAndReadAll(
     `SELECT strftime(date, '%Y/%m/%d %H:%M') AS date, delay, distance, origin, destination FROM read_parquet('${threeM}') LIMIT 200000`,
   );
+  // flights-5k writes dates as "2001/01/14 21:55" (local to nowhere, read here as UTC); as RFC
+  // 3339 instants they are a timestamp column, which the dashboard spec buckets.
+  const toInstant = (r: InlineRecord): InlineRecord => ({
+    ...r,
+    date: `${String(r.date).replaceAll('/', '-').replace(' ', 'T')}:00Z`,
+  });
   const flights: Record<number, InlineRecord[]> = {
-    5000: JSON.parse(readFileSync(path.join(VEGA_DATA_DIR, 'flights-5k.json'), 'utf8')),
+    5000: (
+      JSON.parse(readFileSync(path.join(VEGA_DATA_DIR, 'flights-5k.json'), 'utf8')) as InlineRecord[]
+    ).map(toInstant),
     200000: sample.getRowObjectsJS().map((r) => ({
       date: String(r.date),
       delay: Number(r.delay),
@@ -95,11 +132,11 @@ export async function runEngines(options: { scale: number }): Promise<void> {
   const json: Record<string, unknown>[] = [];
   let salt = 0;
   try {
-    for (const c of CASES) {
+    for (const c of cases) {
       const runs = Math.max(2, Math.round(c.runs * options.scale));
       const dataset =
         c.kind === 'inline' ? { records: flights[c.rows]! } : { path: `flights-${c.rows}.parquet` };
-      const spec = flightsSpec(dataset);
+      const spec = (c.spec ?? flightsSpec)(dataset) as ReturnType<typeof flightsSpec>;
       // Ingest: what it costs to get inline records to an engine (validate, canonicalize, spool).
       let ingestMs: number | null = null;
       let source: EngineSource;
@@ -123,11 +160,11 @@ export async function runEngines(options: { scale: number }): Promise<void> {
       const raw: Record<string, number> = {};
       for (const name of ['duckdb', 'polars']) {
         const engine = engines[name]!;
-        await engine.run({ spec: addressed.spec, source, maxRows: 1000 }); // warm
+        await engine.run({ spec: addressed.spec, source, maxRows: RAW_MAX_ROWS }); // warm
         const times: number[] = [];
         for (let i = 0; i < runs; i++) {
           const t0 = performance.now();
-          await engine.run({ spec: addressed.spec, source, maxRows: 1000 });
+          await engine.run({ spec: addressed.spec, source, maxRows: RAW_MAX_ROWS });
           times.push(performance.now() - t0);
         }
         raw[name] = median(times);
@@ -200,11 +237,19 @@ export async function runEngines(options: { scale: number }): Promise<void> {
       case: name,
       'auto / faster engine (≤ 1.10)': round(m.auto! / Math.min(m.duckdb!, m.polars!)),
     }));
-    const threeM = rows.filter((r) => r.case === '3M parquet' && r.engine !== 'auto');
+    const threeM = rows.filter((r) => String(r.case).endsWith('3M parquet') && r.engine !== 'auto');
     for (const r of threeM) {
       targets.push({
-        case: `3M parquet ${r.engine}: job / raw (≤ 1.15)`,
+        case: `${r.case} ${r.engine}: job / raw (≤ 1.15)`,
         'auto / faster engine (≤ 1.10)': Number(r['job / (ingest+raw)']),
+      });
+    }
+    for (const name of new Set(threeM.map((r) => String(r.case)))) {
+      const raw = (engine: string) =>
+        Number(threeM.find((r) => r.case === name && r.engine === engine)?.['raw engine ms']);
+      targets.push({
+        case: `${name}: Polars raw / DuckDB raw (≤ 2)`,
+        'auto / faster engine (≤ 1.10)': round(raw('polars') / raw('duckdb')),
       });
     }
     targets.push({

@@ -42,6 +42,7 @@ function makeEnvelope(rows: number): ResultEnvelope {
     ],
     rows: out,
     rowCount: rows,
+    totalRows: rows,
     engine: 'duckdb',
     computedAt: new Date().toISOString(),
     durationMs: 1,

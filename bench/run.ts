@@ -9,6 +9,7 @@ const { positionals, values } = parseArgs({
     scale: { type: 'string', default: '1' },
     sizes: { type: 'string', default: '10000,100000' },
     jobs: { type: 'string' },
+    cases: { type: 'string' },
   },
 });
 const name = positionals[0];
@@ -17,7 +18,11 @@ const iterations = Number(values.iterations);
 const benches: Record<string, () => Promise<void>> = {
   'aggregate-5k': async () => (await import('./aggregate-5k.ts')).runAggregate5k({ iterations }),
   formats: async () => (await import('./formats.ts')).runFormats({ iterations }),
-  engines: async () => (await import('./engines.ts')).runEngines({ scale: Number(values.scale) }),
+  engines: async () =>
+    (await import('./engines.ts')).runEngines({
+      scale: Number(values.scale),
+      ...(values.cases === undefined ? {} : { cases: values.cases }),
+    }),
   scale: async () => (await import('./scale.ts')).runScale({ scale: Number(values.scale) }),
   soak: async () =>
     (await import('./soak.ts')).runSoak({
@@ -31,7 +36,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)] [--cases TEXT (engines: only cases whose name contains it)]`,
   );
   process.exit(2);
 }

@@ -10,7 +10,6 @@ import {
   type AggregationJobData,
   type AggregationSpecInput,
   addressAggregation,
-  checkSpecColumns,
   parseAggregation,
   type ResultEnvelope,
 } from '../shared/aggregation.ts';
@@ -41,6 +40,7 @@ import {
   TENANT_PATTERN,
 } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
+import { checkSpecColumns } from '../shared/plan.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
 import { rethrowRedis } from '../shared/redis-errors.ts';
 import { envelopeAs, type ResultFormat } from '../shared/result-formats.ts';

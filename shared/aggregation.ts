@@ -2,6 +2,14 @@
 // column names, the result key, the job payload and the result envelope.
 import { z } from 'zod';
 import {
+  METRIC_OP_NAMES,
+  METRIC_OPS,
+  type MetricOp,
+  type MetricOpDef,
+  QUANTILE_METHODS,
+  type QuantileMethod,
+} from './aggregation-ops.ts';
+import {
   type ColumnInfo,
   checkColumnName,
   FILE_FORMATS,
@@ -11,45 +19,70 @@ import {
   prepareInlineRecords,
 } from './datasets.ts';
 import { QuarryError } from './errors.ts';
+import { Column, type Filter, type FilterLeaf, FilterTree, forEachLeaf } from './filter-tree.ts';
+import {
+  type GroupKey,
+  GroupKeySchema,
+  groupKeyColumn,
+  groupKeyName,
+  isTimeZone,
+  normalizeGroupKey,
+} from './group-keys.ts';
 import { ContentHash, canonicalJson } from './hashing.ts';
 import { aggregationJobId } from './keys.ts';
 import { describeZodError, parseWith } from './zod-messages.ts';
 
 export const ENGINES = ['auto', 'duckdb', 'polars'] as const;
+
+/** The most rows `top` may keep per partition. */
+export const MAX_TOP_LIMIT = 10_000;
 export type EngineChoice = (typeof ENGINES)[number];
 export type EngineName = Exclude<EngineChoice, 'auto'>;
 
-export const QUANTILE_METHODS = ['linear', 'nearest_rank'] as const;
-export type QuantileMethod = (typeof QUANTILE_METHODS)[number];
-
-// Strings that reach an engine must be encodable as UTF-8 (no lone surrogates).
-const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
-const Column = z.string().min(1).max(256).refine(wellFormed, 'must be well-formed Unicode');
-const FilterValue = z.union([
-  z.string().max(65_536).refine(wellFormed, 'must be well-formed Unicode'),
-  z.number().finite(),
-  z.boolean(),
-]);
-
-const Filter = z.discriminatedUnion('op', [
-  z.strictObject({ column: Column, op: z.enum(['eq', 'ne', 'gt', 'gte', 'lt', 'lte']), value: FilterValue }),
-  z.strictObject({ column: Column, op: z.literal('in'), value: z.array(FilterValue).min(1).max(10_000) }),
-  z.strictObject({ column: Column, op: z.literal('between'), value: z.tuple([FilterValue, FilterValue]) }),
-  z.strictObject({ column: Column, op: z.enum(['is_null', 'not_null']) }),
-]);
+export { QUANTILE_METHODS, type QuantileMethod } from './aggregation-ops.ts';
 
 const As = Column.optional();
-const Metric = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('count'), column: Column.optional(), as: As }),
-  z.strictObject({ op: z.enum(['sum', 'avg', 'min', 'max', 'count_distinct']), column: Column, as: As }),
-  z.strictObject({
-    op: z.literal('quantile'),
-    column: Column,
-    q: z.number().min(0).max(1),
-    method: z.enum(QUANTILE_METHODS).default('linear'),
-    as: As,
-  }),
-]);
+const METRIC_COLUMNS = {
+  optional: { column: Column.optional() },
+  any: { column: Column },
+  numeric: { column: Column },
+  none: {},
+} as const;
+const METRIC_PARAMS = {
+  quantile: { q: z.number().min(0).max(1), method: z.enum(QUANTILE_METHODS).default('linear') },
+  population: { population: z.boolean().default(false) },
+  ratio: { of: Column, to: Column },
+} as const;
+
+/** One schema per metric op of the registry (shared/aggregation-ops.ts). */
+function metricSchema<K extends MetricOp>(op: K) {
+  const def: MetricOpDef = METRIC_OPS[op];
+  // Typed as nothing extra: the parsed metric's type is written out below (ParsedMetric).
+  const params: object = Object.assign({}, ...def.params.map((p) => METRIC_PARAMS[p]));
+  const filter = def.rowFilter ? { filter: FilterTree.optional() } : {};
+  return z.strictObject({ op: z.literal(op), ...METRIC_COLUMNS[def.column], ...params, ...filter, as: As });
+}
+
+type RowMetric = { filter?: Filter; as?: string };
+type SimpleOp = Exclude<MetricOp, 'count' | 'quantile' | 'stddev' | 'variance' | 'ratio'>;
+type ParsedMetric =
+  | ({ op: 'count'; column?: string } & RowMetric)
+  | ({ op: SimpleOp; column: string } & RowMetric)
+  | ({ op: 'quantile'; column: string; q: number; method: QuantileMethod } & RowMetric)
+  | ({ op: 'stddev' | 'variance'; column: string; population: boolean } & RowMetric)
+  | { op: 'ratio'; of: string; to: string; as?: string };
+type MetricInput =
+  | ({ op: 'count'; column?: string } & RowMetric)
+  | ({ op: SimpleOp; column: string } & RowMetric)
+  | ({ op: 'quantile'; column: string; q: number; method?: QuantileMethod } & RowMetric)
+  | ({ op: 'stddev' | 'variance'; column: string; population?: boolean } & RowMetric)
+  | { op: 'ratio'; of: string; to: string; as?: string };
+type MetricSchema = ReturnType<typeof metricSchema>;
+// Typed as what it parses, with its options kept visible (tests read the ops off the schema).
+const Metric = z.discriminatedUnion(
+  'op',
+  METRIC_OP_NAMES.map(metricSchema) as [MetricSchema],
+) as unknown as z.ZodType<ParsedMetric, MetricInput> & { readonly options: readonly MetricSchema[] };
 
 const Dataset = z.union([
   z.strictObject({ records: z.array(z.unknown()) }),
@@ -62,29 +95,39 @@ const Dataset = z.union([
 
 export const AggregationSpecSchema = z.strictObject({
   dataset: Dataset,
-  filters: z.array(Filter).max(64).default([]),
-  groupBy: z.array(Column).max(32).default([]),
+  filters: z.array(FilterTree).max(64).default([]),
+  having: z.array(FilterTree).max(64).default([]),
+  groupBy: z.array(GroupKeySchema).max(32).default([]),
   metrics: z.array(Metric).min(1).max(64),
   orderBy: z
     .array(z.strictObject({ column: Column, direction: z.enum(['asc', 'desc']).default('asc') }))
     .max(32)
     .default([]),
   limit: z.number().int().min(1).optional(),
+  top: z
+    .strictObject({ per: z.array(Column).min(1).max(32), limit: z.number().int().min(1).max(MAX_TOP_LIMIT) })
+    .optional(),
+  offset: z.number().int().min(0).optional(),
   engine: z.enum(ENGINES).default('auto'),
 });
 
 /** The spec as a client writes it. */
 export type AggregationSpecInput = z.input<typeof AggregationSpecSchema>;
-export type Filter = z.output<typeof Filter>;
-type ParsedMetric = z.output<typeof Metric>;
-
-export type MetricOp = ParsedMetric['op'];
+export type { MetricOp } from './aggregation-ops.ts';
+export type { Filter, FilterLeaf } from './filter-tree.ts';
 export interface Metric {
   readonly op: MetricOp;
   /** Absent only for `count` (rows); `count` with a column counts its non-null values. */
   readonly column?: string;
   readonly q?: number;
   readonly method?: QuantileMethod;
+  /** stddev and variance: over the population (n) instead of the sample (n − 1). Present only when true. */
+  readonly population?: true;
+  /** A filter over source rows: the metric sees only the rows for which it is true. */
+  readonly filter?: Filter;
+  /** ratio: the output names of its dividend and divisor (other metrics of the spec). */
+  readonly of?: string;
+  readonly to?: string;
   /** Output column name: the given `as`, or the documented default. */
   readonly as: string;
 }
@@ -97,10 +140,17 @@ export type DatasetRef =
 export interface AggregationSpec {
   readonly dataset: DatasetRef;
   readonly filters: readonly Filter[];
-  readonly groupBy: readonly string[];
+  /** Conditions on output columns, all of which must hold; absent when none (result keys of specs without it stay as they were). */
+  readonly having?: readonly Filter[];
+  /** Column names, time buckets and bins (shared/group-keys.ts). */
+  readonly groupBy: readonly GroupKey[];
   readonly metrics: readonly Metric[];
   readonly orderBy: readonly { readonly column: string; readonly direction: 'asc' | 'desc' }[];
   readonly limit?: number;
+  /** The first `limit` rows of each partition by the `per` outputs (group keys), in sort order. */
+  readonly top?: { readonly per: readonly string[]; readonly limit: number };
+  /** Rows skipped before `limit` (a page); absent when 0. */
+  readonly offset?: number;
   readonly engine: EngineChoice;
 }
 
@@ -123,6 +173,8 @@ export interface ResultEnvelope {
   readonly columns: readonly ResultColumn[];
   readonly rows: readonly Record<string, unknown>[];
   readonly rowCount: number;
+  /** Rows before `offset` and `limit` (after `having` and `top`). */
+  readonly totalRows: number;
   readonly engine: EngineName;
   readonly computedAt: string;
   readonly durationMs: number;
@@ -160,15 +212,20 @@ export const AggregationJobDataSchema = z.strictObject({
           .optional(),
       }),
     ]),
-    filters: z.array(Filter).max(64),
-    groupBy: z.array(Column).max(32),
+    filters: z.array(FilterTree).max(64),
+    having: z.array(FilterTree).max(64).optional(),
+    groupBy: z.array(GroupKeySchema).max(32),
     metrics: z
       .array(
         z.strictObject({
-          op: z.enum(['count', 'sum', 'avg', 'min', 'max', 'count_distinct', 'quantile']),
+          op: z.enum(METRIC_OP_NAMES),
           column: Column.optional(),
           q: z.number().min(0).max(1).optional(),
           method: z.enum(QUANTILE_METHODS).optional(),
+          population: z.literal(true).optional(),
+          filter: FilterTree.optional(),
+          of: Column.optional(),
+          to: Column.optional(),
           as: Column,
         }),
       )
@@ -176,6 +233,13 @@ export const AggregationJobDataSchema = z.strictObject({
       .max(64),
     orderBy: z.array(z.strictObject({ column: Column, direction: z.enum(['asc', 'desc']) })).max(32),
     limit: z.number().int().min(1).optional(),
+    top: z
+      .strictObject({
+        per: z.array(Column).min(1).max(32),
+        limit: z.number().int().min(1).max(MAX_TOP_LIMIT),
+      })
+      .optional(),
+    offset: z.number().int().min(0).optional(),
     engine: z.enum(ENGINES),
   }),
 });
@@ -184,8 +248,14 @@ export const AggregationJobDataSchema = z.strictObject({
 export function checkAggregationJobData(data: unknown): AggregationJobData {
   const payload = checkJobPayload(AggregationJobDataSchema, data);
   for (const m of payload.spec.metrics) {
-    if (m.op !== 'count' && m.column === undefined) {
+    const use = METRIC_OPS[m.op].column;
+    if ((use === 'any' || use === 'numeric') && m.column === undefined) {
       throw new QuarryError('QUARRY_ERR_VALIDATION', `malformed job payload: ${m.op} without a column`, {
+        field: 'job.spec.metrics',
+      });
+    }
+    if (m.op === 'ratio' && (m.of === undefined || m.to === undefined)) {
+      throw new QuarryError('QUARRY_ERR_VALIDATION', 'malformed job payload: ratio without of or to', {
         field: 'job.spec.metrics',
       });
     }
@@ -228,18 +298,16 @@ export interface ParsedAggregation {
       };
 }
 
-/**
- * The default output name of a metric: `count` (rows), `count_<col>`, `sum_<col>`, `avg_<col>`,
- * `min_<col>`, `max_<col>`, `count_distinct_<col>`, and `p<100q>_<col>` for quantiles with the
- * decimal point written `_` (q 0.95 → `p95_delay`, q 0.999 → `p99_9_delay`).
- */
-export function defaultMetricName(metric: { op: MetricOp; column?: string; q?: number }): string {
-  if (metric.op === 'count' && metric.column === undefined) return 'count';
-  if (metric.op === 'quantile') {
-    const pct = String(Math.round(metric.q! * 100 * 1e6) / 1e6).replace('.', '_');
-    return `p${pct}_${metric.column}`;
-  }
-  return `${metric.op}_${metric.column}`;
+/** The default output name of a metric, as its registry entry defines it (docs/AGGREGATION.md). */
+export function defaultMetricName(metric: {
+  op: MetricOp;
+  column?: string;
+  q?: number;
+  population?: boolean;
+  of?: string;
+  to?: string;
+}): string {
+  return METRIC_OPS[metric.op].defaultName(metric);
 }
 
 /** Validates and normalizes a client's spec; throws QuarryError naming the field at fault. */
@@ -256,20 +324,35 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
   const s = parsed.data;
 
   s.filters.forEach((f, i) => {
-    checkColumnName(f.column, `filters.${i}.column`);
-    if (f.op === 'between' && typeof f.value[0] !== typeof f.value[1]) {
-      throw invalid(`filters.${i}.value`, 'both bounds of between must have the same type');
+    checkLeaves(f, `filters.${i}`);
+  });
+  const groupBy = s.groupBy.map(normalizeGroupKey);
+  const outputs = new Set<string>();
+  groupBy.forEach((g, i) => {
+    const field = typeof g === 'string' ? `groupBy.${i}` : `groupBy.${i}.column`;
+    checkColumnName(groupKeyColumn(g), field);
+    if (typeof g !== 'string') {
+      if (g.as !== undefined) checkColumnName(g.as, `groupBy.${i}.as`);
+      if ('tz' in g && !isTimeZone(g.tz)) {
+        throw invalid(
+          `groupBy.${i}.tz`,
+          `"${g.tz}" is not a known IANA time zone (e.g. "America/New_York", "UTC")`,
+        );
+      }
     }
+    const name = groupKeyName(g);
+    if (outputs.has(name)) {
+      throw invalid(
+        typeof g === 'string' ? `groupBy.${i}` : `groupBy.${i}.as`,
+        typeof g === 'string'
+          ? `column "${g}" is grouped twice`
+          : `output column "${name}" already exists; give this key a distinct "as"`,
+      );
+    }
+    outputs.add(name);
   });
-  const groupSeen = new Set<string>();
-  s.groupBy.forEach((g, i) => {
-    checkColumnName(g, `groupBy.${i}`);
-    if (groupSeen.has(g)) throw invalid(`groupBy.${i}`, `column "${g}" is grouped twice`);
-    groupSeen.add(g);
-  });
-  const outputs = new Set<string>(s.groupBy);
   const metrics: Metric[] = s.metrics.map((m, i) => {
-    if (m.column !== undefined) checkColumnName(m.column, `metrics.${i}.column`);
+    if ('column' in m && m.column !== undefined) checkColumnName(m.column, `metrics.${i}.column`);
     const as = m.as ?? defaultMetricName(m);
     if (outputs.has(as)) {
       throw invalid(
@@ -279,12 +362,35 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
     }
     outputs.add(as);
     const out: { -readonly [K in keyof Metric]: Metric[K] } = { op: m.op, as };
-    if (m.column !== undefined) out.column = m.column;
+    if ('column' in m && m.column !== undefined) out.column = m.column;
     if (m.op === 'quantile') {
       out.q = m.q;
       out.method = m.method;
     }
+    if ((m.op === 'stddev' || m.op === 'variance') && m.population) out.population = true;
+    if (m.op === 'ratio') {
+      out.of = m.of;
+      out.to = m.to;
+    }
+    if ('filter' in m && m.filter !== undefined) {
+      checkLeaves(m.filter, `metrics.${i}.filter`);
+      out.filter = m.filter;
+    }
     return out;
+  });
+  // A ratio divides two other metrics that are not ratios themselves.
+  const byName = new Map(metrics.map((m) => [m.as, m]));
+  metrics.forEach((m, i) => {
+    if (m.op !== 'ratio') return;
+    for (const side of ['of', 'to'] as const) {
+      const target = byName.get(m[side]!);
+      if (target === undefined || target === m || target.op === 'ratio') {
+        throw invalid(
+          `metrics.${i}.${side}`,
+          `"${m[side]}" is not the output name of another metric (ratios divide metrics that are not ratios)`,
+        );
+      }
+    }
   });
   s.orderBy.forEach((o, i) => {
     if (!outputs.has(o.column)) {
@@ -294,16 +400,43 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
       );
     }
   });
+  s.having.forEach((f, i) => {
+    checkLeaves(f, `having.${i}`, (leaf, field) => {
+      if (!outputs.has(leaf.column)) {
+        throw invalid(
+          `${field}.column`,
+          `"${leaf.column}" is not an output column (groupBy columns and metric names)`,
+        );
+      }
+    });
+  });
+  if (s.top !== undefined) {
+    const keys = new Set(groupBy.map(groupKeyName));
+    const seen = new Set<string>();
+    s.top.per.forEach((name, i) => {
+      if (!keys.has(name)) {
+        throw invalid(
+          `top.per.${i}`,
+          `"${name}" is not a group key's output name (top partitions by group keys)`,
+        );
+      }
+      if (seen.has(name)) throw invalid(`top.per.${i}`, `"${name}" is named twice`);
+      seen.add(name);
+    });
+  }
   if (s.limit !== undefined && s.limit > limits.maxResultRows) {
     throw invalid('limit', `must be at most ${limits.maxResultRows} (QUARRY_MAX_RESULT_ROWS)`);
   }
 
   const spec = {
     filters: s.filters,
-    groupBy: s.groupBy,
+    ...(s.having.length === 0 ? {} : { having: s.having }),
+    groupBy,
     metrics,
     orderBy: s.orderBy,
     ...(s.limit === undefined ? {} : { limit: s.limit }),
+    ...(s.top === undefined ? {} : { top: s.top }),
+    ...(s.offset === undefined || s.offset === 0 ? {} : { offset: s.offset }),
     engine: s.engine,
   };
   if ('records' in s.dataset) {
@@ -369,102 +502,21 @@ export function validationError(error: z.ZodError): QuarryError {
   return new QuarryError('QUARRY_ERR_VALIDATION', message, { field });
 }
 
+/** Checks every condition of a tree: a usable column name, bounds of one type. */
+function checkLeaves(filter: Filter, field: string, more?: (leaf: FilterLeaf, field: string) => void): void {
+  forEachLeaf(filter, field, (leaf, at) => {
+    checkColumnName(leaf.column, `${at}.column`);
+    if (leaf.op === 'between' && typeof leaf.value[0] !== typeof leaf.value[1]) {
+      throw invalid(`${at}.value`, 'both bounds of between must have the same type');
+    }
+    more?.(leaf, at);
+  });
+}
+
 function invalid(field: string, message: string): QuarryError {
   return new QuarryError('QUARRY_ERR_VALIDATION', `${field}: ${message}`, { field });
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-const NUMERIC = new Set(['integer', 'float', 'null']);
-
-/** The result type of each output column, given the dataset's column types. */
-export function outputColumns(
-  spec: Omit<AggregationSpec, 'dataset'>,
-  columns: readonly ColumnInfo[],
-): ResultColumn[] {
-  const types = new Map(columns.map((c) => [c.name, c.type]));
-  const out: ResultColumn[] = spec.groupBy.map((name) => ({ name, type: types.get(name) ?? 'null' }));
-  for (const m of spec.metrics) {
-    const t = m.column === undefined ? 'integer' : (types.get(m.column) ?? 'null');
-    let type: ResultColumn['type'];
-    switch (m.op) {
-      case 'count':
-      case 'count_distinct':
-        type = 'integer';
-        break;
-      case 'avg':
-        type = 'float';
-        break;
-      case 'sum':
-        type = t === 'integer' ? 'integer' : 'float';
-        break;
-      case 'quantile':
-        type = m.method === 'linear' ? 'float' : t === 'integer' ? 'integer' : 'float';
-        break;
-      default:
-        type = t;
-    }
-    out.push({ name: m.as, type });
-  }
-  return out;
-}
-
-/**
- * Checks every column the spec names exists in the dataset and fits its use: numeric metrics on
- * numeric columns, filter values of the column's type. Throws QuarryError naming the field.
- */
-export function checkSpecColumns(
-  spec: Omit<AggregationSpec, 'dataset'>,
-  columns: readonly ColumnInfo[],
-): void {
-  const types = new Map(columns.map((c) => [c.name, c.type]));
-  const need = (name: string, field: string) => {
-    const t = types.get(name);
-    if (t === undefined) {
-      throw new QuarryError(
-        'QUARRY_ERR_SPEC_UNKNOWN_COLUMN',
-        `${field}: the dataset has no column "${name}"`,
-        {
-          field,
-        },
-      );
-    }
-    return t;
-  };
-  spec.filters.forEach((f, i) => {
-    const t = need(f.column, `filters.${i}.column`);
-    if (!('value' in f) || t === 'null') return;
-    const values = Array.isArray(f.value) ? f.value : [f.value];
-    for (const v of values) {
-      const ok =
-        typeof v === 'number'
-          ? NUMERIC.has(t)
-          : typeof v === 'boolean'
-            ? t === 'boolean'
-            : t === 'string' || t === 'date' || t === 'timestamp';
-      if (!ok) {
-        throw new QuarryError(
-          'QUARRY_ERR_SPEC_TYPE',
-          `filters.${i}.value: a ${typeof v} cannot be compared with column "${f.column}" of type ${t}`,
-          { field: `filters.${i}.value` },
-        );
-      }
-    }
-  });
-  spec.groupBy.forEach((g, i) => {
-    need(g, `groupBy.${i}`);
-  });
-  spec.metrics.forEach((m, i) => {
-    if (m.column === undefined) return;
-    const t = need(m.column, `metrics.${i}.column`);
-    if ((m.op === 'sum' || m.op === 'avg' || m.op === 'quantile') && !NUMERIC.has(t)) {
-      throw new QuarryError(
-        'QUARRY_ERR_SPEC_TYPE',
-        `metrics.${i}.column: ${m.op} needs a numeric column; "${m.column}" is ${t}`,
-        { field: `metrics.${i}.column` },
-      );
-    }
-  });
 }

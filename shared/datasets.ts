@@ -51,7 +51,8 @@ const SAFE = Number.MAX_SAFE_INTEGER;
 export function prepareInlineRecords(records: unknown, maxBytes: number): InlineDataset {
   const field = 'dataset.records';
   if (!Array.isArray(records)) throw invalid(field, 'must be an array of objects');
-  // Column name -> bit set of the JS types seen (1 int, 2 float, 4 string, 8 boolean).
+  // Column name -> bit set of the JS types seen (1 int, 2 float, 4 string, 8 boolean, 16 a
+  // string that is an RFC 3339 instant: a column of only those is a timestamp column).
   const seen = new Map<string, number>();
   for (let i = 0; i < records.length; i++) {
     const record = records[i];
@@ -71,7 +72,7 @@ export function prepareInlineRecords(records: unknown, maxBytes: number): Inline
           if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
             throw invalid(`${field}.${i}.${key}`, 'must be well-formed Unicode (no lone surrogates)');
           }
-          bit = 4;
+          bit = isInstant(value) ? 16 : 4;
           break;
         case 'boolean':
           bit = 8;
@@ -116,21 +117,48 @@ export function prepareInlineRecords(records: unknown, maxBytes: number): Inline
   return { rows: records.length, columns, json };
 }
 
-// Numbers (int 1, float 2) form one kind; strings and booleans are kinds of their own.
+// Numbers (int 1, float 2) form one kind, strings (timestamps 16 among them) another, booleans a third.
 function popcountKinds(bits: number): number {
-  return (bits & 3 ? 1 : 0) + (bits & 4 ? 1 : 0) + (bits & 8 ? 1 : 0);
+  return (bits & 3 ? 1 : 0) + (bits & 20 ? 1 : 0) + (bits & 8 ? 1 : 0);
+}
+
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,3})?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * An RFC 3339 instant as inline data writes one: `YYYY-MM-DDTHH:MM:SS[.sss]` then `Z` or an
+ * offset `±HH:MM`, a real date and time (docs/AGGREGATION.md, "Timestamps").
+ */
+export function isInstant(s: string): boolean {
+  const m = INSTANT.exec(s);
+  if (m === null) return false;
+  const [y, mo, d, h, mi, sec, oh, om] = m.slice(1).map((g) => (g === undefined ? 0 : Number(g))) as number[];
+  const days = new Date(Date.UTC(2000, mo!, 0)).getUTCDate(); // a leap year: Feb 29 is checked below
+  return (
+    y! >= 1 &&
+    mo! >= 1 &&
+    mo! <= 12 &&
+    d! >= 1 &&
+    d! <= days &&
+    !(mo === 2 && d === 29 && !(y! % 4 === 0 && (y! % 100 !== 0 || y! % 400 === 0))) &&
+    h! < 24 &&
+    mi! < 60 &&
+    sec! < 60 &&
+    oh! < 24 &&
+    om! < 60
+  );
 }
 
 function kindsOf(bits: number): string[] {
   const out: string[] = [];
   if (bits & 3) out.push('number');
-  if (bits & 4) out.push('string');
+  if (bits & 20) out.push('string');
   if (bits & 8) out.push('boolean');
   return out;
 }
 
 function columnType(bits: number): ColumnType {
   if (bits & 4) return 'string';
+  if (bits & 16) return 'timestamp';
   if (bits & 8) return 'boolean';
   if (bits & 2) return 'float';
   if (bits & 1) return 'integer';

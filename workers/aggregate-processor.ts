@@ -9,7 +9,6 @@ import {
   type AggregationJobData,
   addressAggregation,
   checkAggregationJobData,
-  checkSpecColumns,
   type EngineName,
   parseAggregation,
   type ResultEnvelope,
@@ -20,6 +19,7 @@ import { fingerprintFile, hashFile } from '../shared/datasets.ts';
 import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
+import { checkSpecColumns } from '../shared/plan.ts';
 import type { Redis } from '../shared/redis.ts';
 import { redisFailureCode } from '../shared/redis-errors.ts';
 import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts';
@@ -140,6 +140,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         columns: output.columns,
         rows: output.rows,
         rowCount: output.rows.length,
+        totalRows: output.totalRows,
         engine: engine.name,
         computedAt: new Date().toISOString(),
         durationMs,

@@ -17,6 +17,7 @@ export async function serializeEnvelope(envelope: ResultEnvelope): Promise<strin
   const head = JSON.stringify({ resultKey: meta.resultKey, columns: meta.columns });
   const tail = JSON.stringify({
     rowCount: meta.rowCount,
+    totalRows: meta.totalRows,
     engine: meta.engine,
     computedAt: meta.computedAt,
     durationMs: meta.durationMs,

@@ -264,7 +264,7 @@ describe('aggregations end to end', () => {
     const eventsBefore = await raw.xlen(eventsKey());
     const cases: [unknown, string][] = [
       [{ ...flightsSpec({ records }), extra: 1 }, 'extra'],
-      [{ ...flightsSpec({ records }), metrics: [{ op: 'median', column: 'delay' }] }, 'metrics.0.op'],
+      [{ ...flightsSpec({ records }), metrics: [{ op: 'mode', column: 'delay' }] }, 'metrics.0.op'],
       [{ ...flightsSpec({ records }), metrics: [] }, 'metrics'],
       [{ ...flightsSpec({ records }), orderBy: [{ column: 'nope' }] }, 'orderBy.0.column'],
       [{ ...flightsSpec({ records }), groupBy: ['nope'] }, 'groupBy.0'],

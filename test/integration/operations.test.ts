@@ -70,7 +70,7 @@ function readmeRoutes(): string[] {
 function zodMetricOps(): string[] {
   return AggregationSpecSchema.shape.metrics.element.options.flatMap((option) => {
     const op = option.shape.op;
-    return 'options' in op ? [...op.options] : [...op.values];
+    return 'options' in op ? [...(op.options as string[])] : [...op.values];
   });
 }
 

@@ -234,6 +234,205 @@ const REGRESSIONS: Regression[] = [
       ],
     },
   },
+  {
+    // NOT of a comparison with null is unknown, not true: an all-null column folds to unknown.
+    name: 'not, or and and over null values and an all-null column (three-valued logic)',
+    spec: {
+      dataset: {
+        records: [
+          { x: 1, n: null, s: 'a' },
+          { x: null, n: null, s: 'b' },
+          { x: 3, s: null },
+        ],
+      },
+      filters: [
+        { not: { column: 'n', op: 'gt', value: 0 } },
+        { or: [{ column: 'x', op: 'gt', value: 0 }, { not: { column: 's', op: 'eq', value: 'a' } }] },
+      ],
+      groupBy: ['s'],
+      metrics: [{ op: 'count' }],
+    },
+  },
+  {
+    name: 'not over an all-null column alone keeps nothing; or with is_null keeps all',
+    spec: {
+      dataset: {
+        records: [
+          { x: 1, n: null },
+          { x: 2, n: null },
+        ],
+      },
+      filters: [{ or: [{ not: { column: 'n', op: 'eq', value: 1 } }, { column: 'n', op: 'is_null' }] }],
+      metrics: [{ op: 'count' }, { op: 'sum', column: 'x' }],
+    },
+  },
+  {
+    // Case folding: simple (one code point to one), the same in RE2, Rust's regex and JS /iu.
+    name: 'contains, starts_with and ends_with with ignoreCase over letters whose case is unusual',
+    spec: {
+      dataset: {
+        records: [
+          'straße',
+          'STRASSE',
+          'STRAẞE',
+          'Kelvin',
+          '\u212Aelvin',
+          'ſun',
+          'Sun',
+          'İstanbul',
+          'istanbul',
+          'a.b',
+          'a*b',
+          '',
+        ].map((s, i) => ({ s, i })),
+      },
+      groupBy: ['s'],
+      metrics: [{ op: 'count' }],
+      having: [
+        {
+          or: [
+            { column: 's', op: 'contains', value: 'ß', ignoreCase: true },
+            { column: 's', op: 'starts_with', value: 'k', ignoreCase: true },
+            { column: 's', op: 'starts_with', value: 'SUN', ignoreCase: true },
+            { column: 's', op: 'starts_with', value: 'i', ignoreCase: true },
+            { column: 's', op: 'ends_with', value: '.B', ignoreCase: true },
+            { column: 's', op: 'contains', value: '*', ignoreCase: false },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    name: 'having over counts and group keys, with a metric it does not name',
+    spec: {
+      dataset: {
+        records: [
+          { g: 'a', v: 1 },
+          { g: 'a', v: 2 },
+          { g: 'b', v: 3 },
+          { g: null, v: 4 },
+          { g: null, v: null },
+        ],
+      },
+      groupBy: ['g'],
+      metrics: [{ op: 'count' }, { op: 'max', column: 'v' }],
+      having: [{ column: 'count', op: 'gte', value: 2 }, { not: { column: 'g', op: 'eq', value: 'b' } }],
+      orderBy: [{ column: 'max_v', direction: 'desc' }],
+    },
+  },
+  {
+    // A literal group key made a group out of no rows in Polars; on an all-null column a bin is
+    // the column's own (typed) nulls.
+    name: 'a bin and a bucket of an all-null column, every row filtered out',
+    spec: {
+      dataset: { records: [{ h: null }] },
+      filters: [{ column: 'h', op: 'not_null' }],
+      groupBy: [
+        { column: 'h', bin: 1000 },
+        { column: 'h', bucket: 'day', as: 'd' },
+      ],
+      metrics: [{ op: 'count' }],
+    },
+  },
+  {
+    // Found by the property: Intl lists Asia/Calcutta, not its link Asia/Kolkata, as a zone.
+    name: 'minute buckets in a zone half an hour off UTC, under a link name',
+    spec: {
+      dataset: {
+        records: [
+          { g: 0, t: '2024-03-10T07:00:00Z' },
+          { g: 0, t: '2024-03-10T07:00:59.999+00:00' },
+        ],
+      },
+      groupBy: [{ column: 't', bucket: 'minute', tz: 'Asia/Kolkata' }, 'g'],
+      metrics: [{ op: 'count' }],
+    },
+  },
+  {
+    // The day Los Angeles falls back has 25 hours, the day it springs forward 23; both 1 AMs of
+    // the fall-back are hours of their own.
+    name: 'day and hour buckets across DST changes in Los Angeles, weeks and quarters in New York',
+    spec: {
+      dataset: {
+        records: [
+          '2024-03-10T07:59:00Z', // 23:59 PST on the 9th
+          '2024-03-10T08:00:00Z', // 00:00 PST on the 10th
+          '2024-03-11T06:59:00Z', // 23:59 PDT on the 10th: the 10th had 23 hours
+          '2024-11-03T08:30:00Z', // 01:30 PDT
+          '2024-11-03T09:30:00Z', // 01:30 PST, an hour later
+          '2024-11-04T07:59:00Z', // 23:59 PST on the 3rd: 25 hours after its midnight
+          '2024-12-30T04:59:00Z', // Sunday 23:59 in New York, ISO week 52
+          '2024-12-30T05:00:00Z', // Monday 00:00 in New York, ISO week 1 of 2025
+          '2024-03-31T23:00:00-04:00',
+        ].map((t, i) => ({ t, i })),
+      },
+      groupBy: [
+        { column: 't', bucket: 'day', tz: 'America/Los_Angeles' },
+        { column: 't', bucket: 'hour', tz: 'America/Los_Angeles', as: 'hour' },
+        { column: 't', bucket: 'week', tz: 'America/New_York', as: 'week' },
+        { column: 't', bucket: 'quarter', tz: 'America/New_York', as: 'quarter' },
+      ],
+      metrics: [{ op: 'count' }, { op: 'min', column: 't' }],
+    },
+  },
+  {
+    name: 'bins of negative numbers, fractions and an integer column with an integer width',
+    spec: {
+      dataset: { records: [-7, -5, -1, 0, 4, 5, 9].map((n) => ({ n, x: n / 4 })) },
+      groupBy: [
+        { column: 'n', bin: 5 },
+        { column: 'x', bin: 0.5, as: 'half' },
+      ],
+      metrics: [{ op: 'count' }],
+      having: [{ column: 'n_bin', op: 'lt', value: 5 }],
+      orderBy: [{ column: 'half', direction: 'desc' }],
+    },
+  },
+  {
+    // Ties in the order are broken by the group keys; a null partition is a partition.
+    name: 'top 2 per partition with ties and a null partition, then a page of it',
+    spec: {
+      dataset: {
+        records: [
+          { o: 'SFO', d: 'LAX', n: 1 },
+          { o: 'SFO', d: 'SEA', n: 1 },
+          { o: 'SFO', d: 'JFK', n: 1 },
+          { o: 'LAX', d: 'SFO', n: 1 },
+          { o: null, d: 'SFO', n: 1 },
+          { o: null, d: 'LAX', n: 2 },
+          { o: null, d: 'JFK', n: 3 },
+        ],
+      },
+      groupBy: ['o', 'd'],
+      metrics: [{ op: 'count' }],
+      orderBy: [{ column: 'count', direction: 'desc' }],
+      top: { per: ['o'], limit: 2 },
+      offset: 1,
+      limit: 3,
+    },
+  },
+  {
+    name: 'an offset past the last row: no rows, and totalRows still counts them',
+    spec: {
+      dataset: { records: [{ g: 'a' }, { g: 'b' }] },
+      groupBy: ['g'],
+      metrics: [{ op: 'count' }],
+      offset: 5,
+    },
+  },
+  {
+    // Found by the property: DuckDB 1.5 failed internally ("Failed to cast expression to type")
+    // on a range condition of having pushed under top's window; the having rows are materialized.
+    name: 'top over rows kept by a range condition of having',
+    spec: {
+      dataset: { records: [{ c: 'a' }, { c: 'a' }, { c: 'b' }, { c: null }] },
+      groupBy: ['c'],
+      metrics: [{ op: 'count' }, { op: 'count', as: 'm1' }, { op: 'ratio', of: 'count', to: 'm1', as: 'm2' }],
+      having: [{ column: 'count', op: 'between', value: [1, 1] }],
+      top: { per: ['c'], limit: 3 },
+      limit: 4,
+    },
+  },
 ];
 
 describe('regressions', () => {

@@ -12,12 +12,14 @@ export const RELATIVE_TOLERANCE = 1e-9;
 export interface ComparableResult {
   readonly columns: readonly ResultColumn[];
   readonly rows: readonly Record<string, unknown>[];
+  readonly totalRows?: number;
 }
 
 export function assertSameResult(actual: ComparableResult, expected: ComparableResult, message = ''): void {
   const at = message ? `${message}: ` : '';
   assert.deepEqual(actual.columns, expected.columns, `${at}columns`);
   assert.equal(actual.rows.length, expected.rows.length, `${at}row count`);
+  if (expected.totalRows !== undefined) assert.equal(actual.totalRows, expected.totalRows, `${at}totalRows`);
   const floats = new Set(expected.columns.filter((c) => c.type === 'float').map((c) => c.name));
   for (let i = 0; i < expected.rows.length; i++) {
     const a = actual.rows[i]!;

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseAggregation } from '../../shared/aggregation.ts';
+import { buildPlan } from '../../shared/plan.ts';
 import { compileAggregation, quoteIdent } from '../../workers/engines/duckdb-sql.ts';
 
 const evil = 'x"; DROP TABLE t; --';
@@ -35,18 +36,17 @@ test('hostile names and values never reach the SQL text unquoted', () => {
   );
   assert.ok(parsed.dataset.kind === 'inline');
   const columns = parsed.dataset.data.columns;
-  const { sql, params } = compileAggregation(
-    parsed.spec,
-    { kind: 'inline', file: '/spool/x.json', columns },
+  const { sql, params } = compileAggregation(buildPlan(parsed.spec, columns, 100), {
+    kind: 'inline',
+    file: '/spool/x.json',
     columns,
-    101,
-  );
+  });
   assert.ok(!sql.includes(evilValue), 'values are parameters');
   assert.ok(!sql.includes('/spool/x.json'), 'the path is a parameter');
   assert.ok(!sql.includes(evil), 'the raw identifier never appears');
   assert.ok(sql.includes(quoteIdent(evil)), 'the identifier appears quoted');
   assert.ok(sql.includes('NULLS LAST'));
-  assert.deepEqual(params.slice(2), [0.25, evilValue, 1, 2, 3, 0, 9, 7]);
+  assert.deepEqual(params.slice(2), [0.25, evilValue, 1, 2, 3, 0, 9, 7, 0]);
   assert.equal(params[0], '/spool/x.json');
 });
 
@@ -61,6 +61,10 @@ test('filters on an all-null column compile to constants', () => {
   );
   assert.ok(parsed.dataset.kind === 'inline');
   const columns = parsed.dataset.data.columns;
-  const { sql } = compileAggregation(parsed.spec, { kind: 'inline', file: 'f', columns }, columns, 10);
+  const { sql } = compileAggregation(buildPlan(parsed.spec, columns, 9), {
+    kind: 'inline',
+    file: 'f',
+    columns,
+  });
   assert.match(sql, /WHERE \(false\)/);
 });

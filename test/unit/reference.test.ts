@@ -11,6 +11,10 @@ type MetricInput = {
   column?: string;
   q?: number;
   method?: 'linear' | 'nearest_rank';
+  population?: true;
+  filter?: Filter;
+  of?: string;
+  to?: string;
   as?: string;
 };
 
@@ -175,6 +179,42 @@ describe('grouping', () => {
 });
 
 describe('metrics', () => {
+  test('median, sample and population variance and stddev, a metric filter, ratios', () => {
+    // a over the non-null values 1, 3, 5: mean 3, squared deviations 4 + 0 + 4 = 8.
+    const out = referenceAggregate(
+      spec({
+        metrics: [
+          { op: 'median', column: 'a' },
+          { op: 'variance', column: 'a' },
+          { op: 'variance', column: 'a', population: true },
+          { op: 'stddev', column: 'a' },
+          { op: 'count', filter: { column: 'b', op: 'eq', value: true }, as: 'yes' },
+          { op: 'sum', column: 'a', filter: { column: 'b', op: 'eq', value: false }, as: 'no_sum' },
+          { op: 'count' },
+          { op: 'ratio', of: 'yes', to: 'count' },
+          { op: 'count', filter: { column: 'a', op: 'gt', value: 100 }, as: 'none' },
+          { op: 'ratio', of: 'yes', to: 'none', as: 'by_zero' },
+        ],
+      }),
+      records,
+      columns,
+    );
+    assert.deepEqual(out.rows, [
+      {
+        median_a: 3,
+        variance_a: 4,
+        variance_pop_a: 8 / 3,
+        stddev_a: 2,
+        yes: 2,
+        no_sum: 5, // rows with b false: a null and a 5
+        count: 5,
+        yes_per_count: 0.4,
+        none: 0,
+        by_zero: null,
+      },
+    ]);
+  });
+
   test('count(col), sum, avg, min, max, count_distinct skip nulls', () => {
     const out = referenceAggregate(
       spec({

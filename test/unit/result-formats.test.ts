@@ -19,6 +19,7 @@ function envelope(columns: ResultColumn[], rows: Record<string, unknown>[]): Res
     columns,
     rows,
     rowCount: rows.length,
+    totalRows: rows.length,
     engine: 'duckdb',
     computedAt: '2026-01-01T00:00:00.000Z',
     durationMs: 3,

@@ -1,16 +1,12 @@
 // Spec validation, default names, content addressing and config parsing (no Redis).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  addressAggregation,
-  defaultMetricName,
-  outputColumns,
-  parseAggregation,
-} from '../../shared/aggregation.ts';
+import { addressAggregation, defaultMetricName, parseAggregation } from '../../shared/aggregation.ts';
 import { loadConfig } from '../../shared/config.ts';
 import { prepareInlineRecords } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import { canonicalJson, compareCodePoints } from '../../shared/hashing.ts';
+import { outputColumns } from '../../shared/plan.ts';
 
 const limits = { maxInlineBytes: 1_000_000, maxResultRows: 1000 };
 const records = [

@@ -1,20 +1,17 @@
-// Compiles a normalized AggregationSpec to one DuckDB SELECT. Identifiers are validated
+// Translates an aggregation plan (shared/plan.ts) to one DuckDB SELECT. Identifiers are validated
 // upstream and always quoted here; every value (filter values, quantile q, limit, file path,
 // inline column types) is a bound parameter. No user text is ever spliced into SQL.
-import type { AggregationSpec, Filter, Metric } from '../../shared/aggregation.ts';
-import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
+import type { ComparisonOp } from '../../shared/aggregation-ops.ts';
+import type { ColumnType } from '../../shared/datasets.ts';
+import type { AggregationPlan, PlanGroup, PlanMetric, PlanPredicate } from '../../shared/plan.ts';
 import type { EngineSource } from './engine.ts';
+import { caseInsensitivePattern } from './text-match.ts';
 
 export type SqlValue = string | number | boolean | Record<string, string>;
 
 export interface CompiledQuery {
   readonly sql: string;
   readonly params: SqlValue[];
-}
-
-export interface CompiledAggregation extends CompiledQuery {
-  /** The output column names, in the order of the result's columns (groupBy, then metrics). */
-  readonly outputNames: readonly string[];
 }
 
 /**
@@ -43,6 +40,9 @@ export function positionalName(index: number): string {
  * never meet in SQL. The prefix keeps them apart from source columns WHERE and GROUP BY may bind.
  */
 const outputAlias = (index: number) => quoteIdent(`__quarry_out_${index}`);
+/** The columns after the outputs: true on a page row (null on the empty page's stand-in), and the total. */
+const PRESENT = quoteIdent('__quarry_present');
+const TOTAL = quoteIdent('__quarry_total');
 
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -54,9 +54,11 @@ const DUCK_TYPES: Record<ColumnType, string> = {
   string: 'VARCHAR',
   boolean: 'BOOLEAN',
   date: 'DATE',
-  timestamp: 'TIMESTAMP',
-  // A column whose every value is null: DOUBLE suits numeric metrics, and filters on it are
-  // compiled to constants (see compileFilter), so its type never meets a filter value.
+  // Inline timestamps are RFC 3339 strings with an offset: read as instants, then made UTC
+  // TIMESTAMPs (sourceSql), as file timestamps are.
+  timestamp: 'TIMESTAMPTZ',
+  // A column whose every value is null: DOUBLE suits numeric metrics, and the plan folds filters
+  // on it to constants, so its type never meets a filter value.
   null: 'DOUBLE',
 };
 
@@ -78,7 +80,12 @@ export function sourceSql(source: EngineSource, params: Params): string {
     );
     if (source.columns.length === 0)
       return `(SELECT * FROM read_json(${file}, format = 'array') WHERE false)`;
-    return `read_json(${file}, format = 'array', columns = ${params.add(columns)})`;
+    const read = `read_json(${file}, format = 'array', columns = ${params.add(columns)})`;
+    const instants = source.columns.filter((c) => c.type === 'timestamp');
+    if (instants.length === 0) return read;
+    // The session's TimeZone is UTC (duckdb.ts): the cast gives the UTC wall time.
+    const replace = instants.map((c) => `CAST(${quoteIdent(c.name)} AS TIMESTAMP) AS ${quoteIdent(c.name)}`);
+    return `(SELECT * REPLACE (${replace.join(', ')}) FROM ${read})`;
   }
   switch (source.format) {
     case 'parquet':
@@ -97,94 +104,166 @@ export function describeQuery(source: EngineSource): CompiledQuery {
 
 type Ident = (name: string) => string;
 
-function compileFilter(
-  f: Filter,
-  types: ReadonlyMap<string, ColumnType>,
-  params: Params,
-  ident: Ident,
-): string {
-  const col = ident(f.column);
-  if (f.op === 'is_null') return `${col} IS NULL`;
-  if (f.op === 'not_null') return `${col} IS NOT NULL`;
-  // Every comparison with null is not true: on an all-null column the filter keeps no row.
-  if (types.get(f.column) === 'null') return 'false';
-  switch (f.op) {
-    case 'in':
-      return `${col} IN (${f.value.map((v) => params.add(v)).join(', ')})`;
-    case 'between':
-      return `${col} BETWEEN ${params.add(f.value[0])} AND ${params.add(f.value[1])}`;
-    default: {
-      // Narrowed by op above; zod's enum discriminant does not narrow `f` itself.
-      const cmp = f as { op: 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte'; value: string | number | boolean };
-      const ops = { eq: '=', ne: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
-      return `${col} ${ops[cmp.op]} ${params.add(cmp.value)}`;
-    }
-  }
-}
+const COMPARISONS: Record<ComparisonOp, string> = {
+  eq: '=',
+  ne: '<>',
+  gt: '>',
+  gte: '>=',
+  lt: '<',
+  lte: '<=',
+};
 
-function compileMetric(m: Metric, params: Params, ident: Ident): string {
-  const col = m.column === undefined ? '*' : ident(m.column);
-  let expr: string;
-  switch (m.op) {
-    case 'count':
-      expr = `count(${col})`;
-      break;
-    case 'count_distinct':
-      expr = `count(DISTINCT ${col})`;
-      break;
-    case 'quantile':
-      // nearest_rank needs ceil(q·n) exactly: as a double, q·n can land just above an integer
-      // (0.55 × 100 = 55.000000000000007), so q goes in as a DECIMAL(10,9), as the spec defines it.
-      expr =
-        m.method === 'nearest_rank'
-          ? `quantile_disc(${col}, CAST(${params.add(Math.round(m.q! * 1e9) / 1e9)} AS DECIMAL(10,9)))`
-          : `quantile_cont(${col}, ${params.add(m.q!)})`;
-      break;
-    default:
-      expr = `${m.op}(${col})`;
+function compilePredicate(p: PlanPredicate, params: Params, ident: Ident): string {
+  switch (p.kind) {
+    case 'const':
+      return p.value === null ? 'NULL' : p.value ? 'true' : 'false';
+    case 'and':
+    case 'or':
+      return p.items
+        .map((item) => `(${compilePredicate(item, params, ident)})`)
+        .join(p.kind === 'and' ? ' AND ' : ' OR ');
+    case 'not':
+      return `NOT (${compilePredicate(p.item, params, ident)})`;
+    case 'text': {
+      const col = ident(p.column.name);
+      if (p.ignoreCase) return `regexp_matches(${col}, ${params.add(caseInsensitivePattern(p.op, p.value))})`;
+      const fn = { contains: 'contains', starts_with: 'starts_with', ends_with: 'suffix' } as const;
+      return `${fn[p.op]}(${col}, ${params.add(p.value)})`;
+    }
+    case 'null':
+      return `${ident(p.column.name)} IS ${p.negate ? 'NOT ' : ''}NULL`;
+    case 'in':
+      return `${ident(p.column.name)} IN (${p.values.map((v) => params.add(v)).join(', ')})`;
+    case 'between':
+      return `${ident(p.column.name)} BETWEEN ${params.add(p.low)} AND ${params.add(p.high)}`;
+    case 'compare':
+      return `${ident(p.column.name)} ${COMPARISONS[p.op]} ${params.add(p.value)}`;
   }
-  return expr;
 }
 
 /**
- * The aggregation query. The inner SELECT aggregates; the outer one orders by output columns
- * (aliased by position, see outputAlias), with groupBy columns as ascending tie-breakers and
- * NULLS LAST everywhere, then limits. `rowCap` caps what is fetched (the caller asks for one row
- * more than it allows, to detect an oversized result). `sourceNames` maps the spec's column names
- * to the source's when the source was renamed (positional names, see collidesIgnoringCase).
+ * A group key. Buckets: the instant's wall time in the zone (ICU, built into DuckDB), truncated;
+ * from a day up, the truncated wall time back to the instant it names in the zone; for hours and
+ * minutes, the instant minus the wall time past the truncation, so both 1 AMs of a DST fall-back
+ * stay apart. A date is its day's midnight in the zone. Out as UTC TIMESTAMPs (session zone UTC).
+ */
+function compileGroup(g: PlanGroup, params: Params, ident: Ident): string {
+  const col = ident(g.column.name);
+  if (g.kind === 'column') return col;
+  if (g.kind === 'bin') {
+    if (g.column.type === 'null') return 'CAST(NULL AS DOUBLE)';
+    const b = params.add(g.width);
+    // x minus its non-negative remainder: floor(x / b) · b in exact integer arithmetic.
+    return g.integer
+      ? `(${col} - (((${col} % ${b}) + ${b}) % ${b}))`
+      : `(floor(CAST(${col} AS DOUBLE) / ${b}) * ${b})`;
+  }
+  if (g.column.type === 'null') return 'CAST(NULL AS TIMESTAMP)';
+  const tz = params.add(g.tz);
+  const instant =
+    g.column.type === 'date' ? `timezone(${tz}, CAST(${col} AS TIMESTAMP))` : `CAST(${col} AS TIMESTAMPTZ)`;
+  const local = `timezone(${tz}, ${instant})`;
+  const unit = `'${g.unit}'`; // one of BUCKETS, not request text
+  if (g.unit === 'hour' || g.unit === 'minute') {
+    return `CAST(${instant} - (${local} - date_trunc(${unit}, ${local})) AS TIMESTAMP)`;
+  }
+  return `CAST(timezone(${tz}, date_trunc(${unit}, ${local})) AS TIMESTAMP)`;
+}
+
+/** An aggregate of the source rows (every op but ratio), with its own filter when it has one. */
+function compileMetric(m: PlanMetric, params: Params, ident: Ident): string {
+  const expr = compileAggregate(m, params, ident);
+  return m.filter === undefined
+    ? expr
+    : `${expr} FILTER (WHERE ${compilePredicate(m.filter, params, ident)})`;
+}
+
+function compileAggregate(m: PlanMetric, params: Params, ident: Ident): string {
+  const col = m.column === undefined ? '*' : ident(m.column.name);
+  switch (m.op) {
+    case 'count':
+      return `count(${col})`;
+    case 'count_distinct':
+      return `count(DISTINCT ${col})`;
+    case 'quantile':
+      // nearest_rank needs ceil(q·n) exactly: as a double, q·n can land just above an integer
+      // (0.55 × 100 = 55.000000000000007), so q goes in as a DECIMAL(10,9), as the spec defines it.
+      return m.method === 'nearest_rank'
+        ? `quantile_disc(${col}, CAST(${params.add(Math.round(m.q! * 1e9) / 1e9)} AS DECIMAL(10,9)))`
+        : `quantile_cont(${col}, ${params.add(m.q!)})`;
+    case 'stddev':
+      return `${m.population ? 'stddev_pop' : 'stddev_samp'}(${col})`;
+    case 'variance':
+      return `${m.population ? 'var_pop' : 'var_samp'}(${col})`;
+    case 'sum':
+    case 'avg':
+    case 'min':
+    case 'max':
+      return `${m.op}(${col})`;
+    case 'ratio':
+      throw new Error('a ratio is computed over outputs, not rows (compileAggregation)');
+  }
+}
+
+/** of / to as doubles; null when the divisor is 0 or null (or the dividend null). */
+function compileRatio(m: PlanMetric): string {
+  const of = `CAST(${outputAlias(m.of!)} AS DOUBLE)`;
+  const to = `CAST(${outputAlias(m.to!)} AS DOUBLE)`;
+  return `CASE WHEN ${to} = 0 THEN NULL ELSE ${of} / ${to} END`;
+}
+
+/**
+ * The query of a plan. The inner SELECT aggregates (ratios one level up); `kept` keeps the rows
+ * `having` holds for and `top` the first of each partition; the page orders by the plan's sort keys
+ * (outputs aliased by position, see outputAlias), NULLS LAST everywhere, then fetches the plan's
+ * row count. `sourceNames` maps the dataset's column names to the source's when the source was
+ * renamed (positional names, see collidesIgnoringCase).
  */
 export function compileAggregation(
-  spec: Omit<AggregationSpec, 'dataset'>,
+  plan: AggregationPlan,
   source: EngineSource,
-  columns: readonly ColumnInfo[],
-  rowCap: number,
   sourceNames?: ReadonlyMap<string, string>,
-): CompiledAggregation {
+): CompiledQuery {
   const params = new Params();
-  const types = new Map(columns.map((c) => [c.name, c.type]));
   const ident: Ident = (name) => quoteIdent(sourceNames?.get(name) ?? name);
   const from = sourceSql(source, params);
-  const outputNames = [...spec.groupBy, ...spec.metrics.map((m) => m.as)];
-  const position = new Map(outputNames.map((name, i) => [name, i]));
+  const rowMetrics = plan.metrics.flatMap((m, i) =>
+    m.op === 'ratio' ? [] : [{ m, at: plan.groups.length + i }],
+  );
   const select = [
-    ...spec.groupBy.map((g, i) => `${ident(g)} AS ${outputAlias(i)}`),
-    ...spec.metrics.map(
-      (m, i) => `${compileMetric(m, params, ident)} AS ${outputAlias(spec.groupBy.length + i)}`,
-    ),
+    ...plan.groups.map((g, i) => `${compileGroup(g, params, ident)} AS ${outputAlias(i)}`),
+    ...rowMetrics.map(({ m, at }) => `${compileMetric(m, params, ident)} AS ${outputAlias(at)}`),
   ];
-  const where = spec.filters.map((f) => compileFilter(f, types, params, ident));
   let inner = `SELECT ${select.join(', ')} FROM ${from}`;
-  if (where.length > 0) inner += ` WHERE ${where.map((w) => `(${w})`).join(' AND ')}`;
-  if (spec.groupBy.length > 0) inner += ` GROUP BY ${spec.groupBy.map(ident).join(', ')}`;
-  const order = [
-    ...spec.orderBy.map(
-      (o) => `${outputAlias(position.get(o.column)!)} ${o.direction === 'desc' ? 'DESC' : 'ASC'} NULLS LAST`,
-    ),
-    ...spec.groupBy.map((_, i) => `${outputAlias(i)} ASC NULLS LAST`),
-  ];
-  let sql = `SELECT * FROM (${inner}) AS agg`;
-  if (order.length > 0) sql += ` ORDER BY ${order.join(', ')}`;
-  const limit = Math.min(spec.limit ?? Number.MAX_SAFE_INTEGER, rowCap);
-  sql += ` LIMIT ${params.add(limit)}`;
-  return { sql, params: params.values, outputNames };
+  if (!(plan.where.kind === 'const' && plan.where.value)) {
+    inner += ` WHERE (${compilePredicate(plan.where, params, ident)})`;
+  }
+  // By position: a bucket or bin is an expression, and its alias could meet a source column.
+  if (plan.groups.length > 0) inner += ` GROUP BY ${plan.groups.map((_, i) => i + 1).join(', ')}`;
+  // Ratios read the aggregates by their aliases, one level up; the outputs keep their order.
+  const ratios = plan.metrics.some((m) => m.op === 'ratio');
+  const outputs = plan.outputs.map((_, i) => {
+    const m = plan.metrics[i - plan.groups.length];
+    return m?.op === 'ratio' ? `${compileRatio(m)} AS ${outputAlias(i)}` : outputAlias(i);
+  });
+  let kept = `SELECT * FROM (${ratios ? `SELECT ${outputs.join(', ')} FROM (${inner}) AS agg` : inner}) AS agg`;
+  if (!(plan.having.kind === 'const' && plan.having.value)) {
+    const position = new Map(plan.outputs.map((o, i) => [o.name, i]));
+    const output: Ident = (name) => outputAlias(position.get(name)!);
+    kept += ` WHERE (${compilePredicate(plan.having, params, output)})`;
+  }
+  const order = plan.sort.map((k) => `${outputAlias(k.index)} ${k.descending ? 'DESC' : 'ASC'} NULLS LAST`);
+  const orderBy = order.length > 0 ? ` ORDER BY ${order.join(', ')}` : '';
+  if (plan.top !== undefined) {
+    const per = plan.top.per.map(outputAlias).join(', ');
+    // Materialized first: with a range condition of `having` pushed under the window, DuckDB
+    // 1.5 fails internally ("Failed to cast expression to type - expression type mismatch").
+    const ranked = `SELECT * FROM held QUALIFY row_number() OVER (PARTITION BY ${per}${orderBy}) <= ${params.add(plan.top.limit)}`;
+    kept = `WITH held AS MATERIALIZED (${kept}) ${ranked}`;
+  }
+  // The page, beside the count of every kept row: one row of nulls (and no PRESENT mark) when the
+  // page is empty, so the total arrives whatever the offset.
+  const page = `SELECT *, true AS ${PRESENT} FROM kept${orderBy} LIMIT ${params.add(plan.fetch)} OFFSET ${params.add(plan.offset)}`;
+  const sql = `WITH kept AS (${kept}), page AS (${page}) SELECT page.*, total.n AS ${TOTAL} FROM (SELECT count(*) AS n FROM kept) AS total LEFT JOIN page ON true${orderBy}`;
+  return { sql, params: params.values };
 }

@@ -10,14 +10,13 @@ import {
   type DuckDBMaterializedResult,
   DuckDBStructType,
   type DuckDBType,
-  DuckDBTypeId,
   JSDuckDBValueConverter,
   structValue,
   VARCHAR,
 } from '@duckdb/node-api';
-import { checkSpecColumns, outputColumns } from '../../shared/aggregation.ts';
 import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
+import { buildPlan } from '../../shared/plan.ts';
 import {
   collidesIgnoringCase,
   compileAggregation,
@@ -26,6 +25,7 @@ import {
   type SqlValue,
 } from './duckdb-sql.ts';
 import type { AggregationEngine, EngineInput, EngineOutput, EngineSource } from './engine.ts';
+import { shapeRows } from './result-rows.ts';
 
 export interface DuckDBEngineOptions {
   /** DuckDB worker threads. Default: all cores. */
@@ -66,6 +66,8 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
   try {
     // Settings come from configuration, not from requests; quoted all the same.
     if (options.memoryLimit) await setup.run(`SET memory_limit = ${sqlString(options.memoryLimit)}`);
+    // Timestamps without a zone are UTC: casts between TIMESTAMP and TIMESTAMPTZ read them so.
+    await setup.run(`SET TimeZone = 'UTC'`);
     await setup.run(`SET temp_directory = ${sqlString(`${options.spoolDir}/duckdb-tmp`)}`);
     // DuckDB resolves links (including the /proc/self/fd/<n> paths Quarry hands it) before it
     // checks this list, so the real form of each directory is listed beside the configured one.
@@ -126,10 +128,10 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
         { field: 'dataset.path', cause },
       );
     }
-    return (await toRows(result, result.columnNames())).map((r) => ({
-      name: String(r.column_name),
-      type: columnTypeOf(String(r.column_type)),
-    }));
+    const names = result.columnNames();
+    const values = await resultColumns(result);
+    const [name, type] = [values[names.indexOf('column_name')]!, values[names.indexOf('column_type')]!];
+    return name.map((n, i) => ({ name: String(n), type: columnTypeOf(String(type[i])) }));
   }
 
   return {
@@ -137,19 +139,13 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     async run(input: EngineInput): Promise<EngineOutput> {
       if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
       const columns = await columnsOf(input.source);
-      checkSpecColumns(input.spec, columns);
+      const plan = buildPlan(input.spec, columns, input.maxRows);
       const renamed =
         input.source.kind === 'inline' && collidesIgnoringCase(input.source.columns.map((c) => c.name))
           ? await positionalCopy(input.source)
           : undefined;
       try {
-        const { sql, params, outputNames } = compileAggregation(
-          input.spec,
-          renamed?.source ?? input.source,
-          columns,
-          input.maxRows + 1,
-          renamed?.names,
-        );
+        const { sql, params } = compileAggregation(plan, renamed?.source ?? input.source, renamed?.names);
         let result: DuckDBMaterializedResult;
         try {
           result = await query(sql, params, input.signal);
@@ -162,13 +158,14 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
             { cause },
           );
         }
-        if (result.rowCount > input.maxRows) {
-          throw new QuarryError(
-            'QUARRY_ERR_RESULT_TOO_LARGE',
-            `the result has more than ${input.maxRows} rows (QUARRY_MAX_RESULT_ROWS); add a limit or group more coarsely`,
-          );
-        }
-        return { columns: outputColumns(input.spec, columns), rows: await toRows(result, outputNames) };
+        // An oversized result is refused by shapeRows before any value is converted.
+        const values = result.rowCount > plan.maxRows ? [] : await resultColumns(result);
+        const n = plan.outputs.length;
+        // After the outputs: the page mark (null on an empty page's stand-in row) and the total.
+        const empty = result.rowCount === 1 && values[n]?.[0] === null;
+        const totalRows = Number(values[n + 1]?.[0] ?? result.rowCount);
+        const rows = await shapeRows(plan, values, empty ? 0 : result.rowCount);
+        return { columns: plan.outputs, rows, totalRows };
       } finally {
         if (renamed !== undefined) await unlink(renamed.source.file).catch(() => undefined);
       }
@@ -269,44 +266,19 @@ async function positionalCopy(
 }
 
 /**
- * Result rows as plain JSON values (bigints become numbers, dates ISO strings), converted one
- * chunk (2,048 rows) at a time with a turn of the event loop between chunks, so a large result
- * never blocks BullMQ's lock renewal for long. `names` names the result's columns by position;
- * every name becomes an own property, `__proto__` included.
+ * A result's values column by column (positional), converted one chunk (2,048 rows) at a time
+ * with a turn of the event loop between chunks, so a large result never blocks BullMQ's lock
+ * renewal for long. Plain JSON values come from shapeRows (result-rows.ts).
  */
-async function toRows(
-  result: DuckDBMaterializedResult,
-  names: readonly string[],
-): Promise<Record<string, unknown>[]> {
-  const typeIds = result.columnTypes().map((t) => t.typeId);
-  const rows: Record<string, unknown>[] = [];
+async function resultColumns(result: DuckDBMaterializedResult): Promise<unknown[][]> {
+  const columns: unknown[][] = result.columnTypes().map(() => []);
   for (let c = 0; c < result.chunkCount; c++) {
     if (c > 0) await new Promise((resolve) => setImmediate(resolve));
-    const chunk = result.getChunk(c);
-    const columns = chunk.convertColumns(JSDuckDBValueConverter);
-    const n = chunk.rowCount;
-    const base = rows.length;
-    for (let i = 0; i < n; i++) rows.push({});
-    for (let k = 0; k < names.length; k++) {
-      const name = names[k]!;
-      const values = columns[k]!;
-      const typeId = typeIds[k];
-      for (let i = 0; i < n; i++) {
-        let v: unknown = values[i];
-        if (typeof v === 'bigint') v = Number(v);
-        else if (v instanceof Date)
-          v = typeId === DuckDBTypeId.DATE ? v.toISOString().slice(0, 10) : v.toISOString();
-        // Assigning "__proto__" would set the prototype and lose the value.
-        if (name === '__proto__') {
-          Object.defineProperty(rows[base + i]!, name, {
-            value: v,
-            enumerable: true,
-            writable: true,
-            configurable: true,
-          });
-        } else rows[base + i]![name] = v;
-      }
+    const chunk = result.getChunk(c).convertColumns(JSDuckDBValueConverter);
+    for (let k = 0; k < columns.length; k++) {
+      const target = columns[k]!;
+      for (const v of chunk[k]!) target.push(v);
     }
   }
-  return rows;
+  return columns;
 }

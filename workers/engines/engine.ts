@@ -23,6 +23,8 @@ export interface EngineOutput {
   readonly columns: readonly ResultColumn[];
   /** Plain JSON values: numbers (never bigint), strings, booleans, null. */
   readonly rows: readonly Record<string, unknown>[];
+  /** Rows before `offset` and `limit` (after `having` and `top`). */
+  readonly totalRows: number;
 }
 
 export interface AggregationEngine {

@@ -1,21 +1,22 @@
-// Compiles a normalized AggregationSpec into a Polars lazy plan, runs it and turns the result into
-// plain rows, with the semantics of docs/AGGREGATION.md. Loaded only inside a Polars worker thread
+// Translates an aggregation plan (shared/plan.ts) into a Polars lazy plan and runs it; rows are
+// shaped by result-rows.ts. Loaded only inside a Polars worker thread
 // (polars-thread.ts): readers, schema inference and row conversion here block while they run.
 import pl from 'nodejs-polars';
-import {
-  type AggregationSpec,
-  checkSpecColumns,
-  type Metric,
-  outputColumns,
-} from '../../shared/aggregation.ts';
 import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
+import type { Bucket } from '../../shared/group-keys.ts';
+import {
+  type AggregationPlan,
+  buildPlan,
+  type PlanGroup,
+  type PlanMetric,
+  type PlanPredicate,
+  type PlanValue,
+} from '../../shared/plan.ts';
 import type { EngineInput, EngineOutput, EngineSource } from './engine.ts';
 import { type FileSource, firstLine } from './polars-protocol.ts';
-
-type Spec = Omit<AggregationSpec, 'dataset'>;
-type Filter = Spec['filters'][number];
-type FilterValue = string | number | boolean;
+import { shapeRows } from './result-rows.ts';
+import { caseInsensitivePattern } from './text-match.ts';
 
 interface PreparedSource {
   /** The source with its columns renamed by position (see internalNames). */
@@ -35,6 +36,7 @@ interface PreparedSource {
  */
 const internalName = (index: number) => `c${index}`;
 const outputName = (index: number) => `__quarry_out_${index}`;
+const RANK = '__quarry_rank';
 
 function internalNames(names: readonly string[]): Map<string, string> {
   return new Map(names.map((name, i) => [name, internalName(i)]));
@@ -53,26 +55,27 @@ const DATE_FORMAT = '%Y-%m-%d';
 export async function runAggregation(input: EngineInput): Promise<EngineOutput> {
   const { spec, source, maxRows } = input;
   const prepared = prepareSource(source);
-  checkSpecColumns(spec, prepared.columns);
-  const columns = outputColumns(spec, prepared.columns);
-  const plan = compilePlan(spec, prepared, maxRows);
+  const plan = buildPlan(spec, prepared.columns, maxRows);
+  const lazy = translate(plan, prepared);
   // Resolving the optimized plan checks names and types without reading data, so a failure after
   // this point comes from the data itself.
-  plan.describeOptimizedPlan();
-  let result: pl.DataFrame;
+  lazy.describeOptimizedPlan();
+  let kept: pl.DataFrame;
   try {
-    result = await plan.collect();
+    kept = await lazy.collect();
   } catch (cause) {
     if (source.kind === 'file') throw unreadable(source, cause);
     throw cause;
   }
-  if (result.height > maxRows) {
-    throw new QuarryError(
-      'QUARRY_ERR_RESULT_TOO_LARGE',
-      `the result has more than ${maxRows} rows (QUARRY_MAX_RESULT_ROWS); add a limit or group more coarsely`,
-    );
-  }
-  return { columns, rows: toRows(result, [...spec.groupBy, ...spec.metrics.map((m) => m.as)]) };
+  const result = kept.slice(plan.offset, Math.max(0, Math.min(plan.fetch, kept.height - plan.offset)));
+  // An oversized result is refused by shapeRows before any value is converted.
+  const values =
+    result.height > maxRows ? [] : result.getColumns().map((series) => series.toArray() as unknown[]);
+  return {
+    columns: plan.outputs,
+    rows: await shapeRows(plan, values, result.height),
+    totalRows: kept.height,
+  };
 }
 
 /** A file's columns and their Quarry types; columns of types Quarry cannot use are left out. */
@@ -104,9 +107,21 @@ function prepareInline(source: Extract<EngineSource, { kind: 'inline' }>): Prepa
   for (const c of source.columns) {
     const want = dtypeOf(c.type);
     const internal = names.get(c.name)!;
-    if (inferredType(data, internal) !== want.variant) casts.set(c.name, pl.col(internal).cast(want));
+    if (inferredType(data, internal) === want.variant) continue;
+    casts.set(c.name, c.type === 'timestamp' ? parseInstant(pl.col(internal)) : pl.col(internal).cast(want));
   }
   return { frame: data.lazy(), columns: source.columns, names, casts };
+}
+
+/**
+ * Inline timestamps are RFC 3339 strings with `Z` or an offset (shared/datasets.ts isInstant):
+ * parsed to the UTC instant. Polars' %z reads `+00:00` but not `Z`.
+ */
+function parseInstant(c: pl.Expr): pl.Expr {
+  return c.str
+    .replace('[Zz]$', '+00:00')
+    .str.strptime(pl.Datetime, '%Y-%m-%dT%H:%M:%S%.f%z')
+    .cast(pl.Datetime('us'));
 }
 
 function inferredType(frame: pl.DataFrame, name: string): string | undefined {
@@ -229,96 +244,116 @@ function fileColumnType(dtype: pl.DataType): { type: ColumnType; cast?: pl.DataT
   }
 }
 
-function usedColumns(spec: Spec): Set<string> {
-  const used = new Set<string>(spec.groupBy);
-  for (const f of spec.filters) used.add(f.column);
-  for (const m of spec.metrics) if (m.column !== undefined) used.add(m.column);
-  return used;
-}
-
-function compilePlan(spec: Spec, source: PreparedSource, maxRows: number): pl.LazyDataFrame {
-  const types = new Map(source.columns.map((c) => [c.name, c.type]));
-  const typeOf = (name: string) => types.get(name) ?? 'null';
+function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFrame {
   const col = (name: string) => pl.col(source.names.get(name)!);
-  let plan = source.frame;
+  let lazy = source.frame;
 
-  const casts = [...usedColumns(spec)].flatMap((name) => {
-    const cast = source.casts.get(name);
+  const casts = plan.columns.flatMap((c) => {
+    const cast = source.casts.get(c.name);
     return cast === undefined ? [] : [cast];
   });
-  if (casts.length > 0) plan = plan.withColumns(...casts);
+  if (casts.length > 0) lazy = lazy.withColumns(...casts);
 
-  if (spec.filters.length > 0) {
-    const predicates = spec.filters.map((f, i) => filterExpr(f, col(f.column), typeOf(f.column), i));
-    plan = plan.filter(predicates.reduce((all, p) => all.and(p)));
-  }
+  if (!(plan.where.kind === 'const' && plan.where.value)) lazy = lazy.filter(predicateExpr(plan.where, col));
 
-  // Output columns by position: groupBy columns, then metrics (the order toRows names them in).
-  const outputs = [...spec.groupBy, ...spec.metrics.map((m) => m.as)];
-  const position = new Map(outputs.map((name, i) => [name, i]));
-  const aggregations = spec.metrics.map((m, i) =>
-    metricExpr(m, m.column === undefined ? undefined : col(m.column)).alias(
-      outputName(spec.groupBy.length + i),
-    ),
+  // Output columns by position: group keys, then metrics (the order shapeRows names them in).
+  const aggregations = plan.metrics.flatMap((m, i) =>
+    m.op === 'ratio' ? [] : [rowMetricExpr(m, col).alias(outputName(plan.groups.length + i))],
   );
-  plan =
-    spec.groupBy.length > 0
-      ? plan.groupBy(spec.groupBy.map((g, i) => col(g).alias(outputName(i)))).agg(...aggregations)
-      : plan.select(...aggregations);
-
-  // The orderBy keys, then every groupBy column ascending: a total order, as in the reference.
-  const keys = [...spec.orderBy];
-  for (const column of spec.groupBy) {
-    if (!keys.some((k) => k.column === column)) keys.push({ column, direction: 'asc' });
+  lazy =
+    plan.groups.length > 0
+      ? lazy.groupBy(plan.groups.map((g, i) => groupExpr(g, col).alias(outputName(i)))).agg(...aggregations)
+      : lazy.select(...aggregations);
+  // Ratios read the aggregates; the outputs are then put back in their order.
+  const ratios = plan.metrics.flatMap((m, i) =>
+    m.op === 'ratio' ? [ratioExpr(m).alias(outputName(plan.groups.length + i))] : [],
+  );
+  if (ratios.length > 0)
+    lazy = lazy.withColumns(...ratios).select(...plan.outputs.map((_, i) => outputName(i)));
+  if (!(plan.having.kind === 'const' && plan.having.value)) {
+    const position = new Map(plan.outputs.map((o, i) => [o.name, i]));
+    lazy = lazy.filter(predicateExpr(plan.having, (name) => pl.col(outputName(position.get(name)!))));
   }
-  if (keys.length > 0) {
-    plan = plan.sort({
-      by: keys.map((k) => outputName(position.get(k.column)!)),
-      descending: keys.map((k) => k.direction === 'desc'),
+
+  if (plan.sort.length > 0) {
+    lazy = lazy.sort({
+      by: plan.sort.map((k) => outputName(k.index)),
+      descending: plan.sort.map((k) => k.descending),
       nullsLast: true,
     });
   }
-  // One row more than allowed is enough to tell that the result is too large.
-  plan = plan.head(Math.min(spec.limit ?? Number.MAX_SAFE_INTEGER, maxRows + 1));
+  if (plan.top !== undefined) {
+    // The rows' rank in their partition, in the sorted order (over() keeps row order).
+    const per = plan.top.per.map(outputName);
+    lazy = lazy
+      .withColumns(pl.lit(1).alias(RANK))
+      .filter(
+        pl
+          .col(RANK)
+          .cumSum()
+          .over(per[0]!, ...per.slice(1))
+          .ltEq(plan.top.limit),
+      )
+      .drop(RANK);
+  }
+  // Not sliced here: the page is cut after collecting, once the total is known (runAggregation).
 
-  const temporal = outputColumns(spec, source.columns).flatMap((c, i) =>
+  const temporal = plan.outputs.flatMap((c, i) =>
     c.type === 'date' || c.type === 'timestamp'
       ? [pl.col(outputName(i)).dt.strftime(c.type === 'date' ? DATE_FORMAT : TIMESTAMP_FORMAT)]
       : [],
   );
-  return temporal.length > 0 ? plan.withColumns(...temporal) : plan;
+  return temporal.length > 0 ? lazy.withColumns(...temporal) : lazy;
 }
 
-function filterExpr(filter: Filter, c: pl.Expr, type: ColumnType, index: number): pl.Expr {
-  if (filter.op === 'is_null') return c.isNull();
-  if (filter.op === 'not_null') return c.isNotNull();
-  // Every value of an all-null column is null, and a comparison with null is never true.
-  if (type === 'null') return pl.lit(false);
-  const field = `filters.${index}.value`;
-  switch (filter.op) {
+function predicateExpr(p: PlanPredicate, col: (name: string) => pl.Expr): pl.Expr {
+  switch (p.kind) {
+    case 'const':
+      return p.value === null ? pl.lit(null).cast(pl.Bool) : pl.lit(p.value);
+    case 'and':
+      return p.items.map((item) => predicateExpr(item, col)).reduce((all, e) => all.and(e));
+    case 'or':
+      return p.items.map((item) => predicateExpr(item, col)).reduce((all, e) => all.or(e));
+    case 'not':
+      return predicateExpr(p.item, col).not();
+    case 'text': {
+      const c = col(p.column.name).str;
+      if (p.ignoreCase) return c.contains(caseInsensitivePattern(p.op, p.value), false);
+      if (p.op === 'contains') return c.contains(p.value, true);
+      return p.op === 'starts_with' ? c.startsWith(pl.lit(p.value)) : c.endsWith(pl.lit(p.value));
+    }
+    case 'null':
+      return p.negate ? col(p.column.name).isNotNull() : col(p.column.name).isNull();
     case 'in':
-      return c.isIn(valueSeries(filter.value, type, field).implode());
-    case 'between':
-      return c.gtEq(literal(filter.value[0], type, field)).and(c.ltEq(literal(filter.value[1], type, field)));
-    case 'eq':
-      return c.eq(literal(filter.value, type, field));
-    case 'ne':
-      return c.neq(literal(filter.value, type, field));
-    case 'gt':
-      return c.gt(literal(filter.value, type, field));
-    case 'gte':
-      return c.gtEq(literal(filter.value, type, field));
-    case 'lt':
-      return c.lt(literal(filter.value, type, field));
-    case 'lte':
-      return c.ltEq(literal(filter.value, type, field));
+      return col(p.column.name).isIn(valueSeries(p.values, p.column.type).implode());
+    case 'between': {
+      const c = col(p.column.name);
+      return c.gtEq(literal(p.low, p.column.type)).and(c.ltEq(literal(p.high, p.column.type)));
+    }
+    case 'compare': {
+      const c = col(p.column.name);
+      const v = literal(p.value, p.column.type);
+      switch (p.op) {
+        case 'eq':
+          return c.eq(v);
+        case 'ne':
+          return c.neq(v);
+        case 'gt':
+          return c.gt(v);
+        case 'gte':
+          return c.gtEq(v);
+        case 'lt':
+          return c.lt(v);
+        case 'lte':
+          return c.ltEq(v);
+      }
+    }
   }
 }
 
-function literal(value: FilterValue, type: ColumnType, field: string): pl.Expr {
-  if (type === 'date' || type === 'timestamp') {
-    return pl.lit(temporalValue(value, type, field)).cast(dtypeOf(type));
-  }
+/** A plan value as a literal of its column's type (temporal values come in their cast form). */
+function literal(value: PlanValue, type: ColumnType): pl.Expr {
+  if (type === 'date' || type === 'timestamp') return pl.lit(value).cast(dtypeOf(type));
   // pl.lit makes every number a Float64; integers against an integer column compare exactly.
   if (type === 'integer' && typeof value === 'number' && Number.isSafeInteger(value)) {
     return pl.lit(value).cast(pl.Int64);
@@ -326,15 +361,9 @@ function literal(value: FilterValue, type: ColumnType, field: string): pl.Expr {
   return pl.lit(value);
 }
 
-function valueSeries(values: readonly FilterValue[], type: ColumnType, field: string): pl.Series {
+function valueSeries(values: readonly PlanValue[], type: ColumnType): pl.Series {
   if (type === 'date' || type === 'timestamp') {
-    return pl
-      .Series(
-        '',
-        values.map((v) => temporalValue(v, type, field)),
-        pl.String,
-      )
-      .cast(dtypeOf(type));
+    return pl.Series('', [...values], pl.String).cast(dtypeOf(type));
   }
   if (type === 'string') return pl.Series('', [...values], pl.String);
   if (type === 'boolean') return pl.Series('', [...values], pl.Bool);
@@ -342,36 +371,63 @@ function valueSeries(values: readonly FilterValue[], type: ColumnType, field: st
   return pl.Series('', [...values], exact ? pl.Int64 : pl.Float64);
 }
 
-const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?Z?$/;
-
-/** A filter value for a date or timestamp column, in the one form Polars' cast reads. */
-function temporalValue(value: FilterValue, type: 'date' | 'timestamp', field: string): string {
-  const match = typeof value === 'string' ? (type === 'date' ? DATE : TIMESTAMP).exec(value) : null;
-  const [, y, mo, d, h = '00', mi = '00', s = '00', frac = ''] = match ?? [];
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  const check = new Date(ms);
-  if (
-    match === null ||
-    Number.isNaN(ms) ||
-    check.getUTCDate() !== Number(d) ||
-    check.getUTCHours() !== Number(h) ||
-    check.getUTCMinutes() !== Number(mi) ||
-    check.getUTCSeconds() !== Number(s)
-  ) {
-    const form = type === 'date' ? 'YYYY-MM-DD' : 'YYYY-MM-DDTHH:MM:SS[.ffffff][Z]';
-    throw new QuarryError(
-      'QUARRY_ERR_SPEC_TYPE',
-      `${field}: ${JSON.stringify(value)} is not a ${type} (${form})`,
-      {
-        field,
-      },
-    );
+/**
+ * A group key, as duckdb-sql.ts's compileGroup defines it: the instant's wall time in the zone
+ * (as a UTC-labelled wall time, which truncates without DST), truncated; from a day up, that wall
+ * time read back in the zone; for hours and minutes, the instant minus the wall time past the
+ * truncation. A date is its day's midnight in the zone. Out as naive UTC datetimes.
+ */
+function groupExpr(g: PlanGroup, col: (name: string) => pl.Expr): pl.Expr {
+  const c = col(g.column.name);
+  if (g.kind === 'column') return c;
+  if (g.kind === 'bin') {
+    if (g.integer) {
+      const b = pl.lit(g.width).cast(pl.Int64);
+      return c.sub(c.modulo(b).add(b).modulo(b));
+    }
+    return c.cast(pl.Float64).div(pl.lit(g.width)).floor().mul(pl.lit(g.width));
   }
-  return type === 'date' ? `${y}-${mo}-${d}` : `${y}-${mo}-${d}T${h}:${mi}:${s}.${frac.padEnd(6, '0')}`;
+  // An all-null column: its own nulls, typed (a literal key would make a group of no rows).
+  if (g.column.type === 'null') return c.cast(pl.Datetime('us'));
+  const every = TRUNCATE_EVERY[g.unit];
+  const instant =
+    g.column.type === 'date'
+      ? c.cast(pl.Datetime('us')).dt.replaceTimeZone(g.tz).dt.convertTimeZone('UTC')
+      : c.dt.replaceTimeZone('UTC');
+  const wall = instant.dt.convertTimeZone(g.tz).dt.replaceTimeZone('UTC');
+  if (g.unit === 'hour' || g.unit === 'minute') {
+    return instant.sub(wall.sub(wall.dt.truncate(every))).cast(pl.Datetime('us'));
+  }
+  return wall.dt.truncate(every).dt.replaceTimeZone(g.tz).dt.convertTimeZone('UTC').cast(pl.Datetime('us'));
 }
 
-function metricExpr(metric: Metric, c: pl.Expr | undefined): pl.Expr {
+const TRUNCATE_EVERY: Record<Bucket, string> = {
+  minute: '1m',
+  hour: '1h',
+  day: '1d',
+  week: '1w', // Polars' weeks start on Monday, as ISO weeks do
+  month: '1mo',
+  quarter: '1q',
+  year: '1y',
+};
+
+/** An aggregate of the group's rows, over those its own filter keeps when it has one. */
+function rowMetricExpr(m: PlanMetric, col: (name: string) => pl.Expr): pl.Expr {
+  const mask = m.filter === undefined ? undefined : predicateExpr(m.filter, col);
+  if (m.column === undefined)
+    return mask === undefined ? pl.len() : mask.fillNull(false).cast(pl.Int64).sum();
+  const c = col(m.column.name);
+  return metricExpr(m, mask === undefined ? c : c.filter(mask));
+}
+
+/** of / to as doubles; null when the divisor is 0 or null (or the dividend null). */
+function ratioExpr(m: PlanMetric): pl.Expr {
+  const of = pl.col(outputName(m.of!)).cast(pl.Float64);
+  const to = pl.col(outputName(m.to!)).cast(pl.Float64);
+  return pl.when(to.eq(0)).then(pl.lit(null).cast(pl.Float64)).otherwise(of.div(to));
+}
+
+function metricExpr(metric: PlanMetric, c: pl.Expr | undefined): pl.Expr {
   if (c === undefined) return pl.len(); // pl.count() without a column is broken in 0.25
   switch (metric.op) {
     case 'count':
@@ -395,6 +451,16 @@ function metricExpr(metric: Metric, c: pl.Expr | undefined): pl.Expr {
       return metric.method === 'nearest_rank'
         ? nearestRankExpr(c, metric.q!)
         : c.dropNulls().quantile(metric.q!, 'linear');
+    case 'stddev':
+    case 'variance': {
+      if (!metric.population) return metric.op === 'stddev' ? c.std() : c.var(); // n − 1; null below 2 values
+      // Two passes over the non-null values: the mean of squared deviations; null with none.
+      const values = c.dropNulls();
+      const variance = values.sub(values.mean()).pow(2).mean();
+      return metric.op === 'stddev' ? variance.pow(0.5) : variance; // no sqrt() in nodejs-polars 0.25
+    }
+    case 'ratio':
+      throw new Error('a ratio is computed over outputs, not rows (ratioExpr)');
   }
 }
 
@@ -431,23 +497,4 @@ export function decimalFraction(q: number): [number, number] {
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
   return a;
-}
-
-/**
- * Column-wise conversion (faster than toRecords); bigints (UInt64, Int64 beyond 2^53) become
- * numbers. Columns are named by position from `names` (the frame's own are positional).
- */
-function toRows(frame: pl.DataFrame, names: readonly string[]): Record<string, unknown>[] {
-  const values = frame.getColumns().map((series) => series.toArray() as unknown[]);
-  const rows: Record<string, unknown>[] = new Array(frame.height);
-  for (let i = 0; i < frame.height; i++) {
-    // Object.fromEntries defines own properties, so a column named "__proto__" stays a column.
-    rows[i] = Object.fromEntries(
-      names.map((name, c) => {
-        const v = values[c]![i];
-        return [name, typeof v === 'bigint' ? Number(v) : v === undefined ? null : v];
-      }),
-    );
-  }
-  return rows;
 }

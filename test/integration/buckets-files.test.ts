@@ -1,0 +1,78 @@
+// Time buckets over native file types: a Parquet DATE, a TIMESTAMP (UTC) and a TIMESTAMPTZ,
+// bucketed in Los Angeles by DuckDB and Polars, against values worked out by hand.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { type AggregationSpec, parseAggregation } from '../../shared/aggregation.ts';
+import { createDuckDBEngine } from '../../workers/engines/duckdb.ts';
+import type { AggregationEngine } from '../../workers/engines/engine.ts';
+import { createPolarsEngine } from '../../workers/engines/polars.ts';
+
+let dir: string;
+let file: string;
+const engines: AggregationEngine[] = [];
+
+before(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'quarry-buckets-'));
+  file = path.join(dir, 'times.parquet');
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  await connection.run(`COPY (SELECT * FROM (VALUES
+      (DATE '2024-03-10', TIMESTAMP '2024-03-10 08:30:00', TIMESTAMPTZ '2024-11-03 08:30:00+00', 1),
+      (DATE '2024-03-11', TIMESTAMP '2024-03-10 09:30:00', TIMESTAMPTZ '2024-11-03 09:30:00+00', 2),
+      (NULL, NULL, NULL, 3)
+    ) t(day, ts, zoned, n)) TO '${file}' (FORMAT parquet)`);
+  connection.closeSync();
+  instance.closeSync();
+  engines.push(createPolarsEngine({ poolSize: 1 }));
+  engines.push(await createDuckDBEngine({ threads: 1, dataDir: dir, spoolDir: dir }));
+});
+
+after(async () => {
+  for (const engine of engines) await engine.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('weeks of a date, hours of a timestamp and of a zoned timestamp, in Los Angeles', async () => {
+  const parsed = parseAggregation(
+    {
+      dataset: { records: [] },
+      filters: [{ column: 'ts', op: 'gte', value: '2024-03-10T00:00:00-08:00' }],
+      groupBy: [
+        { column: 'day', bucket: 'week', tz: 'America/Los_Angeles' },
+        { column: 'ts', bucket: 'hour', tz: 'America/Los_Angeles' },
+        { column: 'zoned', bucket: 'hour', tz: 'America/Los_Angeles' },
+      ],
+      metrics: [{ op: 'sum', column: 'n' }],
+    },
+    { maxInlineBytes: 1e6, maxResultRows: 100 },
+  );
+  const spec: AggregationSpec = { ...parsed.spec, dataset: { kind: 'inline', rows: 0, columns: [] } };
+  for (const engine of engines) {
+    const out = await engine.run({ spec, source: { kind: 'file', file, format: 'parquet' }, maxRows: 100 });
+    assert.deepEqual(
+      out.rows,
+      [
+        // 2024-03-10 is a Sunday: its ISO week began Monday the 4th (PST). 08:30Z is 00:30 PST.
+        // 08:30Z on Nov 3 is 01:30 PDT, the first of that day's two 1 AMs.
+        {
+          day_week: '2024-03-04T00:00:00-08:00',
+          ts_hour: '2024-03-10T00:00:00-08:00',
+          zoned_hour: '2024-11-03T01:00:00-07:00',
+          sum_n: 1,
+        },
+        // Monday the 11th starts a week (in PDT by then); 09:30Z Nov 3 is 01:30 PST, the second.
+        {
+          day_week: '2024-03-11T00:00:00-07:00',
+          ts_hour: '2024-03-10T01:00:00-08:00',
+          zoned_hour: '2024-11-03T01:00:00-08:00',
+          sum_n: 2,
+        },
+      ],
+      engine.name,
+    );
+  }
+});
