@@ -12,7 +12,7 @@ import { QuarryError } from '../../shared/errors.ts';
 import { QUEUE_NAMES } from '../../shared/keys.ts';
 import { silentLogger } from '../../shared/logger.ts';
 import { startWorker } from '../../workers/worker.ts';
-import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { fillToMaxmemory, type RedisServer, startRedis, usedMemory } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
 
 const FAST_RECOVERY = {
@@ -23,26 +23,8 @@ const FAST_RECOVERY = {
   QUARRY_MAX_STALLED_COUNT: '5',
 };
 
-async function usedMemory(admin: Redis): Promise<number> {
-  return Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
-}
-
 /** Fills the server to its maxmemory with padding keys; returns their names. */
-async function fill(admin: Redis): Promise<string[]> {
-  await admin.config('SET', 'maxmemory-policy', 'noeviction');
-  await admin.config('SET', 'maxmemory', String((await usedMemory(admin)) + 256 * 1024));
-  const pads: string[] = [];
-  for (let i = 0; i < 10_000; i++) {
-    try {
-      await admin.set(`pad:${i}`, 'x'.repeat(4096));
-      pads.push(`pad:${i}`);
-    } catch (error) {
-      assert.match((error as Error).message, /^OOM/, 'the padding stops at maxmemory');
-      return pads;
-    }
-  }
-  assert.fail('the Redis never reached maxmemory');
-}
+const fill = (admin: Redis) => fillToMaxmemory(admin, 256 * 1024);
 
 const spec = (seed: number, rows = 3) => ({
   dataset: { records: Array.from({ length: rows }, (_, i) => ({ g: `k${i % 3}`, x: seed * 1000 + i })) },

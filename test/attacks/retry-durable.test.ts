@@ -9,12 +9,8 @@ import { Redis } from 'ioredis';
 import { liveMember } from '../../shared/keys.ts';
 import { silentLogger } from '../../shared/logger.ts';
 import { startWorker } from '../../workers/worker.ts';
-import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { fillToMaxmemory, type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
-
-async function usedMemory(admin: Redis): Promise<number> {
-  return Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
-}
 
 const spec = (v: number) => ({
   dataset: { records: [{ g: 'a', v }] },
@@ -61,18 +57,7 @@ describe('attack: retries against a Redis that refuses writes', () => {
     assert.equal(before.record.state, 'cancelled');
     assert.equal(before.data, 1, 'the inline data is kept for a retry');
 
-    await admin.config('SET', 'maxmemory-policy', 'noeviction');
-    await admin.config('SET', 'maxmemory', String((await usedMemory(admin)) + 128 * 1024));
-    const pads: string[] = [];
-    for (let i = 0; i < 10_000; i++) {
-      try {
-        await admin.set(`pad:${i}`, 'x'.repeat(4096));
-        pads.push(`pad:${i}`);
-      } catch (error) {
-        assert.match((error as Error).message, /^OOM/);
-        break;
-      }
-    }
+    const pads = await fillToMaxmemory(admin, 128 * 1024);
     const refused = await sys.app.inject({ method: 'POST', url: `/v1/jobs/${handle.jobId}/retry` });
     assert.equal(refused.statusCode, 503, refused.body);
     assert.equal(refused.json().error.code, 'QUARRY_ERR_REDIS_REFUSED');

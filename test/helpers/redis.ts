@@ -1,11 +1,13 @@
 // Starts real redis-server processes on free ports for integration tests. Each server runs
 // from a temp directory, without persistence unless asked, and is killed by stop() (and on
 // process exit, so a failing test never leaves one behind).
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Redis } from 'ioredis';
 
 export interface RedisServer {
   readonly url: string;
@@ -96,4 +98,28 @@ export async function startRedis(
       if (!options.keepData && !keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export async function usedMemory(admin: Redis): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1]);
+}
+
+/**
+ * Sets maxmemory `headroomBytes` above what the server uses (noeviction) and fills it with
+ * padding keys until it answers OOM; returns their names, for the test to delete.
+ */
+export async function fillToMaxmemory(admin: Redis, headroomBytes: number): Promise<string[]> {
+  await admin.config('SET', 'maxmemory-policy', 'noeviction');
+  await admin.config('SET', 'maxmemory', String((await usedMemory(admin)) + headroomBytes));
+  const pads: string[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    try {
+      await admin.set(`pad:${i}`, 'x'.repeat(4096));
+      pads.push(`pad:${i}`);
+    } catch (error) {
+      assert.match((error as Error).message, /^OOM/, 'the padding stops at maxmemory');
+      return pads;
+    }
+  }
+  assert.fail('the Redis never reached maxmemory');
 }
