@@ -120,9 +120,9 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   for (const w of workers) {
     w.on('completed', (job) => {
       if (job?.id === undefined) return;
-      const scope = jobScope(config, queueRedis, tenantOf(job.data));
+      // Only the key is needed here: no status store per completion.
       queueRedis
-        .del(scope.keys.inlineData(job.id))
+        .del(keyScheme(config.prefix, tenantOf(job.data)).inlineData(job.id))
         .catch((err: unknown) =>
           logger.warn({ err, jobId: job.id }, "could not delete a completed job's inline data"),
         );
