@@ -99,6 +99,8 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     };
     signal?.addEventListener('abort', interrupt, { once: true });
     try {
+      // The signal may have fired while the connection was being opened, before the listener.
+      signal?.throwIfAborted();
       return await connection.run(
         sql,
         params.map((p) => (typeof p === 'object' ? structValue(p) : p)),
