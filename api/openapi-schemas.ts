@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { AggregationSpecSchema, ENGINES, type ResultColumn } from '../shared/aggregation.ts';
 import { ERRORS, type ErrorCode } from '../shared/errors.ts';
+import { PRIORITY_CLASSES } from '../shared/fairness.ts';
 import { COLLECTION_PATTERN, IndexRequestSchema } from '../shared/indexing.ts';
 import { JOB_ID_PATTERN, RESULT_KEY_PATTERN } from '../shared/keys.ts';
 import { SCHEDULE_NAME_PATTERN, ScheduleRequestSchema } from '../shared/schedules.ts';
@@ -137,6 +138,10 @@ export const JOB_STATUS = obj(
     error: nullable(obj({ code: str(), message: str() })),
     collection: str({ description: 'Index jobs: the collection built.' }),
     version: int({ description: 'Index jobs: the version built.' }),
+    priority: str({
+      enum: PRIORITY_CLASSES,
+      description: 'The priority class it was enqueued with (docs/FAIRNESS.md).',
+    }),
   },
   [
     'jobId',
@@ -149,6 +154,7 @@ export const JOB_STATUS = obj(
     'finishedAt',
     'resultKey',
     'error',
+    'priority',
   ],
 );
 

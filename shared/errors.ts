@@ -68,6 +68,11 @@ export const ERRORS = {
   QUARRY_ERR_UNAUTHORIZED: def(401, true, 'No valid API key was presented.'),
   QUARRY_ERR_FORBIDDEN: def(403, true, "The API key lacks the route's scope."),
   QUARRY_ERR_RATE_LIMITED: def(429, false, "The API key's request rate limit was reached."),
+  QUARRY_ERR_TENANT_QUOTA: def(
+    429,
+    false,
+    "The tenant's queued jobs reached its maxQueued; retry after some finish.",
+  ),
   QUARRY_ERR_SCHEDULE_NOT_FOUND: def(404, true, 'No schedule with this name.'),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
   QUARRY_ERR_REQUEST_TIMEOUT: def(

@@ -25,6 +25,10 @@
 //                                 record is queued/active, scored by when it was last looked at
 //                                 (enqueue, or the reconciler's last check); left on final states
 //     <prefix>:reconcile-lock     held (PX one interval) by the worker whose turn it is to reconcile
+//     <prefix>:fair:<queue>:clock hash: fair dispatch's virtual clock `v` and each tenant's lane
+//                                 clocks `<tenant>|<class>` (shared/fairness.ts; with API keys only)
+//     <prefix>:t:<t>:fair:queued  set: the tenant's queued job ids (maxQueued, gauges)
+//     <prefix>:t:<t>:fair:active  sorted set: the tenant's running job ids, scored by lease end
 //   cache Redis (evicting: allkeys-lru)
 //     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
 
@@ -64,6 +68,14 @@ export interface KeyScheme {
   readonly reconcileLock: string;
   /** BullMQ's hash for a job: exists while BullMQ holds the job (we keep no finished jobs). */
   bullJob(queue: QueueName, jobId: string): string;
+  /** One of BullMQ's own keys of a queue (`wait`, `prioritized`, `delayed`, `active`). */
+  bullKey(queue: QueueName, suffix: string): string;
+  /** Fair dispatch's clocks for one queue (shared by all tenants). */
+  fairClock(queue: QueueName): string;
+  /** This tenant's queued job ids (both queues). */
+  readonly fairQueued: string;
+  /** This tenant's running job ids, scored by when their lease ends (epoch ms). */
+  readonly fairActive: string;
 }
 
 /** A live-jobs member: which tenant's record (empty for none) and which job. */
@@ -109,6 +121,10 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     liveJobs: `${prefix}:live-jobs`,
     reconcileLock: `${prefix}:reconcile-lock`,
     bullJob: (queue: QueueName, jobId: string) => `${prefix}:${queue}:${jobId}`,
+    bullKey: (queue: QueueName, suffix: string) => `${prefix}:${queue}:${suffix}`,
+    fairClock: (queue: QueueName) => `${prefix}:fair:${queue}:clock`,
+    fairQueued: `${p}:fair:queued`,
+    fairActive: `${p}:fair:active`,
   });
 }
 

@@ -2,6 +2,7 @@
 // BullMQ removes the job (TTL QUARRY_STATUS_TTL_S). Every change is also published on the
 // events channel so waiters wake without polling.
 import type { ErrorCode } from './errors.ts';
+import { DEFAULT_PRIORITY, type PriorityClass } from './fairness.ts';
 import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
 import type { Redis } from './redis.ts';
 
@@ -35,6 +36,8 @@ export interface JobStatus {
   /** Index jobs: the collection and the version the job built. */
   readonly collection?: string;
   readonly version?: number;
+  /** The priority class it was enqueued with (shared/fairness.ts). */
+  readonly priority: PriorityClass;
 }
 
 /**
@@ -60,6 +63,7 @@ export const STATUS_FIELDS = [
   'errorMessage',
   'collection',
   'version',
+  'priority',
 ] as const;
 
 // Builds the event from the hash itself, inside the script that changed it, so the event carries
@@ -101,6 +105,7 @@ local function publish_record(key, jobId, channel)
     finishedAt = iso(h.finishedAt),
     resultKey = (h.resultKey ~= nil and h.resultKey ~= '') and h.resultKey or cjson.null,
     error = cjson.null,
+    priority = (h.priority ~= nil and h.priority ~= '') and h.priority or 'normal',
   }
   if h.errorCode ~= nil and h.errorCode ~= '' then
     e.error = { code = h.errorCode, message = h.errorMessage or '' }
@@ -120,13 +125,21 @@ end
 // Unless a live job (queued or active) already owns the record, it is reset to `queued`, so an
 // identical request joining an in-flight job never rewinds its status; a new record also
 // clears a cancellation left by an earlier job under the same id.
-// KEYS: status, cancel flag, inline data, live set
+// KEYS: status, cancel flag, inline data, live set, the tenant's fair-queued set
 // ARGV: type, resultKey, collection, createdAt, ttlS, progressJson, channel, jobId,
-//       inlineData, inlineTtlS, liveMember, payload, owner
+//       inlineData, inlineTtlS, liveMember, payload, owner, maxQueued ('' without fair dispatch,
+//       0 = no limit), priority class
+// Fair dispatch (shared/fairness.ts): a new job past the tenant's maxQueued is refused before
+// anything is written ('quota'); one that is written joins the tenant's queued set.
 const ENQUEUE_LUA = `${PUBLISH_RECORD_LUA}
-if ARGV[9] ~= '' then redis.call('SET', KEYS[3], ARGV[9], 'EX', ARGV[10]) end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'queued' or state == 'active' then
+local live = state == 'queued' or state == 'active'
+if not live and ARGV[14] ~= '' and tonumber(ARGV[14]) > 0
+  and redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[14]) then
+  return 'quota'
+end
+if ARGV[9] ~= '' then redis.call('SET', KEYS[3], ARGV[9], 'EX', ARGV[10]) end
+if live then
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[11])
   return state
@@ -134,11 +147,12 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], 'type', ARGV[1], 'state', 'queued', 'progress', ARGV[6], 'attempts', '0',
   'createdAt', ARGV[4], 'startedAt', '', 'finishedAt', '', 'resultKey', ARGV[2], 'errorCode', '',
-  'errorMessage', '', 'collection', ARGV[3], 'version', '')
+  'errorMessage', '', 'collection', ARGV[3], 'version', '', 'priority', ARGV[15])
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'payload', ARGV[12]) end
 if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[13]) end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[11])
+if ARGV[14] ~= '' then redis.call('SADD', KEYS[5], ARGV[8]) end
 publish_record(KEYS[1], ARGV[8], ARGV[7])
 return 'new'
 `;
@@ -147,7 +161,7 @@ return 'new'
 // record this request created (still queued, never attempted) and only while BullMQ has no job
 // under the id (a concurrent identical request may have added it: then the job stands).
 // DEL and ZREM are allowed on a Redis at maxmemory, so the rollback works when the add did not.
-// KEYS: status, inline data, live set, BullMQ job hash; ARGV: liveMember
+// KEYS: status, inline data, live set, BullMQ job hash, fair-queued set; ARGV: liveMember, jobId
 const ROLLBACK_LUA = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' or redis.call('HGET', KEYS[1], 'attempts') ~= '0' then
@@ -155,13 +169,14 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'queued' or redis.call('HGET', KEYS[1
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[2])
 return 1
 `;
 
 // Ends a job that is still live (queued or active) in a final state; a job that ended already
 // keeps its record (one that completed while a cancellation was on its way stays completed).
-// KEYS: status, live set; ARGV: state, finishedAt, errorCode, errorMessage, progressJson, ttlS,
-//       channel, jobId, liveMember
+// KEYS: status, live set, fair-queued set; ARGV: state, finishedAt, errorCode, errorMessage,
+//       progressJson, ttlS, channel, jobId, liveMember
 const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'active' then return 0 end
@@ -170,19 +185,21 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finishedAt', ARGV[2], 'errorCode'
 redis.call('HDEL', KEYS[1], 'payload', 'owner')
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[9])
+redis.call('SREM', KEYS[3], ARGV[8])
 publish_record(KEYS[1], ARGV[8], ARGV[7])
 return 1
 `;
 
 // Writes fields, renews the TTL, keeps the live set exact (a final record leaves it and drops its
 // payload; a live one stays in it) and publishes the record as it now is, in one script.
-// KEYS: status, live set; ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), then
-// field, value pairs
+// KEYS: status, live set, fair-queued set; ARGV: ttlS, channel, jobId, liveMember, mode
+// (final|live|none), then field, value pairs
 const WRITE_LUA = `${PUBLISH_RECORD_LUA}
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 if ARGV[5] == 'final' then
   redis.call('HDEL', KEYS[1], 'payload', 'owner')
   redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('SREM', KEYS[3], ARGV[3])
 elseif ARGV[5] == 'live' then
   redis.call('ZADD', KEYS[2], 'NX', redis.call('TIME')[1] * 1000, ARGV[4])
 end
@@ -204,6 +221,10 @@ export interface EnqueueWrite {
   payload?: unknown;
   /** The BullMQ job (same queue) that computes this one inside itself, if any (schedules). */
   owner?: string;
+  /** The job's priority class (recorded; default normal). */
+  priority?: PriorityClass;
+  /** Fair dispatch on: the tenant's maxQueued (0 = no limit); the job joins its queued set. */
+  maxQueued?: number;
 }
 
 /** A live record as the reconciler reads it. */
@@ -212,6 +233,7 @@ export interface LiveRecord {
   readonly type: JobType;
   readonly payload: string | null;
   readonly owner: string | null;
+  readonly priority: PriorityClass;
 }
 
 export class StatusStore {
@@ -231,17 +253,23 @@ export class StatusStore {
 
   /**
    * Marks a job queued, with its inline data, in one atomic write; returns 'new', or the state
-   * of the live job the request joins. Throws (nothing written) when Redis refuses the write.
+   * of the live job the request joins, or 'quota' (nothing written) for a new job past the
+   * tenant's maxQueued. Throws (nothing written) when Redis refuses the write.
    */
-  async enqueue(jobId: string, type: JobType, write: EnqueueWrite): Promise<'new' | 'queued' | 'active'> {
+  async enqueue(
+    jobId: string,
+    type: JobType,
+    write: EnqueueWrite,
+  ): Promise<'new' | 'queued' | 'active' | 'quota'> {
     const { resultKey } = write;
     return (await this.#redis.eval(
       ENQUEUE_LUA,
-      4,
+      5,
       this.#keys.status(jobId),
       this.#keys.cancelFlag(jobId),
       this.#keys.inlineData(jobId),
       this.#keys.liveJobs,
+      this.#keys.fairQueued,
       type,
       resultKey ?? '',
       write.collection ?? '',
@@ -255,7 +283,9 @@ export class StatusStore {
       this.#member(jobId),
       write.payload === undefined ? '' : JSON.stringify(write.payload),
       write.owner ?? '',
-    )) as 'new' | 'queued' | 'active';
+      write.maxQueued === undefined ? '' : String(write.maxQueued),
+      write.priority ?? DEFAULT_PRIORITY,
+    )) as 'new' | 'queued' | 'active' | 'quota';
   }
 
   /**
@@ -265,12 +295,14 @@ export class StatusStore {
   async rollback(jobId: string, queue: QueueName): Promise<boolean> {
     const undone = await this.#redis.eval(
       ROLLBACK_LUA,
-      4,
+      5,
       this.#keys.status(jobId),
       this.#keys.inlineData(jobId),
       this.#keys.liveJobs,
       this.#keys.bullJob(queue, jobId),
+      this.#keys.fairQueued,
       this.#member(jobId),
+      jobId,
     );
     return undone === 1;
   }
@@ -326,9 +358,10 @@ export class StatusStore {
   ): Promise<boolean> {
     const marked = await this.#redis.eval(
       END_IF_LIVE_LUA,
-      2,
+      3,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
+      this.#keys.fairQueued,
       state,
       String(Date.now()),
       error.code,
@@ -349,18 +382,20 @@ export class StatusStore {
 
   /** What the reconciler needs of a record (state null: the record is gone). */
   async live(jobId: string): Promise<LiveRecord> {
-    const [state, type, payload, owner] = await this.#redis.hmget(
+    const [state, type, payload, owner, priority] = await this.#redis.hmget(
       this.#keys.status(jobId),
       'state',
       'type',
       'payload',
       'owner',
+      'priority',
     );
     return {
       state: (state as JobState | null) ?? null,
       type: (type ?? 'aggregate') as JobType,
       payload: payload ?? null,
       owner: owner || null,
+      priority: (priority || DEFAULT_PRIORITY) as PriorityClass,
     };
   }
 
@@ -386,9 +421,10 @@ export class StatusStore {
   ): Promise<void> {
     await this.#redis.eval(
       WRITE_LUA,
-      2,
+      3,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
+      this.#keys.fairQueued,
       String(this.#ttlS),
       this.#keys.eventsChannel,
       jobId,
@@ -415,5 +451,6 @@ export function toStatus(jobId: string, h: Record<string, string>): JobStatus {
     error: h.errorCode ? { code: h.errorCode, message: h.errorMessage ?? '' } : null,
     ...(h.collection ? { collection: h.collection } : {}),
     ...(h.version ? { version: Number(h.version) } : {}),
+    priority: (h.priority || DEFAULT_PRIORITY) as PriorityClass,
   };
 }
