@@ -22,6 +22,7 @@ import { aggregationRoutes } from './routes/aggregations.ts';
 import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { tenantRoutes } from './routes/tenants.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -99,6 +100,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     indexRoutes(app, { client, registry });
     eventRoutes(app);
     scheduleRoutes(app);
+    tenantRoutes(app, { config, client });
 
     app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', READ, async (request) => {
       const { jobId } = request.params;

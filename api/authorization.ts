@@ -27,6 +27,10 @@ export interface RouteScopeEntry {
 }
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** True for an admin key, or for every request when keys are off. */
+    quarryAdmin: boolean;
+  }
   interface FastifyInstance {
     /** Every route declared so far with its scope (an operator's view; the attack tests walk it). */
     readonly routeScopes: readonly RouteScopeEntry[];
@@ -108,9 +112,11 @@ export function registerAuthorization(app: FastifyInstance, deps: AuthorizationD
     try {
       if (!auth.enabled || scope === 'public') {
         request.quarry = client;
+        request.quarryAdmin = !auth.enabled;
       } else {
         const principal = auth.authenticate(request.headers.authorization, scope);
         request.quarry = client.forTenant(principal.tenant);
+        request.quarryAdmin = principal.scopes.has('admin');
       }
       if (config.query !== undefined) checkQuery(request.query, config.query);
     } catch (error) {

@@ -238,7 +238,24 @@ export const jobStatusExample = {
   finishedAt: '2025-01-01T12:00:00.011Z',
   resultKey: EXAMPLE_KEY,
   error: null,
+  priority: 'normal',
 };
+export const tenantUsageExample = {
+  tenant: 'acme',
+  weight: 1,
+  maxActive: 0,
+  maxQueued: 100_000,
+  queued: 12,
+  active: 2,
+};
+export const TENANT_USAGE = obj({
+  tenant: str({ description: 'The tenant (from QUARRY_API_KEYS).' }),
+  weight: int({ minimum: 1, description: 'Its share of the workers relative to other tenants.' }),
+  maxActive: int({ minimum: 0, description: 'Most jobs running at once (0 = no limit).' }),
+  maxQueued: int({ minimum: 0, description: 'Most jobs queued at once; past it 429 (0 = no limit).' }),
+  queued: int({ minimum: 0, description: 'Jobs queued now (aggregations and index builds).' }),
+  active: int({ minimum: 0, description: 'Jobs running now across all workers.' }),
+});
 export const indexInfoExample = {
   collection: 'docs',
   version: 1767268800000,
@@ -299,6 +316,7 @@ export const COMPONENT_SCHEMAS = {
   ResultEnvelope: examplesOf(RESULT_ENVELOPE, envelopeExample),
   AggregationAccepted: AGGREGATION_ACCEPTED,
   JobStatus: examplesOf(JOB_STATUS, jobStatusExample),
+  TenantUsage: examplesOf(TENANT_USAGE, tenantUsageExample),
   IndexInfo: examplesOf(INDEX_INFO, indexInfoExample),
   IndexServed: examplesOf(INDEX_SERVED, { ...indexInfoExample, stored: true }),
   IndexDeleted: examplesOf(INDEX_DELETED, {

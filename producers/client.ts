@@ -23,6 +23,7 @@ import {
   placeJob,
   QUOTA_RETRY_AFTER_S,
   tenantPolicy,
+  tenantUsage,
 } from '../shared/fairness.ts';
 import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
 import { IndexStore } from '../shared/index-store.ts';
@@ -464,6 +465,11 @@ export class QuarryClient {
    */
   async *watch(jobId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent | JobStatus> {
     yield* watchJob(await this.#jobEvents(), this.#status, jobId, options);
+  }
+
+  /** This tenant's queued and running jobs, as fair dispatch counts them (shared/fairness.ts). */
+  async usage(): Promise<{ queued: number; active: number }> {
+    return tenantUsage(this.#queueRedis, this.keys).catch(this.#rethrowRedis);
   }
 
   async status(jobId: string): Promise<JobStatus | null> {

@@ -74,6 +74,7 @@ export const ERRORS = {
     "The tenant's queued jobs reached its maxQueued; retry after some finish.",
   ),
   QUARRY_ERR_SCHEDULE_NOT_FOUND: def(404, true, 'No schedule with this name.'),
+  QUARRY_ERR_TENANT_NOT_FOUND: def(404, true, 'No tenant of this name that the key may see.'),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
   QUARRY_ERR_REQUEST_TIMEOUT: def(
     408,

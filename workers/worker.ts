@@ -5,7 +5,7 @@ import os from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import type { AggregationJobData } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
-import { releaseJob } from '../shared/fairness.ts';
+import { fairnessEnabled, releaseJob, tenantPolicies, tenantUsage } from '../shared/fairness.ts';
 import type { IndexJobData } from '../shared/indexing.ts';
 import { keyScheme, QUEUE_NAMES } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -160,6 +160,16 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     queues: Object.values(QUEUE_NAMES),
   });
   metrics.trackQueues(() => queueProbe.snapshot());
+  if (fairnessEnabled(config)) {
+    metrics.trackTenants(() =>
+      Promise.all(
+        tenantPolicies(config).map(async ({ tenant }) => ({
+          tenant,
+          ...(await tenantUsage(queueRedis, keyScheme(config.prefix, tenant))),
+        })),
+      ),
+    );
+  }
   // BullMQ fails a job that stalled more than maxStalledCount times by itself, without calling
   // the processor (job.deferredFailure): nothing else would finish its status record.
   for (const w of workers) {

@@ -12,7 +12,7 @@ import type { QuarryConfig } from '../../shared/config.ts';
 import { silentLogger } from '../../shared/logger.ts';
 import { startWorker, type WorkerHandle } from '../../workers/worker.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
-import { testConfig } from '../helpers/system.ts';
+import { startSystem, testConfig } from '../helpers/system.ts';
 import { killWorker, spawnWorker } from '../helpers/worker-process.ts';
 
 const key = (tenant: string) => `key-${tenant}-0123456789abcdef`;
@@ -203,6 +203,84 @@ describe('fair dispatch between tenants', () => {
     } finally {
       raw.disconnect();
       await s.close();
+    }
+  });
+
+  test('over HTTP: the 429 carries Retry-After; usage for the tenant itself and admins; gauges', async () => {
+    const keys = JSON.stringify([
+      { key: key('Q'), tenant: 'Q', scopes: ['enqueue', 'read'], maxQueued: 2 },
+      { key: key('R'), tenant: 'R', scopes: ['enqueue', 'read'] },
+      { key: key('admin'), tenant: 'ops', scopes: ['admin'] },
+    ]);
+    const sys = await startSystem({
+      env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_API_KEYS: keys },
+      worker: false,
+    });
+    const auth = (t: string) => ({ authorization: `Bearer ${key(t)}` });
+    try {
+      for (const i of [1, 2]) {
+        const ok = await sys.app.inject({
+          method: 'POST',
+          url: '/v1/aggregations',
+          headers: auth('Q'),
+          payload: { ...small('Q', i), priority: 'batch' },
+        });
+        assert.equal(ok.statusCode, 202, ok.body);
+      }
+      const refused = await sys.app.inject({
+        method: 'POST',
+        url: '/v1/aggregations',
+        headers: auth('Q'),
+        payload: small('Q', 3),
+      });
+      assert.equal(refused.statusCode, 429, refused.body);
+      assert.equal(refused.json().error.code, 'QUARRY_ERR_TENANT_QUOTA');
+      assert.equal(refused.headers['retry-after'], '1');
+      const badPriority = await sys.app.inject({
+        method: 'POST',
+        url: '/v1/aggregations',
+        headers: auth('R'),
+        payload: { ...small('R', 1), priority: 'urgent' },
+      });
+      assert.equal(badPriority.statusCode, 400, badPriority.body);
+      assert.equal(badPriority.json().error.field, 'priority');
+      const own = await sys.app.inject({ method: 'GET', url: '/v1/tenants/Q/usage', headers: auth('Q') });
+      assert.equal(own.statusCode, 200, own.body);
+      assert.deepEqual(own.json(), {
+        tenant: 'Q',
+        weight: 1,
+        maxActive: 0,
+        maxQueued: 2,
+        queued: 2,
+        active: 0,
+      });
+      const other = await sys.app.inject({ method: 'GET', url: '/v1/tenants/Q/usage', headers: auth('R') });
+      assert.equal(other.statusCode, 404, other.body);
+      assert.equal(other.json().error.code, 'QUARRY_ERR_TENANT_NOT_FOUND');
+      const admin = await sys.app.inject({
+        method: 'GET',
+        url: '/v1/tenants/Q/usage',
+        headers: auth('admin'),
+      });
+      assert.equal(admin.json().queued, 2);
+      const unknown = await sys.app.inject({
+        method: 'GET',
+        url: '/v1/tenants/nobody/usage',
+        headers: auth('admin'),
+      });
+      assert.equal(unknown.statusCode, 404);
+      const worker = await startWorker(sys.config, silentLogger());
+      try {
+        await worker.ready;
+        const text = await (await fetch(String(worker.metricsUrl))).text();
+        const series = text.split('\n').filter((l) => l.startsWith('quarry_tenant_jobs{'));
+        const tenants = new Set(series.map((l) => /tenant="([^"]+)"/.exec(l)?.[1]));
+        assert.deepEqual([...tenants].sort(), ['Q', 'R', 'ops'], 'labels from the key list only');
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await sys.close();
     }
   });
 
