@@ -5,6 +5,9 @@
 // tenant's running jobs, interactive jobs go first within a tenant, and two identical requests
 // with different priorities share one job.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createQuarry, type QuarryClient } from '../../producers/client.ts';
@@ -281,6 +284,37 @@ describe('fair dispatch between tenants', () => {
       }
     } finally {
       await sys.close();
+    }
+  });
+
+  test("a tenant's schedule refreshes as batch under fair dispatch", async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-fair-'));
+    writeFileSync(path.join(dataDir, 'sales.csv'), 'region,amount\nnorth,5\n');
+    const config = testConfig({
+      QUARRY_QUEUE_REDIS_URL: redis.url,
+      QUARRY_API_KEYS: JSON.stringify([{ key: key('S'), tenant: 'S', scopes: ['enqueue', 'read'], dataDir }]),
+    });
+    const client = createQuarry({ config, logger: silentLogger(), failFast: true });
+    const worker = await startWorker(config, silentLogger());
+    try {
+      await worker.ready;
+      const view = client.forTenant('S');
+      const spec = { dataset: { path: 'sales.csv' }, metrics: [{ op: 'sum', column: 'amount' }] };
+      await view.schedules.put('sales', { spec, everyMs: 500 });
+      const deadline = Date.now() + 20_000;
+      let alias = await view.schedules.alias('sales');
+      while (alias === null && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        alias = await view.schedules.alias('sales');
+      }
+      assert.ok(alias !== null, 'the first refresh ran');
+      const status = await view.status(`agg-${alias.resultKey}`);
+      assert.equal(status?.priority, 'batch');
+      await view.schedules.remove('sales');
+    } finally {
+      await worker.close();
+      await client.close();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 
