@@ -300,7 +300,7 @@ describe('fair dispatch between tenants', () => {
       await worker.ready;
       const view = client.forTenant('S');
       const spec = { dataset: { path: 'sales.csv' }, metrics: [{ op: 'sum', column: 'amount' }] };
-      await view.schedules.put('sales', { spec, everyMs: 500 });
+      await view.schedules.put('sales', { spec, everyMs: 1000 });
       const deadline = Date.now() + 20_000;
       let alias = await view.schedules.alias('sales');
       while (alias === null && Date.now() < deadline) {
