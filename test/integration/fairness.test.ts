@@ -300,6 +300,13 @@ describe('fair dispatch between tenants', () => {
       await worker.ready;
       const view = client.forTenant('S');
       const spec = { dataset: { path: 'sales.csv' }, metrics: [{ op: 'sum', column: 'amount' }] };
+      const withPriority = await view.schedules
+        .put('sales', { spec: { ...spec, priority: 'interactive' }, everyMs: 1000 })
+        .then(
+          () => null,
+          (e: unknown) => e as { code?: string; field?: string },
+        );
+      assert.equal(withPriority?.field, 'spec.priority', 'a schedule cannot ask for another priority');
       await view.schedules.put('sales', { spec, everyMs: 1000 });
       const deadline = Date.now() + 20_000;
       let alias = await view.schedules.alias('sales');
