@@ -26,6 +26,7 @@ import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
+import { tenantRoutes } from './routes/tenants.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -110,6 +111,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     scheduleRoutes(app, { conversions });
     consoleRoutes(app, { auth, sessions });
     jobRoutes(app);
+    tenantRoutes(app, { config, client });
 
     app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', READ, async (request) => {
       const { jobId } = request.params;

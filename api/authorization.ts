@@ -28,6 +28,10 @@ export interface RouteScopeEntry {
 }
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** True for an admin key, or for every request when keys are off. */
+    quarryAdmin: boolean;
+  }
   interface FastifyInstance {
     /** Every route declared so far with its scope (an operator's view; the attack tests walk it). */
     readonly routeScopes: readonly RouteScopeEntry[];

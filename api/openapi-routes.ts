@@ -5,6 +5,7 @@
 import type { FastifySchema } from 'fastify';
 import type { ErrorCode } from '../shared/errors.ts';
 import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, MAX_SCANNED_PER_PAGE } from '../shared/job-history.ts';
+import { TENANT_PATTERN } from '../shared/keys.ts';
 import { FORMAT_CONTENT_TYPES, RESULT_FORMATS, type ResultFormat } from '../shared/result-formats.ts';
 import { MAX_K } from '../shared/search/index.ts';
 import {
@@ -29,6 +30,7 @@ import {
   scheduleExample,
   scheduleName,
   str,
+  tenantUsageExample,
 } from './openapi-schemas.ts';
 import { MAX_WAIT_MS } from './request.ts';
 
@@ -165,7 +167,9 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
         }),
         headers: cacheHeader,
       },
-      ...errors([...AUTH_CODES, ...DATASET_CODES, ...JOB_OUTCOME_CODES], { body: true }),
+      ...errors([...AUTH_CODES, ...DATASET_CODES, ...JOB_OUTCOME_CODES, 'QUARRY_ERR_TENANT_QUOTA'], {
+        body: true,
+      }),
     },
   },
   'GET /v1/results/:resultKey': {
@@ -190,6 +194,19 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
     response: {
       200: json('JobStatus', 'The status record.', jobStatusExample),
       ...errors([...AUTH_CODES, 'QUARRY_ERR_JOB_NOT_FOUND']),
+    },
+  },
+  'GET /v1/tenants/:tenant/usage': {
+    operationId: 'getTenantUsage',
+    tags: ['tenants'],
+    summary: "A tenant's queued and running jobs and its limits",
+    description:
+      'For admin keys (any tenant of the key list) and for the tenant itself; another tenant is ' +
+      'a `404`, as for an unknown one (docs/FAIRNESS.md).',
+    params: obj({ tenant: str({ pattern: TENANT_PATTERN.source }) }),
+    response: {
+      200: json('TenantUsage', 'The usage.', tenantUsageExample),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_TENANT_NOT_FOUND']),
     },
   },
   'DELETE /v1/jobs/:jobId': {
@@ -330,9 +347,18 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
         status: 'queued',
         links: indexLinksExample,
       }),
-      ...errors([...AUTH_CODES, ...DATASET_CODES, ...JOB_OUTCOME_CODES, 'QUARRY_ERR_INDEX_NOT_FOUND'], {
-        body: true,
-      }),
+      ...errors(
+        [
+          ...AUTH_CODES,
+          ...DATASET_CODES,
+          ...JOB_OUTCOME_CODES,
+          'QUARRY_ERR_INDEX_NOT_FOUND',
+          'QUARRY_ERR_TENANT_QUOTA',
+        ],
+        {
+          body: true,
+        },
+      ),
     },
   },
   'GET /v1/indexes': {

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { AggregationSpecSchema, ENGINES, type ResultColumn } from '../shared/aggregation.ts';
 import { ERRORS, type ErrorCode } from '../shared/errors.ts';
+import { PRIORITY_CLASSES } from '../shared/fairness.ts';
 import { COLLECTION_PATTERN, IndexRequestSchema } from '../shared/indexing.ts';
 import { JOB_ID_PATTERN, RESULT_KEY_PATTERN } from '../shared/keys.ts';
 import { SCHEDULE_NAME_PATTERN, ScheduleRequestSchema } from '../shared/schedules.ts';
@@ -146,6 +147,10 @@ export const JOB_STATUS = obj(
     error: nullable(obj({ code: str(), message: str() })),
     collection: str({ description: 'Index jobs: the collection built.' }),
     version: int({ description: 'Index jobs: the version built.' }),
+    priority: str({
+      enum: PRIORITY_CLASSES,
+      description: 'The priority class it was enqueued with (docs/FAIRNESS.md).',
+    }),
   },
   [
     'jobId',
@@ -158,6 +163,7 @@ export const JOB_STATUS = obj(
     'finishedAt',
     'resultKey',
     'error',
+    'priority',
   ],
 );
 
@@ -269,7 +275,24 @@ export const jobStatusExample = {
   finishedAt: '2025-01-01T12:00:00.011Z',
   resultKey: EXAMPLE_KEY,
   error: null,
+  priority: 'normal',
 };
+export const tenantUsageExample = {
+  tenant: 'acme',
+  weight: 1,
+  maxActive: 0,
+  maxQueued: 100_000,
+  queued: 12,
+  active: 2,
+};
+export const TENANT_USAGE = obj({
+  tenant: str({ description: 'The tenant (from QUARRY_API_KEYS).' }),
+  weight: int({ minimum: 1, description: 'Its share of the workers relative to other tenants.' }),
+  maxActive: int({ minimum: 0, description: 'Most jobs running at once (0 = no limit).' }),
+  maxQueued: int({ minimum: 0, description: 'Most jobs queued at once; past it 429 (0 = no limit).' }),
+  queued: int({ minimum: 0, description: 'Jobs queued now (aggregations and index builds).' }),
+  active: int({ minimum: 0, description: 'Jobs running now across all workers.' }),
+});
 export const indexInfoExample = {
   collection: 'docs',
   version: 1767268800000,
@@ -330,6 +353,7 @@ export const COMPONENT_SCHEMAS = {
   ResultEnvelope: examplesOf(RESULT_ENVELOPE, envelopeExample),
   AggregationAccepted: AGGREGATION_ACCEPTED,
   JobStatus: examplesOf(JOB_STATUS, jobStatusExample),
+  TenantUsage: examplesOf(TENANT_USAGE, tenantUsageExample),
   IndexInfo: examplesOf(INDEX_INFO, indexInfoExample),
   IndexList: obj({ indexes: { type: 'array', items: { $ref: '#/components/schemas/IndexInfo' } } }),
   IndexServed: examplesOf(INDEX_SERVED, { ...indexInfoExample, stored: true }),

@@ -10,6 +10,8 @@ const { positionals, values } = parseArgs({
     sizes: { type: 'string', default: '10000,100000' },
     jobs: { type: 'string' },
     cases: { type: 'string' },
+    small: { type: 'string' },
+    heavy: { type: 'string' },
   },
 });
 const name = positionals[0];
@@ -28,6 +30,11 @@ const benches: Record<string, () => Promise<void>> = {
     (await import('./soak.ts')).runSoak({
       jobs: values.jobs === undefined ? Math.round(50_000 * Number(values.scale)) : Number(values.jobs),
     }),
+  fairness: async () =>
+    (await import('./fairness.ts')).runFairness({
+      ...(values.small === undefined ? {} : { small: Number(values.small) }),
+      ...(values.heavy === undefined ? {} : { heavy: Number(values.heavy) }),
+    }),
   search: async () =>
     (await import('./search.ts')).runSearch({
       sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],
@@ -36,7 +43,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)] [--cases TEXT (engines: only cases whose name contains it)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)]`,
   );
   process.exit(2);
 }

@@ -17,6 +17,14 @@ import type { QuarryConfig } from '../shared/config.ts';
 import { tenantDataRoot } from '../shared/data-files.ts';
 import { inspectFile } from '../shared/datasets.ts';
 import { QuarryError } from '../shared/errors.ts';
+import {
+  DEFAULT_PRIORITY,
+  fairnessEnabled,
+  placeJob,
+  QUOTA_RETRY_AFTER_S,
+  tenantPolicy,
+  tenantUsage,
+} from '../shared/fairness.ts';
 import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
 import { IndexStore } from '../shared/index-store.ts';
 import {
@@ -212,6 +220,7 @@ export class QuarryClient {
     };
     await this.#enqueueDurably(this.#aggregateQueue, QUEUE_NAMES.aggregate, job.jobId, data, {
       resultKey: job.resultKey,
+      priority: job.priority,
       ...(job.inlineJson === undefined
         ? {}
         : { inline: { json: job.inlineJson, ttlS: this.config.inlineDataTtlS } }),
@@ -234,9 +243,37 @@ export class QuarryClient {
     write: EnqueueWrite,
   ): Promise<void> {
     const type = name === QUEUE_NAMES.index ? 'index' : 'aggregate';
-    const outcome = await this.#status.enqueue(jobId, type, { ...write, payload });
+    // Fair dispatch (shared/fairness.ts): past the tenant's maxQueued nothing is written; a new
+    // job gets its place among the tenants' as its BullMQ priority.
+    const policy =
+      this.tenant !== undefined && fairnessEnabled(this.config)
+        ? tenantPolicy(this.config, this.tenant)
+        : undefined;
+    const outcome = await this.#status.enqueue(jobId, type, {
+      ...write,
+      payload,
+      ...(policy === undefined ? {} : { maxQueued: policy.maxQueued }),
+    });
+    if (outcome === 'quota') {
+      throw new QuarryError(
+        'QUARRY_ERR_TENANT_QUOTA',
+        `tenant "${this.tenant}" has ${policy?.maxQueued} jobs queued (its maxQueued): retry when some have run`,
+        { field: 'maxQueued', retryAfterS: QUOTA_RETRY_AFTER_S },
+      );
+    }
     try {
-      await queue.add(name, payload, jobOptions(this.config, jobId));
+      const options = jobOptions(this.config, jobId);
+      // A job joining a live one keeps that one's place: BullMQ ignores an add under a taken id.
+      if (policy !== undefined && outcome === 'new') {
+        options.priority = await placeJob(
+          this.#queueRedis,
+          this.keys,
+          name,
+          policy,
+          write.priority ?? DEFAULT_PRIORITY,
+        );
+      }
+      await queue.add(name, payload, options);
     } catch (error) {
       if (outcome === 'new') {
         await this.#status.rollback(jobId, name).catch((err: unknown) => {
@@ -472,6 +509,11 @@ export class QuarryClient {
    */
   async *watch(jobId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent | JobStatus> {
     yield* watchJob(await this.#jobEvents(), this.#status, jobId, options);
+  }
+
+  /** This tenant's queued and running jobs, as fair dispatch counts them (shared/fairness.ts). */
+  async usage(): Promise<{ queued: number; active: number }> {
+    return tenantUsage(this.#queueRedis, this.keys).catch(this.#rethrowRedis);
   }
 
   async status(jobId: string): Promise<JobStatus | null> {

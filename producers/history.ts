@@ -8,6 +8,13 @@ import { type Activity, type QueueDepth, readActivityMinutes } from '../shared/a
 import type { QuarryConfig } from '../shared/config.ts';
 import { QuarryError } from '../shared/errors.ts';
 import {
+  DEFAULT_PRIORITY,
+  fairnessEnabled,
+  placeJob,
+  QUOTA_RETRY_AFTER_S,
+  tenantPolicy,
+} from '../shared/fairness.ts';
+import {
   type HistoryPage,
   type HistoryQueryInput,
   listHistory,
@@ -81,12 +88,16 @@ export class Jobs {
     const status = JOB_ID_PATTERN.test(jobId) ? await this.#d.status(jobId) : null;
     if (status === null) throw new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`);
     const name: QueueName = status.type === 'index' ? QUEUE_NAMES.index : QUEUE_NAMES.aggregate;
+    // Fair dispatch: a retry is a new job of its tenant (maxQueued, a fair place in the queue).
+    const policy =
+      keys.tenant !== undefined && fairnessEnabled(config) ? tenantPolicy(config, keys.tenant) : undefined;
     const deps = {
       redis: this.#d.queueRedis,
       keys,
       statusTtlS: config.statusTtlS,
       inlineDataTtlS: config.inlineDataTtlS,
       historyMaxJobs: config.historyMaxJobs,
+      ...(policy === undefined ? {} : { maxQueued: policy.maxQueued }),
     };
     const started = Date.now();
     let outcome = await this.#d.bounded(resetForRetry(deps, jobId, name));
@@ -108,6 +119,12 @@ export class Jobs {
           `job ${jobId} is still being removed from the queue; try again in a moment`,
           { retryAfterS: 1 },
         );
+      case 'quota':
+        throw new QuarryError(
+          'QUARRY_ERR_TENANT_QUOTA',
+          `tenant "${keys.tenant}" has ${policy?.maxQueued} jobs queued (its maxQueued): retry when some have run`,
+          { field: 'maxQueued', retryAfterS: QUOTA_RETRY_AFTER_S },
+        );
       case 'gone':
         throw new QuarryError(
           'QUARRY_ERR_RETRY_DATA_GONE',
@@ -117,9 +134,12 @@ export class Jobs {
         );
     }
     try {
-      await this.#d.bounded(
-        this.#d.queues[name].add(name, JSON.parse(outcome.payload), jobOptions(config, jobId)),
-      );
+      const options = jobOptions(config, jobId);
+      if (policy !== undefined) {
+        const placing = placeJob(this.#d.queueRedis, keys, name, policy, status.priority ?? DEFAULT_PRIORITY);
+        options.priority = await this.#d.bounded(placing);
+      }
+      await this.#d.bounded(this.#d.queues[name].add(name, JSON.parse(outcome.payload), options));
     } catch (error) {
       await undoRetry(deps, jobId, name, outcome).catch((err: unknown) => {
         this.#d.logger.warn({ err, jobId }, 'could not take back a failed retry; the reconciler will');

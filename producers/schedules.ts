@@ -5,6 +5,7 @@
 import type { Queue } from 'bullmq';
 import type { AddressedAggregation } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
+import { QuarryError } from '../shared/errors.ts';
 import { jobOptions } from '../shared/job-options.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Redis } from '../shared/redis.ts';
@@ -45,6 +46,13 @@ export class Schedules {
     const { config, keys, tenant, queueRedis, aggregateQueue } = this.#d;
     checkScheduleName(name);
     const r = parseScheduleRequest(request);
+    if (typeof r.spec === 'object' && r.spec !== null && 'priority' in r.spec) {
+      throw new QuarryError(
+        'QUARRY_ERR_VALIDATION',
+        'spec.priority: scheduled refreshes always run as batch (docs/FAIRNESS.md)',
+        { field: 'spec.priority' },
+      );
+    }
     await this.#d.address(r.spec); // bad specs and missing files fail here, not at every tick
     const data: RefreshJobData = { v: 1, kind: 'refresh', name, spec: r.spec, ...(tenant ? { tenant } : {}) };
     const id = schedulerId(tenant, name);

@@ -19,6 +19,7 @@ import {
   prepareInlineRecords,
 } from './datasets.ts';
 import { QuarryError } from './errors.ts';
+import { DEFAULT_PRIORITY, type PriorityClass, PrioritySchema } from './fairness.ts';
 import { Column, type Filter, type FilterLeaf, FilterTree, forEachLeaf } from './filter-tree.ts';
 import {
   type GroupKey,
@@ -109,6 +110,8 @@ export const AggregationSpecSchema = z.strictObject({
     .optional(),
   offset: z.number().int().min(0).optional(),
   engine: z.enum(ENGINES).default('auto'),
+  /** How soon, within the tenant (shared/fairness.ts); not part of the spec's address. */
+  priority: PrioritySchema.optional(),
 });
 
 /** The spec as a client writes it. */
@@ -288,6 +291,8 @@ export interface AggregationLimits {
 /** A validated request: the normalized spec minus the file fingerprint, plus inline data. */
 export interface ParsedAggregation {
   readonly spec: Omit<AggregationSpec, 'dataset'>;
+  /** The request's priority class (default normal): scheduling only, never hashed. */
+  readonly priority: PriorityClass;
   readonly dataset:
     | { readonly kind: 'inline'; readonly data: InlineDataset }
     | {
@@ -439,11 +444,17 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
     ...(s.offset === undefined || s.offset === 0 ? {} : { offset: s.offset }),
     engine: s.engine,
   };
+  const priority = s.priority ?? DEFAULT_PRIORITY;
   if ('records' in s.dataset) {
-    return { spec, dataset: { kind: 'inline', data: prepareInlineRecords(records, limits.maxInlineBytes) } };
+    return {
+      spec,
+      priority,
+      dataset: { kind: 'inline', data: prepareInlineRecords(records, limits.maxInlineBytes) },
+    };
   }
   return {
     spec,
+    priority,
     dataset: {
       kind: 'file',
       path: s.dataset.path,
@@ -460,6 +471,8 @@ export interface AddressedAggregation {
   readonly jobId: string;
   /** Canonical records JSON for inline datasets. */
   readonly inlineJson?: string;
+  /** The request's priority class: identical requests share one job whatever theirs. */
+  readonly priority: PriorityClass;
 }
 
 /**
@@ -484,7 +497,13 @@ export function addressAggregation(
       .update('\n')
       .update(json);
     const resultKey = hash.digest();
-    return { spec, resultKey, jobId: aggregationJobId(resultKey), inlineJson: json };
+    return {
+      spec,
+      resultKey,
+      jobId: aggregationJobId(resultKey),
+      inlineJson: json,
+      priority: parsed.priority,
+    };
   }
   if (file === undefined) throw new Error('addressAggregation: a file dataset needs its fingerprint');
   dataset = { kind: 'file', ...file };
@@ -493,7 +512,7 @@ export function addressAggregation(
   const { mtimeMs: _ignored, ...byContent } = dataset;
   hash.update(canonicalJson(file.contentHash === undefined ? spec : { ...spec, dataset: byContent }));
   const resultKey = hash.digest();
-  return { spec, resultKey, jobId: aggregationJobId(resultKey) };
+  return { spec, resultKey, jobId: aggregationJobId(resultKey), priority: parsed.priority };
 }
 
 /** A zod error as QUARRY_ERR_VALIDATION: one sentence naming the field (shared/zod-messages.ts). */

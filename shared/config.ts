@@ -25,6 +25,12 @@ export interface ApiKey {
   readonly scopes: readonly ApiScope[];
   /** The tenant's data root; default `<QUARRY_DATA_DIR>/<tenant>`. Keys of one tenant agree. */
   readonly dataDir?: string;
+  /** Fair dispatch: the tenant's share relative to others (default 1; shared/fairness.ts). */
+  readonly weight?: number;
+  /** Jobs of the tenant running at once across all workers; default QUARRY_TENANT_MAX_ACTIVE. */
+  readonly maxActive?: number;
+  /** Jobs of the tenant queued at once (past it: 429); default QUARRY_TENANT_MAX_QUEUED. */
+  readonly maxQueued?: number;
 }
 
 const ApiKeysSchema = z
@@ -45,6 +51,9 @@ const ApiKeysSchema = z
           tenant: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tenant: 1-64 letters, digits, - or _'),
           scopes: z.array(z.enum(API_SCOPES)).min(1),
           dataDir: z.string().min(1).max(4096).optional(),
+          weight: z.number().int().min(1).max(100).optional(),
+          maxActive: z.number().int().min(0).max(1_000_000).optional(),
+          maxQueued: z.number().int().min(0).max(100_000_000).optional(),
         }),
       )
       .refine((keys) => new Set(keys.map((k) => k.key)).size === keys.length, 'keys must be distinct')
@@ -59,6 +68,17 @@ const ApiKeysSchema = z
             ),
           ),
         'keys of one tenant must give the same dataDir (or none)',
+      )
+      .refine(
+        (keys) =>
+          keys.every((k) =>
+            keys.every(
+              (o) =>
+                o.tenant !== k.tenant ||
+                (o.weight === k.weight && o.maxActive === k.maxActive && o.maxQueued === k.maxQueued),
+            ),
+          ),
+        'keys of one tenant must give the same weight, maxActive and maxQueued (or none)',
       ),
   );
 
@@ -116,6 +136,8 @@ const EnvSchema = z.object({
   QUARRY_CONSOLE_SESSION_TTL_S: int(60, 30 * 86400, 8 * 3600),
   QUARRY_RATE_LIMIT_RPS: int(0, 1_000_000, 200),
   QUARRY_RATE_LIMIT_BURST: int(1, 1_000_000, 400),
+  QUARRY_TENANT_MAX_ACTIVE: int(0, 1_000_000, 0),
+  QUARRY_TENANT_MAX_QUEUED: int(0, 100_000_000, 100_000),
   QUARRY_HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
   QUARRY_HTTP_HEADERS_TIMEOUT_MS: int(100, 3_600_000, 10_000),
   QUARRY_HTTP_KEEPALIVE_TIMEOUT_MS: int(100, 3_600_000, 5_000),
@@ -197,6 +219,10 @@ export interface QuarryConfig {
   /** Requests per second per API key (0 = unlimited), and the burst allowed. */
   readonly rateLimitPerSecond: number;
   readonly rateLimitBurst: number;
+  /** A tenant's running jobs at once, unless its key says (0 = no limit). */
+  readonly tenantMaxActive: number;
+  /** A tenant's queued jobs at once, unless its key says (0 = no limit). */
+  readonly tenantMaxQueued: number;
   /**
    * How long a client may take to send a whole request (headers and body), and its headers
    * alone; past either the API answers 408 and closes the connection. Neither limits the
@@ -298,6 +324,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     consoleSessionTtlS: e.QUARRY_CONSOLE_SESSION_TTL_S,
     rateLimitPerSecond: e.QUARRY_RATE_LIMIT_RPS,
     rateLimitBurst: e.QUARRY_RATE_LIMIT_BURST,
+    tenantMaxActive: e.QUARRY_TENANT_MAX_ACTIVE,
+    tenantMaxQueued: e.QUARRY_TENANT_MAX_QUEUED,
     httpRequestTimeoutMs: e.QUARRY_HTTP_REQUEST_TIMEOUT_MS,
     httpHeadersTimeoutMs: e.QUARRY_HTTP_HEADERS_TIMEOUT_MS,
     httpKeepAliveTimeoutMs: e.QUARRY_HTTP_KEEPALIVE_TIMEOUT_MS,

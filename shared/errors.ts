@@ -73,7 +73,13 @@ export const ERRORS = {
     'A write made with a console session cookie lacks its CSRF token (x-quarry-csrf header), or the token is wrong.',
   ),
   QUARRY_ERR_RATE_LIMITED: def(429, false, "The API key's request rate limit was reached."),
+  QUARRY_ERR_TENANT_QUOTA: def(
+    429,
+    false,
+    "The tenant's queued jobs reached its maxQueued; retry after some finish.",
+  ),
   QUARRY_ERR_SCHEDULE_NOT_FOUND: def(404, true, 'No schedule with this name.'),
+  QUARRY_ERR_TENANT_NOT_FOUND: def(404, true, 'No tenant of this name that the key may see.'),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
   QUARRY_ERR_NOT_ACCEPTABLE: def(
     406,

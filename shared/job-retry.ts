@@ -23,10 +23,14 @@ const RESET_FIELDS = [
 
 // The first write is the HSET (denied at maxmemory), so a Redis that refuses writes refuses the
 // whole script. A second retry of the same job finds it queued: one run, whoever asked first.
-// KEYS: status, cancel flag, inline data, live set, BullMQ job hash, history, history-all
+// Under fair dispatch (shared/fairness.ts) the job joins its tenant's queued set and, like a new
+// job, is refused past the tenant's maxQueued before anything is written ({'quota'}).
+// KEYS: status, cancel flag, inline data, live set, BullMQ job hash, history, history-all,
+//       the tenant's fair-queued set
 // ARGV: now, ttlS, progressJson, channel, jobId, liveMember, inlineTtlS, then historyArgs()
+//       (8-11), then maxQueued ('' without fair dispatch, 0 = no limit)
 // Returns {'new', payload, <previous values of RESET_FIELDS>} or {'missing'} / {'state', state} /
-// {'busy'} (BullMQ still holds the job it just ended) / {'gone', why}.
+// {'busy'} (BullMQ still holds the job it just ended) / {'gone', why} / {'quota'}.
 const RETRY_LUA = `${PUBLISH_RECORD_LUA}${HISTORY_LUA}
 local h = redis.call('HMGET', KEYS[1], ${RESET_FIELDS.map((f) => `'${f}'`).join(', ')}, 'payload')
 local state = h[1]
@@ -40,6 +44,9 @@ if not ok or type(p) ~= 'table' then return { 'gone', 'payload' } end
 local inline = (type(p.spec) == 'table' and type(p.spec.dataset) == 'table' and p.spec.dataset.kind == 'inline')
   or (type(p.source) == 'table' and p.source.kind == 'inline')
 if inline and redis.call('EXISTS', KEYS[3]) == 0 then return { 'gone', 'data' } end
+if ARGV[12] ~= '' and tonumber(ARGV[12]) > 0 and redis.call('SCARD', KEYS[8]) >= tonumber(ARGV[12]) then
+  return { 'quota' }
+end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'progress', ARGV[3], 'attempts', '0', 'createdAt', ARGV[1],
   'startedAt', '', 'finishedAt', '', 'errorCode', '', 'errorMessage', '')
 redis.call('DEL', KEYS[2])
@@ -47,6 +54,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 if inline then redis.call('EXPIRE', KEYS[3], ARGV[7]) end
 redis.call('ZADD', KEYS[4], ARGV[1], ARGV[6])
 add_history(KEYS[6], KEYS[7], ARGV[1], ARGV[5], ARGV[6], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+if ARGV[12] ~= '' then redis.call('SADD', KEYS[8], ARGV[5]) end
 publish_record(KEYS[1], ARGV[5], ARGV[4])
 local out = { 'new', payload }
 for i = 1, ${RESET_FIELDS.length} do out[i + 2] = h[i] or '' end
@@ -55,7 +63,7 @@ return out
 
 // Puts back what RETRY_LUA replaced, only while the record is the reset one (queued, never
 // attempted, the retry's createdAt) and BullMQ holds no job under the id.
-// KEYS: status, live set, BullMQ job hash, history, history-all
+// KEYS: status, live set, BullMQ job hash, history, history-all, fair-queued set
 // ARGV: retry createdAt, liveMember, jobId, channel, then field, value pairs of RESET_FIELDS
 const UNDO_RETRY_LUA = `${PUBLISH_RECORD_LUA}
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
@@ -63,6 +71,7 @@ local h = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'createdAt')
 if h[1] ~= 'queued' or h[2] ~= '0' or h[3] ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SREM', KEYS[6], ARGV[3])
 local created = redis.call('HGET', KEYS[1], 'createdAt')
 if created ~= '' then
   redis.call('ZADD', KEYS[4], 'XX', created, ARGV[3])
@@ -83,7 +92,8 @@ export type RetryOutcome =
   | { readonly kind: 'missing' }
   | { readonly kind: 'state'; readonly state: string }
   | { readonly kind: 'busy' }
-  | { readonly kind: 'gone'; readonly what: 'payload' | 'data' };
+  | { readonly kind: 'gone'; readonly what: 'payload' | 'data' }
+  | { readonly kind: 'quota' };
 
 export interface RetryDeps {
   readonly redis: Redis;
@@ -91,6 +101,8 @@ export interface RetryDeps {
   readonly statusTtlS: number;
   readonly inlineDataTtlS: number;
   readonly historyMaxJobs: number;
+  /** Fair dispatch on: the tenant's maxQueued (0 = no limit). */
+  readonly maxQueued?: number;
 }
 
 /** Resets a failed or cancelled record to queued (see RETRY_LUA). */
@@ -99,7 +111,7 @@ export async function resetForRetry(deps: RetryDeps, jobId: string, queue: Queue
   const now = Date.now();
   const reply = (await redis.eval(
     RETRY_LUA,
-    7,
+    8,
     keys.status(jobId),
     keys.cancelFlag(jobId),
     keys.inlineData(jobId),
@@ -107,6 +119,7 @@ export async function resetForRetry(deps: RetryDeps, jobId: string, queue: Queue
     keys.bullJob(queue, jobId),
     keys.history,
     keys.historyAll,
+    keys.fairQueued,
     String(now),
     String(deps.statusTtlS),
     JSON.stringify({ phase: 'queued', percent: 0 }),
@@ -115,6 +128,7 @@ export async function resetForRetry(deps: RetryDeps, jobId: string, queue: Queue
     liveMember(keys.tenant, jobId),
     String(deps.inlineDataTtlS),
     ...historyArgs(keys, deps.statusTtlS, deps.historyMaxJobs, now),
+    deps.maxQueued === undefined ? '' : String(deps.maxQueued),
   )) as string[];
   const [kind, ...rest] = reply;
   if (kind === 'new') {
@@ -124,7 +138,7 @@ export async function resetForRetry(deps: RetryDeps, jobId: string, queue: Queue
   }
   if (kind === 'state') return { kind, state: rest[0] ?? '' };
   if (kind === 'gone') return { kind, what: rest[0] === 'data' ? 'data' : 'payload' };
-  if (kind === 'busy') return { kind };
+  if (kind === 'busy' || kind === 'quota') return { kind };
   return { kind: 'missing' };
 }
 
@@ -138,12 +152,13 @@ export async function undoRetry(
   const { redis, keys } = deps;
   const undone = await redis.eval(
     UNDO_RETRY_LUA,
-    5,
+    6,
     keys.status(jobId),
     keys.liveJobs,
     keys.bullJob(queue, jobId),
     keys.history,
     keys.historyAll,
+    keys.fairQueued,
     reset.createdAt,
     liveMember(keys.tenant, jobId),
     jobId,

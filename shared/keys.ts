@@ -33,6 +33,10 @@
 //                                 epoch): counts by final state and a run-time histogram
 //                                 (activity.ts); TTL QUARRY_ACTIVITY_WINDOW_S + 60 s
 //     <prefix>:activity-all:<minute>  the same summed over all tenants
+//     <prefix>:fair:<queue>:clock hash: fair dispatch's virtual clock `v` and each tenant's lane
+//                                 clocks `<tenant>|<class>` (shared/fairness.ts; with API keys only)
+//     <prefix>:t:<t>:fair:queued  set: the tenant's queued job ids (maxQueued, gauges)
+//     <prefix>:t:<t>:fair:active  sorted set: the tenant's running job ids, scored by lease end
 //   cache Redis (evicting: allkeys-lru)
 //     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
 
@@ -80,6 +84,14 @@ export interface KeyScheme {
   activityAll(minute: number): string;
   /** BullMQ's hash for a job: exists while BullMQ holds the job (we keep no finished jobs). */
   bullJob(queue: QueueName, jobId: string): string;
+  /** One of BullMQ's own keys of a queue (`wait`, `prioritized`, `delayed`, `active`). */
+  bullKey(queue: QueueName, suffix: string): string;
+  /** Fair dispatch's clocks for one queue (shared by all tenants). */
+  fairClock(queue: QueueName): string;
+  /** This tenant's queued job ids (both queues). */
+  readonly fairQueued: string;
+  /** This tenant's running job ids, scored by when their lease ends (epoch ms). */
+  readonly fairActive: string;
 }
 
 /** A live-jobs member: which tenant's record (empty for none) and which job. */
@@ -129,6 +141,10 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     activity: (minute: number) => `${p}:activity:${minute}`,
     activityAll: (minute: number) => `${prefix}:activity-all:${minute}`,
     bullJob: (queue: QueueName, jobId: string) => `${prefix}:${queue}:${jobId}`,
+    bullKey: (queue: QueueName, suffix: string) => `${prefix}:${queue}:${suffix}`,
+    fairClock: (queue: QueueName) => `${prefix}:fair:${queue}:clock`,
+    fairQueued: `${p}:fair:queued`,
+    fairActive: `${p}:fair:active`,
   });
 }
 

@@ -35,6 +35,8 @@ export const METRIC_NAMES = {
   queueJobs: 'quarry_queue_jobs',
   /** Worker: age of the job that has waited longest in each queue (0 when none waits). */
   queueOldestWaitingAge: 'quarry_queue_oldest_waiting_age_seconds',
+  /** Worker: each tenant's queued and running jobs (tenants from QUARRY_API_KEYS only). */
+  tenantJobs: 'quarry_tenant_jobs',
 } as const;
 
 /**
@@ -111,6 +113,18 @@ export interface WorkerMetrics extends MetricsBase {
    * fails (Redis away) the scrape still answers, without those two metrics.
    */
   trackQueues(source: () => Promise<readonly QueueSnapshot[]>): void;
+  /**
+   * Reads `source()` once per scrape for quarry_tenant_jobs{tenant,state}; the tenants are the
+   * key list's (bounded labels). A failing read leaves the metric out of that scrape.
+   */
+  trackTenants(source: () => Promise<readonly TenantSnapshot[]>): void;
+}
+
+/** One tenant's counts as a scrape reads them. */
+export interface TenantSnapshot {
+  readonly tenant: string;
+  readonly queued: number;
+  readonly active: number;
 }
 
 export type QuarryMetrics = ApiMetrics | WorkerMetrics;
@@ -197,6 +211,21 @@ export function createMetrics(role: MetricsRole): QuarryMetrics {
     }
     return pending.snapshot;
   };
+  let tenants: (() => Promise<readonly TenantSnapshot[]>) | undefined;
+  new Gauge({
+    name: METRIC_NAMES.tenantJobs,
+    help: "Each tenant's queued and running (active) jobs across all workers, read from Redis per scrape.",
+    labelNames: ['tenant', 'state'],
+    registers,
+    async collect() {
+      const snap = tenants === undefined ? undefined : await tenants().catch(() => undefined);
+      this.reset();
+      for (const { tenant, queued, active } of snap ?? []) {
+        this.set({ tenant, state: 'queued' }, queued);
+        this.set({ tenant, state: 'active' }, active);
+      }
+    },
+  });
   new Gauge({
     name: METRIC_NAMES.queueJobs,
     help: 'Jobs in each queue by state (waiting includes prioritized), as Redis holds them now.',
@@ -226,6 +255,9 @@ export function createMetrics(role: MetricsRole): QuarryMetrics {
     registry,
     trackQueues(source) {
       queues = source;
+    },
+    trackTenants(source) {
+      tenants = source;
     },
     jobsFailed: new Counter({
       name: METRIC_NAMES.jobsFailed,

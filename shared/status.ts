@@ -3,6 +3,7 @@
 // events channel so waiters wake without polling.
 import { ACTIVITY_LUA, activityMinute } from './activity.ts';
 import type { ErrorCode } from './errors.ts';
+import { DEFAULT_PRIORITY, type PriorityClass } from './fairness.ts';
 import { HISTORY_LUA, historyArgs } from './history-index.ts';
 import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
 import type { Redis } from './redis.ts';
@@ -37,6 +38,8 @@ export interface JobStatus {
   /** Index jobs: the collection and the version the job built. */
   readonly collection?: string;
   readonly version?: number;
+  /** The priority class it was enqueued with (shared/fairness.ts). */
+  readonly priority: PriorityClass;
 }
 
 /**
@@ -62,6 +65,7 @@ export const STATUS_FIELDS = [
   'errorMessage',
   'collection',
   'version',
+  'priority',
 ] as const;
 
 // Builds the event from the hash itself, inside the script that changed it, so the event carries
@@ -103,6 +107,7 @@ local function publish_record(key, jobId, channel)
     finishedAt = iso(h.finishedAt),
     resultKey = (h.resultKey ~= nil and h.resultKey ~= '') and h.resultKey or cjson.null,
     error = cjson.null,
+    priority = (h.priority ~= nil and h.priority ~= '') and h.priority or 'normal',
   }
   if h.errorCode ~= nil and h.errorCode ~= '' then
     e.error = { code = h.errorCode, message = h.errorMessage or '' }
@@ -123,13 +128,22 @@ end
 // identical request joining an in-flight job never rewinds its status; a new record also
 // clears a cancellation left by an earlier job under the same id.
 // A new record enters the history index (job-history.ts).
-// KEYS: status, cancel flag, inline data, live set, history, history of all tenants
+// Fair dispatch (shared/fairness.ts): a new job past the tenant's maxQueued is refused before
+// anything is written ('quota'); one that is written joins the tenant's queued set.
+// KEYS: status, cancel flag, inline data, live set, history, history of all tenants, the
+//       tenant's fair-queued set
 // ARGV: type, resultKey, collection, createdAt, ttlS, progressJson, channel, jobId,
-//       inlineData, inlineTtlS, liveMember, payload, owner, then historyArgs()
+//       inlineData, inlineTtlS, liveMember, payload, owner, then historyArgs() (14-17), then
+//       maxQueued ('' without fair dispatch, 0 = no limit), priority class
 const ENQUEUE_LUA = `${PUBLISH_RECORD_LUA}${HISTORY_LUA}
-if ARGV[9] ~= '' then redis.call('SET', KEYS[3], ARGV[9], 'EX', ARGV[10]) end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'queued' or state == 'active' then
+local live = state == 'queued' or state == 'active'
+if not live and ARGV[18] ~= '' and tonumber(ARGV[18]) > 0
+  and redis.call('SCARD', KEYS[7]) >= tonumber(ARGV[18]) then
+  return 'quota'
+end
+if ARGV[9] ~= '' then redis.call('SET', KEYS[3], ARGV[9], 'EX', ARGV[10]) end
+if live then
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[11])
   return state
@@ -137,12 +151,13 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], 'type', ARGV[1], 'state', 'queued', 'progress', ARGV[6], 'attempts', '0',
   'createdAt', ARGV[4], 'startedAt', '', 'finishedAt', '', 'resultKey', ARGV[2], 'errorCode', '',
-  'errorMessage', '', 'collection', ARGV[3], 'version', '')
+  'errorMessage', '', 'collection', ARGV[3], 'version', '', 'priority', ARGV[19])
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'payload', ARGV[12]) end
 if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[13]) end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[11])
 add_history(KEYS[5], KEYS[6], ARGV[4], ARGV[8], ARGV[11], ARGV[14], ARGV[15], ARGV[16], ARGV[17])
+if ARGV[18] ~= '' then redis.call('SADD', KEYS[7], ARGV[8]) end
 publish_record(KEYS[1], ARGV[8], ARGV[7])
 return 'new'
 `;
@@ -151,7 +166,8 @@ return 'new'
 // record this request created (still queued, never attempted) and only while BullMQ has no job
 // under the id (a concurrent identical request may have added it: then the job stands).
 // DEL and ZREM are allowed on a Redis at maxmemory, so the rollback works when the add did not.
-// KEYS: status, inline data, live set, BullMQ job hash, history, history of all tenants
+// KEYS: status, inline data, live set, BullMQ job hash, history, history of all tenants,
+//       fair-queued set
 // ARGV: liveMember, jobId
 const ROLLBACK_LUA = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
@@ -162,6 +178,7 @@ redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('SREM', KEYS[7], ARGV[2])
 return 1
 `;
 
@@ -187,7 +204,7 @@ end
 
 // Ends a job that is still live (queued or active) in a final state; a job that ended already
 // keeps its record (one that completed while a cancellation was on its way stays completed).
-// KEYS: status, live set, activity, activity of all tenants, inline data
+// KEYS: status, live set, activity, activity of all tenants, inline data, fair-queued set
 // ARGV: state, finishedAt, errorCode, errorMessage, progressJson, ttlS, channel, jobId,
 //       liveMember, activityTtlS, retryTtlS
 const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
@@ -198,13 +215,14 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finishedAt', ARGV[2], 'errorCode'
 end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], state)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[9])
+redis.call('SREM', KEYS[6], ARGV[8])
 publish_record(KEYS[1], ARGV[8], ARGV[7])
 return 1
 `;
 
 // Writes fields, renews the TTL, keeps the live set exact (a final record leaves it, see end_job;
 // a live one stays in it) and publishes the record as it now is, in one script.
-// KEYS: status, live set, activity, activity of all tenants, inline data
+// KEYS: status, live set, activity, activity of all tenants, inline data, fair-queued set
 // ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), activityTtlS, retryTtlS, then
 //       field, value pairs
 const WRITE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
@@ -213,6 +231,7 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[5] == 'final' then
   end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], prev)
   redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('SREM', KEYS[6], ARGV[3])
 elseif ARGV[5] == 'live' then
   redis.call('ZADD', KEYS[2], 'NX', redis.call('TIME')[1] * 1000, ARGV[4])
 end
@@ -234,6 +253,10 @@ export interface EnqueueWrite {
   payload?: unknown;
   /** The BullMQ job (same queue) that computes this one inside itself, if any (schedules). */
   owner?: string;
+  /** The job's priority class (recorded; default normal). */
+  priority?: PriorityClass;
+  /** Fair dispatch on: the tenant's maxQueued (0 = no limit); the job joins its queued set. */
+  maxQueued?: number;
 }
 
 /** A live record as the reconciler reads it. */
@@ -242,6 +265,7 @@ export interface LiveRecord {
   readonly type: JobType;
   readonly payload: string | null;
   readonly owner: string | null;
+  readonly priority: PriorityClass;
 }
 
 /** How long what the records lead to is kept (shared/config.ts; defaults are its defaults). */
@@ -284,20 +308,26 @@ export class StatusStore {
 
   /**
    * Marks a job queued, with its inline data, in one atomic write; returns 'new', or the state
-   * of the live job the request joins. Throws (nothing written) when Redis refuses the write.
+   * of the live job the request joins, or 'quota' (nothing written) for a new job past the
+   * tenant's maxQueued. Throws (nothing written) when Redis refuses the write.
    */
-  async enqueue(jobId: string, type: JobType, write: EnqueueWrite): Promise<'new' | 'queued' | 'active'> {
+  async enqueue(
+    jobId: string,
+    type: JobType,
+    write: EnqueueWrite,
+  ): Promise<'new' | 'queued' | 'active' | 'quota'> {
     const { resultKey } = write;
     const now = Date.now();
     return (await this.#redis.eval(
       ENQUEUE_LUA,
-      6,
+      7,
       this.#keys.status(jobId),
       this.#keys.cancelFlag(jobId),
       this.#keys.inlineData(jobId),
       this.#keys.liveJobs,
       this.#keys.history,
       this.#keys.historyAll,
+      this.#keys.fairQueued,
       type,
       resultKey ?? '',
       write.collection ?? '',
@@ -312,7 +342,9 @@ export class StatusStore {
       write.payload === undefined ? '' : JSON.stringify(write.payload),
       write.owner ?? '',
       ...historyArgs(this.#keys, this.#ttlS, this.#retention.historyMaxJobs, now),
-    )) as 'new' | 'queued' | 'active';
+      write.maxQueued === undefined ? '' : String(write.maxQueued),
+      write.priority ?? DEFAULT_PRIORITY,
+    )) as 'new' | 'queued' | 'active' | 'quota';
   }
 
   /**
@@ -322,13 +354,14 @@ export class StatusStore {
   async rollback(jobId: string, queue: QueueName): Promise<boolean> {
     const undone = await this.#redis.eval(
       ROLLBACK_LUA,
-      6,
+      7,
       this.#keys.status(jobId),
       this.#keys.inlineData(jobId),
       this.#keys.liveJobs,
       this.#keys.bullJob(queue, jobId),
       this.#keys.history,
       this.#keys.historyAll,
+      this.#keys.fairQueued,
       this.#member(jobId),
       jobId,
     );
@@ -388,10 +421,11 @@ export class StatusStore {
     const end = this.#endKeys(jobId, now);
     const marked = await this.#redis.eval(
       END_IF_LIVE_LUA,
-      5,
+      6,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
       ...end.keys,
+      this.#keys.fairQueued,
       state,
       String(now),
       error.code,
@@ -413,18 +447,20 @@ export class StatusStore {
 
   /** What the reconciler needs of a record (state null: the record is gone). */
   async live(jobId: string): Promise<LiveRecord> {
-    const [state, type, payload, owner] = await this.#redis.hmget(
+    const [state, type, payload, owner, priority] = await this.#redis.hmget(
       this.#keys.status(jobId),
       'state',
       'type',
       'payload',
       'owner',
+      'priority',
     );
     return {
       state: (state as JobState | null) ?? null,
       type: (type ?? 'aggregate') as JobType,
       payload: payload ?? null,
       owner: owner || null,
+      priority: (priority || DEFAULT_PRIORITY) as PriorityClass,
     };
   }
 
@@ -451,10 +487,11 @@ export class StatusStore {
     const end = this.#endKeys(jobId, Date.now());
     await this.#redis.eval(
       WRITE_LUA,
-      5,
+      6,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
       ...end.keys,
+      this.#keys.fairQueued,
       String(this.#ttlS),
       this.#keys.eventsChannel,
       jobId,
@@ -482,5 +519,6 @@ export function toStatus(jobId: string, h: Record<string, string>): JobStatus {
     error: h.errorCode ? { code: h.errorCode, message: h.errorMessage ?? '' } : null,
     ...(h.collection ? { collection: h.collection } : {}),
     ...(h.version ? { version: Number(h.version) } : {}),
+    priority: (h.priority || DEFAULT_PRIORITY) as PriorityClass,
   };
 }

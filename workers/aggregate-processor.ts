@@ -202,6 +202,8 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       resultKey,
       payload: data,
       owner: ownerId,
+      // Scheduled refreshes run as batch (docs/FAIRNESS.md); the record says so.
+      priority: 'batch',
       ...(addressed.inlineJson === undefined
         ? {}
         : { inline: { json: addressed.inlineJson, ttlS: config.inlineDataTtlS } }),

@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { QuarryConfig } from '../shared/config.ts';
+import { fairnessEnabled, placeJob, tenantPolicy } from '../shared/fairness.ts';
 import { jobOptions } from '../shared/job-options.ts';
 import { keyScheme, parseLiveMember, QUEUE_NAMES, type QueueName } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -141,7 +142,13 @@ export class Reconciler {
       log.warn({ reason: gone }, 'failed a job lost from the queue');
       return 'orphaned';
     }
-    await queues[queue].add(queue, payload, jobOptions(config, jobId));
+    const options = jobOptions(config, jobId);
+    // With tenants, a job put back takes a new place in its tenant's lane (shared/fairness.ts).
+    if (tenant !== undefined && fairnessEnabled(config)) {
+      const policy = tenantPolicy(config, tenant);
+      options.priority = await placeJob(queueRedis, scope.keys, queue, policy, record.priority);
+    }
+    await queues[queue].add(queue, payload, options);
     await queueRedis.zadd(live, 'XX', Date.now(), member);
     log.warn('enqueued again a job lost from the queue');
     return 'requeued';

@@ -5,6 +5,7 @@ import os from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import type { AggregationJobData } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
+import { fairnessEnabled, releaseJob, tenantPolicies, tenantUsage } from '../shared/fairness.ts';
 import type { IndexJobData } from '../shared/indexing.ts';
 import { keyScheme, QUEUE_NAMES } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -18,6 +19,7 @@ import {
 import { type AggregateJobResult, createAggregateProcessor } from './aggregate-processor.ts';
 import { createDuckDBEngine } from './engines/duckdb.ts';
 import { createPolarsEngine } from './engines/polars.ts';
+import { withFairAdmission } from './fair-admission.ts';
 import { IndexBuilder } from './index-builder.ts';
 import { createIndexProcessor, type IndexJobResult } from './index-processor.ts';
 import { ControlListener } from './job-control.ts';
@@ -101,15 +103,39 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     maxStalledCount: config.maxStalledCount,
     autorun: true,
   };
+  // Fair dispatch between tenants (workers/fair-admission.ts); a no-op without API keys.
+  const admission = { config, queueRedis, logger };
   const workers = [
-    new Worker<AggregationJobData, AggregateJobResult>(QUEUE_NAMES.aggregate, processor, {
-      ...common,
-      concurrency: config.workerConcurrency,
-    }),
-    new Worker<IndexJobData, IndexJobResult>(QUEUE_NAMES.index, indexProcessor, {
-      ...common,
-      concurrency: config.indexConcurrency,
-    }),
+    new Worker<AggregationJobData, AggregateJobResult>(
+      QUEUE_NAMES.aggregate,
+      withFairAdmission(
+        {
+          ...admission,
+          queue: QUEUE_NAMES.aggregate,
+          leaseMs: config.aggregateTimeoutMs + 2 * config.lockDurationMs,
+        },
+        processor,
+      ),
+      {
+        ...common,
+        concurrency: config.workerConcurrency,
+      },
+    ),
+    new Worker<IndexJobData, IndexJobResult>(
+      QUEUE_NAMES.index,
+      withFairAdmission(
+        {
+          ...admission,
+          queue: QUEUE_NAMES.index,
+          leaseMs: config.indexTimeoutMs + 2 * config.lockDurationMs,
+        },
+        indexProcessor,
+      ),
+      {
+        ...common,
+        concurrency: config.indexConcurrency,
+      },
+    ),
   ];
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   for (const w of workers) w.on('stalled', () => metrics.jobStalls.inc({ queue: w.name }));
@@ -134,6 +160,16 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     queues: Object.values(QUEUE_NAMES),
   });
   metrics.trackQueues(() => queueProbe.snapshot());
+  if (fairnessEnabled(config)) {
+    metrics.trackTenants(() =>
+      Promise.all(
+        tenantPolicies(config).map(async ({ tenant }) => ({
+          tenant,
+          ...(await tenantUsage(queueRedis, keyScheme(config.prefix, tenant))),
+        })),
+      ),
+    );
+  }
   // BullMQ fails a job that stalled more than maxStalledCount times by itself, without calling
   // the processor (job.deferredFailure): nothing else would finish its status record.
   for (const w of workers) {
@@ -145,9 +181,10 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
       metrics.jobsFailed.inc({ type: w.name, code: 'QUARRY_ERR_JOB_STALLED' });
       metrics.jobs.inc({ type: w.name, state: 'failed' });
       // The record keeps the inline data for a retry (QUARRY_RETRY_DATA_TTL_S).
-      scope.status
-        .failed(job.id, { code: 'QUARRY_ERR_JOB_STALLED', message }, true)
-        .catch((err: unknown) => logger.error({ err, jobId: job.id }, 'could not record a stalled job'));
+      Promise.all([
+        scope.status.failed(job.id, { code: 'QUARRY_ERR_JOB_STALLED', message }, true),
+        releaseJob(queueRedis, scope.keys, job.id),
+      ]).catch((err: unknown) => logger.error({ err, jobId: job.id }, 'could not record a stalled job'));
     });
   }
   const controlConnection = createRoleConnection(config, 'queue', {

@@ -171,6 +171,7 @@ describe('aggregations end to end', () => {
       'error',
       'finishedAt',
       'jobId',
+      'priority',
       'progress',
       'resultKey',
       'startedAt',

@@ -25,12 +25,12 @@ cache = redis.Redis.from_url(CACHE_URL, decode_responses=True)
 # docs/KEYS.md, "The status record": every field, always present.
 STATUS_FIELDS = {
     "type", "state", "progress", "attempts", "createdAt", "startedAt", "finishedAt",
-    "resultKey", "errorCode", "errorMessage", "collection", "version",
+    "resultKey", "errorCode", "errorMessage", "collection", "version", "priority",
 }
 # docs/KEYS.md, "The events channel": the keys of every message.
 EVENT_KEYS = {
     "jobId", "type", "state", "progress", "attempts", "createdAt", "startedAt", "finishedAt",
-    "resultKey", "error",
+    "resultKey", "error", "priority",
 }
 STATES = {"queued", "active", "completed", "failed", "cancelled"}
 FINAL = {"completed", "failed", "cancelled"}
