@@ -196,6 +196,18 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
       ...errors([...AUTH_CODES, 'QUARRY_ERR_JOB_NOT_FOUND']),
     },
   },
+  'GET /v1/tenants': {
+    operationId: 'listTenants',
+    tags: ['tenants'],
+    summary: 'Queued and running jobs and limits of every tenant the key may read',
+    description:
+      'Admin keys: every tenant of the key list, in its order; other keys: their own tenant. ' +
+      'Empty without API keys (one tenant, no fair dispatch).',
+    response: {
+      200: json('TenantList', 'The tenants.', { tenants: [tenantUsageExample] }),
+      ...errors(AUTH_CODES),
+    },
+  },
   'GET /v1/tenants/:tenant/usage': {
     operationId: 'getTenantUsage',
     tags: ['tenants'],

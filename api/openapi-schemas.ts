@@ -151,6 +151,13 @@ export const JOB_STATUS = obj(
       enum: PRIORITY_CLASSES,
       description: 'The priority class it was enqueued with (docs/FAIRNESS.md).',
     }),
+    summary: str({
+      description:
+        'What the job computes, in one line for people (group keys, metrics, filters, order, limit; an index: its fields).',
+    }),
+    dataset: str({
+      description: 'What it reads, in one line: a file with its format and size, or inline rows.',
+    }),
   },
   [
     'jobId',
@@ -354,6 +361,7 @@ export const COMPONENT_SCHEMAS = {
   AggregationAccepted: AGGREGATION_ACCEPTED,
   JobStatus: examplesOf(JOB_STATUS, jobStatusExample),
   TenantUsage: examplesOf(TENANT_USAGE, tenantUsageExample),
+  TenantList: obj({ tenants: { type: 'array', items: { $ref: '#/components/schemas/TenantUsage' } } }),
   IndexInfo: examplesOf(INDEX_INFO, indexInfoExample),
   IndexList: obj({ indexes: { type: 'array', items: { $ref: '#/components/schemas/IndexInfo' } } }),
   IndexServed: examplesOf(INDEX_SERVED, { ...indexInfoExample, stored: true }),

@@ -37,6 +37,7 @@ import {
   indexJobId,
   parseIndexRequest,
 } from '../shared/indexing.ts';
+import { describeAggregation, describeIndex } from '../shared/job-description.ts';
 import { jobOptions } from '../shared/job-options.ts';
 import {
   JOB_ID_PATTERN,
@@ -221,6 +222,7 @@ export class QuarryClient {
     await this.#enqueueDurably(this.#aggregateQueue, QUEUE_NAMES.aggregate, job.jobId, data, {
       resultKey: job.resultKey,
       priority: job.priority,
+      description: describeAggregation(job.spec),
       ...(job.inlineJson === undefined
         ? {}
         : { inline: { json: job.inlineJson, ttlS: this.config.inlineDataTtlS } }),
@@ -338,6 +340,7 @@ export class QuarryClient {
     await this.#enqueueDurably(this.#indexQueue, QUEUE_NAMES.index, jobId, data, {
       resultKey: null,
       collection: parsed.job.collection,
+      description: describeIndex(parsed.job),
       ...(parsed.inlineJson === undefined
         ? {}
         : { inline: { json: parsed.inlineJson, ttlS: this.config.inlineDataTtlS } }),

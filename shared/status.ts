@@ -5,6 +5,7 @@ import { ACTIVITY_LUA, activityMinute } from './activity.ts';
 import type { ErrorCode } from './errors.ts';
 import { DEFAULT_PRIORITY, type PriorityClass } from './fairness.ts';
 import { HISTORY_LUA, historyArgs } from './history-index.ts';
+import type { JobDescription } from './job-description.ts';
 import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
 import type { Redis } from './redis.ts';
 
@@ -40,6 +41,9 @@ export interface JobStatus {
   readonly version?: number;
   /** The priority class it was enqueued with (shared/fairness.ts). */
   readonly priority: PriorityClass;
+  /** What the job computes and over what data, one line each (shared/job-description.ts). */
+  readonly summary?: string;
+  readonly dataset?: string;
 }
 
 /**
@@ -66,6 +70,8 @@ export const STATUS_FIELDS = [
   'collection',
   'version',
   'priority',
+  'summary',
+  'dataset',
 ] as const;
 
 // Builds the event from the hash itself, inside the script that changed it, so the event carries
@@ -114,6 +120,8 @@ local function publish_record(key, jobId, channel)
   end
   if h.collection ~= nil and h.collection ~= '' then e.collection = h.collection end
   if h.version ~= nil and h.version ~= '' then e.version = tonumber(h.version) end
+  if h.summary ~= nil and h.summary ~= '' then e.summary = h.summary end
+  if h.dataset ~= nil and h.dataset ~= '' then e.dataset = h.dataset end
   redis.call('PUBLISH', channel, cjson.encode(e))
 end
 `;
@@ -134,7 +142,7 @@ end
 //       tenant's fair-queued set
 // ARGV: type, resultKey, collection, createdAt, ttlS, progressJson, channel, jobId,
 //       inlineData, inlineTtlS, liveMember, payload, owner, then historyArgs() (14-17), then
-//       maxQueued ('' without fair dispatch, 0 = no limit), priority class
+//       maxQueued ('' without fair dispatch, 0 = no limit), priority class, summary, dataset
 const ENQUEUE_LUA = `${PUBLISH_RECORD_LUA}${HISTORY_LUA}
 local state = redis.call('HGET', KEYS[1], 'state')
 local live = state == 'queued' or state == 'active'
@@ -151,7 +159,8 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], 'type', ARGV[1], 'state', 'queued', 'progress', ARGV[6], 'attempts', '0',
   'createdAt', ARGV[4], 'startedAt', '', 'finishedAt', '', 'resultKey', ARGV[2], 'errorCode', '',
-  'errorMessage', '', 'collection', ARGV[3], 'version', '', 'priority', ARGV[19])
+  'errorMessage', '', 'collection', ARGV[3], 'version', '', 'priority', ARGV[19],
+  'summary', ARGV[20], 'dataset', ARGV[21])
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'payload', ARGV[12]) end
 if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[13]) end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
@@ -255,6 +264,8 @@ export interface EnqueueWrite {
   owner?: string;
   /** The job's priority class (recorded; default normal). */
   priority?: PriorityClass;
+  /** What it computes, over what (recorded for people: the console, GET /v1/jobs). */
+  description?: JobDescription;
   /** Fair dispatch on: the tenant's maxQueued (0 = no limit); the job joins its queued set. */
   maxQueued?: number;
 }
@@ -344,6 +355,8 @@ export class StatusStore {
       ...historyArgs(this.#keys, this.#ttlS, this.#retention.historyMaxJobs, now),
       write.maxQueued === undefined ? '' : String(write.maxQueued),
       write.priority ?? DEFAULT_PRIORITY,
+      write.description?.summary ?? '',
+      write.description?.dataset ?? '',
     )) as 'new' | 'queued' | 'active' | 'quota';
   }
 
@@ -519,6 +532,8 @@ export function toStatus(jobId: string, h: Record<string, string>): JobStatus {
     error: h.errorCode ? { code: h.errorCode, message: h.errorMessage ?? '' } : null,
     ...(h.collection ? { collection: h.collection } : {}),
     ...(h.version ? { version: Number(h.version) } : {}),
+    ...(h.summary ? { summary: h.summary } : {}),
+    ...(h.dataset ? { dataset: h.dataset } : {}),
     priority: (h.priority || DEFAULT_PRIORITY) as PriorityClass,
   };
 }

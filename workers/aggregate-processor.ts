@@ -17,6 +17,7 @@ import type { QuarryConfig } from '../shared/config.ts';
 import { type DataFile, openDataFile, tenantDataRoot } from '../shared/data-files.ts';
 import { fingerprintFile, hashFile } from '../shared/datasets.ts';
 import { isQuarryError, QuarryError } from '../shared/errors.ts';
+import { describeAggregation } from '../shared/job-description.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
 import { checkSpecColumns } from '../shared/plan.ts';
@@ -204,6 +205,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       owner: ownerId,
       // Scheduled refreshes run as batch (docs/FAIRNESS.md); the record says so.
       priority: 'batch',
+      description: describeAggregation(addressed.spec),
       ...(addressed.inlineJson === undefined
         ? {}
         : { inline: { json: addressed.inlineJson, ttlS: config.inlineDataTtlS } }),

@@ -82,7 +82,7 @@ async function route() {
   try {
     if (page === 'jobs' && parts[1] !== undefined) await jobPage(view, parts[1], { canWrite: canWrite() });
     else if (page === 'jobs') await jobsPage(view, params);
-    else if (page === 'activity') await activityPage(view);
+    else if (page === 'activity') await activityPage(view, { keys: session.mode === 'keys' });
     else if (page === 'indexes') await indexesPage(view, params);
     else if (page === 'schedules') await schedulesPage(view);
     else if (page === 'results') await resultsPage(view, parts[1]);

@@ -135,6 +135,9 @@ export async function jobPage(main, jobId, ctx) {
       job.type === 'index'
         ? ['Collection', job.collection ?? '—']
         : ['Result key', job.resultKey === null ? '—' : h('code', {}, job.resultKey)],
+      ['Computes', h('span', { id: 'job-summary' }, job.summary ?? '—')],
+      ['Dataset', h('span', { class: 'mono', id: 'job-dataset' }, job.dataset ?? '—')],
+      ['Priority', job.priority ?? 'normal'],
       ...(job.version === undefined ? [] : [['Version', job.version]]),
       ['State', stateBadge(job)],
       ['Progress', progressBar(job.progress, job.state)],

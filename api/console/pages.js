@@ -18,11 +18,53 @@ function legend(colours) {
   );
 }
 
-export async function activityPage(main) {
+/** Each tenant's queued and running jobs beside its limits (0 = no limit). */
+function tenantsTable(tenants) {
+  if (tenants.length === 0) return [];
+  const limit = (n) => (n === 0 ? '—' : n);
+  const columns = ['Tenant', 'Queued', 'Active', 'Weight', 'Max active', 'Max queued'];
+  return [
+    h('h2', {}, 'Tenants now'),
+    h(
+      'table',
+      { id: 'tenants' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          columns.map((c) => h('th', {}, c)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        tenants.map((t) =>
+          h(
+            'tr',
+            { 'data-tenant': t.tenant },
+            h('td', {}, t.tenant),
+            h('td', { class: 'num queued' }, t.queued),
+            h('td', { class: 'num active' }, t.active),
+            h('td', { class: 'num' }, t.weight),
+            h('td', { class: 'num' }, limit(t.maxActive)),
+            h('td', { class: 'num' }, limit(t.maxQueued)),
+          ),
+        ),
+      ),
+    ),
+  ];
+}
+
+export async function activityPage(main, ctx = {}) {
   main.append(h('h1', {}, 'Activity'));
   let activity;
+  let tenants = [];
   try {
     activity = await call('GET', '/v1/activity');
+    // Fair dispatch runs with API keys only: then each tenant's share, limits and jobs now.
+    if (ctx.keys) tenants = (await call('GET', '/v1/tenants')).tenants;
   } catch (error) {
     if (!unavailable(main, 'Activity', error)) main.append(errorBox(error));
     return;
@@ -62,6 +104,7 @@ export async function activityPage(main) {
         ),
       ),
     ),
+    ...tenantsTable(tenants),
     h(
       'h2',
       {},

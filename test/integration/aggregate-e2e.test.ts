@@ -168,6 +168,7 @@ describe('aggregations end to end', () => {
     assert.deepEqual(Object.keys(s).sort(), [
       'attempts',
       'createdAt',
+      'dataset',
       'error',
       'finishedAt',
       'jobId',
@@ -176,10 +177,16 @@ describe('aggregations end to end', () => {
       'resultKey',
       'startedAt',
       'state',
+      'summary',
       'type',
     ]);
     assert.equal(s.state, 'completed');
     assert.equal(s.type, 'aggregate');
+    assert.equal(
+      s.summary,
+      'by origin · count(*), avg(delay), max(distance), count_distinct(destination), quantile(delay, q 0.95) · order by count desc · limit 20',
+    );
+    assert.match(s.dataset, /^inline: 1000 rows, \d+ columns$/);
 
     const result = await sys.app.inject({ method: 'GET', url: body.links.result });
     assert.equal(result.statusCode, 200);

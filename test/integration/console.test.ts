@@ -193,6 +193,9 @@ describe('the console in headless Chromium', () => {
     await row.locator('a').click();
     await page.locator('#job-detail[data-state="failed"]').waitFor();
     assert.equal(((await page.locator('#error-code').textContent()) ?? '').trim(), code);
+    // What it computed and over what, though BullMQ dropped the job: from its status record.
+    assert.equal(await page.locator('#job-summary').textContent(), 'by region · sum(amount)');
+    assert.match((await page.locator('#job-dataset').textContent()) ?? '', /^sales\.csv \(csv, \d+ bytes\)$/);
     await shot('03-job-failed');
     await page.click('#retry-job');
     await page.locator('#job-detail[data-state="completed"]').waitFor();
@@ -226,6 +229,11 @@ describe('the console in headless Chromium', () => {
     assert.equal(await page.locator('#total-completed').textContent(), '2', 'the retry and the index build');
     assert.ok((await page.locator('svg.chart rect[data-state=failed]').count()) >= 1);
     assert.ok((await page.locator('svg.chart rect[data-state=completed]').count()) >= 1);
+    // Fair dispatch: the signed-in tenant's jobs now and its limits (nothing left queued).
+    const tenantRow = page.locator(`#tenants tr[data-tenant=${TENANT}]`);
+    assert.equal(await tenantRow.locator('.queued').textContent(), '0');
+    assert.equal(await tenantRow.locator('.active').textContent(), '0');
+    assert.equal(await page.locator('#tenants tbody tr').count(), 1, 'a tenant key sees only its own');
     await shot('06-activity');
 
     // Indexes: the collection listed; a search finds the pump manual.

@@ -331,6 +331,14 @@ describe('fair dispatch between tenants', () => {
         headers: auth('admin'),
       });
       assert.equal(admin.json().queued, 2);
+      const listed = async (who: string) =>
+        (
+          (await sys.app.inject({ method: 'GET', url: '/v1/tenants', headers: auth(who) })).json() as {
+            tenants: { tenant: string; queued: number }[];
+          }
+        ).tenants.map((t) => `${t.tenant}:${t.queued}`);
+      assert.deepEqual(await listed('R'), ['R:0'], 'a tenant key lists only its own tenant');
+      assert.deepEqual(await listed('admin'), ['Q:2', 'R:0', 'ops:0'], 'an admin key lists every tenant');
       const unknown = await sys.app.inject({
         method: 'GET',
         url: '/v1/tenants/nobody/usage',

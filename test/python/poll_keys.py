@@ -25,12 +25,13 @@ cache = redis.Redis.from_url(CACHE_URL, decode_responses=True)
 # docs/KEYS.md, "The status record": every field, always present.
 STATUS_FIELDS = {
     "type", "state", "progress", "attempts", "createdAt", "startedAt", "finishedAt",
-    "resultKey", "errorCode", "errorMessage", "collection", "version", "priority",
+    "resultKey", "errorCode", "errorMessage", "collection", "version", "priority", "summary",
+    "dataset",
 }
 # docs/KEYS.md, "The events channel": the keys of every message.
 EVENT_KEYS = {
     "jobId", "type", "state", "progress", "attempts", "createdAt", "startedAt", "finishedAt",
-    "resultKey", "error", "priority",
+    "resultKey", "error", "priority", "summary", "dataset",
 }
 STATES = {"queued", "active", "completed", "failed", "cancelled"}
 FINAL = {"completed", "failed", "cancelled"}
@@ -95,6 +96,7 @@ def check_status_hash(job_id, h):
     check(h["errorCode"] == "" or h["errorCode"].startswith("QUARRY_ERR_"), f"errorCode {h['errorCode']!r}")
     check((h["errorCode"] == "") == (h["errorMessage"] == ""), f"{job_id}: errorCode without errorMessage")
     check(h["version"] == "" or h["version"].isdigit(), f"{job_id}: version {h['version']!r}")
+    check(h["summary"] != "" and h["dataset"] != "", f"{job_id}: no summary or dataset")
     if h["type"] == "aggregate":
         check(len(h["resultKey"]) == 32, f"{job_id}: resultKey {h['resultKey']!r}")
         check(h["collection"] == "" and h["version"] == "", f"{job_id}: index fields on an aggregation")
