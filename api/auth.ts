@@ -101,16 +101,76 @@ export class TokenBucket {
     this.#tokens = this.#burst;
   }
 
-  /** Takes a token: 0 when granted, else the milliseconds until one is available. */
-  take(): number {
+  /** The milliseconds until a token is available (0: one is), taking none. */
+  wait(): number {
     if (this.#rate <= 0) return 0;
+    this.#refill();
+    return this.#tokens >= 1 ? 0 : ((1 - this.#tokens) / this.#rate) * 1000;
+  }
+
+  /** True while the bucket is full again (nothing taken recently): it can be forgotten. */
+  full(): boolean {
+    this.#refill();
+    return this.#tokens >= this.#burst;
+  }
+
+  #refill(): void {
     const now = performance.now();
     this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) / 1000) * this.#rate);
     this.#at = now;
+  }
+
+  /** Takes a token: 0 when granted, else the milliseconds until one is available. */
+  take(): number {
+    if (this.#rate <= 0) return 0;
+    this.#refill();
     if (this.#tokens >= 1) {
       this.#tokens -= 1;
       return 0;
     }
     return ((1 - this.#tokens) / this.#rate) * 1000;
+  }
+}
+
+/**
+ * Failed attempts counted per client address (console sign-ins): `burst` failures, then one
+ * every 1/perSecond s; past that, attempts are refused before the key is even looked at, so a
+ * guesser gains nothing by trying faster. At most `maxClients` addresses are tracked (full
+ * buckets are dropped first, then the oldest).
+ */
+export class FailureLimiter {
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #perSecond: number;
+  readonly #burst: number;
+  readonly #maxClients: number;
+
+  constructor(perSecond: number, burst: number, maxClients: number) {
+    this.#perSecond = perSecond;
+    this.#burst = burst;
+    this.#maxClients = maxClients;
+  }
+
+  /** Milliseconds `client` must wait before its next attempt (0: it may try now). */
+  wait(client: string): number {
+    return this.#buckets.get(client)?.wait() ?? 0;
+  }
+
+  /** Counts a failed attempt of `client`. */
+  failed(client: string): void {
+    let bucket = this.#buckets.get(client);
+    if (bucket === undefined) {
+      if (this.#buckets.size >= this.#maxClients) this.#evict();
+      bucket = new TokenBucket(this.#perSecond, this.#burst);
+      this.#buckets.set(client, bucket);
+    }
+    bucket.take();
+  }
+
+  #evict(): void {
+    for (const [client, bucket] of this.#buckets) if (bucket.full()) this.#buckets.delete(client);
+    if (this.#buckets.size >= this.#maxClients) {
+      const oldest = this.#buckets.keys().next().value;
+      if (oldest !== undefined) this.#buckets.delete(oldest);
+    }
   }
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { QuarryError } from '../../shared/errors.ts';
-import type { Authenticator } from '../auth.ts';
+import { type Authenticator, FailureLimiter } from '../auth.ts';
 import {
   type ConsoleSessions,
   CSRF_HEADER,
@@ -18,6 +18,10 @@ import { requireJson } from '../request.ts';
 export const CONSOLE_PATH = '/console';
 const ASSET_DIR = new URL('../console/', import.meta.url);
 const MAX_KEY_CHARS = 512;
+/** Failed sign-ins per client address: a burst of 10, then one every 6 s (429 past that). */
+const SIGN_IN_FAILURE_BURST = 10;
+const SIGN_IN_FAILURES_PER_SECOND = 1 / 6;
+const SIGN_IN_TRACKED_CLIENTS = 10_000;
 
 /** The files the console is made of, by the name they are served under, with their type. */
 const ASSETS: Readonly<Record<string, string>> = {
@@ -55,6 +59,11 @@ export function consoleRoutes(
   deps: { auth: Authenticator; sessions: ConsoleSessions },
 ): void {
   const { auth, sessions } = deps;
+  const signInFailures = new FailureLimiter(
+    SIGN_IN_FAILURES_PER_SECOND,
+    SIGN_IN_FAILURE_BURST,
+    SIGN_IN_TRACKED_CLIENTS,
+  );
   const page = readFileSync(new URL('index.html', ASSET_DIR));
   const files = new Map(
     Object.entries(ASSETS).map(([name, type]) => [
@@ -110,7 +119,22 @@ export function consoleRoutes(
         field: 'key',
       });
     }
-    const issued = sessions.issue(key);
+    const wait = signInFailures.wait(request.ip);
+    if (wait > 0) {
+      const retryAfterS = Math.max(1, Math.ceil(wait / 1000));
+      throw new QuarryError(
+        'QUARRY_ERR_RATE_LIMITED',
+        `too many failed sign-ins from this address; retry in ${retryAfterS} s`,
+        { retryAfterS },
+      );
+    }
+    let issued: ReturnType<typeof sessions.issue>;
+    try {
+      issued = sessions.issue(key);
+    } catch (error) {
+      signInFailures.failed(request.ip);
+      throw error;
+    }
     request.log.info(
       { tenant: issued.principal.tenant, keyIndex: issued.principal.keyIndex },
       'console sign-in',

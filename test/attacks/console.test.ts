@@ -158,6 +158,21 @@ describe('attacks on console sessions', () => {
     assert.deepEqual(nobody.json(), { signedIn: false, mode: 'keys' });
   });
 
+  test('guessing keys: past 10 failed sign-ins an address is refused, even with a good key', async () => {
+    const from = (remoteAddress: string, key: string) =>
+      app.inject({ method: 'POST', url: '/console/session', payload: { key }, remoteAddress });
+    for (let i = 0; i < 10; i++) {
+      const wrong = await from('203.0.113.7', `guess-${i}-0123456789abcdef`);
+      assert.equal(wrong.statusCode, 401, `guess ${i}`);
+    }
+    const refused = await from('203.0.113.7', KEYS.alpha.key);
+    assert.equal(refused.statusCode, 429, refused.body);
+    assert.equal(refused.json().error.code, 'QUARRY_ERR_RATE_LIMITED');
+    assert.ok(Number(refused.headers['retry-after']) >= 1, 'with Retry-After');
+    assert.equal(refused.headers['set-cookie'], undefined, 'no session for the guesser');
+    assert.equal((await from('198.51.100.9', KEYS.alpha.key)).statusCode, 200, 'other addresses sign in');
+  });
+
   test('the cookie authenticates /v1 as its tenant: tenant A never reads tenant B', async () => {
     const list = await app.inject({ method: 'GET', url: '/v1/jobs', headers: { cookie: alpha.cookie } });
     assert.equal(list.statusCode, 200, list.body);

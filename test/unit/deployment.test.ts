@@ -22,6 +22,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 // What an operator sets before `docker compose up` (shell or .env): only what compose requires.
 const OPERATOR_ENV: Record<string, string> = {
   QUARRY_API_KEYS: JSON.stringify([{ key: 'deployment-check-key-0001', tenant: 'main', scopes: ['admin'] }]),
+  QUARRY_CONSOLE_SECRET: 'deployment-check-console-secret-000000000000',
 };
 
 // ---------------------------------------------------------------- compose: reading
@@ -393,7 +394,9 @@ describe('compose.yaml', () => {
     // Without the operator's keys compose itself must refuse; otherwise the API exits at start.
     let withoutKeys: Record<string, string> | undefined;
     try {
-      withoutKeys = environmentOf(compose({}).services.api!);
+      withoutKeys = environmentOf(
+        compose({ QUARRY_CONSOLE_SECRET: OPERATOR_ENV.QUARRY_CONSOLE_SECRET! }).services.api!,
+      );
     } catch (error) {
       assert.ok(error instanceof MissingVariableError, String(error));
       assert.equal(error.variable, 'QUARRY_API_KEYS');
@@ -401,6 +404,14 @@ describe('compose.yaml', () => {
     if (withoutKeys !== undefined) {
       assert.ok(loadConfig(withoutKeys).apiKeys.length > 0, 'api: serves 0.0.0.0 without QUARRY_API_KEYS');
     }
+  });
+
+  test("console sessions are signed with the operator's secret, so they outlive a restart", () => {
+    assert.equal(config('api').consoleSecret, OPERATOR_ENV.QUARRY_CONSOLE_SECRET);
+    assert.throws(
+      () => environmentOf(compose({ QUARRY_API_KEYS: OPERATOR_ENV.QUARRY_API_KEYS! }).services.api!),
+      (e: unknown) => e instanceof MissingVariableError && e.variable === 'QUARRY_CONSOLE_SECRET',
+    );
   });
 
   test('services waited for as healthy have a healthcheck', () => {
