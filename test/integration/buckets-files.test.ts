@@ -1,12 +1,14 @@
 // Time buckets over native file types: a Parquet DATE, a TIMESTAMP (UTC) and a TIMESTAMPTZ,
-// bucketed in Los Angeles by DuckDB and Polars, against values worked out by hand.
+// bucketed in Los Angeles by DuckDB and Polars, against values worked out by hand. And NDJSON,
+// whose date- and time-like strings both engines read as strings (docs/AGGREGATION.md, "Files").
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { type AggregationSpec, parseAggregation } from '../../shared/aggregation.ts';
+import { QuarryError } from '../../shared/errors.ts';
 import { createDuckDBEngine } from '../../workers/engines/duckdb.ts';
 import type { AggregationEngine } from '../../workers/engines/engine.ts';
 import { createPolarsEngine } from '../../workers/engines/polars.ts';
@@ -73,6 +75,52 @@ test('weeks of a date, hours of a timestamp and of a zoned timestamp, in Los Ang
         },
       ],
       engine.name,
+    );
+  }
+});
+
+test('NDJSON: date- and time-like strings are strings in both engines', async () => {
+  const ndjson = path.join(dir, 'times.ndjson');
+  writeFileSync(
+    ndjson,
+    [
+      '{"day":"2024-03-10","at":"2024-03-10 08:30:00","n":1}',
+      '{"day":"2024-03-11","at":"2024-03-10 09:30:00","n":2}',
+    ]
+      .map((l) => `${l}\n`)
+      .join(''),
+  );
+  const limits = { maxInlineBytes: 1e6, maxResultRows: 100 };
+  const specOf = (input: object): AggregationSpec => ({
+    ...parseAggregation({ dataset: { records: [] }, ...input }, limits).spec,
+    dataset: { kind: 'inline', rows: 0, columns: [] },
+  });
+  const source = { kind: 'file' as const, file: ndjson, format: 'ndjson' as const };
+  const grouped = specOf({
+    groupBy: ['day'],
+    metrics: [{ op: 'max', column: 'at' }],
+    orderBy: [{ column: 'day', direction: 'asc' }],
+  });
+  const bucketed = specOf({ groupBy: [{ column: 'at', bucket: 'hour' }], metrics: [{ op: 'count' }] });
+  for (const engine of engines) {
+    const out = await engine.run({ spec: grouped, source, maxRows: 100 });
+    assert.deepEqual(
+      out.columns.map((c) => c.type),
+      ['string', 'string'],
+      engine.name,
+    );
+    assert.deepEqual(
+      out.rows,
+      [
+        { day: '2024-03-10', max_at: '2024-03-10 08:30:00' },
+        { day: '2024-03-11', max_at: '2024-03-10 09:30:00' },
+      ],
+      engine.name,
+    );
+    await assert.rejects(
+      engine.run({ spec: bucketed, source, maxRows: 100 }),
+      (e: unknown) => e instanceof QuarryError && e.code === 'QUARRY_ERR_SPEC_TYPE',
+      `${engine.name}: a time bucket of a string column`,
     );
   }
 });

@@ -92,8 +92,10 @@ export function sourceSql(source: EngineSource, params: Params): string {
       return `read_parquet(${file})`;
     case 'csv':
       return `read_csv(${file})`;
+    // Strings stay strings, as Polars reads them: DuckDB alone would turn date- and time-like
+    // strings into DATE and TIMESTAMP, and the engines would disagree on the column's type.
     case 'ndjson':
-      return `read_json(${file}, format = 'newline_delimited')`;
+      return `read_json(${file}, format = 'newline_delimited', dateformat = 'NONE', timestampformat = 'NONE')`;
   }
 }
 
