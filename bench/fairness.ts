@@ -53,11 +53,16 @@ async function flood(client: QuarryClient, tag: string, smallN: number, heavyN: 
     specs.push({ ...small(tag, i), ...(priority ? { priority } : {}) });
   }
   const waits: Promise<unknown>[] = [];
+  const heavyJobIds: string[] = [];
   for (let i = 0; i < specs.length; i += ENQUEUE_BATCH) {
-    const handles = await Promise.all(specs.slice(i, i + ENQUEUE_BATCH).map((s) => client.aggregate(s)));
-    for (const h of handles) waits.push(h.wait({ timeoutMs: WAIT_MS }));
+    const batch = specs.slice(i, i + ENQUEUE_BATCH);
+    const handles = await Promise.all(batch.map((s) => client.aggregate(s)));
+    handles.forEach((h, j) => {
+      waits.push(h.wait({ timeoutMs: WAIT_MS }));
+      if ('limit' in (batch[j] as object)) heavyJobIds.push(h.jobId);
+    });
   }
-  return { jobs: specs.length, done: Promise.all(waits) };
+  return { jobs: specs.length, heavyJobIds, done: Promise.all(waits) };
 }
 
 interface RunResult {
@@ -66,7 +71,21 @@ interface RunResult {
   floodJobs: number;
   floodSeconds: number;
   jobsPerSecond: number;
+  /** Seconds to enqueue the flood (inside floodSeconds). */
+  enqueueSeconds: number;
+  /** Run time (startedAt to finishedAt) of each heavy job, from its status record. */
+  heavyRunMs: Summary;
   interactive?: Summary;
+}
+
+/** Each job's run time in ms from its status record (the last attempt's). */
+async function runTimes(client: QuarryClient, jobIds: string[]): Promise<number[]> {
+  const times: number[] = [];
+  for (const id of jobIds) {
+    const s = await client.status(id);
+    if (s?.startedAt && s.finishedAt) times.push(Date.parse(s.finishedAt) - Date.parse(s.startedAt));
+  }
+  return times;
 }
 
 async function run(
@@ -101,6 +120,7 @@ async function run(
     console.log(`${mode}: idle measured, flooding`);
     const t0 = performance.now();
     const f = await flood(a, `flood-${mode}`, o.small, o.heavy);
+    const enqueueSeconds = (performance.now() - t0) / 1000;
     let finished = false;
     const floodDone = f.done.then(() => {
       finished = true;
@@ -116,6 +136,8 @@ async function run(
       floodJobs: f.jobs,
       floodSeconds: Math.round(floodSeconds * 10) / 10,
       jobsPerSecond: Math.round(f.jobs / floodSeconds),
+      enqueueSeconds: Math.round(enqueueSeconds * 10) / 10,
+      heavyRunMs: summarize(await runTimes(a, f.heavyJobIds)),
     };
     if (mode === 'fair') {
       const own = await flood(a, 'own-flood', o.small, 0);
@@ -164,6 +186,10 @@ export async function runFairness(options: FairnessOptions = {}): Promise<void> 
       'B samples': fifo.during.n,
       'p99 / idle p99': ratio(fifo.during.p99, fifo.idle.p99),
       'flood jobs/s': fifo.jobsPerSecond,
+      'flood s': fifo.floodSeconds,
+      'enqueue s': fifo.enqueueSeconds,
+      'heavy run p50 ms': fifo.heavyRunMs.p50,
+      'heavy run max ms': fifo.heavyRunMs.max,
     },
     {
       run: 'fair',
@@ -175,6 +201,10 @@ export async function runFairness(options: FairnessOptions = {}): Promise<void> 
       'B samples': fair.during.n,
       'p99 / idle p99': ratio(fair.during.p99, fair.idle.p99),
       'flood jobs/s': fair.jobsPerSecond,
+      'flood s': fair.floodSeconds,
+      'enqueue s': fair.enqueueSeconds,
+      'heavy run p50 ms': fair.heavyRunMs.p50,
+      'heavy run max ms': fair.heavyRunMs.max,
     },
     {
       run: 'A interactive during own flood',
@@ -186,6 +216,10 @@ export async function runFairness(options: FairnessOptions = {}): Promise<void> 
       'B samples': fair.interactive?.n ?? null,
       'p99 / idle p99': fair.interactive ? ratio(fair.interactive.p99, fair.idle.p99) : null,
       'flood jobs/s': null,
+      'flood s': null,
+      'enqueue s': null,
+      'heavy run p50 ms': null,
+      'heavy run max ms': null,
     },
   ];
   printTable(

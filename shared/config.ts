@@ -93,6 +93,9 @@ const EnvSchema = z.object({
   QUARRY_API_HOST: z.string().min(1).default('127.0.0.1'),
   QUARRY_API_PORT: int(0, 65535, 3000),
   QUARRY_WORKER_CONCURRENCY: int(1, 256, 4),
+  // Unset: every slot but one (all of them at concurrency 1); 0: no limit.
+  QUARRY_WORKER_HEAVY_SLOTS: z.coerce.number().int().min(0).max(256).optional(),
+  QUARRY_HEAVY_JOB_BYTES: int(1, Number.MAX_SAFE_INTEGER, 8 * 1024 * 1024),
   QUARRY_WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   QUARRY_WORKER_METRICS_PORT: int(0, 65535, 9464),
   QUARRY_INDEX_CONCURRENCY: int(1, 64, 1),
@@ -158,6 +161,9 @@ export interface QuarryConfig {
   readonly apiHost: string;
   readonly apiPort: number;
   readonly workerConcurrency: number;
+  /** Heavy aggregations (a file of at least heavyJobBytes) running at once per worker; 0: any number. */
+  readonly workerHeavySlots: number;
+  readonly heavyJobBytes: number;
   /** Where a worker serves Prometheus metrics (GET /metrics); port 0 picks a free one. */
   readonly workerMetricsHost: string;
   readonly workerMetricsPort: number;
@@ -286,6 +292,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiHost: e.QUARRY_API_HOST,
     apiPort: e.QUARRY_API_PORT,
     workerConcurrency: e.QUARRY_WORKER_CONCURRENCY,
+    workerHeavySlots: e.QUARRY_WORKER_HEAVY_SLOTS ?? Math.max(1, e.QUARRY_WORKER_CONCURRENCY - 1),
+    heavyJobBytes: e.QUARRY_HEAVY_JOB_BYTES,
     workerMetricsHost: e.QUARRY_WORKER_METRICS_HOST,
     workerMetricsPort: e.QUARRY_WORKER_METRICS_PORT,
     indexConcurrency: e.QUARRY_INDEX_CONCURRENCY,

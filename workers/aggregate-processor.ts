@@ -55,7 +55,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
   const { config, queueRedis, cacheRedis, engines, logger, metrics } = deps;
 
   async function attempt(
-    job: Pick<Job<AggregationJobData>, 'data' | 'attemptsMade' | 'attemptsStarted'>,
+    job: Pick<Job<AggregationJobData>, 'data' | 'attemptsMade' | 'stalledCounter'>,
     jobId: string,
     signal: AbortSignal,
     scope: JobScope,
@@ -70,8 +70,9 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     const resultKeyName = keys.result(resultKey);
     // Two servers, three questions, two round trips at once.
     const [, [exists, cancelled]] = await Promise.all([
-      // A crashed attempt (a stall) counts too: BullMQ's attemptsMade counts only failures.
-      status.active(jobId, Math.max(job.attemptsStarted, job.attemptsMade + 1)),
+      // Earlier attempts: failed ones (attemptsMade) and crashed ones (stalls). Not attemptsStarted:
+      // BullMQ counts a job sent back unrun (a heavy slot or a tenant lease refused) as a start.
+      status.active(jobId, job.attemptsMade + job.stalledCounter + 1),
       Promise.all([cacheRedis.exists(resultKeyName), queueRedis.exists(keys.cancelFlag(jobId))]),
     ]);
     if (cancelled === 1) throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the aggregate job was cancelled');
@@ -176,7 +177,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
    * under its content-addressed job id (reusing a cached result), then point the alias at it.
    */
   async function refresh(
-    job: Pick<Job<RefreshJobData>, 'data' | 'attemptsMade' | 'attemptsStarted'>,
+    job: Pick<Job<RefreshJobData>, 'data' | 'attemptsMade' | 'stalledCounter'>,
     ownerId: string,
     signal: AbortSignal,
   ): Promise<AggregateJobResult> {
@@ -233,7 +234,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       return runAttempt(deps, 'aggregate', job, bullSignal, async ({ signal, log }) => {
         const data = checkRefreshJobData(job.data);
         const result = await refresh(
-          { data, attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted },
+          { data, attemptsMade: job.attemptsMade, stalledCounter: job.stalledCounter },
           job.id!,
           signal,
         );
@@ -247,7 +248,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     return runAttempt(deps, 'aggregate', job, bullSignal, async ({ jobId, signal, scope, log }) => {
       const data = checkAggregationJobData(job.data);
       const result = await attempt(
-        { data, attemptsMade: job.attemptsMade, attemptsStarted: job.attemptsStarted },
+        { data, attemptsMade: job.attemptsMade, stalledCounter: job.stalledCounter },
         jobId,
         signal,
         scope,

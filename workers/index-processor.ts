@@ -148,8 +148,9 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the index job was cancelled');
     }
     const [, version] = await Promise.all([
-      // A crashed attempt (a stall) counts too: BullMQ's attemptsMade counts only failures.
-      status.active(jobId, Math.max(job.attemptsStarted, job.attemptsMade + 1)),
+      // Earlier attempts: failed ones (attemptsMade) and crashed ones (stalls). Not attemptsStarted:
+      // BullMQ counts a job sent back unrun (a heavy slot or a tenant lease refused) as a start.
+      status.active(jobId, job.attemptsMade + job.stalledCounter + 1),
       store.nextVersion(collection),
     ]);
     const documents = await documentsOf(job, jobId, keys, signal);

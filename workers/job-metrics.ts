@@ -17,8 +17,9 @@ const NONE: AttemptObserver = { completed() {}, failed() {} };
 export function observeAttempt(metrics: WorkerMetrics | undefined, type: JobType, job: Job): AttemptObserver {
   if (metrics === undefined) return NONE;
   const started = performance.now();
-  // BullMQ counts starts (attemptsStarted, stalls included) as it hands the job over.
-  if (job.attemptsStarted <= 1 && job.processedOn !== undefined) {
+  // The first attempt only (no failure, no stall before it); its wait includes any time it was
+  // sent back unrun (heavy slots, tenant leases), which attemptsStarted would count as starts.
+  if (job.attemptsMade + job.stalledCounter === 0 && job.processedOn !== undefined) {
     metrics.jobWait.observe({ type }, Math.max(0, job.processedOn - job.timestamp) / 1000);
   }
   const ran = () => metrics.jobRun.observe({ type }, (performance.now() - started) / 1000);

@@ -20,6 +20,7 @@ import { type AggregateJobResult, createAggregateProcessor } from './aggregate-p
 import { createDuckDBEngine } from './engines/duckdb.ts';
 import { createPolarsEngine } from './engines/polars.ts';
 import { withFairAdmission } from './fair-admission.ts';
+import { withHeavySlots } from './heavy-slots.ts';
 import { IndexBuilder } from './index-builder.ts';
 import { createIndexProcessor, type IndexJobResult } from './index-processor.ts';
 import { ControlListener } from './job-control.ts';
@@ -114,7 +115,10 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
           queue: QUEUE_NAMES.aggregate,
           leaseMs: config.aggregateTimeoutMs + 2 * config.lockDurationMs,
         },
-        processor,
+        withHeavySlots(
+          { slots: config.workerHeavySlots, heavyBytes: config.heavyJobBytes, logger },
+          processor,
+        ),
       ),
       {
         ...common,
