@@ -16,7 +16,7 @@ import { loadConfig } from '../shared/config.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { startCountingProxy } from './lib/counting-proxy.ts';
 import { startNode } from './lib/processes.ts';
-import { printTable, type Row, summarize, writeResults } from './lib/stats.ts';
+import { measure, printTable, type Row, summarize, writeResults } from './lib/stats.ts';
 
 const BATCH = 100;
 const REPEATS = 5;
@@ -96,6 +96,10 @@ export async function runBatch(options: { scale: number; rttMs: number }): Promi
   };
 
   const samples: Record<string, { jobsPerS: number[]; roundTrips: number[]; commands: number[] }> = {};
+  // What one round trip through the proxy takes (timers make an added delay coarser than asked).
+  const probe = new Redis(queueProxy.url);
+  const pingMs = await measure(100, () => probe.ping());
+  probe.disconnect();
   try {
     for (let rep = 0; rep < REPEATS + 1; rep++) {
       // Interleaved, so drift on a shared machine hits every mode alike; round 0 warms up.
@@ -144,7 +148,8 @@ export async function runBatch(options: { scale: number; rttMs: number }): Promi
     };
   });
   printTable(
-    `Enqueue of ${N} distinct 20-record aggregations, no worker, ${REPEATS} runs each (medians), RTT ${options.rttMs} ms`,
+    `Enqueue of ${N} distinct 20-record aggregations, no worker, ${REPEATS} runs each (medians); ` +
+      `--rtt-ms ${options.rttMs}: a PING through the proxy takes ${pingMs.p50} ms (p50)`,
     rows,
   );
   const file = writeResults('batch', {
