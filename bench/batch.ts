@@ -115,7 +115,8 @@ export async function runBatch(options: { scale: number; rttMs: number }): Promi
         const ms = performance.now() - t0;
         if (queued !== N) throw new Error(`${name}: ${queued} of ${N} queued`);
         if (rep === 0) continue;
-        const s = (samples[name] ??= { jobsPerS: [], roundTrips: [], commands: [] });
+        samples[name] ??= { jobsPerS: [], roundTrips: [], commands: [] };
+        const s = samples[name];
         s.jobsPerS.push((N / ms) * 1000);
         s.roundTrips.push((queueProxy.counts().roundTrips + cacheProxy.counts().roundTrips) / N);
         s.commands.push(commandCalls(await admin.info('commandstats')) / N);
