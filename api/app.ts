@@ -21,6 +21,7 @@ import { AccessLogController, registerRequestIds, requestId } from './request-lo
 import { ResultCache } from './result-cache.ts';
 import { ResultConversions } from './result-conversions.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
+import { aggregationBatchRoutes } from './routes/aggregations-batch.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { eventRoutes } from './routes/events.ts';
 import { indexRoutes } from './routes/indexes.ts';
@@ -106,6 +107,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.register(async (app) => {
     aggregationRoutes(app, { results, conversions, metrics });
+    aggregationBatchRoutes(app, { config, results, metrics });
     indexRoutes(app, { client, registry });
     eventRoutes(app);
     scheduleRoutes(app, { conversions });

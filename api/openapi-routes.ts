@@ -172,6 +172,46 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
       }),
     },
   },
+  'POST /v1/aggregations/batch': {
+    operationId: 'createAggregationBatch',
+    tags: ['aggregations'],
+    summary: 'Enqueue many aggregations in one request, each answered as the single route would',
+    description:
+      'Up to `QUARRY_MAX_BATCH_ITEMS` specs (default 100; more is a `400` naming `items`), enqueued ' +
+      'in a few Redis round trips for the whole batch. Answers `200` once the batch was read, with ' +
+      'one item per spec, in order: the status and body `POST /v1/aggregations` would answer that ' +
+      "spec alone (a cached envelope, a queued job, or its error; a spec's field named under " +
+      '`items.<i>`). A bad spec does not stop the others; identical specs share one job; a job ' +
+      'is `202` only once it is stored. No `?wait`.',
+    body: body('AggregationBatchRequest', { items: [aggregationRequestExample] }),
+    response: {
+      200: json('AggregationBatch', 'One answer per spec, in order.', {
+        items: [
+          {
+            status: 202,
+            cache: 'miss',
+            body: {
+              jobId: EXAMPLE_JOB,
+              resultKey: EXAMPLE_KEY,
+              status: 'queued',
+              links: { status: `/v1/jobs/${EXAMPLE_JOB}`, result: `/v1/results/${EXAMPLE_KEY}` },
+            },
+          },
+          {
+            status: 400,
+            body: {
+              error: {
+                code: 'QUARRY_ERR_VALIDATION',
+                message: 'metrics.0.column is required (a string)',
+                field: 'items.1.metrics.0.column',
+              },
+            },
+          },
+        ],
+      }),
+      ...errors(AUTH_CODES, { body: true }),
+    },
+  },
   'GET /v1/results/:resultKey': {
     operationId: 'getResult',
     tags: ['aggregations'],

@@ -130,6 +130,27 @@ export const AGGREGATION_ACCEPTED = obj({
   links: obj({ status: str(), result: str() }),
 });
 
+/** One answer of POST /v1/aggregations/batch: what POST /v1/aggregations would answer that spec. */
+export const BATCH_ITEM: Schema = {
+  type: 'object',
+  required: ['status', 'body'],
+  properties: {
+    status: int({ description: 'The status code the spec alone would get: 200, 202, or an error status.' }),
+    cache: str({ enum: ['hit', 'miss'], description: 'As `x-quarry-cache`: set on 200 and 202.' }),
+    retryAfterS: int({ minimum: 1, description: 'As `Retry-After`: set on 429 and 503.' }),
+    body: {
+      description:
+        'The body the spec alone would get: the envelope (200), AggregationAccepted (202) or Error ' +
+        '(`field` under the item: `items.3.metrics.0.column`).',
+      oneOf: [
+        { $ref: '#/components/schemas/ResultEnvelope' },
+        { $ref: '#/components/schemas/AggregationAccepted' },
+        { $ref: '#/components/schemas/Error' },
+      ],
+    },
+  },
+};
+
 export const JOB_STATUS = obj(
   {
     jobId,
@@ -359,6 +380,18 @@ export const COMPONENT_SCHEMAS = {
   }),
   ResultEnvelope: examplesOf(RESULT_ENVELOPE, envelopeExample),
   AggregationAccepted: AGGREGATION_ACCEPTED,
+  AggregationBatchRequest: obj({
+    items: {
+      type: 'array',
+      minItems: 1,
+      description: 'Aggregation specs, at most QUARRY_MAX_BATCH_ITEMS (default 100).',
+      items: { $ref: '#/components/schemas/AggregationSpec' },
+    },
+  }),
+  AggregationBatchItem: BATCH_ITEM,
+  AggregationBatch: obj({
+    items: { type: 'array', items: { $ref: '#/components/schemas/AggregationBatchItem' } },
+  }),
   JobStatus: examplesOf(JOB_STATUS, jobStatusExample),
   TenantUsage: examplesOf(TENANT_USAGE, tenantUsageExample),
   TenantList: obj({ tenants: { type: 'array', items: { $ref: '#/components/schemas/TenantUsage' } } }),

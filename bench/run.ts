@@ -12,6 +12,7 @@ const { positionals, values } = parseArgs({
     cases: { type: 'string' },
     small: { type: 'string' },
     heavy: { type: 'string' },
+    'rtt-ms': { type: 'string', default: '0' },
   },
 });
 const name = positionals[0];
@@ -26,6 +27,8 @@ const benches: Record<string, () => Promise<void>> = {
       ...(values.cases === undefined ? {} : { cases: values.cases }),
     }),
   scale: async () => (await import('./scale.ts')).runScale({ scale: Number(values.scale) }),
+  batch: async () =>
+    (await import('./batch.ts')).runBatch({ scale: Number(values.scale), rttMs: Number(values['rtt-ms']) }),
   soak: async () =>
     (await import('./soak.ts')).runSoak({
       jobs: values.jobs === undefined ? Math.round(50_000 * Number(values.scale)) : Number(values.jobs),
@@ -43,7 +46,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)] [--rtt-ms D (batch: a delay each way to Redis)]`,
   );
   process.exit(2);
 }

@@ -14,6 +14,7 @@ import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import { redactRedisUrl } from '../shared/redis.ts';
 import { RESULT_FORMATS, toArrow, toCsv, toNdjson } from '../shared/result-formats.ts';
 import { isFinalState, type JobEvent, type JobStatus } from '../shared/status.ts';
+import { aggregateBatchCommand, BatchInputError } from './cli-batch.ts';
 import { JobsUsageError, jobsCommand, retryCommand } from './cli-jobs.ts';
 import { describeState, formatTable, objectRows, statusRows } from './cli-output.ts';
 import { createQuarry, type QuarryClient } from './client.ts';
@@ -22,6 +23,7 @@ const HELP = `quarry: enqueue and inspect Quarry jobs
 
 Usage:
   quarry aggregate <spec.json | -> [--wait] [--timeout <ms>] [--json | --format <f>]
+  quarry aggregate --batch <specs.ndjson | ->      (one spec per line; one JSON line per spec)
   quarry index <collection> <request.json | -> [--wait] [--timeout <ms>] [--json]
   quarry search <collection> <query...> [--k <n>] [--all] [--prefix] [--json]
   quarry delete-index <collection> [--json]        (every API process stops serving it)
@@ -38,6 +40,7 @@ Usage:
 
 Options:
   --wait          wait for the result and print it (progress goes to stderr)
+  --batch         aggregate: the file holds one spec per line (NDJSON), enqueued together
   --timeout <ms>  how long --wait waits (default 60000)
   --json          print JSON instead of a table
   --format <f>    how a result is printed: table (default), json (the envelope), csv, ndjson,
@@ -191,6 +194,13 @@ async function waitOrExplain<T>(
 async function run(client: QuarryClient, command: string, args: string[], flags: Flags): Promise<number> {
   switch (command) {
     case 'aggregate': {
+      if (flags.batch) {
+        if (args.length !== 1)
+          throw new UsageError('aggregate --batch takes one NDJSON file (or - for stdin)');
+        if (flags.wait)
+          throw new UsageError('--batch enqueues only: follow its jobs with watch, status or result');
+        return aggregateBatchCommand(client, args[0]!);
+      }
       if (args.length !== 1) throw new UsageError('aggregate takes one spec file (or - for stdin)');
       const handle = await client.aggregate(await readSpec(args[0]!));
       if (!flags.wait) {
@@ -369,6 +379,7 @@ function parseDuration(text: string): number {
 
 interface Flags {
   wait: boolean;
+  batch: boolean;
   json: boolean;
   /** How results print: `--format`, or json with `--json`. */
   format: PrintFormat;
@@ -394,6 +405,7 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         wait: { type: 'boolean', default: false },
+        batch: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         format: { type: 'string' },
         timeout: { type: 'string', default: '60000' },
@@ -461,6 +473,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return await run(client, command, args, {
       wait: parsed.values.wait === true,
+      batch: parsed.values.batch === true,
       json: parsed.values.json === true,
       format: format as PrintFormat,
       timeout,
@@ -481,7 +494,7 @@ async function main(argv: string[]): Promise<number> {
       err(`quarry: ${error.message} (see quarry --help)`);
       return 2;
     }
-    if (error instanceof InputError) {
+    if (error instanceof InputError || error instanceof BatchInputError) {
       err(`quarry: ${error.message}`);
       return 2;
     }

@@ -7,6 +7,7 @@ export type { HistoryPage, HistoryQueryInput } from '../shared/job-history.ts';
 export type { JobEvent, JobStatus } from '../shared/status.ts';
 export {
   type AggregationHandle,
+  type BatchItem,
   createQuarry,
   QuarryClient,
   type QuarryOptions,

@@ -114,6 +114,7 @@ const EnvSchema = z.object({
   QUARRY_LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
   QUARRY_MAX_BODY_BYTES: int(1024, 1024 ** 3, 16 * 1024 ** 2),
   QUARRY_MAX_INLINE_BYTES: int(1024, 1024 ** 3, 8 * 1024 ** 2),
+  QUARRY_MAX_BATCH_ITEMS: int(1, 10_000, 100),
   QUARRY_MAX_RESULT_ROWS: int(1, 100_000_000, 100_000),
   QUARRY_MAX_RESULT_BYTES: int(1024, 1024 ** 3, 64 * 1024 ** 2),
   QUARRY_JOB_ATTEMPTS: int(1, 100, 3),
@@ -189,6 +190,8 @@ export interface QuarryConfig {
   readonly logFormat: 'pretty' | 'json' | undefined;
   readonly maxBodyBytes: number;
   readonly maxInlineBytes: number;
+  /** Specs one POST /v1/aggregations/batch may carry (and the SDK's aggregateMany chunk). */
+  readonly maxBatchItems: number;
   readonly maxResultRows: number;
   readonly maxResultBytes: number;
   readonly jobAttempts: number;
@@ -310,6 +313,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logFormat: e.QUARRY_LOG_FORMAT,
     maxBodyBytes: e.QUARRY_MAX_BODY_BYTES,
     maxInlineBytes: e.QUARRY_MAX_INLINE_BYTES,
+    maxBatchItems: e.QUARRY_MAX_BATCH_ITEMS,
     maxResultRows: e.QUARRY_MAX_RESULT_ROWS,
     maxResultBytes: e.QUARRY_MAX_RESULT_BYTES,
     jobAttempts: e.QUARRY_JOB_ATTEMPTS,

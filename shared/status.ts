@@ -1,6 +1,7 @@
 // Job status records: one hash per job in the queue Redis, read in one round trip, kept after
 // BullMQ removes the job (TTL QUARRY_STATUS_TTL_S). Every change is also published on the
 // events channel so waiters wake without polling.
+import { createHash } from 'node:crypto';
 import { ACTIVITY_LUA, activityMinute } from './activity.ts';
 import type { ErrorCode } from './errors.ts';
 import { DEFAULT_PRIORITY, type PriorityClass } from './fairness.ts';
@@ -249,6 +250,11 @@ publish_record(KEYS[1], ARGV[3], ARGV[2])
 return 1
 `;
 
+const ENQUEUE_SHA = createHash('sha1').update(ENQUEUE_LUA).digest('hex');
+
+/** What an enqueue found: a new job, the state of the live one it joins, or the tenant's quota. */
+export type EnqueueOutcome = 'new' | 'queued' | 'active' | 'quota';
+
 const QUEUED: JobProgress = { phase: 'queued', percent: 0 };
 const DONE: JobProgress = { phase: 'done', percent: 100 };
 
@@ -327,11 +333,41 @@ export class StatusStore {
     type: JobType,
     write: EnqueueWrite,
   ): Promise<'new' | 'queued' | 'active' | 'quota'> {
-    const { resultKey } = write;
-    const now = Date.now();
     return (await this.#redis.eval(
       ENQUEUE_LUA,
       7,
+      ...this.#enqueueArgs(jobId, type, write, Date.now()),
+    )) as EnqueueOutcome;
+  }
+
+  /**
+   * enqueue() for many jobs in one round trip: the same script per job, in order (so each sees
+   * the quota the ones before it used), pipelined behind a SCRIPT LOAD that makes its EVALSHAs
+   * safe. Answers per job, in order: its outcome, or the error Redis answered for that job alone
+   * (nothing written for it). Rejects, nothing known of any job, when the round trip itself fails.
+   */
+  async enqueueMany(
+    jobs: readonly { jobId: string; type: JobType; write: EnqueueWrite }[],
+  ): Promise<(EnqueueOutcome | Error)[]> {
+    if (jobs.length === 0) return [];
+    const now = Date.now();
+    const pipeline = this.#redis.pipeline().script('LOAD', ENQUEUE_LUA);
+    for (const job of jobs) {
+      pipeline.evalsha(ENQUEUE_SHA, 7, ...this.#enqueueArgs(job.jobId, job.type, job.write, now));
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    // Without the script every EVALSHA failed: the round trip failed as a whole.
+    const loadError = replies[0]?.[0];
+    if (loadError) throw loadError;
+    return jobs.map((_, i) => {
+      const [error, reply] = replies[i + 1] ?? [new Error('no reply from Redis'), null];
+      return error ?? (reply as EnqueueOutcome);
+    });
+  }
+
+  /** ENQUEUE_LUA's keys and arguments. */
+  #enqueueArgs(jobId: string, type: JobType, write: EnqueueWrite, now: number): string[] {
+    return [
       this.#keys.status(jobId),
       this.#keys.cancelFlag(jobId),
       this.#keys.inlineData(jobId),
@@ -340,7 +376,7 @@ export class StatusStore {
       this.#keys.historyAll,
       this.#keys.fairQueued,
       type,
-      resultKey ?? '',
+      write.resultKey ?? '',
       write.collection ?? '',
       String(now),
       String(this.#ttlS),
@@ -357,7 +393,7 @@ export class StatusStore {
       write.priority ?? DEFAULT_PRIORITY,
       write.description?.summary ?? '',
       write.description?.dataset ?? '',
-    )) as 'new' | 'queued' | 'active' | 'quota';
+    ];
   }
 
   /**

@@ -11,7 +11,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from .errors import QuarryError
 
@@ -38,6 +38,30 @@ class Quarry:
         envelope (``rows``, ``resultKey``…) when done, else the queued job (``jobId``,
         ``status``)."""
         return self._json("POST", "/v1/aggregations", body=spec, query={"wait": wait_ms}, wait_ms=wait_ms)
+
+    def aggregate_many(self, specs: Sequence[Mapping[str, Any]], chunk_size: int = 100) -> List[JSONObject]:
+        """Enqueues many aggregations with ``POST /v1/aggregations/batch``, ``chunk_size`` specs
+        per request (at most the server's ``QUARRY_MAX_BATCH_ITEMS``, default 100). Answers one
+        item per spec, in order, as ``aggregate`` would answer it alone: ``{"status": 202,
+        "cache": "miss", "body": {"jobId", "resultKey", "status", "links"}}``, ``{"status": 200,
+        "cache": "hit", "body": <envelope>}``, or ``{"status": 400, "body": {"error": {...}}}``
+        (``field`` under ``items.<i>``, ``i`` the spec's index in ``specs``). A bad spec does not
+        raise and does not stop the others (``item_error(item)`` gives its ``QuarryError``); a
+        request the API refuses as a whole (auth, body size) raises."""
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        answers: List[JSONObject] = []
+        for start in range(0, len(specs), chunk_size):
+            chunk = list(specs[start : start + chunk_size])
+            items = self._json("POST", "/v1/aggregations/batch", body={"items": chunk})["items"]
+            for n, item in enumerate(items):
+                error = item.get("body", {}).get("error") if item.get("status", 0) >= 400 else None
+                field = error.get("field") if isinstance(error, dict) else None
+                prefix = f"items.{n}"
+                if start and isinstance(field, str) and (field == prefix or field.startswith(prefix + ".")):
+                    error["field"] = f"items.{start + n}{field[len(prefix):]}"
+                answers.append(item)
+        return answers
 
     def result(self, key: str, format: Optional[str] = None) -> Union[JSONObject, bytes]:
         """A stored result: the JSON envelope, or the raw bytes of another ``format``
@@ -143,6 +167,14 @@ class Quarry:
         except (urllib.error.URLError, socket.timeout, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise QuarryError(CONNECTION_ERROR, f"{method} {url}: {reason}", 0) from error
+
+
+def item_error(item: Mapping[str, Any]) -> Optional[QuarryError]:
+    """The ``QuarryError`` of an ``aggregate_many`` item that failed; None for a 200 or 202."""
+    status = int(item.get("status", 0))
+    if status < 400:
+        return None
+    return _error_of(status, json.dumps(item.get("body", {})).encode())
 
 
 def _segment(value: str) -> str:

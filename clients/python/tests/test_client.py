@@ -11,7 +11,7 @@ import time
 import unittest
 import uuid
 
-from quarry import Quarry, QuarryError, sign, verify_webhook
+from quarry import Quarry, QuarryError, item_error, sign, verify_webhook
 
 URL = os.environ.get("QUARRY_TEST_URL")
 IDLE_URL = os.environ.get("QUARRY_TEST_IDLE_URL", "")
@@ -85,6 +85,28 @@ class AggregationsTest(unittest.TestCase):
         status = wait_for_state(self.quarry, queued["jobId"], {"completed", "failed"})
         self.assertEqual(status["state"], "completed", status)
         self.assertEqual(status["resultKey"], queued["resultKey"])
+
+    def test_aggregate_many_answers_each_spec_in_order_a_bad_one_alone(self) -> None:
+        tag = uuid.uuid4().hex
+        bad = {"dataset": {"records": records(tag)}, "metrics": [{"op": "avg"}]}
+        # chunk_size 2: three requests; the bad spec's field still names its index in the list.
+        items = self.quarry.aggregate_many([spec(tag), spec(tag + "b"), bad, spec(tag)], chunk_size=2)
+        self.assertEqual([i["status"] for i in items], [202, 202, 400, 202])
+        self.assertIsNone(item_error(items[0]))
+        error = item_error(items[2])
+        assert error is not None
+        self.assertEqual((error.code, error.status, error.field), ("QUARRY_ERR_VALIDATION", 400, "items.2.metrics.0.column"))
+        first = items[0]["body"]
+        self.assertEqual(items[3]["body"]["jobId"], first["jobId"], "identical specs share one job")
+        final = wait_for_state(self.quarry, first["jobId"], {"completed", "failed"})
+        self.assertEqual(final["state"], "completed")
+        stored = self.quarry.result(first["resultKey"])
+        assert isinstance(stored, dict)
+        self.assertEqual(stored["rows"], EXPECTED_ROWS)
+        # Cached now: the envelope itself, as aggregate answers a hit.
+        again = self.quarry.aggregate_many([spec(tag)])
+        self.assertEqual((again[0]["status"], again[0]["cache"]), (200, "hit"))
+        self.assertEqual(again[0]["body"]["rows"], EXPECTED_ROWS)
 
     def test_a_bad_spec_raises_with_code_status_and_field(self) -> None:
         bad = spec("bad")
