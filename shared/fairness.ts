@@ -16,6 +16,9 @@ export const DEFAULT_PRIORITY: PriorityClass = 'normal';
 
 /** BullMQ's largest priority (2^21 - 1): a clock past it dispatches in arrival order. */
 export const BULLMQ_PRIORITY_LIMIT = 2_097_151;
+/** The clocks restart only when nothing was placed for this long (see PLACE_LUA). */
+export const RESET_QUIET_MS = 5000;
+
 /** A job over its tenant's maxActive goes back to BullMQ's delayed set for this long. */
 export const ADMISSION_RETRY_MS = 100;
 /** The Retry-After of a QUARRY_ERR_TENANT_QUOTA. */
@@ -69,14 +72,21 @@ export function tenantPolicy(config: QuarryConfig, tenant: string): TenantPolicy
 // `v`: behind at most one job of each other tenant with the same start. A job also moves its
 // tenant's lower classes' lanes on (interactive charges normal and batch; normal charges batch),
 // so a class jumps ahead only within its own tenant. When the queue holds nothing (wait,
-// prioritized, delayed and active all empty) the clocks start again from 0.
+// prioritized, delayed and active all empty) and nothing was placed for RESET_QUIET_MS, the
+// clocks start again from 0 (keeping places far from the priority limit). The quiet time covers
+// jobs placed but not yet added to BullMQ (a separate round trip): without it, a second tenant's
+// first enqueue into an empty queue would wipe the lane of a job placed a moment before.
 // KEYS: clock hash, wait, prioritized, delayed, active
-// ARGV: tenant, class (1 interactive, 2 normal, 3 batch), step (1/weight), priority limit
+// ARGV: tenant, class (1 interactive, 2 normal, 3 batch), step (1/weight), priority limit, quiet ms
 const PLACE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('LLEN', KEYS[2]) == 0 and redis.call('ZCARD', KEYS[3]) == 0
-  and redis.call('ZCARD', KEYS[4]) == 0 and redis.call('LLEN', KEYS[5]) == 0 then
+  and redis.call('ZCARD', KEYS[4]) == 0 and redis.call('LLEN', KEYS[5]) == 0
+  and now - tonumber(redis.call('HGET', KEYS[1], 'at') or '0') > tonumber(ARGV[5]) then
   redis.call('DEL', KEYS[1])
 end
+redis.call('HSET', KEYS[1], 'at', tostring(now))
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local c = tonumber(ARGV[2])
 local step = tonumber(ARGV[3])
@@ -164,6 +174,7 @@ function placeArgs(
     String(PRIORITY_CLASSES.indexOf(priority) + 1),
     String(1 / policy.weight),
     String(BULLMQ_PRIORITY_LIMIT),
+    String(RESET_QUIET_MS),
   ];
 }
 

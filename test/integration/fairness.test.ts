@@ -12,6 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createQuarry, type QuarryClient } from '../../producers/client.ts';
 import type { QuarryConfig } from '../../shared/config.ts';
+import { placeJob, tenantPolicy } from '../../shared/fairness.ts';
+import { keyScheme, QUEUE_NAMES } from '../../shared/keys.ts';
 import { silentLogger } from '../../shared/logger.ts';
 import { startWorker, type WorkerHandle } from '../../workers/worker.ts';
 import { slowFlightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
@@ -181,6 +183,26 @@ describe('fair dispatch between tenants', () => {
       assert.equal(ids.filter((id) => id === batch.jobId).length, 1, 'computed once');
     } finally {
       starts.close();
+      raw.disconnect();
+      await s.close();
+    }
+  });
+
+  test("a second tenant's first place in an empty queue keeps the lane of a job placed just before", async () => {
+    // Placing and adding to BullMQ are two round trips: between them the queue still looks empty.
+    const s = await setup({ A: {}, B: {} });
+    const raw = new Redis(redis.url);
+    try {
+      const place = (tenant: string) =>
+        placeJob(
+          raw,
+          keyScheme(s.config.prefix, tenant),
+          QUEUE_NAMES.aggregate,
+          tenantPolicy(s.config, tenant),
+          'normal',
+        );
+      assert.deepEqual([await place('A'), await place('B'), await place('A')], [1, 1, 2]);
+    } finally {
       raw.disconnect();
       await s.close();
     }
