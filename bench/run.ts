@@ -12,6 +12,9 @@ const { positionals, values } = parseArgs({
     cases: { type: 'string' },
     small: { type: 'string' },
     heavy: { type: 'string' },
+    processes: { type: 'string' },
+    concurrencies: { type: 'string' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const name = positionals[0];
@@ -25,7 +28,16 @@ const benches: Record<string, () => Promise<void>> = {
       scale: Number(values.scale),
       ...(values.cases === undefined ? {} : { cases: values.cases }),
     }),
-  scale: async () => (await import('./scale.ts')).runScale({ scale: Number(values.scale) }),
+  scale: async () =>
+    (await import('./scale.ts')).runScale({
+      scale: Number(values.scale),
+      profile: values.profile,
+      ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),
+      ...(values.processes === undefined ? {} : { processes: values.processes.split(',').map(Number) }),
+      ...(values.concurrencies === undefined
+        ? {}
+        : { concurrencies: values.concurrencies.split(',').map(Number) }),
+    }),
   soak: async () =>
     (await import('./soak.ts')).runSoak({
       jobs: values.jobs === undefined ? Math.round(50_000 * Number(values.scale)) : Number(values.jobs),
@@ -43,7 +55,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak, scale: jobs per setting)] [--processes 1,2,4 --concurrencies 1,4,16 --profile (scale)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)]`,
   );
   process.exit(2);
 }
