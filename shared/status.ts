@@ -7,6 +7,7 @@ import { DEFAULT_PRIORITY, type PriorityClass } from './fairness.ts';
 import { HISTORY_LUA, historyArgs } from './history-index.ts';
 import type { JobDescription } from './job-description.ts';
 import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
+import { luaScript, runScript } from './lua-script.ts';
 import type { Redis } from './redis.ts';
 
 export type JobType = 'aggregate' | 'index';
@@ -249,6 +250,13 @@ publish_record(KEYS[1], ARGV[3], ARGV[2])
 return 1
 `;
 
+const SCRIPTS = {
+  ENQUEUE_LUA: luaScript(ENQUEUE_LUA),
+  ROLLBACK_LUA: luaScript(ROLLBACK_LUA),
+  END_IF_LIVE_LUA: luaScript(END_IF_LIVE_LUA),
+  WRITE_LUA: luaScript(WRITE_LUA),
+};
+
 const QUEUED: JobProgress = { phase: 'queued', percent: 0 };
 const DONE: JobProgress = { phase: 'done', percent: 100 };
 
@@ -329,8 +337,9 @@ export class StatusStore {
   ): Promise<'new' | 'queued' | 'active' | 'quota'> {
     const { resultKey } = write;
     const now = Date.now();
-    return (await this.#redis.eval(
-      ENQUEUE_LUA,
+    return (await runScript(
+      this.#redis,
+      SCRIPTS.ENQUEUE_LUA,
       7,
       this.#keys.status(jobId),
       this.#keys.cancelFlag(jobId),
@@ -365,8 +374,9 @@ export class StatusStore {
    * A rollback that fails too leaves a queued record without a job: the reconciler's case.
    */
   async rollback(jobId: string, queue: QueueName): Promise<boolean> {
-    const undone = await this.#redis.eval(
-      ROLLBACK_LUA,
+    const undone = await runScript(
+      this.#redis,
+      SCRIPTS.ROLLBACK_LUA,
       7,
       this.#keys.status(jobId),
       this.#keys.inlineData(jobId),
@@ -432,8 +442,9 @@ export class StatusStore {
   ): Promise<boolean> {
     const now = Date.now();
     const end = this.#endKeys(jobId, now);
-    const marked = await this.#redis.eval(
-      END_IF_LIVE_LUA,
+    const marked = await runScript(
+      this.#redis,
+      SCRIPTS.END_IF_LIVE_LUA,
       6,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
@@ -498,8 +509,9 @@ export class StatusStore {
     fields: Record<string, string>,
   ): Promise<void> {
     const end = this.#endKeys(jobId, Date.now());
-    await this.#redis.eval(
-      WRITE_LUA,
+    await runScript(
+      this.#redis,
+      SCRIPTS.WRITE_LUA,
       6,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
