@@ -7,7 +7,7 @@ import { DEFAULT_PRIORITY, type PriorityClass } from './fairness.ts';
 import { HISTORY_LUA, historyArgs } from './history-index.ts';
 import type { JobDescription } from './job-description.ts';
 import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
-import { luaScript, runScript } from './lua-script.ts';
+import { luaScript, runScript, runScriptBuffer } from './lua-script.ts';
 import type { Redis } from './redis.ts';
 
 export type JobType = 'aggregate' | 'index';
@@ -250,7 +250,24 @@ publish_record(KEYS[1], ARGV[3], ARGV[2])
 return 1
 `;
 
+// Starts an attempt in one step: marks the record active (attempts, startedAt, the load phase,
+// the error of an earlier attempt cleared), keeps it in the live set, publishes it, and reads
+// what the attempt needs next: whether a cancellation is flagged and, when asked, the inline data.
+// KEYS: status, live set, cancel flag, inline data
+// ARGV: ttlS, channel, jobId, liveMember, startedAt, attempts, progressJson, readData (1|0)
+const START_LUA = `${PUBLISH_RECORD_LUA}
+redis.call('HSET', KEYS[1], 'state', 'active', 'progress', ARGV[7], 'startedAt', ARGV[5],
+  'attempts', ARGV[6], 'errorCode', '', 'errorMessage', '')
+redis.call('ZADD', KEYS[2], 'NX', redis.call('TIME')[1] * 1000, ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+publish_record(KEYS[1], ARGV[3], ARGV[2])
+local data = false
+if ARGV[8] == '1' then data = redis.call('GET', KEYS[4]) end
+return { redis.call('EXISTS', KEYS[3]), data }
+`;
+
 const SCRIPTS = {
+  START_LUA: luaScript(START_LUA),
   ENQUEUE_LUA: luaScript(ENQUEUE_LUA),
   ROLLBACK_LUA: luaScript(ROLLBACK_LUA),
   END_IF_LIVE_LUA: luaScript(END_IF_LIVE_LUA),
@@ -259,6 +276,7 @@ const SCRIPTS = {
 
 const QUEUED: JobProgress = { phase: 'queued', percent: 0 };
 const DONE: JobProgress = { phase: 'done', percent: 100 };
+const LOADING: JobProgress = { phase: 'load', percent: 0 };
 
 /** What an enqueue writes besides the record itself. */
 export interface EnqueueWrite {
@@ -391,13 +409,33 @@ export class StatusStore {
     return undone === 1;
   }
 
-  async active(jobId: string, attempts: number): Promise<void> {
-    await this.#write(jobId, 'active', { phase: 'load', percent: 0 }, null, {
-      startedAt: String(Date.now()),
-      attempts: String(attempts),
-      errorCode: '',
-      errorMessage: '',
-    });
+  /**
+   * Marks an attempt started (see START_LUA) and answers, from the same round trip, whether
+   * the job's cancellation is flagged and (`readInlineData`) its inline data, null when gone.
+   */
+  async active(
+    jobId: string,
+    attempts: number,
+    readInlineData = false,
+  ): Promise<{ cancelled: boolean; inlineData: Buffer | null }> {
+    const [cancelled, inlineData] = (await runScriptBuffer(
+      this.#redis,
+      SCRIPTS.START_LUA,
+      4,
+      this.#keys.status(jobId),
+      this.#keys.liveJobs,
+      this.#keys.cancelFlag(jobId),
+      this.#keys.inlineData(jobId),
+      String(this.#ttlS),
+      this.#keys.eventsChannel,
+      jobId,
+      this.#member(jobId),
+      String(Date.now()),
+      String(attempts),
+      JSON.stringify(LOADING),
+      readInlineData ? '1' : '0',
+    )) as [number, Buffer | null];
+    return { cancelled: cancelled === 1, inlineData };
   }
 
   async progress(jobId: string, progress: JobProgress): Promise<void> {

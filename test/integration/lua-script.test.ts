@@ -21,7 +21,8 @@ describe('Lua scripts by SHA1', () => {
 
   before(async () => {
     server = await startRedis();
-    redis = new Redis(server.url);
+    // As the worker's connections are: commands of one tick go out in one write.
+    redis = new Redis(server.url, { enableAutoPipelining: true });
     admin = new Redis(server.url);
   });
   after(async () => {
@@ -44,13 +45,13 @@ describe('Lua scripts by SHA1', () => {
     };
     await life('job-a');
     await life('job-b');
-    // Two scripts (enqueue, write), each sent as text once: on the first call of each.
-    assert.equal((await calls(admin, 'eval')) - evalsBefore, 2);
+    // Three scripts (enqueue, start, write), each sent as text once: on the first call of each.
+    assert.equal((await calls(admin, 'eval')) - evalsBefore, 3);
     assert.ok((await calls(admin, 'evalsha')) >= 8);
 
     await admin.script('FLUSH');
     await life('job-c');
-    assert.equal((await calls(admin, 'eval')) - evalsBefore, 4, 'reloaded once per script after the flush');
+    assert.equal((await calls(admin, 'eval')) - evalsBefore, 6, 'reloaded once per script after the flush');
   });
 
   test('an error the script raises is thrown as it is, not sent again as EVAL', async () => {
