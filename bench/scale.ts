@@ -20,8 +20,10 @@ import type { InlineRecord } from '../shared/datasets.ts';
 import { flightsSpec, loadFlights } from '../test/helpers/flights.ts';
 import { freePort, type RedisServer, startRedis } from '../test/helpers/redis.ts';
 import { type ProfileSummary, summarizeProfiles } from './lib/cpu-profile.ts';
+import { engineFloor } from './lib/engine-floor.ts';
+import { type Cost, type CpuProbe, meter, noopCpuProbe, quarryCpuProbe } from './lib/job-costs.ts';
 import { type Child, startNode } from './lib/processes.ts';
-import { perJobBreakdown, type RedisDelta, redisDelta, redisSnapshot } from './lib/redis-stats.ts';
+import { perJobBreakdown } from './lib/redis-stats.ts';
 import { printTable, type Row, type Summary, summarize, writeResults } from './lib/stats.ts';
 
 export interface ScaleOptions {
@@ -64,19 +66,6 @@ interface Burst {
   cost?: Cost;
 }
 
-/** What one completed job cost during a timed burst (warm-up left out). */
-interface Cost {
-  queueCommands: number;
-  cacheCommands: number;
-  /** Queue-Redis commands per job by name. */
-  queueByCommand: Record<string, number>;
-  cacheByCommand: Record<string, number>;
-  /** Both redis-servers' CPU per job, ms. */
-  redisCpuMs: number;
-  /** The worker processes' CPU per job (all their threads), ms. */
-  workerCpuMs: number;
-}
-
 interface Setting {
   processes: number;
   concurrency: number;
@@ -84,57 +73,6 @@ interface Setting {
   bullmqNoop: Burst;
   profile?: ProfileSummary;
 }
-
-/** Reads the CPU time (ms) a worker process has used so far. */
-type CpuProbe = () => Promise<number>;
-
-/** Snapshots both Redis servers and the workers' CPU at begin(); end() gives the cost per job. */
-async function meter(
-  queue: Redis,
-  cache: Redis,
-  probes: readonly CpuProbe[],
-): Promise<{ end(jobs: number): Promise<Cost> }> {
-  const cpu = () => Promise.all(probes.map((p) => p())).then((ms) => ms.reduce((a, b) => a + b, 0));
-  const [q0, c0, w0] = await Promise.all([redisSnapshot(queue), redisSnapshot(cache), cpu()]);
-  return {
-    async end(jobs) {
-      const [q1, c1, w1] = await Promise.all([redisSnapshot(queue), redisSnapshot(cache), cpu()]);
-      const q = redisDelta(q0, q1);
-      const c = redisDelta(c0, c1);
-      const perJob = (d: RedisDelta) =>
-        Object.fromEntries(Object.entries(d.byCommand).map(([k, v]) => [k, round2(v / jobs)]));
-      return {
-        queueCommands: round1(q.commands / jobs),
-        cacheCommands: round1(c.commands / jobs),
-        queueByCommand: perJob(q),
-        cacheByCommand: perJob(c),
-        redisCpuMs: round3((q.cpuMs + c.cpuMs) / jobs),
-        workerCpuMs: round3((w1 - w0) / jobs),
-      };
-    },
-  };
-}
-
-/** A Quarry worker's CPU so far, from process_cpu_seconds_total on its metrics endpoint. */
-const quarryCpuProbe =
-  (port: number): CpuProbe =>
-  async () => {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const seconds = /^process_cpu_seconds_total (\S+)$/m.exec(text)?.[1];
-    if (seconds === undefined) throw new Error(`no process_cpu_seconds_total on port ${port}`);
-    return Number(seconds) * 1000;
-  };
-
-/** The no-op worker's CPU so far, from its process.cpuUsage() endpoint (CPU_PORT). */
-const noopCpuProbe =
-  (port: number): CpuProbe =>
-  async () => {
-    const usage = (await (await fetch(`http://127.0.0.1:${port}/`)).json()) as {
-      user: number;
-      system: number;
-    };
-    return (usage.user + usage.system) / 1000;
-  };
 
 export async function runScale(options: ScaleOptions): Promise<void> {
   const jobs = Math.max(50, options.jobs ?? Math.round(JOBS_PER_SETTING * options.scale));
@@ -170,6 +108,12 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       return flightsSpec({ records });
     };
 
+    // The engine alone on the same kind of jobs, before any worker runs: the floor of a job.
+    const floorConcurrency = Math.max(...concurrencies);
+    const floor = await engineFloor(Array.from({ length: Math.min(jobs, 2000) }, nextSpec), floorConcurrency);
+    console.log(
+      `  DuckDB engine alone (in this process, concurrency ${floor.concurrency}, ${floor.threads} threads): ${floor.jobsPerS} jobs/s, ${floor.cpuMs} ms CPU per job`,
+    );
     const settings: Setting[] = [];
     for (const processes of processCounts) {
       for (const concurrency of concurrencies) {
@@ -303,6 +247,18 @@ export async function runScale(options: ScaleOptions): Promise<void> {
         })),
       );
     }
+    printTable(
+      'the engine alone: the same jobs computed by the DuckDB engine in this process (no queue, status or result work)',
+      [
+        {
+          jobs: floor.jobs,
+          concurrency: floor.concurrency,
+          'DuckDB threads': floor.threads,
+          'jobs/s': floor.jobsPerS,
+          'CPU ms/job': floor.cpuMs,
+        },
+      ],
+    );
     const notes = [
       `${cores} cores available (${cpu}), Node ${process.version}. Everything shares them: the worker processes, two redis-servers and this client process, so 2 worker processes on ${cores} cores compete with Redis and the producer and measure contention as much as scaling.`,
       `Quarry: SDK aggregate() with ${ENQUEUE_WINDOW} enqueues in flight, job.wait() per job; ${WARMUP_JOBS} untimed warm-up jobs per setting; worker processes are workers/main.ts with their defaults apart from QUARRY_WORKER_CONCURRENCY.`,
@@ -319,6 +275,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       warmupJobs: WARMUP_JOBS,
       cores,
       notes,
+      engineFloor: floor,
       settings,
     });
     console.log(`\nwrote ${file}`);
