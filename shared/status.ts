@@ -196,14 +196,16 @@ return 1
 // activity (only when the record left queued/active, so a job is counted once per run), drops
 // the payload of a completed job, and keeps a failed or cancelled one's payload and inline data
 // (for retryDataTtlS) so it can be retried (job-retry.ts).
-// end_job(status, activity, activityAll, inlineData, activityTtlS, retryTtlS, prevState)
+// The caller read the record's state and startedAt before its write (one HMGET), and knows the
+// state and finishedAt it wrote: the record is not read again here.
+// end_job(status, activity, activityAll, inlineData, activityTtlS, retryTtlS, prevState,
+//         startedAt, state, finishedAt)
 const END_JOB_LUA = `${ACTIVITY_LUA}
-local function end_job(key, act, actAll, data, actTtl, retryTtl, prev)
-  local h = redis.call('HMGET', key, 'state', 'startedAt', 'finishedAt')
+local function end_job(key, act, actAll, data, actTtl, retryTtl, prev, startedAt, state, finishedAt)
   -- A run time only for a job that was running: a queued one's startedAt is an earlier attempt's.
-  if prev == 'queued' then count_end(act, actAll, actTtl, h[1], nil, h[3]) end
-  if prev == 'active' then count_end(act, actAll, actTtl, h[1], h[2], h[3]) end
-  if h[1] == 'completed' then
+  if prev == 'queued' then count_end(act, actAll, actTtl, state, nil, finishedAt) end
+  if prev == 'active' then count_end(act, actAll, actTtl, state, startedAt, finishedAt) end
+  if state == 'completed' then
     redis.call('HDEL', key, 'payload', 'owner')
   else
     redis.call('HDEL', key, 'owner')
@@ -218,11 +220,12 @@ end
 // ARGV: state, finishedAt, errorCode, errorMessage, progressJson, ttlS, channel, jobId,
 //       liveMember, activityTtlS, retryTtlS
 const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
-local state = redis.call('HGET', KEYS[1], 'state')
+local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
+local state = before[1]
 if state ~= 'queued' and state ~= 'active' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finishedAt', ARGV[2], 'errorCode', ARGV[3],
   'errorMessage', ARGV[4], 'progress', ARGV[5])
-end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], state)
+end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], state, before[2], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[9])
 redis.call('SREM', KEYS[6], ARGV[8])
@@ -236,10 +239,13 @@ return 1
 // ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), activityTtlS, retryTtlS, then
 //       field, value pairs
 const WRITE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
-local prev = redis.call('HGET', KEYS[1], 'state')
+local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[5] == 'final' then
-  end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], prev)
+  -- What the record holds now: before's, with the fields just written over it.
+  local h = { state = before[1], startedAt = before[2] }
+  for i = 8, #ARGV, 2 do h[ARGV[i]] = ARGV[i + 1] end
+  end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], before[1], h.startedAt, h.state, h.finishedAt)
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('SREM', KEYS[6], ARGV[3])
 elseif ARGV[5] == 'live' then
@@ -258,7 +264,8 @@ return 1
 const START_LUA = `${PUBLISH_RECORD_LUA}
 redis.call('HSET', KEYS[1], 'state', 'active', 'progress', ARGV[7], 'startedAt', ARGV[5],
   'attempts', ARGV[6], 'errorCode', '', 'errorMessage', '')
-redis.call('ZADD', KEYS[2], 'NX', redis.call('TIME')[1] * 1000, ARGV[4])
+-- Scored by the producer's and the reconciler's clock (epoch ms from the client), as at enqueue.
+redis.call('ZADD', KEYS[2], 'NX', ARGV[5], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 publish_record(KEYS[1], ARGV[3], ARGV[2])
 local data = false
