@@ -13,6 +13,9 @@ const { positionals, values } = parseArgs({
     small: { type: 'string' },
     heavy: { type: 'string' },
     'rtt-ms': { type: 'string', default: '0' },
+    processes: { type: 'string' },
+    concurrencies: { type: 'string' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const name = positionals[0];
@@ -26,9 +29,18 @@ const benches: Record<string, () => Promise<void>> = {
       scale: Number(values.scale),
       ...(values.cases === undefined ? {} : { cases: values.cases }),
     }),
-  scale: async () => (await import('./scale.ts')).runScale({ scale: Number(values.scale) }),
   batch: async () =>
     (await import('./batch.ts')).runBatch({ scale: Number(values.scale), rttMs: Number(values['rtt-ms']) }),
+  scale: async () =>
+    (await import('./scale.ts')).runScale({
+      scale: Number(values.scale),
+      profile: values.profile,
+      ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),
+      ...(values.processes === undefined ? {} : { processes: values.processes.split(',').map(Number) }),
+      ...(values.concurrencies === undefined
+        ? {}
+        : { concurrencies: values.concurrencies.split(',').map(Number) }),
+    }),
   soak: async () =>
     (await import('./soak.ts')).runSoak({
       jobs: values.jobs === undefined ? Math.round(50_000 * Number(values.scale)) : Number(values.jobs),
@@ -46,7 +58,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)] [--rtt-ms D (batch: a delay each way to Redis)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak, scale: jobs per setting)] [--processes 1,2,4 --concurrencies 1,4,16 --profile (scale)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)] [--rtt-ms D (batch: a delay each way to Redis)]`,
   );
   process.exit(2);
 }

@@ -4,25 +4,39 @@
 // concurrencies. Beside each setting, the same burst of no-op jobs through a plain BullMQ
 // Worker (addBulk, same process count and concurrency): the queue's own ceiling on this machine.
 // Measures throughput (jobs / time from the first enqueue to the last completion) and per-job
-// latency (enqueue → result seen), which in a burst includes the time a job waits its turn.
+// latency (enqueue → result seen), which in a burst includes the time a job waits its turn; and
+// where the time goes: queue- and cache-Redis commands per completed job (`INFO commandstats`
+// deltas over the timed burst, the commands inside Lua scripts included), Redis CPU per job and
+// the worker processes' CPU per job (process.cpuUsage, read from each worker before and after).
+// `--profile` runs the Quarry workers under `node --cpu-prof` and prints their top self time.
+import { mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createQuarry, type QuarryClient } from '../producers/client.ts';
 import { loadConfig } from '../shared/config.ts';
 import type { InlineRecord } from '../shared/datasets.ts';
 import { flightsSpec, loadFlights } from '../test/helpers/flights.ts';
-import { type RedisServer, startRedis } from '../test/helpers/redis.ts';
+import { freePort, type RedisServer, startRedis } from '../test/helpers/redis.ts';
+import { type ProfileSummary, summarizeProfiles } from './lib/cpu-profile.ts';
+import { engineFloor } from './lib/engine-floor.ts';
+import { type Cost, type CpuProbe, meter, noopCpuProbe, quarryCpuProbe } from './lib/job-costs.ts';
 import { type Child, startNode } from './lib/processes.ts';
+import { perJobBreakdown } from './lib/redis-stats.ts';
 import { printTable, type Row, type Summary, summarize, writeResults } from './lib/stats.ts';
 
 export interface ScaleOptions {
   /** Multiplies the jobs per setting (default 2,000 at scale 1). */
   scale: number;
-  /** Worker process counts to try. Default [1, 2]. */
+  /** Jobs per setting; overrides `scale` (`--jobs N`, at least 50). */
+  jobs?: number;
+  /** Worker process counts to try. Default [1, 2, 4]. */
   processes?: readonly number[];
   /** QUARRY_WORKER_CONCURRENCY values to try. Default [1, 4, 16]. */
   concurrencies?: readonly number[];
+  /** Run the Quarry workers under `--cpu-prof` and print their top self-time entries. */
+  profile?: boolean;
 }
 
 const JOBS_PER_SETTING = 2000;
@@ -38,6 +52,9 @@ const WARMUP_JOBS = 100;
 const ADD_BULK_CHUNK = 100;
 const BURST_TIMEOUT_MS = 120_000;
 
+/** Rows of self time printed per profiled setting. */
+const PROFILE_TOP = 25;
+
 interface Burst {
   jobs: number;
   /** Jobs completed per second, first enqueue to last completion. */
@@ -45,6 +62,8 @@ interface Burst {
   /** Seconds until the last job was enqueued. */
   enqueueS: number;
   latencyMs: Summary;
+  /** What the timed burst cost, per completed job. */
+  cost?: Cost;
 }
 
 interface Setting {
@@ -52,11 +71,12 @@ interface Setting {
   concurrency: number;
   quarry: Burst;
   bullmqNoop: Burst;
+  profile?: ProfileSummary;
 }
 
 export async function runScale(options: ScaleOptions): Promise<void> {
-  const jobs = Math.max(100, Math.round(JOBS_PER_SETTING * options.scale));
-  const processCounts = options.processes ?? [1, 2];
+  const jobs = Math.max(50, options.jobs ?? Math.round(JOBS_PER_SETTING * options.scale));
+  const processCounts = options.processes ?? [1, 2, 4];
   const concurrencies = options.concurrencies ?? [1, 4, 16];
   const cores = os.availableParallelism();
   const flights = loadFlights('flights-5k.json');
@@ -68,9 +88,15 @@ export async function runScale(options: ScaleOptions): Promise<void> {
   let cacheRedis: RedisServer | undefined;
   const children: Child[] = [];
   let quarry: QuarryClient | undefined;
+  let queueAdmin: Redis | undefined;
+  let cacheAdmin: Redis | undefined;
   try {
     queueRedis = await startRedis(['--maxmemory-policy', 'noeviction']);
     cacheRedis = await startRedis(['--maxmemory', '1gb', '--maxmemory-policy', 'allkeys-lru']);
+    // The connections that read INFO: their own commands are only the INFO calls, left out.
+    queueAdmin = new Redis(queueRedis.url);
+    cacheAdmin = new Redis(cacheRedis.url);
+    const admin = { queue: queueAdmin, cache: cacheAdmin };
     let salt = 0;
     // 20 consecutive flights from a rotating slice; the salt in the first record's delay makes
     // each dataset (so each result key) new, across settings too.
@@ -82,23 +108,41 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       return flightsSpec({ records });
     };
 
+    // The engine alone on the same kind of jobs, before any worker runs: the floor of a job.
+    const floorConcurrency = Math.max(...concurrencies);
+    const floor = await engineFloor(Array.from({ length: Math.min(jobs, 2000) }, nextSpec), floorConcurrency);
+    console.log(
+      `  DuckDB engine alone (in this process, concurrency ${floor.concurrency}, ${floor.threads} threads): ${floor.jobsPerS} jobs/s, ${floor.cpuMs} ms CPU per job`,
+    );
     const settings: Setting[] = [];
     for (const processes of processCounts) {
       for (const concurrency of concurrencies) {
         const tag = `p${processes}c${concurrency}`;
 
         // Raw BullMQ first, then Quarry, back to back so drift in machine speed hits both alike.
+        const noopPorts = await Promise.all(Array.from({ length: processes }, () => freePort()));
         const noopWorkers = await Promise.all(
-          Array.from({ length: processes }, () =>
+          noopPorts.map((port) =>
             startNode(
               'bench/lib/noop-worker.ts',
-              { REDIS_URL: queueRedis!.url, PREFIX: `raw-${tag}`, CONCURRENCY: String(concurrency) },
+              {
+                REDIS_URL: queueRedis!.url,
+                PREFIX: `raw-${tag}`,
+                CONCURRENCY: String(concurrency),
+                CPU_PORT: String(port),
+              },
               'noop worker ready',
             ),
           ),
         );
         children.push(...noopWorkers);
-        const bullmqNoop = await rawBurst(queueRedis.url, `raw-${tag}`, jobs);
+        const bullmqNoop = await rawBurst(
+          queueRedis.url,
+          `raw-${tag}`,
+          jobs,
+          admin,
+          noopPorts.map(noopCpuProbe),
+        );
         await stopAll(noopWorkers, children);
 
         const env = {
@@ -108,25 +152,46 @@ export async function runScale(options: ScaleOptions): Promise<void> {
           // 'worker ready' is logged at info; nothing per job is.
           QUARRY_LOG_LEVEL: 'info',
           QUARRY_WORKER_CONCURRENCY: String(concurrency),
-          // Two workers on one host must not both claim the default 9464.
-          QUARRY_WORKER_METRICS_PORT: '0',
           QUARRY_DATA_DIR: os.tmpdir(),
         };
+        // Each worker its own metrics port (the CPU figure is read there).
+        const ports = await Promise.all(Array.from({ length: processes }, () => freePort()));
+        const profileDir = path.resolve('bench/results/profiles', `scale-${tag}`);
+        if (options.profile) {
+          rmSync(profileDir, { recursive: true, force: true });
+          mkdirSync(profileDir, { recursive: true });
+        }
+        const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
         const workers = await Promise.all(
-          Array.from({ length: processes }, () => startNode('workers/main.ts', env, 'worker ready')),
+          ports.map((port) =>
+            startNode(
+              'workers/main.ts',
+              { ...env, QUARRY_WORKER_METRICS_PORT: String(port) },
+              'worker ready',
+              [],
+              nodeArgs,
+            ),
+          ),
         );
         children.push(...workers);
         quarry = createQuarry({ config: loadConfig(env), failFast: true });
         await quarry.ready();
         await quarryBurst(quarry, Array.from({ length: WARMUP_JOBS }, nextSpec));
+        const metered = await meter(queueAdmin, cacheAdmin, ports.map(quarryCpuProbe));
         const quarryResult = await quarryBurst(quarry, Array.from({ length: jobs }, nextSpec));
+        quarryResult.cost = await metered.end(jobs);
         await quarry.close();
         quarry = undefined;
+        // A worker writes its profile as it exits.
         await stopAll(workers, children);
 
-        settings.push({ processes, concurrency, quarry: quarryResult, bullmqNoop });
+        const setting: Setting = { processes, concurrency, quarry: quarryResult, bullmqNoop };
+        if (options.profile) setting.profile = summarizeProfiles(profileDir, PROFILE_TOP);
+        settings.push(setting);
+        const q = quarryResult.cost;
+        const n = bullmqNoop.cost;
         console.log(
-          `  ${processes} process(es) × concurrency ${concurrency}: quarry ${quarryResult.jobsPerS} jobs/s, bullmq no-op ${bullmqNoop.jobsPerS} jobs/s`,
+          `  ${processes} process(es) × concurrency ${concurrency}: quarry ${quarryResult.jobsPerS} jobs/s, bullmq no-op ${bullmqNoop.jobsPerS} jobs/s; queue-Redis commands per job ${q.queueCommands} vs ${n?.queueCommands}; worker CPU ms per job ${q.workerCpuMs} vs ${n?.workerCpuMs}`,
         );
       }
     }
@@ -141,17 +206,64 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       'no-op jobs/s': s.bullmqNoop.jobsPerS,
       'no-op p50': round1(s.bullmqNoop.latencyMs.p50),
       'no-op p99': round1(s.bullmqNoop.latencyMs.p99),
-      'quarry/no-op': Math.round((s.quarry.jobsPerS / s.bullmqNoop.jobsPerS) * 100) / 100,
+      'quarry/no-op': round2(s.quarry.jobsPerS / s.bullmqNoop.jobsPerS),
+      'queue cmd/job': s.quarry.cost?.queueCommands ?? null,
+      'no-op cmd/job': s.bullmqNoop.cost?.queueCommands ?? null,
+      'cmd ratio': round2((s.quarry.cost?.queueCommands ?? 0) / (s.bullmqNoop.cost?.queueCommands ?? 1)),
+      'cache cmd/job': s.quarry.cost?.cacheCommands ?? null,
+      'worker CPU ms/job': s.quarry.cost?.workerCpuMs ?? null,
+      'no-op CPU ms/job': s.bullmqNoop.cost?.workerCpuMs ?? null,
+      'redis CPU ms/job': s.quarry.cost?.redisCpuMs ?? null,
     }));
     const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
     printTable(
-      `scale: bursts of ${jobs} jobs per setting (${RECORDS_PER_JOB}-record aggregations, each a cache miss; latency = enqueue → result seen, queueing included)`,
+      `scale: bursts of ${jobs} jobs per setting (${RECORDS_PER_JOB}-record aggregations, each a cache miss; latency = enqueue → result seen, queueing included)${options.profile ? ' — PROFILED: --cpu-prof slows the workers, read the rates as relative only' : ''}`,
       rows,
+    );
+    console.log(
+      '\nqueue-Redis commands per completed job, by command (INFO commandstats, inside Lua included):',
+    );
+    for (const s of settings) {
+      console.log(
+        `  p${s.processes}c${s.concurrency} quarry: ${perJobBreakdown(s.quarry.cost?.queueByCommand ?? {}, 1)}`,
+      );
+      console.log(
+        `  p${s.processes}c${s.concurrency} no-op:  ${perJobBreakdown(s.bullmqNoop.cost?.queueByCommand ?? {}, 1)}`,
+      );
+      console.log(
+        `  p${s.processes}c${s.concurrency} quarry, cache Redis: ${perJobBreakdown(s.quarry.cost?.cacheByCommand ?? {}, 1)}`,
+      );
+    }
+    for (const s of settings) {
+      if (s.profile === undefined) continue;
+      const processed = (jobs + WARMUP_JOBS) / s.processes;
+      printTable(
+        `CPU profile p${s.processes}c${s.concurrency}: top self time on the worker main threads (${s.profile.files.length} file(s) in bench/results/profiles/scale-p${s.processes}c${s.concurrency}/; busy ${s.profile.busyMs} ms ≈ ${round3(s.profile.busyMs / processed)} ms per job, start-up included)`,
+        s.profile.top.map((t) => ({
+          'self ms': t.selfMs,
+          '% busy': round1((t.selfMs / Math.max(1, s.profile!.busyMs)) * 100),
+          'µs/job': round1((t.selfMs * 1000) / processed),
+          function: t.frame,
+        })),
+      );
+    }
+    printTable(
+      'the engine alone: the same jobs computed by the DuckDB engine in this process (no queue, status or result work)',
+      [
+        {
+          jobs: floor.jobs,
+          concurrency: floor.concurrency,
+          'DuckDB threads': floor.threads,
+          'jobs/s': floor.jobsPerS,
+          'CPU ms/job': floor.cpuMs,
+        },
+      ],
     );
     const notes = [
       `${cores} cores available (${cpu}), Node ${process.version}. Everything shares them: the worker processes, two redis-servers and this client process, so 2 worker processes on ${cores} cores compete with Redis and the producer and measure contention as much as scaling.`,
       `Quarry: SDK aggregate() with ${ENQUEUE_WINDOW} enqueues in flight, job.wait() per job; ${WARMUP_JOBS} untimed warm-up jobs per setting; worker processes are workers/main.ts with their defaults apart from QUARRY_WORKER_CONCURRENCY.`,
       `No-op: a plain BullMQ Worker per process doing nothing, addBulk in chunks of ${ADD_BULK_CHUNK}, completion seen via QueueEvents.`,
+      `Costs are per completed job over the timed burst only: Redis commands from INFO commandstats deltas (everything the server ran: producers, workers, waiters, Lua-internal calls; the INFO calls left out), Redis CPU (used_cpu_user+sys of both servers), worker CPU from process.cpuUsage of every worker process (all its threads: DuckDB's too), read from process_cpu_seconds_total on the worker's metrics endpoint.`,
       `"enqueue s" is when the last job was enqueued; close to the burst's whole time means the producer, not the workers, set the pace.`,
       `total bench time ${Math.round((performance.now() - started) / 1000)} s; 1-minute load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end`,
     ];
@@ -163,6 +275,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       warmupJobs: WARMUP_JOBS,
       cores,
       notes,
+      engineFloor: floor,
       settings,
     });
     console.log(`\nwrote ${file}`);
@@ -173,6 +286,8 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     } catch (err) {
       console.error('closing the client failed', err);
     }
+    queueAdmin?.disconnect();
+    cacheAdmin?.disconnect();
     await stopAll([...children], children);
     for (const server of [cacheRedis, queueRedis]) {
       try {
@@ -221,7 +336,13 @@ async function quarryBurst(quarry: QuarryClient, specs: unknown[]): Promise<Burs
 }
 
 /** The same burst as raw BullMQ no-op jobs: addBulk, completion seen via QueueEvents. */
-async function rawBurst(url: string, prefix: string, jobs: number): Promise<Burst> {
+async function rawBurst(
+  url: string,
+  prefix: string,
+  jobs: number,
+  admin: { queue: Redis; cache: Redis },
+  probes: readonly CpuProbe[],
+): Promise<Burst> {
   const connection = new Redis(url, { maxRetriesPerRequest: null });
   // The events stream must keep every completion until QueueEvents has read it (~4 entries a job).
   const queue = new Queue('noop', {
@@ -276,7 +397,10 @@ async function rawBurst(url: string, prefix: string, jobs: number): Promise<Burs
       return burst(n, start, enqueued, lastDone, latencies);
     };
     await run(WARMUP_JOBS * 2, 'warm');
-    return await run(jobs, 'job');
+    const metered = await meter(admin.queue, admin.cache, probes);
+    const result = await run(jobs, 'job');
+    result.cost = await metered.end(jobs);
+    return result;
   } finally {
     await events.close().catch(() => undefined);
     await queue.close().catch(() => undefined);
@@ -306,3 +430,5 @@ async function stopAll(some: readonly Child[], all: Child[]): Promise<void> {
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
+const round2 = (x: number) => Math.round(x * 100) / 100;
+const round3 = (x: number) => Math.round(x * 1000) / 1000;

@@ -45,12 +45,13 @@ local function count_end(key, allKey, ttl, state, startedAt, finishedAt)
     end
   end
   for _, k in ipairs({ key, allKey }) do
-    redis.call('HINCRBY', k, state, 1)
+    -- The TTL is set as the minute's hash is made (its first count of a state is 1), not renewed
+    -- on every count: set then, it outlasts the minute by the window already.
+    if redis.call('HINCRBY', k, state, 1) == 1 then redis.call('EXPIRE', k, ttl) end
     if bucket ~= nil then
       redis.call('HINCRBY', k, 'runs', 1)
       redis.call('HINCRBY', k, 'b' .. bucket, 1)
     end
-    redis.call('EXPIRE', k, ttl)
   end
 end
 `;

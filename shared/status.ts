@@ -8,6 +8,7 @@ import { DEFAULT_PRIORITY, type PriorityClass } from './fairness.ts';
 import { HISTORY_LUA, historyArgs } from './history-index.ts';
 import type { JobDescription } from './job-description.ts';
 import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
+import { luaScript, runScript, runScriptBuffer } from './lua-script.ts';
 import type { Redis } from './redis.ts';
 
 export type JobType = 'aggregate' | 'index';
@@ -196,14 +197,16 @@ return 1
 // activity (only when the record left queued/active, so a job is counted once per run), drops
 // the payload of a completed job, and keeps a failed or cancelled one's payload and inline data
 // (for retryDataTtlS) so it can be retried (job-retry.ts).
-// end_job(status, activity, activityAll, inlineData, activityTtlS, retryTtlS, prevState)
+// The caller read the record's state and startedAt before its write (one HMGET), and knows the
+// state and finishedAt it wrote: the record is not read again here.
+// end_job(status, activity, activityAll, inlineData, activityTtlS, retryTtlS, prevState,
+//         startedAt, state, finishedAt)
 const END_JOB_LUA = `${ACTIVITY_LUA}
-local function end_job(key, act, actAll, data, actTtl, retryTtl, prev)
-  local h = redis.call('HMGET', key, 'state', 'startedAt', 'finishedAt')
+local function end_job(key, act, actAll, data, actTtl, retryTtl, prev, startedAt, state, finishedAt)
   -- A run time only for a job that was running: a queued one's startedAt is an earlier attempt's.
-  if prev == 'queued' then count_end(act, actAll, actTtl, h[1], nil, h[3]) end
-  if prev == 'active' then count_end(act, actAll, actTtl, h[1], h[2], h[3]) end
-  if h[1] == 'completed' then
+  if prev == 'queued' then count_end(act, actAll, actTtl, state, nil, finishedAt) end
+  if prev == 'active' then count_end(act, actAll, actTtl, state, startedAt, finishedAt) end
+  if state == 'completed' then
     redis.call('HDEL', key, 'payload', 'owner')
   else
     redis.call('HDEL', key, 'owner')
@@ -218,11 +221,12 @@ end
 // ARGV: state, finishedAt, errorCode, errorMessage, progressJson, ttlS, channel, jobId,
 //       liveMember, activityTtlS, retryTtlS
 const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
-local state = redis.call('HGET', KEYS[1], 'state')
+local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
+local state = before[1]
 if state ~= 'queued' and state ~= 'active' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finishedAt', ARGV[2], 'errorCode', ARGV[3],
   'errorMessage', ARGV[4], 'progress', ARGV[5])
-end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], state)
+end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], state, before[2], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[9])
 redis.call('SREM', KEYS[6], ARGV[8])
@@ -236,10 +240,13 @@ return 1
 // ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), activityTtlS, retryTtlS, then
 //       field, value pairs
 const WRITE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
-local prev = redis.call('HGET', KEYS[1], 'state')
+local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[5] == 'final' then
-  end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], prev)
+  -- What the record holds now: before's, with the fields just written over it.
+  local h = { state = before[1], startedAt = before[2] }
+  for i = 8, #ARGV, 2 do h[ARGV[i]] = ARGV[i + 1] end
+  end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], before[1], h.startedAt, h.state, h.finishedAt)
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('SREM', KEYS[6], ARGV[3])
 elseif ARGV[5] == 'live' then
@@ -250,13 +257,36 @@ publish_record(KEYS[1], ARGV[3], ARGV[2])
 return 1
 `;
 
-const ENQUEUE_SHA = createHash('sha1').update(ENQUEUE_LUA).digest('hex');
-
 /** What an enqueue found: a new job, the state of the live one it joins, or the tenant's quota. */
 export type EnqueueOutcome = 'new' | 'queued' | 'active' | 'quota';
+// Starts an attempt in one step: marks the record active (attempts, startedAt, the load phase,
+// the error of an earlier attempt cleared), keeps it in the live set, publishes it, and reads
+// what the attempt needs next: whether a cancellation is flagged and, when asked, the inline data.
+// KEYS: status, live set, cancel flag, inline data
+// ARGV: ttlS, channel, jobId, liveMember, startedAt, attempts, progressJson, readData (1|0)
+const START_LUA = `${PUBLISH_RECORD_LUA}
+redis.call('HSET', KEYS[1], 'state', 'active', 'progress', ARGV[7], 'startedAt', ARGV[5],
+  'attempts', ARGV[6], 'errorCode', '', 'errorMessage', '')
+-- Scored by the producer's and the reconciler's clock (epoch ms from the client), as at enqueue.
+redis.call('ZADD', KEYS[2], 'NX', ARGV[5], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+publish_record(KEYS[1], ARGV[3], ARGV[2])
+local data = false
+if ARGV[8] == '1' then data = redis.call('GET', KEYS[4]) end
+return { redis.call('EXISTS', KEYS[3]), data }
+`;
+
+const SCRIPTS = {
+  START_LUA: luaScript(START_LUA),
+  ENQUEUE_LUA: luaScript(ENQUEUE_LUA),
+  ROLLBACK_LUA: luaScript(ROLLBACK_LUA),
+  END_IF_LIVE_LUA: luaScript(END_IF_LIVE_LUA),
+  WRITE_LUA: luaScript(WRITE_LUA),
+};
 
 const QUEUED: JobProgress = { phase: 'queued', percent: 0 };
 const DONE: JobProgress = { phase: 'done', percent: 100 };
+const LOADING: JobProgress = { phase: 'load', percent: 0 };
 
 /** What an enqueue writes besides the record itself. */
 export interface EnqueueWrite {
@@ -333,8 +363,9 @@ export class StatusStore {
     type: JobType,
     write: EnqueueWrite,
   ): Promise<'new' | 'queued' | 'active' | 'quota'> {
-    return (await this.#redis.eval(
-      ENQUEUE_LUA,
+    return (await runScript(
+      this.#redis,
+      SCRIPTS.ENQUEUE_LUA,
       7,
       ...this.#enqueueArgs(jobId, type, write, Date.now()),
     )) as EnqueueOutcome;
@@ -353,7 +384,7 @@ export class StatusStore {
     const now = Date.now();
     const pipeline = this.#redis.pipeline().script('LOAD', ENQUEUE_LUA);
     for (const job of jobs) {
-      pipeline.evalsha(ENQUEUE_SHA, 7, ...this.#enqueueArgs(job.jobId, job.type, job.write, now));
+      pipeline.evalsha(SCRIPTS.ENQUEUE_LUA.sha, 7, ...this.#enqueueArgs(job.jobId, job.type, job.write, now));
     }
     const replies = (await pipeline.exec()) ?? [];
     // Without the script every EVALSHA failed: the round trip failed as a whole.
@@ -401,8 +432,9 @@ export class StatusStore {
    * A rollback that fails too leaves a queued record without a job: the reconciler's case.
    */
   async rollback(jobId: string, queue: QueueName): Promise<boolean> {
-    const undone = await this.#redis.eval(
-      ROLLBACK_LUA,
+    const undone = await runScript(
+      this.#redis,
+      SCRIPTS.ROLLBACK_LUA,
       7,
       this.#keys.status(jobId),
       this.#keys.inlineData(jobId),
@@ -417,13 +449,33 @@ export class StatusStore {
     return undone === 1;
   }
 
-  async active(jobId: string, attempts: number): Promise<void> {
-    await this.#write(jobId, 'active', { phase: 'load', percent: 0 }, null, {
-      startedAt: String(Date.now()),
-      attempts: String(attempts),
-      errorCode: '',
-      errorMessage: '',
-    });
+  /**
+   * Marks an attempt started (see START_LUA) and answers, from the same round trip, whether
+   * the job's cancellation is flagged and (`readInlineData`) its inline data, null when gone.
+   */
+  async active(
+    jobId: string,
+    attempts: number,
+    readInlineData = false,
+  ): Promise<{ cancelled: boolean; inlineData: Buffer | null }> {
+    const [cancelled, inlineData] = (await runScriptBuffer(
+      this.#redis,
+      SCRIPTS.START_LUA,
+      4,
+      this.#keys.status(jobId),
+      this.#keys.liveJobs,
+      this.#keys.cancelFlag(jobId),
+      this.#keys.inlineData(jobId),
+      String(this.#ttlS),
+      this.#keys.eventsChannel,
+      jobId,
+      this.#member(jobId),
+      String(Date.now()),
+      String(attempts),
+      JSON.stringify(LOADING),
+      readInlineData ? '1' : '0',
+    )) as [number, Buffer | null];
+    return { cancelled: cancelled === 1, inlineData };
   }
 
   async progress(jobId: string, progress: JobProgress): Promise<void> {
@@ -468,8 +520,9 @@ export class StatusStore {
   ): Promise<boolean> {
     const now = Date.now();
     const end = this.#endKeys(jobId, now);
-    const marked = await this.#redis.eval(
-      END_IF_LIVE_LUA,
+    const marked = await runScript(
+      this.#redis,
+      SCRIPTS.END_IF_LIVE_LUA,
       6,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
@@ -534,8 +587,9 @@ export class StatusStore {
     fields: Record<string, string>,
   ): Promise<void> {
     const end = this.#endKeys(jobId, Date.now());
-    await this.#redis.eval(
-      WRITE_LUA,
+    await runScript(
+      this.#redis,
+      SCRIPTS.WRITE_LUA,
       6,
       this.#keys.status(jobId),
       this.#keys.liveJobs,

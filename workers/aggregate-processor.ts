@@ -1,6 +1,7 @@
 // The aggregation processor: a factory that receives its dependencies and returns BullMQ's
 // processor function. One attempt: mark active, skip if the result exists, fetch the data,
 // compute with the engine, store the envelope (pre-serialized, with TTL), mark completed.
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
@@ -24,11 +25,11 @@ import { checkSpecColumns } from '../shared/plan.ts';
 import type { Redis } from '../shared/redis.ts';
 import { redisFailureCode } from '../shared/redis-errors.ts';
 import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts';
-import type { JobProgress } from '../shared/status.ts';
 import { chooseEngine } from './engines/choose.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
 import { serializeEnvelope } from './envelope.ts';
 import { runAttempt } from './job-attempt.ts';
+import { coalescedProgress } from './job-progress.ts';
 import { type JobScope, jobScope } from './job-scope.ts';
 
 export interface AggregateProcessorDeps {
@@ -51,6 +52,14 @@ export interface AggregateJobResult {
   durationMs?: number;
 }
 
+/**
+ * An attempt reports its progress once it has run this long, then at most this often: a small
+ * job's record goes from active to completed without progress writes in between.
+ */
+export const PROGRESS_DELAY_MS = 250;
+/** Inline datasets up to this size are spooled with synchronous writes (see attempt()). */
+const SYNC_SPOOL_BYTES = 64 * 1024;
+
 export function createAggregateProcessor(deps: AggregateProcessorDeps) {
   const { config, queueRedis, cacheRedis, engines, logger, metrics } = deps;
 
@@ -68,14 +77,16 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     };
     const { resultKey, spec } = job.data;
     const resultKeyName = keys.result(resultKey);
-    // Two servers, three questions, two round trips at once.
-    const [, [exists, cancelled]] = await Promise.all([
+    const inline = spec.dataset.kind === 'inline';
+    // Two servers, two round trips at once: the start of the attempt (which also answers whether
+    // it was cancelled, and brings the inline records), and whether the result exists already.
+    const [start, exists] = await Promise.all([
       // Earlier attempts: failed ones (attemptsMade) and crashed ones (stalls). Not attemptsStarted:
       // BullMQ counts a job sent back unrun (a heavy slot or a tenant lease refused) as a start.
-      status.active(jobId, job.attemptsMade + job.stalledCounter + 1),
-      Promise.all([cacheRedis.exists(resultKeyName), queueRedis.exists(keys.cancelFlag(jobId))]),
+      status.active(jobId, job.attemptsMade + job.stalledCounter + 1, inline),
+      cacheRedis.exists(resultKeyName),
     ]);
-    if (cancelled === 1) throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the aggregate job was cancelled');
+    if (start.cancelled) throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the aggregate job was cancelled');
     if (exists === 1) {
       await finish(jobId, resultKey);
       return { resultKey, reused: true };
@@ -83,11 +94,20 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
 
     const started = performance.now();
     let spoolFile: string | undefined;
+    let smallSpool = false;
     let dataFile: DataFile | undefined;
     let source: EngineSource;
+    // Progress is informational: never let it delay or fail the computation.
+    const progress = coalescedProgress(
+      (p) =>
+        status.progress(jobId, p).catch((err: unknown) => {
+          logger.debug({ err, jobId }, 'progress update failed');
+        }),
+      PROGRESS_DELAY_MS,
+    );
     try {
       if (spec.dataset.kind === 'inline') {
-        const data = await queueRedis.getBuffer(keys.inlineData(jobId));
+        const data = start.inlineData;
         if (data === null) {
           // A job sharing this data may have finished and cleaned up after storing the result.
           if ((await cacheRedis.exists(resultKeyName)) === 1) {
@@ -100,7 +120,11 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
           );
         }
         spoolFile = path.join(config.spoolDir, `${jobId}-${job.attemptsMade}-${process.pid}.json`);
-        await writeFile(spoolFile, data);
+        // A small dataset is written at once: a few kilobytes take microseconds, less than the
+        // thread-pool round trips of an async open, write and close (the event loop stays free).
+        smallSpool = data.length <= SYNC_SPOOL_BYTES;
+        if (smallSpool) writeFileSync(spoolFile, data);
+        else await writeFile(spoolFile, data);
         source = { kind: 'inline', file: spoolFile, columns: spec.dataset.columns };
       } else {
         // Held open until the engine is done: the engine reads exactly this file, by descriptor.
@@ -124,12 +148,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         source = { kind: 'file', file: dataFile.readPath, format: spec.dataset.format };
       }
 
-      // Progress is informational: never let it delay or fail the computation.
-      const report = (progress: JobProgress) =>
-        status.progress(jobId, progress).catch((err: unknown) => {
-          logger.debug({ err, jobId }, 'progress update failed');
-        });
-      void report({
+      progress.report({
         phase: 'compute',
         percent: 10,
         ...(spec.dataset.kind === 'inline' ? { count: spec.dataset.rows } : {}),
@@ -156,7 +175,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       }
       // A cancelled or timed-out job leaves no result behind.
       signal.throwIfAborted();
-      void report({ phase: 'store', percent: 90, count: envelope.rowCount });
+      progress.report({ phase: 'store', percent: 90, count: envelope.rowCount });
       metrics?.resultBytes.observe(Buffer.byteLength(bytes));
       await cacheRedis.set(resultKeyName, bytes, 'EX', config.resultTtlS);
       if (signal.aborted) {
@@ -164,10 +183,22 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         await cacheRedis.del(resultKeyName);
         throw signal.reason;
       }
+      // No progress write may follow the final one.
+      progress.stop();
       await finish(jobId, resultKey);
       return { resultKey, reused: false, rowCount: envelope.rowCount, durationMs };
     } finally {
-      if (spoolFile !== undefined) await unlink(spoolFile).catch(() => undefined);
+      progress.stop();
+      if (spoolFile !== undefined) {
+        if (!smallSpool) await unlink(spoolFile).catch(() => undefined);
+        else {
+          try {
+            unlinkSync(spoolFile);
+          } catch {
+            // Gone already, or not removable: a leftover spool file is only disk space.
+          }
+        }
+      }
       await dataFile?.close();
     }
   }

@@ -15,14 +15,18 @@ process.on('exit', () => {
   for (const c of alive) c.kill('SIGKILL');
 });
 
-/** Spawns `node --import tsx <entry>` and resolves once a stdout line contains `readyText`. */
+/**
+ * Spawns `node --import tsx <entry>` and resolves once a stdout line contains `readyText`;
+ * `nodeArgs` go to node itself (`--cpu-prof`, …), before the entry.
+ */
 export function startNode(
   entry: string,
   env: Record<string, string>,
   readyText: string,
   args: string[] = [],
+  nodeArgs: string[] = [],
 ): Promise<Child> {
-  const child = spawn(process.execPath, [...tsExecArgv(), entry, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, ...tsExecArgv(), entry, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -123,3 +123,43 @@ test('aborting a running query rejects with the abort reason', async () => {
   controller.abort(reason);
   await assert.rejects(running, (e: unknown) => e === reason);
 });
+
+test('one spec shape over new data, values and value types: each run answers for its own, pooled and prepared, aborts and failures between them', async () => {
+  // The same SQL text every time (one shape); the file, the column types and the filter value's
+  // type (BIGINT for 2, DOUBLE for 2.5) change from run to run.
+  const runOne = (i: number, signal?: AbortSignal) => {
+    const float = i % 2 === 1;
+    const records = Array.from({ length: 20 }, (_, k) => ({ g: `g${k % 3}`, v: float ? k + 0.25 : k + i }));
+    const min = float ? 2.5 : 2;
+    const expected = new Map<string, number>();
+    for (const r of records) if (r.v > min) expected.set(r.g, (expected.get(r.g) ?? 0) + r.v);
+    const out = runInline(
+      {
+        dataset: { records },
+        filters: [{ column: 'v', op: 'gt', value: min }],
+        groupBy: ['g'],
+        metrics: [{ op: 'sum', column: 'v', as: 'total' }],
+        orderBy: [{ column: 'g', direction: 'asc' }],
+      },
+      1000,
+      signal,
+    );
+    return { out, expected: [...expected].sort().map(([g, total]) => ({ g, total })) };
+  };
+  for (let round = 0; round < 3; round++) {
+    const runs = Array.from({ length: 6 }, (_, i) => runOne(round * 6 + i));
+    for (const { out, expected } of runs) assert.deepEqual((await out).rows, expected);
+    // An aborted run and a failing one leave nothing behind for the next runs.
+    const controller = new AbortController();
+    const aborted = runOne(1, controller.signal).out;
+    controller.abort(new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'stop'));
+    await assert.rejects(aborted);
+    await assert.rejects(
+      runInline({
+        dataset: { records: [{ g: 'a', v: 'not a number' }] },
+        groupBy: ['g'],
+        metrics: [{ op: 'sum', column: 'v' }],
+      }),
+    );
+  }
+});

@@ -1,13 +1,17 @@
 // The DuckDB engine: one in-process instance per worker, locked down (no extension installs,
 // file access limited to the data root and the spool directory, configuration locked), a
-// connection per running job. Queries run on DuckDB's own threads (async), so the event loop
-// stays free while they compute.
+// connection per running job, taken from a pool of idle ones, each keeping the prepared
+// statements of the aggregation shapes it ran (the same spec shape over new data binds new
+// values, never new SQL). Queries run on DuckDB's own threads (async), so the event loop stays
+// free while they compute.
 import { mkdirSync, realpathSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import {
   DOUBLE,
+  type DuckDBConnection,
   DuckDBInstance,
   type DuckDBMaterializedResult,
+  type DuckDBPreparedStatement,
   DuckDBStructType,
   type DuckDBType,
   JSDuckDBValueConverter,
@@ -41,6 +45,17 @@ export interface DuckDBEngineOptions {
 }
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/** Idle connections kept for the next jobs (more run at once when the concurrency is higher). */
+const MAX_IDLE_CONNECTIONS = 16;
+/** Prepared statements kept per connection, least recently used dropped first. */
+const MAX_STATEMENTS_PER_CONNECTION = 32;
+
+/** A pooled connection and the statements prepared on it, by SQL text (a Map keeps use order). */
+interface Pooled {
+  readonly connection: DuckDBConnection;
+  readonly statements: Map<string, DuckDBPreparedStatement>;
+}
 
 function realOrSelf(dir: string): string {
   try {
@@ -82,14 +97,23 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     setup.closeSync();
   }
   let closed = false;
+  const idle: Pooled[] = [];
 
+  /**
+   * Runs one statement on a pooled connection. `prepared`: keep the statement prepared on that
+   * connection for the next run of the same SQL (aggregations: their text depends on the spec's
+   * shape only). A connection whose statement failed is closed, not pooled: nothing of a failed
+   * or interrupted run is carried into another job's.
+   */
   async function query(
     sql: string,
     params: SqlValue[],
     signal?: AbortSignal,
+    prepared = false,
   ): Promise<DuckDBMaterializedResult> {
     signal?.throwIfAborted();
-    const connection = await instance.connect();
+    const pooled = idle.pop() ?? { connection: await instance.connect(), statements: new Map() };
+    const { connection } = pooled;
     // DuckDB clears a pending interrupt when a statement starts executing, so one call can land
     // too early (while the statement is prepared): repeat it until the query gives up.
     let repeat: NodeJS.Timeout | undefined;
@@ -98,23 +122,52 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       repeat ??= setInterval(() => connection.interrupt(), 20);
     };
     signal?.addEventListener('abort', interrupt, { once: true });
+    let reusable = false;
     try {
       // The signal may have fired while the connection was being opened, before the listener.
       signal?.throwIfAborted();
-      return await connection.run(
-        sql,
-        params.map((p) => (typeof p === 'object' ? structValue(p) : p)),
-        // An undefined entry means "infer", as bind() reads it; the declared type omits that.
-        params.map(bindType) as DuckDBType[],
-      );
+      const values = params.map((p) => (typeof p === 'object' ? structValue(p) : p));
+      // An undefined entry means "infer", as bind() reads it; the declared type omits that.
+      const types = params.map(bindType) as DuckDBType[];
+      let result: DuckDBMaterializedResult;
+      if (prepared) {
+        const statement = await preparedOn(pooled, sql);
+        statement.bind(values, types);
+        result = await statement.run();
+      } else {
+        result = await connection.run(sql, values, types);
+      }
+      reusable = true;
+      return result;
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       throw error;
     } finally {
       clearInterval(repeat);
       signal?.removeEventListener('abort', interrupt);
-      connection.closeSync();
+      // An abort that fired during the run may have interrupted it after the result came back.
+      if (reusable && !signal?.aborted && !closed && idle.length < MAX_IDLE_CONNECTIONS) idle.push(pooled);
+      else connection.closeSync();
     }
+  }
+
+  async function preparedOn(pooled: Pooled, sql: string): Promise<DuckDBPreparedStatement> {
+    const { statements } = pooled;
+    let statement = statements.get(sql);
+    if (statement !== undefined) {
+      // Most recently used last.
+      statements.delete(sql);
+      statements.set(sql, statement);
+      return statement;
+    }
+    statement = await pooled.connection.prepare(sql);
+    statements.set(sql, statement);
+    if (statements.size > MAX_STATEMENTS_PER_CONNECTION) {
+      const [oldest, dropped] = statements.entries().next().value!;
+      statements.delete(oldest);
+      dropped.destroySync();
+    }
+    return statement;
   }
 
   async function columnsOf(source: EngineSource): Promise<readonly ColumnInfo[]> {
@@ -150,7 +203,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
         const { sql, params } = compileAggregation(plan, renamed?.source ?? input.source, renamed?.names);
         let result: DuckDBMaterializedResult;
         try {
-          result = await query(sql, params, input.signal);
+          result = await query(sql, params, input.signal, true);
         } catch (cause) {
           if (input.signal?.aborted) throw input.signal.reason;
           const conversion = /^(Conversion|Invalid Input) Error/.test(firstLine(cause));
@@ -196,6 +249,8 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     async close() {
       if (closed) return;
       closed = true;
+      // Closing a connection destroys the statements prepared on it.
+      for (const { connection } of idle.splice(0)) connection.closeSync();
       instance.closeSync();
     },
   };
