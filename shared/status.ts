@@ -1,7 +1,6 @@
 // Job status records: one hash per job in the queue Redis, read in one round trip, kept after
 // BullMQ removes the job (TTL QUARRY_STATUS_TTL_S). Every change is also published on the
 // events channel so waiters wake without polling.
-import { createHash } from 'node:crypto';
 import { ACTIVITY_LUA, activityMinute } from './activity.ts';
 import type { ErrorCode } from './errors.ts';
 import { DEFAULT_PRIORITY, type PriorityClass } from './fairness.ts';
