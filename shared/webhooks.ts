@@ -1,0 +1,166 @@
+// Webhooks: the contract. A tenant registers named webhooks (`PUT /v1/webhooks/:name`
+// {url, events, secret}); each final state of a job and each index version going live becomes
+// one delivery per webhook that asked for its event type (webhook-outbox.ts,
+// webhook-deliveries.ts): a POST of a JSON event signed with the webhook's secret:
+//   x-quarry-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+// Definitions live in one hash per tenant (`<prefix>:webhooks`, name -> JSON) in the queue Redis;
+// the secret is stored (it must be, to sign) but never answered back in full.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { validationError } from './aggregation.ts';
+import { QuarryError } from './errors.ts';
+import type { KeyScheme } from './keys.ts';
+import type { Redis } from './redis.ts';
+import { MAX_WEBHOOK_URL_LENGTH } from './webhook-target.ts';
+import { parseWith } from './zod-messages.ts';
+
+export const WEBHOOK_EVENT_TYPES = ['job.completed', 'job.failed', 'job.cancelled', 'index.live'] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+export const WEBHOOK_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** Webhooks one tenant may have. */
+export const MAX_WEBHOOKS = 20;
+export const SIGNATURE_HEADER = 'x-quarry-signature';
+export const DELIVERY_HEADER = 'x-quarry-delivery';
+
+export const WebhookRequestSchema = z.strictObject({
+  url: z.string().min(1).max(MAX_WEBHOOK_URL_LENGTH),
+  events: z
+    .array(z.enum(WEBHOOK_EVENT_TYPES))
+    .min(1)
+    .max(WEBHOOK_EVENT_TYPES.length)
+    .refine((events) => new Set(events).size === events.length, 'events must be distinct'),
+  secret: z.string().min(16, 'at least 16 characters').max(256),
+});
+export type WebhookRequest = z.output<typeof WebhookRequestSchema>;
+
+/** What is stored per webhook (`id` is drawn once: a deleted and re-created webhook is another). */
+export interface WebhookDefinition extends WebhookRequest {
+  readonly id: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** What the API and SDK answer: the secret only by its last four characters. */
+export interface WebhookInfo {
+  readonly name: string;
+  readonly url: string;
+  readonly events: readonly WebhookEventType[];
+  readonly secretHint: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** The JSON body of a delivery; every member present, `null` for none. */
+export interface WebhookEvent {
+  readonly id: string;
+  readonly type: WebhookEventType;
+  readonly jobId: string | null;
+  readonly state: string | null;
+  readonly resultKey: string | null;
+  readonly error: { readonly code: string; readonly message: string } | null;
+  readonly collection: string | null;
+  readonly version: number | null;
+  /** ISO 8601: when the change happened. */
+  readonly at: string;
+}
+
+export function checkWebhookName(name: unknown): string {
+  if (typeof name !== 'string' || !WEBHOOK_NAME_PATTERN.test(name)) {
+    throw new QuarryError('QUARRY_ERR_VALIDATION', 'name: 1-64 letters, digits, - or _', { field: 'name' });
+  }
+  return name;
+}
+
+export function parseWebhookRequest(input: unknown): WebhookRequest {
+  const parsed = parseWith(WebhookRequestSchema, input);
+  if (!parsed.success) throw validationError(parsed.error);
+  return parsed.data;
+}
+
+export function webhookInfo(name: string, d: WebhookDefinition): WebhookInfo {
+  return {
+    name,
+    url: d.url,
+    events: d.events,
+    secretHint: `…${d.secret.slice(-4)}`,
+    createdAt: d.createdAt,
+    updatedAt: d.updatedAt,
+  };
+}
+
+/** The signature header's value for `body` signed at `tSeconds`. */
+export function signWebhook(secret: string, body: string, tSeconds: number): string {
+  const v1 = createHmac('sha256', secret).update(`${tSeconds}.${body}`).digest('hex');
+  return `t=${tSeconds},v1=${v1}`;
+}
+
+/**
+ * A receiver's check (what README shows in ten lines): the header's v1 matches the HMAC of
+ * `<t>.<body>` and t is within `toleranceS` of now.
+ */
+export function verifyWebhook(
+  secret: string,
+  header: string | undefined,
+  body: string,
+  toleranceS = 300,
+  nowS = Math.floor(Date.now() / 1000),
+): boolean {
+  const parts = Object.fromEntries((header ?? '').split(',').map((p) => p.split('=', 2) as [string, string]));
+  const t = Number(parts.t);
+  if (!Number.isInteger(t) || Math.abs(nowS - t) > toleranceS || typeof parts.v1 !== 'string') return false;
+  const expected = Buffer.from(signWebhook(secret, body, t).split('v1=')[1]!, 'hex');
+  const given = Buffer.from(parts.v1, 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** The tenant's webhook definitions in the queue Redis. */
+export class WebhookStore {
+  readonly #redis: Redis;
+  readonly #keys: KeyScheme;
+
+  constructor(redis: Redis, keys: KeyScheme) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
+
+  /** Creates or replaces a webhook (the request already checked); returns what is stored. */
+  async put(name: string, request: WebhookRequest, nowMs = Date.now()): Promise<WebhookDefinition> {
+    const previous = await this.get(name);
+    if (previous === null && (await this.#redis.hlen(this.#keys.webhooks)) >= MAX_WEBHOOKS) {
+      throw new QuarryError('QUARRY_ERR_WEBHOOK_LIMIT', `a tenant may have at most ${MAX_WEBHOOKS} webhooks`);
+    }
+    const now = new Date(nowMs).toISOString();
+    const definition: WebhookDefinition = {
+      ...request,
+      id: previous?.id ?? randomBytes(8).toString('hex'),
+      createdAt: previous?.createdAt ?? now,
+      updatedAt: now,
+    };
+    await this.#redis.hset(this.#keys.webhooks, name, JSON.stringify(definition));
+    return definition;
+  }
+
+  async get(name: string): Promise<WebhookDefinition | null> {
+    const text = await this.#redis.hget(this.#keys.webhooks, name);
+    return text === null ? null : (JSON.parse(text) as WebhookDefinition);
+  }
+
+  /** Every webhook by name, sorted. */
+  async list(): Promise<{ name: string; definition: WebhookDefinition }[]> {
+    const all = await this.#redis.hgetall(this.#keys.webhooks);
+    return Object.keys(all)
+      .sort()
+      .map((name) => ({ name, definition: JSON.parse(all[name]!) as WebhookDefinition }));
+  }
+
+  /** Removes a webhook and its log; its pending deliveries are dropped when their turn comes. */
+  async delete(name: string): Promise<boolean> {
+    const [[, removed]] = (await this.#redis
+      .multi()
+      .hdel(this.#keys.webhooks, name)
+      .del(this.#keys.webhookLog(name))
+      .exec()) as [[Error | null, number], [Error | null, number]];
+    return removed === 1;
+  }
+}

@@ -1,0 +1,235 @@
+// Webhooks end to end with real receivers on loopback (QUARRY_WEBHOOK_ALLOW lets the deliverer
+// reach 127.0.0.1): each event type arrives signed and in its documented shape; a receiver that
+// fails (500, then a timeout, then 200) gets the same delivery again until it answers; a worker
+// killed in the middle of an attempt, and events written while no worker runs, lose nothing.
+import assert from 'node:assert/strict';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { silentLogger } from '../../shared/logger.ts';
+import { startWorker, type WorkerHandle } from '../../workers/worker.ts';
+import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { startSystem, type TestSystem } from '../helpers/system.ts';
+import { type Received, signatureValid, startReceiver } from '../helpers/webhook-receiver.ts';
+import { killWorker, spawnWorker, type WorkerProcess } from '../helpers/worker-process.ts';
+
+const SECRET = 'whsec_test_0123456789abcdef';
+const BODY_KEYS = ['at', 'collection', 'error', 'id', 'jobId', 'resultKey', 'state', 'type', 'version'];
+
+async function putHook(sys: TestSystem, name: string, url: string, events: string[]) {
+  const res = await sys.app.inject({
+    method: 'PUT',
+    url: `/v1/webhooks/${name}`,
+    payload: { url, events, secret: SECRET },
+  });
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json();
+}
+
+const bodyOf = (r: Received) => JSON.parse(r.body) as Record<string, unknown>;
+
+describe('webhooks', () => {
+  let redis: RedisServer;
+  let dataDir: string;
+  const env = () => ({
+    QUARRY_QUEUE_REDIS_URL: redis.url,
+    QUARRY_DATA_DIR: dataDir,
+    QUARRY_WEBHOOK_ALLOW: '127.0.0.1',
+    QUARRY_WEBHOOK_FIRST_RETRY_MS: '200',
+    QUARRY_WEBHOOK_TIMEOUT_MS: '1000',
+  });
+  before(async () => {
+    redis = await startRedis();
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-hooks-'));
+  });
+  after(async () => {
+    await redis?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('each event type arrives once, signed, in its shape; the log says delivered', async () => {
+    const receiver = await startReceiver();
+    // No worker yet: the events wait in the outbox until one runs.
+    const idle = await startSystem({ env: env(), worker: false });
+    let worker: WorkerHandle | undefined;
+    try {
+      const info = await putHook(idle, 'all', receiver.url, [
+        'job.completed',
+        'job.failed',
+        'job.cancelled',
+        'index.live',
+      ]);
+      assert.equal(info.secretHint, `…${SECRET.slice(-4)}`);
+      assert.ok(!JSON.stringify(info).includes(SECRET), 'the secret is not answered back');
+      // Cancelled while queued.
+      const cancelled = await idle.client.aggregate({
+        dataset: { records: [{ a: 1 }] },
+        metrics: [{ op: 'sum', column: 'a' }],
+      });
+      assert.equal((await idle.client.cancel(cancelled.jobId)).state, 'cancelled');
+      // Fails: its file is away when it runs.
+      writeFileSync(path.join(dataDir, 'sales.csv'), 'g,v\na,1\n');
+      const failing = await idle.client.aggregate({
+        dataset: { path: 'sales.csv' },
+        groupBy: ['g'],
+        metrics: [{ op: 'sum', column: 'v' }],
+      });
+      renameSync(path.join(dataDir, 'sales.csv'), path.join(dataDir, 'sales.csv.away'));
+      const completing = await idle.client.aggregate({
+        dataset: { records: [{ g: 'x', v: 2 }] },
+        groupBy: ['g'],
+        metrics: [{ op: 'sum', column: 'v' }],
+      });
+      const build = await idle.client.index('notes', {
+        documents: [{ id: '1', text: 'red apples' }],
+        idField: 'id',
+        fields: ['text'],
+      });
+      worker = await startWorker(idle.config, silentLogger());
+      await worker.ready;
+      const got = await receiver.waitFor(5);
+      const byKey = new Map(got.map((r) => [`${bodyOf(r).type}/${bodyOf(r).jobId}`, r]));
+      for (const r of got) {
+        assert.equal(r.method, 'POST');
+        assert.equal(r.url, '/hook');
+        assert.equal(r.headers['content-type'], 'application/json');
+        assert.ok(
+          signatureValid(SECRET, r.headers['x-quarry-signature'], r.body),
+          String(r.headers['x-quarry-signature']),
+        );
+        assert.ok(!signatureValid('another-secret-of-16+', r.headers['x-quarry-signature'], r.body));
+        const body = bodyOf(r);
+        assert.deepEqual(Object.keys(body).sort(), BODY_KEYS);
+        assert.equal(r.headers['x-quarry-delivery'], body.id);
+        assert.match(String(body.id), /^whd_[0-9a-f]{24}$/);
+        assert.ok(Math.abs(Date.parse(String(body.at)) - Date.now()) < 60_000);
+      }
+      const c = bodyOf(byKey.get(`job.cancelled/${cancelled.jobId}`)!);
+      assert.equal(c.state, 'cancelled');
+      assert.deepEqual((c.error as { code: string }).code, 'QUARRY_ERR_JOB_CANCELLED');
+      assert.equal(c.resultKey, cancelled.resultKey);
+      const f = bodyOf(byKey.get(`job.failed/${failing.jobId}`)!);
+      assert.equal(f.state, 'failed');
+      assert.match((f.error as { code: string }).code, /^QUARRY_ERR_DATASET_(NOT_FOUND|CHANGED)$/);
+      const ok = bodyOf(byKey.get(`job.completed/${completing.jobId}`)!);
+      assert.deepEqual(
+        {
+          state: ok.state,
+          resultKey: ok.resultKey,
+          error: ok.error,
+          collection: ok.collection,
+          version: ok.version,
+        },
+        { state: 'completed', resultKey: completing.resultKey, error: null, collection: null, version: null },
+      );
+      const built = await build.wait({ timeoutMs: 20_000 });
+      const done = bodyOf(byKey.get(`job.completed/${build.jobId}`)!);
+      assert.deepEqual([done.collection, done.version, done.resultKey], ['notes', built.version, null]);
+      const live = bodyOf(byKey.get(`index.live/${build.jobId}`)!);
+      assert.deepEqual([live.collection, live.version, live.state], ['notes', built.version, null]);
+      // Nothing more arrives (each event once), and the log says delivered after one attempt.
+      const log = await idle.app.inject({ method: 'GET', url: '/v1/webhooks/all/deliveries' });
+      assert.equal(log.statusCode, 200, log.body);
+      const deliveries = log.json().deliveries as {
+        id: string;
+        status: string;
+        attempts: number;
+        lastStatus: number;
+      }[];
+      assert.equal(deliveries.length, 5);
+      for (const d of deliveries)
+        assert.deepEqual([d.status, d.attempts, d.lastStatus], ['delivered', 1, 200], JSON.stringify(d));
+      assert.equal(receiver.received.length, 5);
+    } finally {
+      await worker?.close();
+      await idle.close();
+      await receiver.close();
+    }
+  });
+
+  test('a failing receiver (500, then a timeout, then 200) gets the same delivery until it answers', async () => {
+    const receiver = await startReceiver((i) => (i === 0 ? 500 : i === 1 ? 'hang' : 200));
+    const sys = await startSystem({ env: env() });
+    try {
+      await putHook(sys, 'flaky', receiver.url, ['job.completed']);
+      const handle = await sys.client.aggregate({
+        dataset: { records: [{ a: 3 }] },
+        metrics: [{ op: 'sum', column: 'a' }],
+      });
+      await handle.wait({ timeoutMs: 10_000 });
+      const got = await receiver.waitFor(3);
+      assert.equal(new Set(got.map((r) => r.headers['x-quarry-delivery'])).size, 1, 'one delivery id');
+      assert.equal(new Set(got.map((r) => r.body)).size, 1, 'the same body');
+      for (const r of got) assert.ok(signatureValid(SECRET, r.headers['x-quarry-signature'], r.body));
+      // The first retry comes within a few seconds; the one after the timeout waits past it.
+      assert.ok(got[1]!.at - got[0]!.at < 3000, `first retry after ${got[1]!.at - got[0]!.at} ms`);
+      assert.ok(got[2]!.at - got[1]!.at >= 1000, `second retry after ${got[2]!.at - got[1]!.at} ms`);
+      let delivered: Record<string, unknown> | undefined;
+      for (let i = 0; i < 100 && delivered?.status !== 'delivered'; i++) {
+        delivered = (await sys.client.webhooks.deliveries('flaky'))?.[0] as unknown as Record<
+          string,
+          unknown
+        >;
+        if (delivered?.status !== 'delivered') await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(
+        [delivered?.status, delivered?.attempts, delivered?.lastStatus, delivered?.lastBody],
+        ['delivered', 3, 200, 'ok'],
+      );
+    } finally {
+      await sys.close();
+      await receiver.close();
+    }
+  });
+
+  test('a worker killed mid-attempt, and events while no worker runs, lose no delivery', async () => {
+    let hang = true;
+    const receiver = await startReceiver(() => (hang ? 'hang' : 200));
+    let sys = await startSystem({ env: env(), worker: false });
+    const procEnv = {
+      ...env(),
+      QUARRY_PREFIX: sys.config.prefix,
+      QUARRY_LOG_LEVEL: 'info',
+      QUARRY_LOG_FORMAT: 'json',
+      QUARRY_WORKER_METRICS_PORT: '0',
+    };
+    let proc: WorkerProcess | undefined = spawnWorker(procEnv);
+    try {
+      await proc.ready;
+      await putHook(sys, 'durable', receiver.url, ['job.completed', 'job.cancelled']);
+      const first = await sys.client.aggregate({
+        dataset: { records: [{ a: 4 }] },
+        metrics: [{ op: 'sum', column: 'a' }],
+      });
+      const [attempt] = await receiver.waitFor(1);
+      await killWorker(proc); // in the middle of the attempt
+      proc = undefined;
+      // The API restarts too, and a job is cancelled while no worker runs.
+      await sys.close();
+      sys = await startSystem({ env: { ...env(), QUARRY_PREFIX: procEnv.QUARRY_PREFIX }, worker: false });
+      const queued = await sys.client.aggregate({
+        dataset: { records: [{ a: 5 }] },
+        metrics: [{ op: 'sum', column: 'a' }],
+      });
+      await sys.client.cancel(queued.jobId);
+      hang = false;
+      proc = spawnWorker(procEnv);
+      await proc.ready;
+      const got = await receiver.waitFor(3, 30_000);
+      const ids = got.map((r) => bodyOf(r).jobId);
+      assert.equal(bodyOf(attempt!).jobId, first.jobId);
+      assert.equal(
+        got.filter((r) => r.headers['x-quarry-delivery'] === attempt!.headers['x-quarry-delivery']).length,
+        2,
+      );
+      assert.ok(ids.includes(queued.jobId), JSON.stringify(ids));
+      const deliveries = await sys.client.webhooks.deliveries('durable');
+      assert.deepEqual(deliveries?.map((d) => d.status).sort(), ['delivered', 'delivered']);
+    } finally {
+      await killWorker(proc);
+      await sys.close();
+      await receiver.close();
+    }
+  });
+});
