@@ -96,8 +96,9 @@ export function signWebhook(secret: string, body: string, tSeconds: number): str
 }
 
 /**
- * A receiver's check (what README shows in ten lines): the header's v1 matches the HMAC of
- * `<t>.<body>` and t is within `toleranceS` of now.
+ * A receiver's check (what README shows in ten lines): a `v1` of the header matches the HMAC of
+ * `<t>.<body>` and t is within `toleranceS` of now. Several `v1=` entries pass when any matches
+ * (as clients/python/quarry/webhooks.py allows, for a secret being rotated).
  */
 export function verifyWebhook(
   secret: string,
@@ -106,12 +107,16 @@ export function verifyWebhook(
   toleranceS = 300,
   nowS = Math.floor(Date.now() / 1000),
 ): boolean {
-  const parts = Object.fromEntries((header ?? '').split(',').map((p) => p.split('=', 2) as [string, string]));
-  const t = Number(parts.t);
-  if (!Number.isInteger(t) || Math.abs(nowS - t) > toleranceS || typeof parts.v1 !== 'string') return false;
-  const expected = Buffer.from(signWebhook(secret, body, t).split('v1=')[1]!, 'hex');
-  const given = Buffer.from(parts.v1, 'hex');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  let t: number | undefined;
+  const candidates: Buffer[] = [];
+  for (const part of (header ?? '').split(',')) {
+    const [key, value = ''] = part.trim().split('=', 2);
+    if (key === 't' && /^\d+$/.test(value)) t = Number(value);
+    else if (key === 'v1' && /^[0-9a-f]{64}$/.test(value)) candidates.push(Buffer.from(value, 'hex'));
+  }
+  if (t === undefined || candidates.length === 0 || Math.abs(nowS - t) > toleranceS) return false;
+  const expected = createHmac('sha256', secret).update(`${t}.${body}`).digest();
+  return candidates.some((c) => timingSafeEqual(c, expected));
 }
 
 /** The tenant's webhook definitions in the queue Redis. */
