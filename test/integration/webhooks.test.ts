@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '../../shared/logger.ts';
 import { startWorker, type WorkerHandle } from '../../workers/worker.ts';
+import { cliEnv, lines, runCli } from '../helpers/cli.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
 import { type Received, signatureValid, startReceiver } from '../helpers/webhook-receiver.ts';
@@ -228,6 +229,83 @@ describe('webhooks', () => {
       assert.deepEqual(deliveries?.map((d) => d.status).sort(), ['delivered', 'delivered']);
     } finally {
       await killWorker(proc);
+      await sys.close();
+      await receiver.close();
+    }
+  });
+
+  test('quarry webhooks: put (secret from stdin), list, deliveries, rm; refusals exit 2 with one line', async () => {
+    const receiver = await startReceiver();
+    const sys = await startSystem({ env: env() });
+    const cli = { ...cliEnv(sys.config), QUARRY_WEBHOOK_ALLOW: '127.0.0.1' };
+    try {
+      const put = await runCli(
+        [
+          'webhooks',
+          'put',
+          'ops',
+          '--url',
+          receiver.url,
+          '--events',
+          'job.completed,index.live',
+          '--secret',
+          '-',
+          '--json',
+        ],
+        cli,
+        `${SECRET}\n`,
+      );
+      assert.equal(put.code, 0, put.stderr);
+      assert.deepEqual(JSON.parse(put.stdout).events, ['job.completed', 'index.live']);
+      assert.ok(!put.stdout.includes(SECRET));
+      await (
+        await sys.client.aggregate({
+          dataset: { records: [{ a: 9 }] },
+          metrics: [{ op: 'sum', column: 'a' }],
+        })
+      ).wait({
+        timeoutMs: 10_000,
+      });
+      const [r] = await receiver.waitFor(1);
+      assert.ok(
+        signatureValid(SECRET, r!.headers['x-quarry-signature'], r!.body),
+        'signed with the secret read from stdin',
+      );
+      const list = await runCli(['webhooks', 'list', '--json'], cli);
+      assert.deepEqual(
+        JSON.parse(list.stdout).map((w: { name: string }) => w.name),
+        ['ops'],
+      );
+      const log = await runCli(['webhooks', 'deliveries', 'ops', '--json'], cli);
+      assert.equal(log.code, 0, log.stderr);
+      assert.equal(JSON.parse(log.stdout)[0].id, r!.headers['x-quarry-delivery']);
+      const refused = await runCli(
+        [
+          'webhooks',
+          'put',
+          'bad',
+          '--url',
+          'http://169.254.169.254/',
+          '--events',
+          'job.failed',
+          '--secret',
+          SECRET,
+        ],
+        cli,
+      );
+      assert.equal(refused.code, 2);
+      assert.match(
+        lines(refused.stderr).join('|'),
+        /^QUARRY_ERR_WEBHOOK_TARGET: url: "169\.254\.169\.254" resolves to/,
+      );
+      assert.equal((await runCli(['webhooks', 'rm', 'ops'], cli)).code, 0);
+      const again = await runCli(['webhooks', 'rm', 'ops'], cli);
+      assert.deepEqual(
+        [again.code, lines(again.stderr)],
+        [2, ['QUARRY_ERR_WEBHOOK_NOT_FOUND: no webhook ops']],
+      );
+      assert.equal((await runCli(['webhooks', 'put', 'x', '--url', receiver.url], cli)).code, 2);
+    } finally {
       await sys.close();
       await receiver.close();
     }
