@@ -1,12 +1,15 @@
 // Webhook pieces without Redis: which addresses the SSRF guard refuses (a table written here,
 // from the IANA special-purpose registries, not from the code's list), the allow list, the
-// retry schedule, and the signature: made by Quarry, checked by node:crypto here and by the
-// Python client's verify_webhook.
+// retry schedule, and the signature: made by Quarry, checked by node:crypto here, by the Python
+// client's verify_webhook, and by the ten-line receivers README.md shows (run as printed).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import {
   checkWebhookTarget,
   embeddedIpv4,
@@ -141,5 +144,46 @@ describe('webhook signatures', () => {
       encoding: 'utf8',
     });
     assert.equal(run.stdout.trim(), 'ok', run.stderr);
+  });
+
+  /** The code block README.md prints after the marker `<!-- webhook-verify-<lang> -->`. */
+  const readmeSnippet = (lang: string) => {
+    const readme = readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+    const match = new RegExp(`<!-- webhook-verify-${lang} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\`\`\``).exec(
+      readme,
+    );
+    assert.ok(match, `README has the ${lang} receiver`);
+    assert.ok(match[1]!.trim().split('\n').length <= 10, `the ${lang} receiver is ten lines at most`);
+    return match[1]!;
+  };
+
+  test("README's Python receiver accepts Quarry's signature and refuses a wrong one", () => {
+    const t = Math.floor(Date.now() / 1000);
+    const script = `${readmeSnippet('python')}
+import os
+h, b = os.environ['H'], os.environ['B'].encode()
+print(verify(os.environ['S'], h, b), verify(os.environ['S'] + 'x', h, b), verify(os.environ['S'], h, b + b' '))`;
+    const run = spawnSync('python3', ['-c', script], {
+      env: { ...process.env, S: secret, H: signWebhook(secret, body, t), B: body },
+      encoding: 'utf8',
+    });
+    assert.equal(run.stdout.trim(), 'True False False', run.stderr);
+  });
+
+  test("README's TypeScript receiver accepts Quarry's signature and refuses a wrong or old one", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'quarry-readme-'));
+    try {
+      const file = path.join(dir, 'verify.ts');
+      writeFileSync(file, readmeSnippet('ts'));
+      const { verify } = (await import(pathToFileURL(file).href)) as {
+        verify: (secret: string, header: string, body: string) => boolean;
+      };
+      const now = Math.floor(Date.now() / 1000);
+      assert.equal(verify(secret, signWebhook(secret, body, now), body), true);
+      assert.equal(verify('wrong-secret-0123456', signWebhook(secret, body, now), body), false);
+      assert.equal(verify(secret, signWebhook(secret, body, now - 3600), body), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
