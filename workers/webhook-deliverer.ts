@@ -33,6 +33,8 @@ export interface WebhookDelivererOptions {
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
+/** The longest pause between rounds while they fail. */
+const MAX_ERROR_DELAY_MS = 5000;
 
 /** The delay before attempt `failed + 1`, after `failed` failed attempts. */
 export function retryDelayMs(firstRetryMs: number, failed: number, random = Math.random()): number {
@@ -52,6 +54,8 @@ export class WebhookDeliverer {
   #groupReady = false;
   #lastAutoclaim = 0;
   #stopped = false;
+  /** Rounds failed in a row (Redis away): the next round waits longer. */
+  #failures = 0;
   #closing: Promise<void> | undefined;
 
   constructor(options: WebhookDelivererOptions) {
@@ -70,9 +74,18 @@ export class WebhookDeliverer {
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
-      this.#tick = this.#runOnce()
-        .catch((err: unknown) => this.#o.logger.warn({ err }, 'webhook deliverer: a round failed'))
-        .finally(() => this.#schedule(this.#o.pollMs));
+      this.#tick = this.#runOnce().then(
+        () => {
+          this.#failures = 0;
+          this.#schedule(this.#o.pollMs);
+        },
+        (err: unknown) => {
+          // A Redis that is away or refusing: said once per streak, and asked less often.
+          if (this.#failures === 0) this.#o.logger.warn({ err }, 'webhook deliverer: a round failed');
+          this.#failures += 1;
+          this.#schedule(Math.min(MAX_ERROR_DELAY_MS, this.#o.pollMs * 2 ** this.#failures));
+        },
+      );
     }, delayMs);
   }
 
