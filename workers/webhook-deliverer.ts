@@ -22,7 +22,10 @@ export interface WebhookDelivererOptions {
   /** The queue Redis (a non-blocking connection). */
   readonly redis: Redis;
   readonly logger: Logger;
-  /** How often the outbox and the due deliveries are looked at. Default 250 ms. */
+  /**
+   * How often an idle deliverer looks at the outbox and the due deliveries. Default 100 ms. A
+   * round that found a full batch, and every attempt that ends, starts the next round at once.
+   */
   readonly pollMs?: number;
   /** Attempts in flight at once in this process. Default 16. */
   readonly concurrency?: number;
@@ -33,6 +36,8 @@ export interface WebhookDelivererOptions {
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
+/** Outbox entries read per round. */
+const OUTBOX_BATCH = 100;
 /** The longest pause between rounds while they fail. */
 const MAX_ERROR_DELAY_MS = 5000;
 
@@ -56,10 +61,12 @@ export class WebhookDeliverer {
   #stopped = false;
   /** Rounds failed in a row (Redis away): the next round waits longer. */
   #failures = 0;
+  /** An attempt ended while a round ran: run another right after it. */
+  #again = false;
   #closing: Promise<void> | undefined;
 
   constructor(options: WebhookDelivererOptions) {
-    this.#o = { pollMs: 250, concurrency: 16, claimIdleMs: 10_000, closeWaitMs: 2000, ...options };
+    this.#o = { pollMs: 100, concurrency: 16, claimIdleMs: 10_000, closeWaitMs: 2000, ...options };
     this.#deliveries = new DeliveryStore(options.redis, options.config.prefix, {
       retryForS: options.config.webhookRetryForS,
     });
@@ -74,25 +81,46 @@ export class WebhookDeliverer {
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
+      this.#timer = undefined;
       this.#tick = this.#runOnce().then(
-        () => {
+        (busy) => {
           this.#failures = 0;
-          this.#schedule(this.#o.pollMs);
+          const again = busy || this.#again;
+          this.#again = false;
+          this.#tick = undefined;
+          this.#schedule(again ? 0 : this.#o.pollMs);
         },
         (err: unknown) => {
           // A Redis that is away or refusing: said once per streak, and asked less often.
           if (this.#failures === 0) this.#o.logger.warn({ err }, 'webhook deliverer: a round failed');
           this.#failures += 1;
+          this.#again = false;
+          this.#tick = undefined;
           this.#schedule(Math.min(MAX_ERROR_DELAY_MS, this.#o.pollMs * 2 ** this.#failures));
         },
       );
     }, delayMs);
   }
 
-  /** One round: dispatch what the outbox holds, then start the attempts that are due. */
-  async #runOnce(): Promise<void> {
-    await this.#dispatchOutbox();
-    await this.#startDue();
+  /** Starts the next round now (or right after the one running): an attempt freed a slot. */
+  #wake(): void {
+    if (this.#stopped || this.#failures > 0) return;
+    if (this.#tick !== undefined) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#schedule(0);
+  }
+
+  /**
+   * One round: dispatch what the outbox holds, then start the attempts that are due. True when
+   * it found a full batch of either (more may be waiting).
+   */
+  async #runOnce(): Promise<boolean> {
+    const dispatched = await this.#dispatchOutbox();
+    const started = await this.#startDue();
+    return dispatched >= OUTBOX_BATCH || started.full;
   }
 
   async #ensureGroup(): Promise<void> {
@@ -107,7 +135,8 @@ export class WebhookDeliverer {
     this.#groupReady = true;
   }
 
-  async #dispatchOutbox(): Promise<void> {
+  /** Dispatches up to OUTBOX_BATCH new entries (and any a dead deliverer left); how many it read. */
+  async #dispatchOutbox(): Promise<number> {
     await this.#ensureGroup();
     const { redis, config, claimIdleMs } = this.#o;
     const outbox = keyScheme(config.prefix).webhookOutbox;
@@ -118,7 +147,7 @@ export class WebhookDeliverer {
         OUTBOX_GROUP,
         this.#consumer,
         'COUNT',
-        100,
+        OUTBOX_BATCH,
         'STREAMS',
         outbox,
         '>',
@@ -133,7 +162,7 @@ export class WebhookDeliverer {
           claimIdleMs,
           '0-0',
           'COUNT',
-          100,
+          OUTBOX_BATCH,
         )) as [string, ([string, string[]] | null)[]];
         for (const e of claimed[1]) if (e !== null) entries.push(e);
       }
@@ -157,22 +186,28 @@ export class WebhookDeliverer {
         );
       }
     }
+    return entries.length;
   }
 
-  async #startDue(): Promise<void> {
+  async #startDue(): Promise<{ full: boolean }> {
     const free = this.#o.concurrency - this.#inflight.size;
-    if (free <= 0 || this.#stopped) return;
+    if (free <= 0 || this.#stopped) return { full: false };
     const { webhookTimeoutMs } = this.#o.config;
     // A lease covers the name lookup and the POST, each bounded by the timeout, and some slack.
     const leaseMs = 2 * webhookTimeoutMs + 5000;
-    for (const member of await this.#deliveries.claim(Date.now(), leaseMs, free)) {
+    const claimed = await this.#deliveries.claim(Date.now(), leaseMs, free);
+    for (const member of claimed) {
       const attempt = this.#attempt(member)
         .catch((err: unknown) =>
           this.#o.logger.warn({ err, delivery: member }, 'webhook attempt failed to record'),
         )
-        .finally(() => this.#inflight.delete(attempt));
+        .finally(() => {
+          this.#inflight.delete(attempt);
+          this.#wake();
+        });
       this.#inflight.add(attempt);
     }
+    return { full: claimed.length === free };
   }
 
   async #attempt(member: string): Promise<void> {
