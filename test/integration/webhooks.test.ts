@@ -7,7 +7,9 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { silentLogger } from '../../shared/logger.ts';
+import { WebhookDeliverer } from '../../workers/webhook-deliverer.ts';
 import { startWorker, type WorkerHandle } from '../../workers/worker.ts';
 import { cliEnv, lines, runCli } from '../helpers/cli.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
@@ -229,6 +231,49 @@ describe('webhooks', () => {
       assert.deepEqual(deliveries?.map((d) => d.status).sort(), ['delivered', 'delivered']);
     } finally {
       await killWorker(proc);
+      await sys.close();
+      await receiver.close();
+    }
+  });
+
+  test('an outbox entry a dead deliverer had read is dispatched by another', async () => {
+    const receiver = await startReceiver();
+    const sys = await startSystem({ env: env(), worker: false });
+    const raw = new Redis(redis.url);
+    const deliverer = new WebhookDeliverer({
+      config: sys.config,
+      redis: raw,
+      logger: silentLogger(),
+      claimIdleMs: 200,
+    });
+    try {
+      await putHook(sys, 'taken', receiver.url, ['job.cancelled']);
+      const queued = await sys.client.aggregate({
+        dataset: { records: [{ a: 6 }] },
+        metrics: [{ op: 'sum', column: 'a' }],
+      });
+      await sys.client.cancel(queued.jobId);
+      // A deliverer reads the entry and dies before it made the delivery: the entry stays pending.
+      const outbox = `${sys.config.prefix}:webhook-outbox`;
+      await raw.xgroup('CREATE', outbox, 'deliver', '0', 'MKSTREAM');
+      const read = (await raw.xreadgroup(
+        'GROUP',
+        'deliver',
+        'dead',
+        'COUNT',
+        10,
+        'STREAMS',
+        outbox,
+        '>',
+      )) as [string, unknown[]][];
+      assert.equal(read[0]![1].length, 1, 'the dead deliverer holds the one entry');
+      deliverer.start();
+      const [r] = await receiver.waitFor(1);
+      assert.deepEqual([bodyOf(r!).type, bodyOf(r!).jobId], ['job.cancelled', queued.jobId]);
+      assert.equal(await raw.xlen(outbox), 0, 'the entry is gone once dispatched');
+    } finally {
+      await deliverer.close();
+      raw.disconnect();
       await sys.close();
       await receiver.close();
     }
