@@ -119,6 +119,26 @@ export function verifyWebhook(
   return candidates.some((c) => timingSafeEqual(c, expected));
 }
 
+// KEYS[1] the tenant's webhooks; ARGV: name, max webhooks, request JSON, a fresh id, now (ISO).
+// Returns the stored definition, or nil when a new one would pass the limit.
+const PUT_LUA = `
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+if not prev and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then return false end
+local d = cjson.decode(ARGV[3])
+if prev then
+  local p = cjson.decode(prev)
+  d.id = p.id
+  d.createdAt = p.createdAt
+else
+  d.id = ARGV[4]
+  d.createdAt = ARGV[5]
+end
+d.updatedAt = ARGV[5]
+local text = cjson.encode(d)
+redis.call('HSET', KEYS[1], ARGV[1], text)
+return text
+`;
+
 /** The tenant's webhook definitions in the queue Redis. */
 export class WebhookStore {
   readonly #redis: Redis;
@@ -129,21 +149,26 @@ export class WebhookStore {
     this.#keys = keys;
   }
 
-  /** Creates or replaces a webhook (the request already checked); returns what is stored. */
+  /**
+   * Creates or replaces a webhook (the request already checked); returns what is stored. One
+   * script: the limit is checked and the webhook's id and createdAt kept in the same step, so two
+   * PUTs at once can neither pass the limit nor give one webhook two ids.
+   */
   async put(name: string, request: WebhookRequest, nowMs = Date.now()): Promise<WebhookDefinition> {
-    const previous = await this.get(name);
-    if (previous === null && (await this.#redis.hlen(this.#keys.webhooks)) >= MAX_WEBHOOKS) {
+    const stored = (await this.#redis.eval(
+      PUT_LUA,
+      1,
+      this.#keys.webhooks,
+      name,
+      String(MAX_WEBHOOKS),
+      JSON.stringify(request),
+      randomBytes(8).toString('hex'),
+      new Date(nowMs).toISOString(),
+    )) as string | null;
+    if (stored === null) {
       throw new QuarryError('QUARRY_ERR_WEBHOOK_LIMIT', `a tenant may have at most ${MAX_WEBHOOKS} webhooks`);
     }
-    const now = new Date(nowMs).toISOString();
-    const definition: WebhookDefinition = {
-      ...request,
-      id: previous?.id ?? randomBytes(8).toString('hex'),
-      createdAt: previous?.createdAt ?? now,
-      updatedAt: now,
-    };
-    await this.#redis.hset(this.#keys.webhooks, name, JSON.stringify(definition));
-    return definition;
+    return JSON.parse(stored) as WebhookDefinition;
   }
 
   async get(name: string): Promise<WebhookDefinition | null> {

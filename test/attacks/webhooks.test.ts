@@ -151,6 +151,38 @@ describe('attacks on webhooks', () => {
     }
   });
 
+  test('at most 20 webhooks a tenant, even when 30 PUTs race; a replacement keeps createdAt', async () => {
+    const sys = await startSystem({
+      env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_WEBHOOK_ALLOW: '127.0.0.1' },
+      worker: false,
+    });
+    try {
+      const body = (i: number) => ({
+        url: `http://127.0.0.1:9/h${i}`,
+        events: ['job.failed'],
+        secret: SECRET,
+      });
+      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => put(sys, `h${i}`, body(i))));
+      const codes = answers.map((a) => a.statusCode);
+      assert.equal(codes.filter((c) => c === 200).length, 20, codes.join(','));
+      for (const a of answers.filter((x) => x.statusCode !== 200)) {
+        assert.deepEqual([a.statusCode, a.json().error.code], [409, 'QUARRY_ERR_WEBHOOK_LIMIT']);
+      }
+      assert.equal((await sys.client.webhooks.list()).length, 20);
+      const kept = answers.find((a) => a.statusCode === 200)!.json();
+      await new Promise((r) => setTimeout(r, 5));
+      const replaced = await put(sys, kept.name, { ...body(99), events: ['job.completed'] });
+      assert.equal(replaced.statusCode, 200, 'replacing one at the limit is allowed');
+      assert.deepEqual(
+        [replaced.json().createdAt, replaced.json().events, replaced.json().url],
+        [kept.createdAt, ['job.completed'], 'http://127.0.0.1:9/h99'],
+      );
+      assert.notEqual(replaced.json().updatedAt, kept.updatedAt);
+    } finally {
+      await sys.close();
+    }
+  });
+
   test('a redirect to an internal address is not followed; a huge answer is read only up to its bound', async () => {
     const internal = await startReceiver();
     const redirecting = await startReceiver(() => ({
