@@ -28,6 +28,7 @@ import { indexRoutes } from './routes/indexes.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { scheduleRoutes } from './routes/schedules.ts';
 import { tenantRoutes } from './routes/tenants.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -114,6 +115,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     consoleRoutes(app, { auth, sessions });
     jobRoutes(app);
     tenantRoutes(app, { config, client });
+    webhookRoutes(app);
 
     app.get<{ Params: { jobId: string } }>('/v1/jobs/:jobId', READ, async (request) => {
       const { jobId } = request.params;

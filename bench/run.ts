@@ -50,6 +50,11 @@ const benches: Record<string, () => Promise<void>> = {
       ...(values.small === undefined ? {} : { small: Number(values.small) }),
       ...(values.heavy === undefined ? {} : { heavy: Number(values.heavy) }),
     }),
+  webhooks: async () =>
+    (await import('./webhooks.ts')).runWebhooks({
+      iterations,
+      ...(values.jobs === undefined ? {} : { burst: Number(values.jobs) }),
+    }),
   search: async () =>
     (await import('./search.ts')).runSearch({
       sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],
@@ -58,7 +63,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak, scale: jobs per setting)] [--processes 1,2,4 --concurrencies 1,4,16 --profile (scale)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)] [--rtt-ms D (batch: a delay each way to Redis)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak, scale: jobs per setting; webhooks: the burst)] [--processes 1,2,4 --concurrencies 1,4,16 --profile (scale)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)] [--rtt-ms D (batch: a delay each way to Redis)]`,
   );
   process.exit(2);
 }

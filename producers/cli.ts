@@ -17,6 +17,7 @@ import { isFinalState, type JobEvent, type JobStatus } from '../shared/status.ts
 import { aggregateBatchCommand, BatchInputError } from './cli-batch.ts';
 import { JobsUsageError, jobsCommand, retryCommand } from './cli-jobs.ts';
 import { describeState, formatTable, objectRows, statusRows } from './cli-output.ts';
+import { WebhooksUsageError, webhooksCommand } from './cli-webhooks.ts';
 import { createQuarry, type QuarryClient } from './client.ts';
 
 const HELP = `quarry: enqueue and inspect Quarry jobs
@@ -37,6 +38,8 @@ Usage:
   quarry jobs [--state <s>] [--type aggregate|index] [--since <ISO time>] [--limit <n>]
               [--cursor <c>] [--all] [--json]      (job history, newest first)
   quarry retry <jobId> [--wait] [--timeout <ms>] [--json]  (a failed or cancelled job runs again)
+  quarry webhooks put <name> --url <url> --events <type,…> --secret <s | -> [--json]
+  quarry webhooks list | get <name> | rm <name> | deliveries <name> [--limit <n>]  [--json]
 
 Options:
   --wait          wait for the result and print it (progress goes to stderr)
@@ -53,6 +56,9 @@ Options:
   --since <time>  jobs: created at or after this ISO 8601 time
   --limit <n>     jobs: how many (default 50, at most 500)
   --cursor <c>    jobs: the next page (printed after a full page)
+  --url <url>     webhooks put: where to POST (http or https; a public address)
+  --events <list> webhooks put: job.completed, job.failed, job.cancelled, index.live (comma-separated)
+  --secret <s>    webhooks put: the signing secret (16+ characters); - reads it from stdin
   -h, --help      this help
 
 Configuration comes from the QUARRY_* environment variables (see README.md).
@@ -363,6 +369,8 @@ async function run(client: QuarryClient, command: string, args: string[], flags:
       return jobsCommand(client, args, flags);
     case 'retry':
       return retryCommand(client, args, flags);
+    case 'webhooks':
+      return webhooksCommand(client, args, flags);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -395,6 +403,9 @@ interface Flags {
   limit: string | undefined;
   cursor: string | undefined;
   since: string | undefined;
+  url: string | undefined;
+  events: string | undefined;
+  secret: string | undefined;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -420,6 +431,9 @@ async function main(argv: string[]): Promise<number> {
         limit: { type: 'string' },
         cursor: { type: 'string' },
         since: { type: 'string' },
+        url: { type: 'string' },
+        events: { type: 'string' },
+        secret: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -488,9 +502,16 @@ async function main(argv: string[]): Promise<number> {
       limit: parsed.values.limit as string | undefined,
       cursor: parsed.values.cursor as string | undefined,
       since: parsed.values.since as string | undefined,
+      url: parsed.values.url as string | undefined,
+      events: parsed.values.events as string | undefined,
+      secret: parsed.values.secret as string | undefined,
     });
   } catch (error) {
-    if (error instanceof UsageError || error instanceof JobsUsageError) {
+    if (
+      error instanceof UsageError ||
+      error instanceof JobsUsageError ||
+      error instanceof WebhooksUsageError
+    ) {
       err(`quarry: ${error.message} (see quarry --help)`);
       return 2;
     }

@@ -66,6 +66,7 @@ import { type ClientCore, createCore, jobError, waitReady } from './core.ts';
 import { Jobs, type JobsDeps, readActivity } from './history.ts';
 import { JobEvents, waitForFinal, watchJob } from './job-events.ts';
 import { Schedules } from './schedules.ts';
+import { Webhooks } from './webhooks.ts';
 
 export interface QuarryOptions {
   /**
@@ -144,6 +145,7 @@ export class QuarryClient {
   #registry: IndexRegistry | undefined;
   #registryReady = false;
   #scheduleManager: Schedules | undefined;
+  #webhooks: Webhooks | undefined;
   #jobs: Jobs | undefined;
   #events: JobEvents | undefined;
   #closing: Promise<void> | undefined;
@@ -444,6 +446,18 @@ export class QuarryClient {
       resultBytes: (key) => this.resultBytes(key),
     });
     return this.#scheduleManager;
+  }
+
+  /** Webhooks of this client's tenant and their delivery logs (producers/webhooks.ts). */
+  get webhooks(): Webhooks {
+    this.#webhooks ??= new Webhooks({
+      config: this.config,
+      keys: this.keys,
+      tenant: this.tenant,
+      queueRedis: this.#queueRedis,
+      rethrowRedis: this.#rethrowRedis,
+    });
+    return this.#webhooks;
   }
 
   /** Job history and redrive of this client's tenant: `jobs.list(filters)`, `jobs.retry(jobId)`. */

@@ -5,6 +5,14 @@ export { loadConfig, type QuarryConfig } from '../shared/config.ts';
 export { ERRORS, type ErrorCode, QuarryError } from '../shared/errors.ts';
 export type { HistoryPage, HistoryQueryInput } from '../shared/job-history.ts';
 export type { JobEvent, JobStatus } from '../shared/status.ts';
+export type { DeliveryInfo } from '../shared/webhook-deliveries.ts';
+export {
+  verifyWebhook,
+  type WebhookEvent,
+  type WebhookEventType,
+  type WebhookInfo,
+  type WebhookRequest,
+} from '../shared/webhooks.ts';
 export {
   type AggregationHandle,
   type BatchItem,

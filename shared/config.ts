@@ -16,8 +16,11 @@ const redisUrl = z
   .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
   .refine((value) => URL.canParse(value), 'must be a valid URL');
 
-/** `admin` implies every other scope; `metrics` is for scrapers and opens only GET /metrics. */
-export const API_SCOPES = ['enqueue', 'read', 'metrics', 'admin'] as const;
+/**
+ * `admin` implies every other scope; `metrics` is for scrapers and opens only GET /metrics;
+ * `webhooks` manages the tenant's webhooks (/v1/webhooks).
+ */
+export const API_SCOPES = ['enqueue', 'read', 'metrics', 'webhooks', 'admin'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 export interface ApiKey {
   readonly key: string;
@@ -147,6 +150,11 @@ const EnvSchema = z.object({
   QUARRY_HTTP_KEEPALIVE_TIMEOUT_MS: int(100, 3_600_000, 5_000),
   QUARRY_REDIS_COMMAND_TIMEOUT_MS: int(50, 600_000, 1000),
   QUARRY_RECONCILE_INTERVAL_MS: int(100, 24 * 3_600_000, 30_000),
+  QUARRY_WEBHOOK_ALLOW: z.string().max(4096).optional(),
+  QUARRY_WEBHOOK_RETRY_FOR_S: int(1, 30 * 86400, 86400),
+  QUARRY_WEBHOOK_FIRST_RETRY_MS: int(10, 3_600_000, 2000),
+  QUARRY_WEBHOOK_TIMEOUT_MS: int(100, 120_000, 10_000),
+  QUARRY_WEBHOOK_LOG_SIZE: int(1, 10_000, 100),
 });
 
 export interface QuarryConfig {
@@ -248,6 +256,16 @@ export interface QuarryConfig {
   readonly redisCommandTimeoutMs: number;
   /** How often (at most, fleet-wide) a worker looks for status records left without a queue entry. */
   readonly reconcileIntervalMs: number;
+  /** Webhooks (shared/webhooks.ts): hosts and CIDR ranges a webhook may reach although private. */
+  readonly webhookAllow: readonly string[];
+  /** How long a delivery is retried before it is given up, from its event on. */
+  readonly webhookRetryForS: number;
+  /** The first retry's delay; each next one doubles (with jitter). */
+  readonly webhookFirstRetryMs: number;
+  /** One attempt's limit: connect, send, and the answer's status and head of body. */
+  readonly webhookTimeoutMs: number;
+  /** Deliveries kept in each webhook's log. */
+  readonly webhookLogSize: number;
 }
 
 /** The variable names the schema knows: the compose-file check and the README table use it. */
@@ -343,5 +361,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     httpKeepAliveTimeoutMs: e.QUARRY_HTTP_KEEPALIVE_TIMEOUT_MS,
     redisCommandTimeoutMs: e.QUARRY_REDIS_COMMAND_TIMEOUT_MS,
     reconcileIntervalMs: e.QUARRY_RECONCILE_INTERVAL_MS,
+    webhookAllow: Object.freeze(
+      (e.QUARRY_WEBHOOK_ALLOW ?? '')
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ''),
+    ),
+    webhookRetryForS: e.QUARRY_WEBHOOK_RETRY_FOR_S,
+    webhookFirstRetryMs: e.QUARRY_WEBHOOK_FIRST_RETRY_MS,
+    webhookTimeoutMs: e.QUARRY_WEBHOOK_TIMEOUT_MS,
+    webhookLogSize: e.QUARRY_WEBHOOK_LOG_SIZE,
   });
 }

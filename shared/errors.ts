@@ -79,6 +79,17 @@ export const ERRORS = {
     "The tenant's queued jobs reached its maxQueued; retry after some finish.",
   ),
   QUARRY_ERR_SCHEDULE_NOT_FOUND: def(404, true, 'No schedule with this name.'),
+  QUARRY_ERR_WEBHOOK_NOT_FOUND: def(404, true, 'No webhook with this name.'),
+  QUARRY_ERR_WEBHOOK_TARGET: def(
+    400,
+    true,
+    'The webhook URL is not http(s), or its host does not resolve, or resolves to a private, loopback or link-local address that QUARRY_WEBHOOK_ALLOW does not list; `field` is `url`.',
+  ),
+  QUARRY_ERR_WEBHOOK_LIMIT: def(
+    409,
+    true,
+    'The tenant has as many webhooks as allowed (20); delete one first.',
+  ),
   QUARRY_ERR_TENANT_NOT_FOUND: def(404, true, 'No tenant of this name that the key may see.'),
   QUARRY_ERR_NOT_FOUND: def(404, true, 'No such route.'),
   QUARRY_ERR_NOT_ACCEPTABLE: def(

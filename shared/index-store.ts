@@ -9,6 +9,7 @@
 import type { IndexInfo } from './indexing.ts';
 import type { KeyScheme } from './keys.ts';
 import type { Redis } from './redis.ts';
+import { OUTBOX_LUA } from './webhook-outbox.ts';
 
 /** The message published on keys.indexEventsChannel when a version goes live or is deleted. */
 export type IndexNotice =
@@ -58,10 +59,12 @@ local function each_key(v, fn)
 end
 `;
 
-// KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone; ARGV: version prefix, version,
-// collection, grace, channel, notice. Switches `current` only forward; expires whichever version
-// lost (the old current, or this one); deletes at once a version reserved before a delete.
-const SWITCH_LUA = `${VERSION_KEYS_LUA}
+// KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone, KEYS[4] webhook outbox, KEYS[5] the
+// tenant's webhooks; ARGV: version prefix, version, collection, grace, channel, notice, tenant
+// ('' for none), jobId. Switches `current` only forward; expires whichever version lost (the old
+// current, or this one); deletes at once a version reserved before a delete. A version that goes
+// live is an `index.live` event for the tenant's webhooks (webhook-outbox.ts).
+const SWITCH_LUA = `${VERSION_KEYS_LUA}${OUTBOX_LUA}
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
 local new = tonumber(ARGV[2])
 local tomb = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -79,6 +82,7 @@ redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('DEL', KEYS[3])
 if old > 0 then each_key(old, expire) end
+outbox_index(KEYS[4], KEYS[5], ARGV[7], ARGV[8], ARGV[3], ARGV[2])
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 'live'
 `;
@@ -167,16 +171,20 @@ export class IndexStore {
     const notice: IndexNotice = { collection, version };
     const outcome = await this.#redis.eval(
       SWITCH_LUA,
-      3,
+      5,
       this.#keys.indexCurrent(collection),
       this.#keys.indexes,
       this.#keys.indexDeleted(collection),
+      this.#keys.webhookOutbox,
+      this.#keys.webhooks,
       this.#versionPrefix(collection),
       String(version),
       collection,
       String(this.#graceS),
       this.#keys.indexEventsChannel,
       JSON.stringify(notice),
+      this.#keys.tenant ?? '',
+      info.jobId,
     );
     return outcome as PublishOutcome;
   }

@@ -37,6 +37,12 @@
 //                                 clocks `<tenant>|<class>` (shared/fairness.ts; with API keys only)
 //     <prefix>:t:<t>:fair:queued  set: the tenant's queued job ids (maxQueued, gauges)
 //     <prefix>:t:<t>:fair:active  sorted set: the tenant's running job ids, scored by lease end
+//     <prefix>:webhooks           hash: webhook name -> its definition (JSON, shared/webhooks.ts)
+//     <prefix>:webhook-log:<name> sorted set: the webhook's delivery ids by creation (bounded)
+//     <prefix>:webhook-delivery:<id>  hash: one delivery (body, status, attempts, last answer)
+//     <prefix>:webhook-outbox     stream, all tenants: final states and live index versions of
+//                                 tenants with webhooks, written by the script that made them
+//     <prefix>:webhook-due        sorted set, all tenants: `<tenant>/<deliveryId>` by next attempt
 //   cache Redis (evicting: allkeys-lru)
 //     <prefix>:result:<resultKey> result envelope, JSON bytes as served; TTL QUARRY_RESULT_TTL_S
 
@@ -92,6 +98,16 @@ export interface KeyScheme {
   readonly fairQueued: string;
   /** This tenant's running job ids, scored by when their lease ends (epoch ms). */
   readonly fairActive: string;
+  /** This tenant's webhooks: a hash of name -> definition JSON. */
+  readonly webhooks: string;
+  /** One webhook's delivery log (sorted set of delivery ids by creation time). */
+  webhookLog(name: string): string;
+  /** One delivery's record (hash). */
+  webhookDelivery(id: string): string;
+  /** Events waiting to become deliveries (a stream shared by all tenants). */
+  readonly webhookOutbox: string;
+  /** Deliveries waiting for an attempt, all tenants, scored by when (epoch ms). */
+  readonly webhookDue: string;
 }
 
 /** A live-jobs member: which tenant's record (empty for none) and which job. */
@@ -145,6 +161,11 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     fairClock: (queue: QueueName) => `${prefix}:fair:${queue}:clock`,
     fairQueued: `${p}:fair:queued`,
     fairActive: `${p}:fair:active`,
+    webhooks: `${p}:webhooks`,
+    webhookLog: (name: string) => `${p}:webhook-log:${name}`,
+    webhookDelivery: (id: string) => `${p}:webhook-delivery:${id}`,
+    webhookOutbox: `${prefix}:webhook-outbox`,
+    webhookDue: `${prefix}:webhook-due`,
   });
 }
 

@@ -9,6 +9,7 @@ import type { JobDescription } from './job-description.ts';
 import { type KeyScheme, liveMember, type QueueName } from './keys.ts';
 import { luaScript, runScript, runScriptBuffer } from './lua-script.ts';
 import type { Redis } from './redis.ts';
+import { OUTBOX_LUA } from './webhook-outbox.ts';
 
 export type JobType = 'aggregate' | 'index';
 export type JobState = 'queued' | 'active' | 'completed' | 'failed' | 'cancelled';
@@ -216,10 +217,12 @@ end
 
 // Ends a job that is still live (queued or active) in a final state; a job that ended already
 // keeps its record (one that completed while a cancellation was on its way stays completed).
-// KEYS: status, live set, activity, activity of all tenants, inline data, fair-queued set
+// The tenant's webhooks hear of the end through the outbox (webhook-outbox.ts).
+// KEYS: status, live set, activity, activity of all tenants, inline data, fair-queued set,
+//       webhook outbox, the tenant's webhooks
 // ARGV: state, finishedAt, errorCode, errorMessage, progressJson, ttlS, channel, jobId,
 //       liveMember, activityTtlS, retryTtlS
-const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
+const END_IF_LIVE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}${OUTBOX_LUA}
 local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
 local state = before[1]
 if state ~= 'queued' and state ~= 'active' then return 0 end
@@ -229,16 +232,19 @@ end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], state, before[2]
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[9])
 redis.call('SREM', KEYS[6], ARGV[8])
+outbox_job(KEYS[7], KEYS[8], KEYS[1], ARGV[8], ARGV[9])
 publish_record(KEYS[1], ARGV[8], ARGV[7])
 return 1
 `;
 
 // Writes fields, renews the TTL, keeps the live set exact (a final record leaves it, see end_job;
 // a live one stays in it) and publishes the record as it now is, in one script.
-// KEYS: status, live set, activity, activity of all tenants, inline data, fair-queued set
+// A job that ends here (it was live) goes to the webhook outbox too (webhook-outbox.ts).
+// KEYS: status, live set, activity, activity of all tenants, inline data, fair-queued set,
+//       webhook outbox, the tenant's webhooks
 // ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), activityTtlS, retryTtlS, then
 //       field, value pairs
-const WRITE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}
+const WRITE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}${OUTBOX_LUA}
 local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[5] == 'final' then
@@ -248,6 +254,7 @@ if ARGV[5] == 'final' then
   end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], before[1], h.startedAt, h.state, h.finishedAt)
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('SREM', KEYS[6], ARGV[3])
+  if before[1] == 'queued' or before[1] == 'active' then outbox_job(KEYS[7], KEYS[8], KEYS[1], ARGV[3], ARGV[4]) end
 elseif ARGV[5] == 'live' then
   redis.call('ZADD', KEYS[2], 'NX', redis.call('TIME')[1] * 1000, ARGV[4])
 end
@@ -522,11 +529,13 @@ export class StatusStore {
     const marked = await runScript(
       this.#redis,
       SCRIPTS.END_IF_LIVE_LUA,
-      6,
+      8,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
       ...end.keys,
       this.#keys.fairQueued,
+      this.#keys.webhookOutbox,
+      this.#keys.webhooks,
       state,
       String(now),
       error.code,
@@ -589,11 +598,13 @@ export class StatusStore {
     await runScript(
       this.#redis,
       SCRIPTS.WRITE_LUA,
-      6,
+      8,
       this.#keys.status(jobId),
       this.#keys.liveJobs,
       ...end.keys,
       this.#keys.fairQueued,
+      this.#keys.webhookOutbox,
+      this.#keys.webhooks,
       String(this.#ttlS),
       this.#keys.eventsChannel,
       jobId,

@@ -28,6 +28,7 @@ import { jobScope, tenantOf } from './job-scope.ts';
 import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
 import { createQueueProbe } from './queue-metrics.ts';
 import { Reconciler } from './reconciler.ts';
+import { WebhookDeliverer } from './webhook-deliverer.ts';
 
 export interface WorkerHandle {
   /** Resolves when the BullMQ worker is connected and taking jobs. */
@@ -211,6 +212,8 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     q.on('error', (err) => logger.warn({ err, queue: q.name }, 'queue error'));
   const reconciler = new Reconciler({ config, queueRedis, cacheRedis, queues, logger });
   reconciler.start();
+  const deliverer = new WebhookDeliverer({ config, redis: queueRedis, logger });
+  deliverer.start();
   // Metrics are for operators: a worker whose port is taken (two workers on one host with the
   // same QUARRY_WORKER_METRICS_PORT) still processes jobs, and says loudly that it is not scraped.
   let metricsServer: MetricsServer | null = null;
@@ -258,6 +261,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
         clearTimeout(timer);
         for (const [name, step] of [
           ['reconciler', () => reconciler.close()],
+          ['webhook deliverer', () => deliverer.close()],
           ['reconciler queues', () => Promise.all(Object.values(queues).map((q) => q.close()))],
           ['metrics server', async () => metricsServer?.close()],
           ['queue metrics', () => queueProbe.close()],

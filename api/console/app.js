@@ -4,6 +4,7 @@ import { ApiError, call, setCsrf } from './api.js';
 import { h } from './dom.js';
 import { jobPage, jobsPage } from './jobs.js';
 import { activityPage, indexesPage, resultsPage, schedulesPage } from './pages.js';
+import { webhooksPage } from './webhooks.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -86,6 +87,7 @@ async function route() {
     else if (page === 'indexes') await indexesPage(view, params);
     else if (page === 'schedules') await schedulesPage(view);
     else if (page === 'results') await resultsPage(view, parts[1]);
+    else if (page === 'webhooks') await webhooksPage(view);
     else view.append(h('p', { class: 'notice' }, `No page "${page}".`));
   } catch (error) {
     // The session ended (expired, or its key was removed): back to the form.

@@ -40,6 +40,8 @@ function expectedScope(method: string, url: string): ApiScope | 'public' {
   if (url === '/healthz' || url === '/readyz') return 'public';
   // The console's page, files and session routes hold no data: its data comes from /v1.
   if (url === '/console' || url.startsWith('/console/')) return 'public';
+  // Webhooks hold secrets and reach out of the network: a scope of their own, reads included.
+  if (url === '/v1/webhooks' || url.startsWith('/v1/webhooks/')) return 'webhooks';
   if (url.startsWith('/v1/')) return method === 'GET' || method === 'HEAD' ? 'read' : 'enqueue';
   return 'admin';
 }

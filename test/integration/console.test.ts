@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
+import { startReceiver } from '../helpers/webhook-receiver.ts';
 import { killWorker, spawnWorker, type WorkerProcess } from '../helpers/worker-process.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -46,11 +47,12 @@ describe('the console in headless Chromium', () => {
       QUARRY_QUEUE_REDIS_URL: redis.url,
       QUARRY_DATA_DIR: dataDir,
       QUARRY_API_KEYS: JSON.stringify([
-        { key: KEY, tenant: TENANT, scopes: ['read', 'enqueue'] },
+        { key: KEY, tenant: TENANT, scopes: ['read', 'enqueue', 'webhooks'] },
         { key: OTHER_KEY, tenant: 'other', scopes: ['read'] },
       ]),
       QUARRY_CONSOLE_SECRET: 'console-e2e-secret-0123456789abcdef',
       QUARRY_JOB_ATTEMPTS: '1',
+      QUARRY_WEBHOOK_ALLOW: '127.0.0.1',
     };
     sys = await startSystem({ env, worker: false });
     await sys.app.listen({ host: '127.0.0.1', port: 0 });
@@ -77,6 +79,7 @@ describe('the console in headless Chromium', () => {
       QUARRY_DATA_DIR: dataDir,
       QUARRY_API_KEYS: env.QUARRY_API_KEYS,
       QUARRY_JOB_ATTEMPTS: '1',
+      QUARRY_WEBHOOK_ALLOW: '127.0.0.1',
       QUARRY_LOG_LEVEL: 'info',
       QUARRY_LOG_FORMAT: 'json',
       QUARRY_WORKER_METRICS_PORT: '0',
@@ -264,6 +267,45 @@ describe('the console in headless Chromium', () => {
     assert.equal(await scheduleRow.locator('td').nth(1).textContent(), 'every 3600 s');
     assert.match((await scheduleRow.locator('td').nth(2).textContent()) ?? '', /^\d{4}-\d{2}-\d{2} /);
     await shot('08-schedules');
+
+    // Webhooks: a registered one is listed (its secret only by its hint) with its deliveries.
+    const receiver = await startReceiver();
+    try {
+      const hook = await sys.app.inject({
+        method: 'PUT',
+        url: '/v1/webhooks/billing',
+        headers: bearer,
+        payload: { url: receiver.url, events: ['job.completed'], secret: 'console-hook-secret-0123' },
+      });
+      assert.equal(hook.statusCode, 200, hook.body);
+      const done = await sys.app.inject({
+        method: 'POST',
+        url: '/v1/aggregations?wait=20000',
+        headers: bearer,
+        payload: { dataset: { records: [{ x: 1 }] }, metrics: [{ op: 'count' }] },
+      });
+      assert.equal(done.statusCode, 200, done.body);
+      const [received] = await receiver.waitFor(1);
+      const deliveryId = String(received!.headers['x-quarry-delivery']);
+      // The log says delivered once the deliverer recorded the answer; the page reads the log.
+      for (let i = 0; i < 200; i++) {
+        const log = await sys.client.forTenant(TENANT).webhooks.deliveries('billing');
+        if (log?.[0]?.status === 'delivered') break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await page.click('nav a[data-page=webhooks]');
+      const hookRow = page.locator('#webhooks tr[data-webhook=billing]');
+      await hookRow.waitFor();
+      assert.equal(await hookRow.locator('td').nth(1).textContent(), receiver.url);
+      assert.equal(await hookRow.locator('td').nth(3).textContent(), '…0123');
+      const deliveryRow = page.locator(`table[data-deliveries=billing] tr[data-delivery="${deliveryId}"]`);
+      await deliveryRow.waitFor();
+      assert.equal(await deliveryRow.locator('td').nth(3).textContent(), 'delivered');
+      assert.match((await deliveryRow.locator('td').nth(5).textContent()) ?? '', /^HTTP 200/);
+      await shot('09-webhooks');
+    } finally {
+      await receiver.close();
+    }
 
     // Sign out: the form again, and the cookie no longer opens /v1.
     await page.click('#sign-out');
