@@ -16,6 +16,33 @@ const redisUrl = z
   .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
   .refine((value) => URL.canParse(value), 'must be a valid URL');
 
+/** One Sentinel's address, from `host:port` (IPv6 as `[::1]:26379`). */
+export interface SentinelAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A Redis found through Sentinel: the Sentinels to ask, and the name they monitor it by. */
+export interface SentinelSetup {
+  readonly sentinels: readonly SentinelAddress[];
+  readonly name: string;
+}
+
+const sentinelList = z.string().transform((text, ctx) => {
+  const addresses: SentinelAddress[] = [];
+  for (const item of text.split(',').map((s) => s.trim())) {
+    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(item);
+    const port = Number(match?.[3]);
+    if (match === null || port < 1 || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not host:port (a comma-separated list)` });
+      return z.NEVER;
+    }
+    addresses.push({ host: match[1] ?? match[2]!, port });
+  }
+  return addresses;
+});
+const sentinelName = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, '1-128 letters, digits, ., - or _');
+
 /** `admin` implies every other scope; `metrics` is for scrapers and opens only GET /metrics. */
 export const API_SCOPES = ['enqueue', 'read', 'metrics', 'admin'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
@@ -85,6 +112,12 @@ const ApiKeysSchema = z
 const EnvSchema = z.object({
   QUARRY_QUEUE_REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   QUARRY_CACHE_REDIS_URL: redisUrl.optional(),
+  QUARRY_QUEUE_REDIS_SENTINELS: sentinelList.optional(),
+  QUARRY_QUEUE_REDIS_SENTINEL_NAME: sentinelName.optional(),
+  QUARRY_CACHE_REDIS_SENTINELS: sentinelList.optional(),
+  QUARRY_CACHE_REDIS_SENTINEL_NAME: sentinelName.optional(),
+  QUARRY_QUEUE_MIN_REPLICAS: int(0, 16, 0),
+  QUARRY_QUEUE_MIN_REPLICAS_TIMEOUT_MS: int(10, 60_000, 1000),
   QUARRY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _ only')
@@ -152,8 +185,19 @@ const EnvSchema = z.object({
 export interface QuarryConfig {
   readonly queueRedisUrl: string;
   readonly cacheRedisUrl: string;
-  /** True when QUARRY_CACHE_REDIS_URL was not set and the cache shares the queue server. */
+  /**
+   * When set (QUARRY_QUEUE_REDIS_SENTINELS), the queue Redis is whichever server these Sentinels
+   * name primary; the URL then gives only credentials, database and TLS.
+   */
+  readonly queueSentinel: SentinelSetup | null;
+  /** The same for the cache; the queue's when the cache shares the queue server. */
+  readonly cacheSentinel: SentinelSetup | null;
+  /** True when neither QUARRY_CACHE_REDIS_URL nor _SENTINELS was set: the cache shares the queue server. */
   readonly cacheSharesQueue: boolean;
+  /** An enqueue is acknowledged once this many replicas have its writes (Redis WAIT); 0: no wait. */
+  readonly queueMinReplicas: number;
+  /** How long an enqueue waits for those replicas before it answers 503 QUARRY_ERR_REDIS_NOT_REPLICATED. */
+  readonly queueMinReplicasTimeoutMs: number;
   readonly prefix: string;
   /** Absolute path of the data root; file datasets must resolve inside it (or a tenant's root). */
   readonly dataDir: string;
@@ -258,6 +302,23 @@ function defaultSpoolDir(): string {
   return path.join(base, `quarry-${process.getuid?.() ?? 'u'}`);
 }
 
+/** Sentinels and their name go together: one without the other is a configuration error. */
+function sentinelSetup(
+  sentinels: readonly SentinelAddress[] | undefined,
+  name: string | undefined,
+  role: 'QUEUE' | 'CACHE',
+): SentinelSetup | null {
+  if (sentinels === undefined && name === undefined) return null;
+  if (sentinels === undefined || name === undefined) {
+    const missing = `QUARRY_${role}_REDIS_${sentinels === undefined ? 'SENTINELS' : 'SENTINEL_NAME'}`;
+    const given = `QUARRY_${role}_REDIS_${sentinels === undefined ? 'SENTINEL_NAME' : 'SENTINELS'}`;
+    throw new QuarryError('QUARRY_ERR_CONFIG', `${missing}: required when ${given} is set`, {
+      field: missing,
+    });
+  }
+  return Object.freeze({ sentinels: Object.freeze(sentinels), name });
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): QuarryConfig {
   const known: Record<string, string> = {};
   for (const name of CONFIG_VARIABLES) {
@@ -279,10 +340,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       { field: 'QUARRY_HTTP_HEADERS_TIMEOUT_MS' },
     );
   }
+  const queueSentinel = sentinelSetup(
+    e.QUARRY_QUEUE_REDIS_SENTINELS,
+    e.QUARRY_QUEUE_REDIS_SENTINEL_NAME,
+    'QUEUE',
+  );
+  const cacheOwnSentinel = sentinelSetup(
+    e.QUARRY_CACHE_REDIS_SENTINELS,
+    e.QUARRY_CACHE_REDIS_SENTINEL_NAME,
+    'CACHE',
+  );
+  const cacheSharesQueue = e.QUARRY_CACHE_REDIS_URL === undefined && cacheOwnSentinel === null;
+  const cacheSentinel = cacheSharesQueue ? queueSentinel : cacheOwnSentinel;
   return Object.freeze({
     queueRedisUrl: e.QUARRY_QUEUE_REDIS_URL,
     cacheRedisUrl: e.QUARRY_CACHE_REDIS_URL ?? e.QUARRY_QUEUE_REDIS_URL,
-    cacheSharesQueue: e.QUARRY_CACHE_REDIS_URL === undefined,
+    queueSentinel,
+    cacheSentinel,
+    cacheSharesQueue,
+    queueMinReplicas: e.QUARRY_QUEUE_MIN_REPLICAS,
+    queueMinReplicasTimeoutMs: e.QUARRY_QUEUE_MIN_REPLICAS_TIMEOUT_MS,
     prefix: e.QUARRY_PREFIX,
     dataDir: path.resolve(e.QUARRY_DATA_DIR),
     tenantDataDirs: Object.freeze(

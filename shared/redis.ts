@@ -1,7 +1,7 @@
 // Connection factories for the two Redis roles (see DESIGN.md): `queue` holds BullMQ, status
 // records and indexes and must never evict; `cache` holds results and may.
 import { Redis, type RedisOptions } from 'ioredis';
-import type { QuarryConfig } from './config.ts';
+import type { QuarryConfig, SentinelSetup } from './config.ts';
 import type { Logger } from './logger.ts';
 
 export type { Redis };
@@ -27,8 +27,34 @@ export interface ConnectionOptions {
   commandTimeoutMs?: number;
 }
 
-export function createRedis(url: string, options: ConnectionOptions = {}): Redis {
+/**
+ * ioredis' Sentinel mode: each (re)connect asks the Sentinels for the current primary and checks
+ * its role. READONLY (a connection still on a primary that came back as a replica) reconnects
+ * and resends the command, which was not run. Sentinels are asked again forever (BullMQ's
+ * blocking connections must never give up). Not `failoverDetector`: its +switch-master handler
+ * can fire while the connection is asking the Sentinels, and ioredis (6.0) then ends the
+ * connection for good ("Connection is closed" forever: seen in a failover where the Sentinels
+ * flapped). A SIGKILLed or restarted primary resets its connections, which is enough to notice.
+ */
+function sentinelOptions(url: string, setup: SentinelSetup): RedisOptions {
+  return {
+    sentinels: setup.sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: setup.name,
+    role: 'master',
+    sentinelRetryStrategy: (times) => Math.min(100 * times, 1000),
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+    // rediss:// is TLS to the primary; the Sentinels are asked in plain text.
+    enableTLSForSentinelMode: url.startsWith('rediss://'),
+  };
+}
+
+export function createRedis(
+  url: string,
+  options: ConnectionOptions = {},
+  sentinel: SentinelSetup | null = null,
+): Redis {
   const redisOptions: RedisOptions = {
+    ...(sentinel === null ? {} : sentinelOptions(url, sentinel)),
     maxRetriesPerRequest: options.blocking ? null : 2,
     enableOfflineQueue: !options.failFast,
     connectionName: options.connectionName,
@@ -49,11 +75,15 @@ export function createRoleConnection(
   role: RedisRole,
   options: ConnectionOptions = {},
 ): Redis {
-  return createRedis(role === 'queue' ? config.queueRedisUrl : config.cacheRedisUrl, {
-    connectionName: `quarry-${role}`,
-    ...(options.blocking ? {} : { commandTimeoutMs: config.redisCommandTimeoutMs }),
-    ...options,
-  });
+  return createRedis(
+    role === 'queue' ? config.queueRedisUrl : config.cacheRedisUrl,
+    {
+      connectionName: `quarry-${role}`,
+      ...(options.blocking ? {} : { commandTimeoutMs: config.redisCommandTimeoutMs }),
+      ...options,
+    },
+    role === 'queue' ? config.queueSentinel : config.cacheSentinel,
+  );
 }
 
 /**
@@ -72,11 +102,22 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
+/** Where a role's Redis is, fit to print: its redacted URL, or the Sentinels that name it. */
+export function describeRoleRedis(config: QuarryConfig, role: RedisRole): string {
+  const sentinel = role === 'queue' ? config.queueSentinel : config.cacheSentinel;
+  if (sentinel === null)
+    return redactRedisUrl(role === 'queue' ? config.queueRedisUrl : config.cacheRedisUrl);
+  const at = sentinel.sentinels.map((s) =>
+    s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`,
+  );
+  return `the primary "${sentinel.name}" of the Sentinels ${at.join(',')}`;
+}
+
 /** Logs the development-only setups DESIGN.md warns about. */
 export function warnAboutRoles(config: QuarryConfig, logger: Logger): void {
   if (config.cacheSharesQueue) {
     logger.warn(
-      { url: redactRedisUrl(config.queueRedisUrl) },
+      { url: redactRedisUrl(config.queueRedisUrl), sentinel: config.queueSentinel?.name },
       'QUARRY_CACHE_REDIS_URL is not set: results share the queue Redis. Fine for development; in production give the cache its own evicting Redis.',
     );
   }
