@@ -50,6 +50,7 @@ const benches: Record<string, () => Promise<void>> = {
       ...(values.small === undefined ? {} : { small: Number(values.small) }),
       ...(values.heavy === undefined ? {} : { heavy: Number(values.heavy) }),
     }),
+  replicas: async () => (await import('./replicas.ts')).runReplicas(),
   search: async () =>
     (await import('./search.ts')).runSearch({
       sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],
