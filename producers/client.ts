@@ -50,7 +50,7 @@ import {
 } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import { checkSpecColumns } from '../shared/plan.ts';
-import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
+import { type CacheConnection, closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
 import { rethrowRedis } from '../shared/redis-errors.ts';
 import { envelopeAs, type ResultFormat } from '../shared/result-formats.ts';
 import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
@@ -136,7 +136,7 @@ export class QuarryClient {
   readonly #owner: boolean;
   readonly #logger: Logger;
   readonly #queueRedis: Redis;
-  readonly #cacheRedis: Redis;
+  readonly #cacheRedis: CacheConnection;
   readonly #aggregateQueue: Queue;
   readonly #indexQueue: Queue;
   readonly #status: StatusStore;
@@ -681,7 +681,7 @@ export class QuarryClient {
 
   /** Round-trips a PING to each Redis role; used by /readyz. */
   async ping(): Promise<{ queue: boolean; cache: boolean }> {
-    const ok = (redis: Redis) =>
+    const ok = (redis: Redis | CacheConnection) =>
       Promise.race([
         redis.ping().then(
           () => true,

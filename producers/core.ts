@@ -5,7 +5,13 @@ import { loadConfig, type QuarryConfig } from '../shared/config.ts';
 import { isErrorCode, QuarryError } from '../shared/errors.ts';
 import { QUEUE_NAMES } from '../shared/keys.ts';
 import { type Logger, silentLogger } from '../shared/logger.ts';
-import { createRoleConnection, type Redis } from '../shared/redis.ts';
+import {
+  type CacheConnection,
+  type Cluster,
+  createCacheConnection,
+  createRoleConnection,
+  type Redis,
+} from '../shared/redis.ts';
 import type { JobStatus } from '../shared/status.ts';
 import { ReplicaWait } from './replica-wait.ts';
 
@@ -25,7 +31,7 @@ export interface ClientCore {
   /** Set when the client waits for Redis: the bound on one enqueue. */
   readonly redisTimeoutMs: number | undefined;
   readonly queueRedis: Redis;
-  readonly cacheRedis: Redis;
+  readonly cacheRedis: CacheConnection;
   readonly aggregateQueue: Queue;
   readonly indexQueue: Queue;
   /**
@@ -50,20 +56,17 @@ export function createCore(options: CoreOptions): ClientCore {
   // Waiting clients keep commands queued across reconnects (no per-command retry cap); each
   // command is bounded by redisTimeoutMs instead of the fail-fast command timeout (ioredis
   // counts time in the offline queue too), so a frozen Redis fails their calls as well.
-  const connection = (role: 'queue' | 'cache') =>
-    createRoleConnection(config, role, {
-      failFast,
-      blocking: !failFast,
-      commandTimeoutMs: redisTimeoutMs ?? config.redisCommandTimeoutMs,
-    });
-  const queueRedis = connection('queue');
-  const cacheRedis = connection('cache');
-  for (const [role, redis] of [
-    ['queue', queueRedis],
-    ['cache', cacheRedis],
-  ] as const) {
+  const connectionOptions = {
+    failFast,
+    blocking: !failFast,
+    commandTimeoutMs: redisTimeoutMs ?? config.redisCommandTimeoutMs,
+  };
+  const queueRedis = createRoleConnection(config, 'queue', connectionOptions);
+  const cacheRedis = createCacheConnection(config, connectionOptions);
+  const logErrors = (role: string, redis: { on(event: 'error', listener: (err: Error) => void): unknown }) =>
     redis.on('error', (err) => logger.warn({ err, role }, 'redis connection error'));
-  }
+  logErrors('queue', queueRedis);
+  logErrors('cache', cacheRedis);
   const queue = (name: string, connection = queueRedis) => {
     const q = new Queue(name, {
       connection,
@@ -118,7 +121,7 @@ export function jobError(jobId: string, error: JobStatus['error']): QuarryError 
   return new QuarryError(code, `job ${jobId} failed: ${error?.message ?? 'unknown error'}`);
 }
 
-export function waitReady(redis: Redis): Promise<void> {
+export function waitReady(redis: Redis | Cluster): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const onReady = () => {

@@ -16,20 +16,20 @@ const redisUrl = z
   .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
   .refine((value) => URL.canParse(value), 'must be a valid URL');
 
-/** One Sentinel's address, from `host:port` (IPv6 as `[::1]:26379`). */
-export interface SentinelAddress {
+/** A server's address (a Sentinel's, a Cluster node's), from `host:port` (IPv6 as `[::1]:26379`). */
+export interface RedisAddress {
   readonly host: string;
   readonly port: number;
 }
 
 /** A Redis found through Sentinel: the Sentinels to ask, and the name they monitor it by. */
 export interface SentinelSetup {
-  readonly sentinels: readonly SentinelAddress[];
+  readonly sentinels: readonly RedisAddress[];
   readonly name: string;
 }
 
-const sentinelList = z.string().transform((text, ctx) => {
-  const addresses: SentinelAddress[] = [];
+const addressList = z.string().transform((text, ctx) => {
+  const addresses: RedisAddress[] = [];
   for (const item of text.split(',').map((s) => s.trim())) {
     const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(item);
     const port = Number(match?.[3]);
@@ -112,10 +112,11 @@ const ApiKeysSchema = z
 const EnvSchema = z.object({
   QUARRY_QUEUE_REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   QUARRY_CACHE_REDIS_URL: redisUrl.optional(),
-  QUARRY_QUEUE_REDIS_SENTINELS: sentinelList.optional(),
+  QUARRY_QUEUE_REDIS_SENTINELS: addressList.optional(),
   QUARRY_QUEUE_REDIS_SENTINEL_NAME: sentinelName.optional(),
-  QUARRY_CACHE_REDIS_SENTINELS: sentinelList.optional(),
+  QUARRY_CACHE_REDIS_SENTINELS: addressList.optional(),
   QUARRY_CACHE_REDIS_SENTINEL_NAME: sentinelName.optional(),
+  QUARRY_CACHE_REDIS_CLUSTER: addressList.optional(),
   QUARRY_QUEUE_MIN_REPLICAS: int(0, 16, 0),
   QUARRY_QUEUE_MIN_REPLICAS_TIMEOUT_MS: int(10, 60_000, 1000),
   QUARRY_PREFIX: z
@@ -192,6 +193,11 @@ export interface QuarryConfig {
   readonly queueSentinel: SentinelSetup | null;
   /** The same for the cache; the queue's when the cache shares the queue server. */
   readonly cacheSentinel: SentinelSetup | null;
+  /**
+   * When set (QUARRY_CACHE_REDIS_CLUSTER), results live on this Redis Cluster (its seed nodes);
+   * the cache URL then gives only credentials and TLS.
+   */
+  readonly cacheCluster: readonly RedisAddress[] | null;
   /** True when neither QUARRY_CACHE_REDIS_URL nor _SENTINELS was set: the cache shares the queue server. */
   readonly cacheSharesQueue: boolean;
   /** An enqueue is acknowledged once this many replicas have its writes (Redis WAIT); 0: no wait. */
@@ -304,7 +310,7 @@ function defaultSpoolDir(): string {
 
 /** Sentinels and their name go together: one without the other is a configuration error. */
 function sentinelSetup(
-  sentinels: readonly SentinelAddress[] | undefined,
+  sentinels: readonly RedisAddress[] | undefined,
   name: string | undefined,
   role: 'QUEUE' | 'CACHE',
 ): SentinelSetup | null {
@@ -350,13 +356,23 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     e.QUARRY_CACHE_REDIS_SENTINEL_NAME,
     'CACHE',
   );
-  const cacheSharesQueue = e.QUARRY_CACHE_REDIS_URL === undefined && cacheOwnSentinel === null;
+  const cacheCluster = e.QUARRY_CACHE_REDIS_CLUSTER ?? null;
+  if (cacheCluster !== null && cacheOwnSentinel !== null) {
+    throw new QuarryError(
+      'QUARRY_ERR_CONFIG',
+      'QUARRY_CACHE_REDIS_CLUSTER: a Cluster is not found through Sentinels; set one or the other',
+      { field: 'QUARRY_CACHE_REDIS_CLUSTER' },
+    );
+  }
+  const cacheSharesQueue =
+    e.QUARRY_CACHE_REDIS_URL === undefined && cacheOwnSentinel === null && cacheCluster === null;
   const cacheSentinel = cacheSharesQueue ? queueSentinel : cacheOwnSentinel;
   return Object.freeze({
     queueRedisUrl: e.QUARRY_QUEUE_REDIS_URL,
     cacheRedisUrl: e.QUARRY_CACHE_REDIS_URL ?? e.QUARRY_QUEUE_REDIS_URL,
     queueSentinel,
     cacheSentinel,
+    cacheCluster: cacheCluster === null ? null : Object.freeze(cacheCluster),
     cacheSharesQueue,
     queueMinReplicas: e.QUARRY_QUEUE_MIN_REPLICAS,
     queueMinReplicasTimeoutMs: e.QUARRY_QUEUE_MIN_REPLICAS_TIMEOUT_MS,

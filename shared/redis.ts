@@ -1,10 +1,17 @@
 // Connection factories for the two Redis roles (see DESIGN.md): `queue` holds BullMQ, status
 // records and indexes and must never evict; `cache` holds results and may.
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { QuarryConfig, SentinelSetup } from './config.ts';
 import type { Logger } from './logger.ts';
 
-export type { Redis };
+export type { Cluster, Redis };
+
+/**
+ * The cache role's connection: one server (or a Sentinel-found primary), or a Redis Cluster
+ * (QUARRY_CACHE_REDIS_CLUSTER). The cache only ever gets single-key commands (GET, SET, EXISTS,
+ * DEL) and PING, so no command can span slots (no CROSSSLOT).
+ */
+export type CacheConnection = Redis | Cluster;
 
 export type RedisRole = 'queue' | 'cache';
 
@@ -87,6 +94,38 @@ export function createRoleConnection(
 }
 
 /**
+ * The cache role's connection: a Cluster client when QUARRY_CACHE_REDIS_CLUSTER is set (it
+ * follows MOVED/ASK redirections and refreshes its slot map, so slot moves are invisible to
+ * callers), otherwise createRoleConnection(config, 'cache'). The cache URL gives the Cluster's
+ * nodes their credentials and TLS.
+ */
+export function createCacheConnection(
+  config: QuarryConfig,
+  options: ConnectionOptions = {},
+): CacheConnection {
+  if (config.cacheCluster === null) return createRoleConnection(config, 'cache', options);
+  const url = new URL(config.cacheRedisUrl);
+  const commandTimeoutMs =
+    options.commandTimeoutMs ?? (options.blocking ? undefined : config.redisCommandTimeoutMs);
+  return new Cluster(
+    config.cacheCluster.map((node) => ({ host: node.host, port: node.port })),
+    {
+      enableOfflineQueue: !options.failFast,
+      clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      scaleReads: 'master',
+      redisOptions: {
+        maxRetriesPerRequest: options.blocking ? null : 2,
+        connectionName: options.connectionName ?? 'quarry-cache',
+        ...(url.username === '' ? {} : { username: decodeURIComponent(url.username) }),
+        ...(url.password === '' ? {} : { password: decodeURIComponent(url.password) }),
+        ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+        ...(commandTimeoutMs === undefined ? {} : { commandTimeout: commandTimeoutMs }),
+      },
+    },
+  );
+}
+
+/**
  * A Redis URL fit to print or log: the password (and a user's secret in `user:pass@`) replaced by
  * `***`, so an error message naming the server tried never leaks credentials.
  */
@@ -102,8 +141,11 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
-/** Where a role's Redis is, fit to print: its redacted URL, or the Sentinels that name it. */
+/** Where a role's Redis is, fit to print: its redacted URL, the Sentinels that name it, or its Cluster. */
 export function describeRoleRedis(config: QuarryConfig, role: RedisRole): string {
+  if (role === 'cache' && config.cacheCluster !== null) {
+    return `the Redis Cluster of ${config.cacheCluster.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  }
   const sentinel = role === 'queue' ? config.queueSentinel : config.cacheSentinel;
   if (sentinel === null)
     return redactRedisUrl(role === 'queue' ? config.queueRedisUrl : config.cacheRedisUrl);
@@ -140,7 +182,7 @@ export async function checkQueueEvictionPolicy(queue: Redis, logger: Logger): Pr
 }
 
 /** Closes a connection gracefully, falling back to disconnect; safe to call twice. */
-export async function closeRedis(redis: Redis): Promise<void> {
+export async function closeRedis(redis: Redis | Cluster): Promise<void> {
   if (redis.status === 'end') return;
   try {
     await redis.quit();

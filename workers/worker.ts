@@ -13,6 +13,7 @@ import { createMetrics } from '../shared/metrics.ts';
 import {
   checkQueueEvictionPolicy,
   closeRedis,
+  createCacheConnection,
   createRoleConnection,
   warnAboutRoles,
 } from '../shared/redis.ts';
@@ -55,7 +56,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   await mkdir(config.spoolDir, { recursive: true });
   const keys = keyScheme(config.prefix);
   const queueRedis = createRoleConnection(config, 'queue');
-  const cacheRedis = createRoleConnection(config, 'cache');
+  const cacheRedis = createCacheConnection(config);
   const bullConnection = createRoleConnection(config, 'queue', {
     blocking: true,
     connectionName: 'quarry-worker',

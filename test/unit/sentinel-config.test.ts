@@ -1,11 +1,13 @@
-// QUARRY_{QUEUE,CACHE}_REDIS_SENTINELS / _SENTINEL_NAME and QUARRY_QUEUE_MIN_REPLICAS: parsed in
-// shared/config.ts, each mistake naming its variable; connections made in Sentinel mode when set
-// (the failover itself is test/integration/sentinel-failover.test.ts, on real servers).
+// QUARRY_{QUEUE,CACHE}_REDIS_SENTINELS / _SENTINEL_NAME, QUARRY_QUEUE_MIN_REPLICAS and
+// QUARRY_CACHE_REDIS_CLUSTER: parsed in shared/config.ts, each mistake naming its variable;
+// connections made in Sentinel or Cluster mode when set (the behaviour on real servers:
+// test/integration/sentinel-failover.test.ts, test/integration/cache-cluster.test.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { Cluster } from 'ioredis';
 import { loadConfig } from '../../shared/config.ts';
 import { isQuarryError } from '../../shared/errors.ts';
-import { createRoleConnection } from '../../shared/redis.ts';
+import { createCacheConnection, createRoleConnection } from '../../shared/redis.ts';
 
 function fieldOf(fn: () => unknown): string | undefined {
   try {
@@ -114,5 +116,43 @@ describe('Sentinel configuration', () => {
       queue.disconnect();
       cache.disconnect();
     }
+  });
+
+  test('QUARRY_CACHE_REDIS_CLUSTER: results on a Cluster, credentials and TLS from the cache URL', () => {
+    const config = loadConfig({
+      QUARRY_CACHE_REDIS_URL: 'rediss://ops:s3cret@ignored:1',
+      QUARRY_CACHE_REDIS_CLUSTER: '127.0.0.1:1,127.0.0.1:2',
+    });
+    assert.deepEqual(config.cacheCluster, [
+      { host: '127.0.0.1', port: 1 },
+      { host: '127.0.0.1', port: 2 },
+    ]);
+    assert.equal(config.cacheSharesQueue, false);
+    assert.equal(loadConfig({ QUARRY_CACHE_REDIS_CLUSTER: 'a:1' }).cacheSharesQueue, false);
+    assert.equal(loadConfig({}).cacheCluster, null);
+    const cache = createCacheConnection(config);
+    try {
+      assert.ok(cache instanceof Cluster);
+      assert.equal(cache.options.redisOptions?.password, 's3cret');
+      assert.equal(cache.options.redisOptions?.username, 'ops');
+      assert.deepEqual(cache.options.redisOptions?.tls, {});
+      assert.equal(cache.options.redisOptions?.commandTimeout, config.redisCommandTimeoutMs);
+    } finally {
+      cache.disconnect();
+    }
+    assert.equal(
+      fieldOf(() => loadConfig({ QUARRY_CACHE_REDIS_CLUSTER: 'a' })),
+      'QUARRY_CACHE_REDIS_CLUSTER',
+    );
+    assert.equal(
+      fieldOf(() =>
+        loadConfig({
+          QUARRY_CACHE_REDIS_CLUSTER: 'a:1',
+          QUARRY_CACHE_REDIS_SENTINELS: 'b:2',
+          QUARRY_CACHE_REDIS_SENTINEL_NAME: 'c',
+        }),
+      ),
+      'QUARRY_CACHE_REDIS_CLUSTER',
+    );
   });
 });
