@@ -181,6 +181,21 @@ export async function checkQueueEvictionPolicy(queue: Redis, logger: Logger): Pr
   return policy;
 }
 
+/**
+ * Checks the queue Redis is not a Redis Cluster node, which Quarry does not support there (README
+ * "Results on a Redis Cluster"): its scripts' keys span slots. Returns true, and logs an error,
+ * when it is one.
+ */
+export async function checkQueueNotCluster(queue: Redis, logger: Logger): Promise<boolean> {
+  const clustered = /^cluster_enabled:1\r?$/m.test(await queue.info('cluster'));
+  if (clustered) {
+    logger.error(
+      'the queue Redis is a Redis Cluster node: not supported (the queue needs one primary, with Sentinel to fail over); only results can live on a Cluster (QUARRY_CACHE_REDIS_CLUSTER)',
+    );
+  }
+  return clustered;
+}
+
 /** Closes a connection gracefully, falling back to disconnect; safe to call twice. */
 export async function closeRedis(redis: Redis | Cluster): Promise<void> {
   if (redis.status === 'end') return;

@@ -12,6 +12,7 @@ import type { Logger } from '../shared/logger.ts';
 import { createMetrics } from '../shared/metrics.ts';
 import {
   checkQueueEvictionPolicy,
+  checkQueueNotCluster,
   closeRedis,
   createCacheConnection,
   createRoleConnection,
@@ -64,6 +65,9 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   for (const redis of [queueRedis, cacheRedis, bullConnection]) {
     redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   }
+  void checkQueueNotCluster(queueRedis, logger).catch((err) =>
+    logger.warn({ err }, 'could not tell whether the queue Redis is a Cluster node'),
+  );
   void checkQueueEvictionPolicy(queueRedis, logger).catch((err) =>
     logger.warn({ err }, 'could not read the queue Redis eviction policy'),
   );

@@ -3,9 +3,12 @@
 // Jobs' results spread over every shard; the API's and the SDK's reads hit them (a repeated
 // request is a cache hit, answered from the cluster); after slots move between nodes (keys
 // included), old results are still read and new ones written, through MOVED/ASK redirections.
+// And a queue Redis that is a cluster node is told apart at a worker's start (not supported).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { checkQueueNotCluster } from '../../shared/redis.ts';
 import { type RedisClusterServers, startRedisCluster } from '../helpers/cluster.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
@@ -123,5 +126,21 @@ describe('results on a Redis Cluster (QUARRY_CACHE_REDIS_CLUSTER)', () => {
       resultKeys.size,
       'every result, old and new, is on one shard',
     );
+  });
+
+  test('a worker tells a queue Redis that is a cluster node apart, and logs an error', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => lines.push(line) });
+    const node = new Redis(cluster.nodes[0]!.url);
+    const plain = new Redis(queue.url);
+    try {
+      assert.equal(await checkQueueNotCluster(plain, logger), false);
+      assert.equal(lines.length, 0);
+      assert.equal(await checkQueueNotCluster(node, logger), true);
+      assert.match(lines[0] ?? '', /Redis Cluster node: not supported/);
+    } finally {
+      node.disconnect();
+      plain.disconnect();
+    }
   });
 });
