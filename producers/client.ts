@@ -347,10 +347,11 @@ export class QuarryClient {
         keys: this.keys,
         tenant: this.tenant,
         logger: this.#logger,
-        queueRedis: this.#queueRedis,
+        queueRedis: this.#core.enqueue.redis,
         cacheRedis: this.#cacheRedis,
-        aggregateQueue: this.#aggregateQueue,
-        status: this.#status,
+        aggregateQueue: this.#core.enqueue.queues.aggregate,
+        status: this.#enqueueStatus,
+        replicas: this.#core.enqueue.replicas,
         bounded: (work) => this.#boundedByRedis(work),
         redisError: (error) => {
           try {

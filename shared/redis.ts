@@ -13,6 +13,10 @@ export type { Cluster, Redis };
  */
 export type CacheConnection = Redis | Cluster;
 
+export function isCluster(connection: CacheConnection): connection is Cluster {
+  return connection instanceof Cluster;
+}
+
 export type RedisRole = 'queue' | 'cache';
 
 export interface ConnectionOptions {

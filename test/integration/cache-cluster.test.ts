@@ -92,6 +92,18 @@ describe('results on a Redis Cluster (QUARRY_CACHE_REDIS_CLUSTER)', () => {
       assert.equal(again.statusCode, 200, again.body);
       assert.equal(again.headers['x-quarry-cache'], 'hit', `seed ${seed} is read from the cluster`);
     }
+    // A batch (the SDK's: the API's own result cache is not in the way) looks its results up on
+    // every shard at once; a Cluster refuses one pipeline across nodes.
+    const items = await sys.client.aggregateMany([...seeds.slice(0, 24).map(spec), spec(5000)]);
+    assert.deepEqual(
+      items.map((item) => (item.ok ? `cached ${item.handle.cached}` : item.error.message)),
+      [...seeds.slice(0, 24).map(() => 'cached true'), 'cached false'],
+      'the batch finds each computed result on its shard; the new spec is queued',
+    );
+    const queued = items[24]!;
+    assert.ok(queued.ok);
+    await queued.handle.wait({ timeoutMs: 20_000 });
+    resultKeys.set(5000, queued.handle.resultKey);
     for (const [seed, key] of resultKeys) {
       const bytes = await sys.client.resultBytes(key);
       assert.ok(bytes !== null, `the SDK reads seed ${seed}'s result`);

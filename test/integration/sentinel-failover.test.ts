@@ -256,6 +256,33 @@ describe('QUARRY_QUEUE_MIN_REPLICAS: no replica confirms in time', () => {
     await allCompleted(sys.client, [jobId], 15_000);
   });
 
+  test('a batch is acknowledged item by item once replicated, or each item is a 503 NOT_REPLICATED', async () => {
+    const replica = group.replicas[0]!;
+    const batch = (seeds: number[]) =>
+      sys.app.inject({ method: 'POST', url: '/v1/aggregations/batch', payload: { items: seeds.map(spec) } });
+    const statuses = async (seeds: number[]) => {
+      const res = await batch(seeds);
+      assert.equal(res.statusCode, 200, res.body);
+      return (res.json() as { items: { status: number; body: { error?: { code: string } } }[] }).items;
+    };
+    assert.deepEqual(
+      (await statuses([10, 11, 12])).map((i) => i.status),
+      [202, 202, 202],
+    );
+    process.kill(replica.process.pid!, 'SIGSTOP');
+    paused.add(replica);
+    const refused = await statuses([13, 14]);
+    process.kill(replica.process.pid!, 'SIGCONT');
+    paused.delete(replica);
+    assert.deepEqual(
+      refused.map((i) => `${i.status} ${i.body.error?.code}`),
+      ['503 QUARRY_ERR_REDIS_NOT_REPLICATED', '503 QUARRY_ERR_REDIS_NOT_REPLICATED'],
+    );
+    // Written, not taken back: they run.
+    const ids = await Promise.all([13, 14].map(async (seed) => (await sys.client.address(spec(seed))).jobId));
+    await allCompleted(sys.client, ids, 15_000);
+  });
+
   test('with the replica gone, enqueues are refused at once and write nothing', async () => {
     await group.replicas[0]!.stop();
     // The first one may still write and wait out the timeout (the replica's loss not yet seen).
