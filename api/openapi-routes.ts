@@ -167,9 +167,16 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
         }),
         headers: cacheHeader,
       },
-      ...errors([...AUTH_CODES, ...DATASET_CODES, ...JOB_OUTCOME_CODES, 'QUARRY_ERR_TENANT_QUOTA'], {
-        body: true,
-      }),
+      ...errors(
+        [
+          ...AUTH_CODES,
+          ...DATASET_CODES,
+          ...JOB_OUTCOME_CODES,
+          'QUARRY_ERR_TENANT_QUOTA',
+          'QUARRY_ERR_REDIS_NOT_REPLICATED',
+        ],
+        { body: true },
+      ),
     },
   },
   'POST /v1/aggregations/batch': {
@@ -406,6 +413,7 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
           ...JOB_OUTCOME_CODES,
           'QUARRY_ERR_INDEX_NOT_FOUND',
           'QUARRY_ERR_TENANT_QUOTA',
+          'QUARRY_ERR_REDIS_NOT_REPLICATED',
         ],
         {
           body: true,

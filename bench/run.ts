@@ -55,6 +55,7 @@ const benches: Record<string, () => Promise<void>> = {
       iterations,
       ...(values.jobs === undefined ? {} : { burst: Number(values.jobs) }),
     }),
+  replicas: async () => (await import('./replicas.ts')).runReplicas(),
   search: async () =>
     (await import('./search.ts')).runSearch({
       sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],

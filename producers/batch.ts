@@ -9,7 +9,9 @@
 // Identical specs in one batch are one job: the later ones get the first one's answer. A job is
 // acknowledged only once its BullMQ job exists; when the add fails, each new record is taken
 // back unless BullMQ has its job (addBulk pipelines its adds, so some may have been stored),
-// and each job is answered by what Redis holds: acknowledged, or the error.
+// and each job is answered by what Redis holds: acknowledged, or the error. With
+// QUARRY_QUEUE_MIN_REPLICAS, jobs written are acknowledged once the replicas have them (one
+// WAIT for the batch, producers/replica-wait.ts); else each fails QUARRY_ERR_REDIS_NOT_REPLICATED.
 import type { Queue } from 'bullmq';
 import type { AddressedAggregation, AggregationJobData } from '../shared/aggregation.ts';
 import type { QuarryConfig } from '../shared/config.ts';
@@ -25,8 +27,9 @@ import { describeAggregation } from '../shared/job-description.ts';
 import { jobOptions } from '../shared/job-options.ts';
 import { type KeyScheme, QUEUE_NAMES } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Redis } from '../shared/redis.ts';
+import { type CacheConnection, isCluster, type Redis } from '../shared/redis.ts';
 import type { EnqueueOutcome, StatusStore } from '../shared/status.ts';
+import type { ReplicaWait } from './replica-wait.ts';
 
 /** One item's answer: its value, or the error it alone got (the others are not affected). */
 export type Settled<T> =
@@ -47,10 +50,13 @@ export interface BatchDeps {
   readonly keys: KeyScheme;
   readonly tenant: string | undefined;
   readonly logger: Logger;
+  /** Where enqueues write (the client's enqueue connection), with its queue and status store. */
   readonly queueRedis: Redis;
-  readonly cacheRedis: Redis;
+  readonly cacheRedis: CacheConnection;
   readonly aggregateQueue: Queue;
   readonly status: StatusStore;
+  /** QUARRY_QUEUE_MIN_REPLICAS on that connection. */
+  readonly replicas: ReplicaWait;
   /** The client's bound on one enqueue (redisTimeoutMs) with Redis faults as their codes. */
   readonly bounded: <T>(work: Promise<T>) => Promise<T>;
   /** A Redis reply error as its Quarry code (QUARRY_ERR_REDIS_REFUSED, …); others as they are. */
@@ -104,9 +110,10 @@ async function submitUnique(
   };
 
   // 1. The cache.
-  const lookups = deps.cacheRedis.pipeline();
-  for (const i of unique) lookups.getBuffer(deps.keys.result(jobs[i]!.resultKey));
-  const cached = (await lookups.exec()) ?? [];
+  const cached = await lookUp(
+    deps.cacheRedis,
+    unique.map((i) => deps.keys.result(jobs[i]!.resultKey)),
+  );
   const misses: number[] = [];
   for (const [n, i] of unique.entries()) {
     const [error, bytes] = cached[n] ?? [new Error('no reply from the cache Redis'), null];
@@ -115,6 +122,12 @@ async function submitUnique(
     else misses.push(i);
   }
   if (misses.length === 0) return;
+  try {
+    await deps.replicas.check();
+  } catch (error) {
+    for (const i of misses) fail(i, error);
+    return;
+  }
 
   // 2. The records (and inline data), one atomic script per job.
   const policy =
@@ -211,6 +224,33 @@ async function submitUnique(
       ),
     ),
   );
+  // Acknowledged only once replicated; the writes stay either way (the jobs may run).
+  try {
+    await deps.replicas.wait();
+  } catch (error) {
+    for (const { i } of written) if (answers[i]?.ok) fail(i, error);
+  }
+}
+
+/**
+ * Each key's bytes, or the error its GET got. One pipeline on a single server; a Cluster's
+ * pipeline must stay on one node, so there each GET goes on its own (routed to its slot's node,
+ * written in the same tick).
+ */
+async function lookUp(cache: CacheConnection, keys: readonly string[]): Promise<[Error | null, unknown][]> {
+  if (isCluster(cache)) {
+    return Promise.all(
+      keys.map((key) =>
+        cache.getBuffer(key).then(
+          (bytes): [Error | null, unknown] => [null, bytes],
+          (error: Error): [Error | null, unknown] => [error, null],
+        ),
+      ),
+    );
+  }
+  const lookups = cache.pipeline();
+  for (const key of keys) lookups.getBuffer(key);
+  return (await lookups.exec()) ?? [];
 }
 
 /** After a failed addBulk: a job whose BullMQ job exists is acknowledged, any other fails. */

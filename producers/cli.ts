@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { ResultEnvelope } from '../shared/aggregation.ts';
 import { loadConfig, type QuarryConfig } from '../shared/config.ts';
 import { isQuarryError, QuarryError } from '../shared/errors.ts';
-import { redactRedisUrl } from '../shared/redis.ts';
+import { describeRoleRedis } from '../shared/redis.ts';
 import { RESULT_FORMATS, toArrow, toCsv, toNdjson } from '../shared/result-formats.ts';
 import { isFinalState, type JobEvent, type JobStatus } from '../shared/status.ts';
 import { aggregateBatchCommand, BatchInputError } from './cli-batch.ts';
@@ -571,8 +571,8 @@ async function readyWithin(client: QuarryClient, ms: number): Promise<boolean> {
  */
 async function unreachable(client: QuarryClient, config: QuarryConfig, what: string): Promise<string | null> {
   const up = await client.ping();
-  const queue = redactRedisUrl(config.queueRedisUrl);
-  const cache = redactRedisUrl(config.cacheRedisUrl);
+  const queue = describeRoleRedis(config, 'queue');
+  const cache = describeRoleRedis(config, 'cache');
   if (up.queue && up.cache) return null;
   if (!up.queue && !up.cache) {
     return queue === cache

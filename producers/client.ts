@@ -50,7 +50,7 @@ import {
 } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import { checkSpecColumns } from '../shared/plan.ts';
-import { closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
+import { type CacheConnection, closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
 import { rethrowRedis } from '../shared/redis-errors.ts';
 import { envelopeAs, type ResultFormat } from '../shared/result-formats.ts';
 import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
@@ -137,10 +137,12 @@ export class QuarryClient {
   readonly #owner: boolean;
   readonly #logger: Logger;
   readonly #queueRedis: Redis;
-  readonly #cacheRedis: Redis;
+  readonly #cacheRedis: CacheConnection;
   readonly #aggregateQueue: Queue;
   readonly #indexQueue: Queue;
   readonly #status: StatusStore;
+  /** The status store enqueues write through (core.enqueue.redis: WAIT counts its writes). */
+  readonly #enqueueStatus: StatusStore;
   readonly #indexStore: IndexStore;
   #registry: IndexRegistry | undefined;
   #registryReady = false;
@@ -171,6 +173,10 @@ export class QuarryClient {
     this.#aggregateQueue = this.#core.aggregateQueue;
     this.#indexQueue = this.#core.indexQueue;
     this.#status = new StatusStore(this.#queueRedis, this.keys, this.config.statusTtlS, this.config);
+    this.#enqueueStatus =
+      this.#core.enqueue.redis === this.#queueRedis
+        ? this.#status
+        : new StatusStore(this.#core.enqueue.redis, this.keys, this.config.statusTtlS, this.config);
     this.#indexStore = new IndexStore(this.#queueRedis, this.keys, { graceS: this.config.indexGraceS });
   }
 
@@ -227,7 +233,7 @@ export class QuarryClient {
       spec: job.spec,
       ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
     };
-    await this.#enqueueDurably(this.#aggregateQueue, QUEUE_NAMES.aggregate, job.jobId, data, {
+    await this.#enqueueDurably(QUEUE_NAMES.aggregate, job.jobId, data, {
       resultKey: job.resultKey,
       priority: job.priority,
       description: describeAggregation(job.spec),
@@ -244,22 +250,26 @@ export class QuarryClient {
    * fails, what this request wrote is taken back and the error (a Redis code) goes to the caller;
    * if even that fails, or the process dies between the two steps, the record is left queued
    * without a job and the workers' reconciler enqueues it again (workers/reconciler.ts).
+   * With QUARRY_QUEUE_MIN_REPLICAS, it then waits for that many replicas to have the writes; if
+   * they do not confirm in time, the writes stay (the job may run) and the caller gets a 503.
    */
   async #enqueueDurably(
-    queue: Queue,
     name: QueueName,
     jobId: string,
     payload: AggregationJobData | IndexJobData,
     write: EnqueueWrite,
   ): Promise<void> {
     const type = name === QUEUE_NAMES.index ? 'index' : 'aggregate';
+    const { redis, queues, replicas } = this.#core.enqueue;
+    const queue = type === 'index' ? queues.index : queues.aggregate;
     // Fair dispatch (shared/fairness.ts): past the tenant's maxQueued nothing is written; a new
     // job gets its place among the tenants' as its BullMQ priority.
     const policy =
       this.tenant !== undefined && fairnessEnabled(this.config)
         ? tenantPolicy(this.config, this.tenant)
         : undefined;
-    const outcome = await this.#status.enqueue(jobId, type, {
+    await replicas.check();
+    const outcome = await this.#enqueueStatus.enqueue(jobId, type, {
       ...write,
       payload,
       ...(policy === undefined ? {} : { maxQueued: policy.maxQueued }),
@@ -275,23 +285,19 @@ export class QuarryClient {
       const options = jobOptions(this.config, jobId);
       // A job joining a live one keeps that one's place: BullMQ ignores an add under a taken id.
       if (policy !== undefined && outcome === 'new') {
-        options.priority = await placeJob(
-          this.#queueRedis,
-          this.keys,
-          name,
-          policy,
-          write.priority ?? DEFAULT_PRIORITY,
-        );
+        options.priority = await placeJob(redis, this.keys, name, policy, write.priority ?? DEFAULT_PRIORITY);
       }
       await queue.add(name, payload, options);
     } catch (error) {
       if (outcome === 'new') {
-        await this.#status.rollback(jobId, name).catch((err: unknown) => {
+        await this.#enqueueStatus.rollback(jobId, name).catch((err: unknown) => {
           this.#logger.warn({ err, jobId }, 'could not take back a failed enqueue; the reconciler will');
         });
       }
       throw error;
     }
+    // Also for a job joined, not created: its writes may be this connection's earlier ones.
+    await replicas.wait();
   }
 
   async aggregate(spec: AggregationSpecInput | unknown): Promise<AggregationHandle> {
@@ -343,10 +349,11 @@ export class QuarryClient {
         keys: this.keys,
         tenant: this.tenant,
         logger: this.#logger,
-        queueRedis: this.#queueRedis,
+        queueRedis: this.#core.enqueue.redis,
         cacheRedis: this.#cacheRedis,
-        aggregateQueue: this.#aggregateQueue,
-        status: this.#status,
+        aggregateQueue: this.#core.enqueue.queues.aggregate,
+        status: this.#enqueueStatus,
+        replicas: this.#core.enqueue.replicas,
         bounded: (work) => this.#boundedByRedis(work),
         redisError: (error) => {
           try {
@@ -410,7 +417,7 @@ export class QuarryClient {
       ...parsed.job,
       ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
     };
-    await this.#enqueueDurably(this.#indexQueue, QUEUE_NAMES.index, jobId, data, {
+    await this.#enqueueDurably(QUEUE_NAMES.index, jobId, data, {
       resultKey: null,
       collection: parsed.job.collection,
       description: describeIndex(parsed.job),
@@ -682,12 +689,14 @@ export class QuarryClient {
 
   /** Resolves when both Redis connections are up (needed before fail-fast commands). */
   async ready(): Promise<void> {
-    await Promise.all([this.#queueRedis, this.#cacheRedis].map((r) => waitReady(r)));
+    await Promise.all(
+      [this.#queueRedis, this.#cacheRedis, this.#core.enqueue.redis].map((r) => waitReady(r)),
+    );
   }
 
   /** Round-trips a PING to each Redis role; used by /readyz. */
   async ping(): Promise<{ queue: boolean; cache: boolean }> {
-    const ok = (redis: Redis) =>
+    const ok = (redis: Redis | CacheConnection) =>
       Promise.race([
         redis.ping().then(
           () => true,
@@ -716,7 +725,18 @@ export class QuarryClient {
   disconnectNow(): void {
     this.#queueRedis.disconnect();
     this.#cacheRedis.disconnect();
+    this.#core.enqueue.redis.disconnect();
     void this.close();
+  }
+
+  /** Closing the enqueue connection and its queues, when it is not queueRedis. */
+  #enqueueSteps(): [string, () => Promise<unknown>][] {
+    const { redis, queues } = this.#core.enqueue;
+    if (redis === this.#queueRedis) return [];
+    return [
+      ['enqueue queues', () => Promise.all([queues.aggregate.close(), queues.index.close()])],
+      ['enqueue redis', () => closeRedis(redis)],
+    ];
   }
 
   /** Closes every connection; safe to call twice. */
@@ -734,6 +754,7 @@ export class QuarryClient {
             ...own,
             ['aggregate queue', () => this.#aggregateQueue.close()],
             ['index queue', () => this.#indexQueue.close()],
+            ...this.#enqueueSteps(),
             ['queue redis', () => closeRedis(this.#queueRedis)],
             ['cache redis', () => closeRedis(this.#cacheRedis)],
           ];

@@ -16,6 +16,33 @@ const redisUrl = z
   .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
   .refine((value) => URL.canParse(value), 'must be a valid URL');
 
+/** A server's address (a Sentinel's, a Cluster node's), from `host:port` (IPv6 as `[::1]:26379`). */
+export interface RedisAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A Redis found through Sentinel: the Sentinels to ask, and the name they monitor it by. */
+export interface SentinelSetup {
+  readonly sentinels: readonly RedisAddress[];
+  readonly name: string;
+}
+
+const addressList = z.string().transform((text, ctx) => {
+  const addresses: RedisAddress[] = [];
+  for (const item of text.split(',').map((s) => s.trim())) {
+    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(item);
+    const port = Number(match?.[3]);
+    if (match === null || port < 1 || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not host:port (a comma-separated list)` });
+      return z.NEVER;
+    }
+    addresses.push({ host: match[1] ?? match[2]!, port });
+  }
+  return addresses;
+});
+const sentinelName = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, '1-128 letters, digits, ., - or _');
+
 /**
  * `admin` implies every other scope; `metrics` is for scrapers and opens only GET /metrics;
  * `webhooks` manages the tenant's webhooks (/v1/webhooks).
@@ -88,6 +115,13 @@ const ApiKeysSchema = z
 const EnvSchema = z.object({
   QUARRY_QUEUE_REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   QUARRY_CACHE_REDIS_URL: redisUrl.optional(),
+  QUARRY_QUEUE_REDIS_SENTINELS: addressList.optional(),
+  QUARRY_QUEUE_REDIS_SENTINEL_NAME: sentinelName.optional(),
+  QUARRY_CACHE_REDIS_SENTINELS: addressList.optional(),
+  QUARRY_CACHE_REDIS_SENTINEL_NAME: sentinelName.optional(),
+  QUARRY_CACHE_REDIS_CLUSTER: addressList.optional(),
+  QUARRY_QUEUE_MIN_REPLICAS: int(0, 16, 0),
+  QUARRY_QUEUE_MIN_REPLICAS_TIMEOUT_MS: int(10, 60_000, 1000),
   QUARRY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _ only')
@@ -160,8 +194,24 @@ const EnvSchema = z.object({
 export interface QuarryConfig {
   readonly queueRedisUrl: string;
   readonly cacheRedisUrl: string;
-  /** True when QUARRY_CACHE_REDIS_URL was not set and the cache shares the queue server. */
+  /**
+   * When set (QUARRY_QUEUE_REDIS_SENTINELS), the queue Redis is whichever server these Sentinels
+   * name primary; the URL then gives only credentials, database and TLS.
+   */
+  readonly queueSentinel: SentinelSetup | null;
+  /** The same for the cache; the queue's when the cache shares the queue server. */
+  readonly cacheSentinel: SentinelSetup | null;
+  /**
+   * When set (QUARRY_CACHE_REDIS_CLUSTER), results live on this Redis Cluster (its seed nodes);
+   * the cache URL then gives only credentials and TLS.
+   */
+  readonly cacheCluster: readonly RedisAddress[] | null;
+  /** True when neither QUARRY_CACHE_REDIS_URL nor _SENTINELS was set: the cache shares the queue server. */
   readonly cacheSharesQueue: boolean;
+  /** An enqueue is acknowledged once this many replicas have its writes (Redis WAIT); 0: no wait. */
+  readonly queueMinReplicas: number;
+  /** How long an enqueue waits for those replicas before it answers 503 QUARRY_ERR_REDIS_NOT_REPLICATED. */
+  readonly queueMinReplicasTimeoutMs: number;
   readonly prefix: string;
   /** Absolute path of the data root; file datasets must resolve inside it (or a tenant's root). */
   readonly dataDir: string;
@@ -276,6 +326,23 @@ function defaultSpoolDir(): string {
   return path.join(base, `quarry-${process.getuid?.() ?? 'u'}`);
 }
 
+/** Sentinels and their name go together: one without the other is a configuration error. */
+function sentinelSetup(
+  sentinels: readonly RedisAddress[] | undefined,
+  name: string | undefined,
+  role: 'QUEUE' | 'CACHE',
+): SentinelSetup | null {
+  if (sentinels === undefined && name === undefined) return null;
+  if (sentinels === undefined || name === undefined) {
+    const missing = `QUARRY_${role}_REDIS_${sentinels === undefined ? 'SENTINELS' : 'SENTINEL_NAME'}`;
+    const given = `QUARRY_${role}_REDIS_${sentinels === undefined ? 'SENTINEL_NAME' : 'SENTINELS'}`;
+    throw new QuarryError('QUARRY_ERR_CONFIG', `${missing}: required when ${given} is set`, {
+      field: missing,
+    });
+  }
+  return Object.freeze({ sentinels: Object.freeze(sentinels), name });
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): QuarryConfig {
   const known: Record<string, string> = {};
   for (const name of CONFIG_VARIABLES) {
@@ -297,10 +364,36 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       { field: 'QUARRY_HTTP_HEADERS_TIMEOUT_MS' },
     );
   }
+  const queueSentinel = sentinelSetup(
+    e.QUARRY_QUEUE_REDIS_SENTINELS,
+    e.QUARRY_QUEUE_REDIS_SENTINEL_NAME,
+    'QUEUE',
+  );
+  const cacheOwnSentinel = sentinelSetup(
+    e.QUARRY_CACHE_REDIS_SENTINELS,
+    e.QUARRY_CACHE_REDIS_SENTINEL_NAME,
+    'CACHE',
+  );
+  const cacheCluster = e.QUARRY_CACHE_REDIS_CLUSTER ?? null;
+  if (cacheCluster !== null && cacheOwnSentinel !== null) {
+    throw new QuarryError(
+      'QUARRY_ERR_CONFIG',
+      'QUARRY_CACHE_REDIS_CLUSTER: a Cluster is not found through Sentinels; set one or the other',
+      { field: 'QUARRY_CACHE_REDIS_CLUSTER' },
+    );
+  }
+  const cacheSharesQueue =
+    e.QUARRY_CACHE_REDIS_URL === undefined && cacheOwnSentinel === null && cacheCluster === null;
+  const cacheSentinel = cacheSharesQueue ? queueSentinel : cacheOwnSentinel;
   return Object.freeze({
     queueRedisUrl: e.QUARRY_QUEUE_REDIS_URL,
     cacheRedisUrl: e.QUARRY_CACHE_REDIS_URL ?? e.QUARRY_QUEUE_REDIS_URL,
-    cacheSharesQueue: e.QUARRY_CACHE_REDIS_URL === undefined,
+    queueSentinel,
+    cacheSentinel,
+    cacheCluster: cacheCluster === null ? null : Object.freeze(cacheCluster),
+    cacheSharesQueue,
+    queueMinReplicas: e.QUARRY_QUEUE_MIN_REPLICAS,
+    queueMinReplicasTimeoutMs: e.QUARRY_QUEUE_MIN_REPLICAS_TIMEOUT_MS,
     prefix: e.QUARRY_PREFIX,
     dataDir: path.resolve(e.QUARRY_DATA_DIR),
     tenantDataDirs: Object.freeze(

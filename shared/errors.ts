@@ -110,6 +110,11 @@ export const ERRORS = {
     false,
     'A Redis server refused the command (out of memory, read-only, persistence failing, loading, too few replicas) or did not answer within QUARRY_REDIS_COMMAND_TIMEOUT_MS; nothing was half-written.',
   ),
+  QUARRY_ERR_REDIS_NOT_REPLICATED: def(
+    503,
+    false,
+    'The enqueue was written to the queue Redis primary but fewer than QUARRY_QUEUE_MIN_REPLICAS replicas confirmed it within QUARRY_QUEUE_MIN_REPLICAS_TIMEOUT_MS: not acknowledged. The job may still run; retrying an aggregation joins the same job.',
+  ),
   QUARRY_ERR_JOB_ORPHANED: def(
     500,
     true,

@@ -22,7 +22,7 @@ import { describeAggregation } from '../shared/job-description.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
 import { checkSpecColumns } from '../shared/plan.ts';
-import type { Redis } from '../shared/redis.ts';
+import type { CacheConnection, Redis } from '../shared/redis.ts';
 import { redisFailureCode } from '../shared/redis-errors.ts';
 import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts';
 import { chooseEngine } from './engines/choose.ts';
@@ -36,8 +36,8 @@ export interface AggregateProcessorDeps {
   config: QuarryConfig;
   /** The queue Redis (status records, inline data). */
   queueRedis: Redis;
-  /** The cache Redis (results). */
-  cacheRedis: Redis;
+  /** The cache Redis (results): one server or a Cluster. */
+  cacheRedis: CacheConnection;
   engines: Record<EngineName, AggregationEngine>;
   logger: Logger;
   /** The worker's metrics; absent, nothing is observed. */

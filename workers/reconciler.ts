@@ -19,7 +19,7 @@ import { fairnessEnabled, placeJob, tenantPolicy } from '../shared/fairness.ts';
 import { jobOptions } from '../shared/job-options.ts';
 import { keyScheme, parseLiveMember, QUEUE_NAMES, type QueueName } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
-import type { Redis } from '../shared/redis.ts';
+import type { CacheConnection, Redis } from '../shared/redis.ts';
 import { isFinalState } from '../shared/status.ts';
 import { jobScope } from './job-scope.ts';
 
@@ -29,7 +29,7 @@ export interface ReconcilerDeps {
   config: QuarryConfig;
   queueRedis: Redis;
   /** Where results live: a lost job whose result exists needs no data to complete. */
-  cacheRedis: Redis;
+  cacheRedis: CacheConnection;
   /** Queues to put lost jobs back into (connections of the worker's own). */
   queues: Record<QueueName, Queue>;
   logger: Logger;

@@ -12,7 +12,9 @@ import type { Logger } from '../shared/logger.ts';
 import { createMetrics } from '../shared/metrics.ts';
 import {
   checkQueueEvictionPolicy,
+  checkQueueNotCluster,
   closeRedis,
+  createCacheConnection,
   createRoleConnection,
   warnAboutRoles,
 } from '../shared/redis.ts';
@@ -56,7 +58,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   await mkdir(config.spoolDir, { recursive: true });
   const keys = keyScheme(config.prefix);
   const queueRedis = createRoleConnection(config, 'queue');
-  const cacheRedis = createRoleConnection(config, 'cache');
+  const cacheRedis = createCacheConnection(config);
   const bullConnection = createRoleConnection(config, 'queue', {
     blocking: true,
     connectionName: 'quarry-worker',
@@ -64,6 +66,9 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   for (const redis of [queueRedis, cacheRedis, bullConnection]) {
     redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   }
+  void checkQueueNotCluster(queueRedis, logger).catch((err) =>
+    logger.warn({ err }, 'could not tell whether the queue Redis is a Cluster node'),
+  );
   void checkQueueEvictionPolicy(queueRedis, logger).catch((err) =>
     logger.warn({ err }, 'could not read the queue Redis eviction policy'),
   );
