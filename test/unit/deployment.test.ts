@@ -414,6 +414,19 @@ describe('compose.yaml', () => {
     );
   });
 
+  test("webhooks: the API (which checks a URL) and the worker (which delivers) share the operator's allow list", () => {
+    const allow = (env: Record<string, string>) => {
+      const { services } = compose(env);
+      return ['api', 'worker'].map((name) => loadConfig(environmentOf(services[name]!)).webhookAllow);
+    };
+    assert.deepEqual(allow(OPERATOR_ENV), [[], []]);
+    const both = allow({ ...OPERATOR_ENV, QUARRY_WEBHOOK_ALLOW: 'hooks.internal,10.1.0.0/16' });
+    assert.deepEqual(both, [
+      ['hooks.internal', '10.1.0.0/16'],
+      ['hooks.internal', '10.1.0.0/16'],
+    ]);
+  });
+
   test('services waited for as healthy have a healthcheck', () => {
     for (const [name, service] of Object.entries(services)) {
       const deps = Array.isArray(service.depends_on) ? {} : (service.depends_on ?? {});
