@@ -38,7 +38,12 @@ describe('Python client', { skip: existsSync(PYTHON) ? false : `no ${PYTHON}` },
 
   before(async () => {
     redis = await startRedis();
-    const env = { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_API_KEYS: KEYS };
+    // The Python tests' webhook receiver listens on loopback.
+    const env = {
+      QUARRY_QUEUE_REDIS_URL: redis.url,
+      QUARRY_API_KEYS: KEYS,
+      QUARRY_WEBHOOK_ALLOW: '127.0.0.1',
+    };
     working = await startSystem({ env });
     idle = await startSystem({ env, worker: false });
     urls = { working: await listen(working), idle: await listen(idle) };

@@ -126,6 +126,33 @@ class Quarry:
             query[name] = ("true" if value else "false") if isinstance(value, bool) else value
         return self._json("GET", f"/v1/indexes/{_segment(collection)}/search", query=query)
 
+    # ------------------------------------------------------------------ webhooks
+
+    def put_webhook(self, name: str, url: str, events: Sequence[str], secret: str) -> JSONObject:
+        """Creates or replaces the webhook ``name``: signed POSTs of ``events`` (``job.completed``,
+        ``job.failed``, ``job.cancelled``, ``index.live``) to ``url``. Answers it (the secret only
+        by its last characters)."""
+        body = {"url": url, "events": list(events), "secret": secret}
+        return self._json("PUT", f"/v1/webhooks/{_segment(name)}", body=body)
+
+    def webhook(self, name: str) -> JSONObject:
+        """One webhook; a ``QuarryError`` with status 404 when there is none of that name."""
+        return self._json("GET", f"/v1/webhooks/{_segment(name)}")
+
+    def webhooks(self) -> List[JSONObject]:
+        """The tenant's webhooks."""
+        return list(self._json("GET", "/v1/webhooks").get("webhooks", []))
+
+    def delete_webhook(self, name: str) -> None:
+        """Deletes a webhook and drops its pending deliveries (404 when there is none)."""
+        self._request("DELETE", f"/v1/webhooks/{_segment(name)}")
+
+    def webhook_deliveries(self, name: str, limit: Optional[int] = None) -> List[JSONObject]:
+        """A webhook's newest deliveries first: ``id``, ``type``, ``jobId``, ``status``
+        (``pending``, ``delivered``, ...), ``attempts``, ``lastStatus``, ``lastBody``, ..."""
+        answer = self._json("GET", f"/v1/webhooks/{_segment(name)}/deliveries", query={"limit": limit})
+        return list(answer.get("deliveries", []))
+
     # ------------------------------------------------------------------ transport
 
     def _json(

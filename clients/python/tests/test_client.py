@@ -4,9 +4,12 @@ test/integration/python-client.test.ts, which passes its addresses in QUARRY_TES
 from __future__ import annotations
 
 import csv
+import http.server
 import io
 import json
 import os
+import queue
+import threading
 import time
 import unittest
 import uuid
@@ -215,6 +218,82 @@ class SearchTest(unittest.TestCase):
         with self.assertRaises(QuarryError) as caught:
             quarry.search(collection, "apples", k=0)
         self.assertEqual((caught.exception.status, caught.exception.field), (400, "k"))
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Records every POST (headers, body) and answers 200."""
+
+    received: "queue.Queue[tuple]" = queue.Queue()
+
+    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.received.put((dict(self.headers.items()), body))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+@unittest.skipUnless(URL, "QUARRY_TEST_URL is not set: run from test/integration/python-client.test.ts")
+class WebhookManagementTest(unittest.TestCase):
+    """put/list/get/deliveries/delete against the stack, with a real receiver on loopback (the
+    node test allows 127.0.0.1 in QUARRY_WEBHOOK_ALLOW): a completed job's delivery arrives
+    signed, and the log records it under the id the receiver saw."""
+
+    SECRET = "whsec-python-management-0123456789"
+
+    def setUp(self) -> None:
+        self.quarry = Quarry(URL or "", api_key=API_KEY)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.name = f"py-{uuid.uuid4().hex[:8]}"
+
+    def tearDown(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def test_put_list_get_deliveries_delete(self) -> None:
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        put = self.quarry.put_webhook(self.name, url, ["job.completed"], self.SECRET)
+        self.assertEqual((put["name"], put["url"], put["events"]), (self.name, url, ["job.completed"]))
+        self.assertNotIn(self.SECRET, json.dumps(put), "the secret is never answered back")
+        self.assertIn(self.name, [w["name"] for w in self.quarry.webhooks()])
+        self.assertEqual(self.quarry.webhook(self.name)["url"], url)
+
+        job = self.quarry.aggregate(spec(f"hook-{self.name}"), wait_ms=20_000)
+        deadline = time.monotonic() + STATE_TIMEOUT_S
+        delivered = None
+        while delivered is None and time.monotonic() < deadline:
+            headers, body = _Receiver.received.get(timeout=STATE_TIMEOUT_S)
+            event = json.loads(body)
+            if event["resultKey"] == job["resultKey"]:
+                delivered = (headers, body, event)
+        self.assertIsNotNone(delivered, "the delivery arrived")
+        headers, body, event = delivered  # type: ignore[misc]
+        self.assertTrue(verify_webhook(self.SECRET, headers, body))
+        self.assertEqual((event["type"], event["state"]), ("job.completed", "completed"))
+        delivery_id = {k.lower(): v for k, v in headers.items()}["x-quarry-delivery"]
+        self.assertEqual(event["id"], delivery_id)
+
+        while time.monotonic() < deadline:
+            log = {d["id"]: d for d in self.quarry.webhook_deliveries(self.name, limit=10)}
+            if log.get(delivery_id, {}).get("status") == "delivered":
+                break
+            time.sleep(0.05)
+        self.assertEqual(log[delivery_id]["status"], "delivered")
+        self.assertEqual(log[delivery_id]["lastStatus"], 200)
+
+        self.quarry.delete_webhook(self.name)
+        with self.assertRaises(QuarryError) as caught:
+            self.quarry.webhook(self.name)
+        self.assertEqual(caught.exception.status, 404)
+
+    def test_a_private_url_is_a_400_naming_url(self) -> None:
+        with self.assertRaises(QuarryError) as caught:
+            self.quarry.put_webhook(self.name, "http://10.0.0.1/hook", ["job.failed"], self.SECRET)
+        self.assertEqual((caught.exception.status, caught.exception.field), (400, "url"))
 
 
 class WebhookTest(unittest.TestCase):
