@@ -31,6 +31,8 @@ export const METRIC_NAMES = {
   jobsFailed: 'quarry_jobs_failed_total',
   /** Worker: jobs found stalled (their worker died or blocked past the lock), by queue. */
   jobStalls: 'quarry_job_stalls_total',
+  /** Worker: webhook delivery attempts by outcome (delivered, retry, failed, dropped). */
+  webhookAttempts: 'quarry_webhook_attempts_total',
   /** Worker: jobs in each queue by state (waiting, active, delayed), read from Redis per scrape. */
   queueJobs: 'quarry_queue_jobs',
   /** Worker: age of the job that has waited longest in each queue (0 when none waits). */
@@ -108,6 +110,7 @@ export interface WorkerMetrics extends MetricsBase {
   readonly indexBuild: Histogram;
   readonly jobsFailed: Counter<'type' | 'code'>;
   readonly jobStalls: Counter<'queue'>;
+  readonly webhookAttempts: Counter<'outcome'>;
   /**
    * Reads `source()` once per scrape for quarry_queue_jobs and the oldest waiting age; when it
    * fails (Redis away) the scrape still answers, without those two metrics.
@@ -269,6 +272,12 @@ export function createMetrics(role: MetricsRole): QuarryMetrics {
       name: METRIC_NAMES.jobStalls,
       help: 'Jobs found stalled (lock lapsed: worker died or blocked), by queue.',
       labelNames: ['queue'],
+      registers,
+    }),
+    webhookAttempts: new Counter({
+      name: METRIC_NAMES.webhookAttempts,
+      help: 'Webhook delivery attempts by outcome: delivered, retry (failed, tried again), failed (given up), dropped (webhook deleted).',
+      labelNames: ['outcome'],
       registers,
     }),
     jobs: new Counter({

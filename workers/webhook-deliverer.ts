@@ -10,6 +10,7 @@ import os from 'node:os';
 import type { QuarryConfig } from '../shared/config.ts';
 import { keyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { WorkerMetrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
 import { DeliveryStore, type DueDelivery } from '../shared/webhook-deliveries.ts';
 import { OUTBOX_GROUP, parseOutboxEntry } from '../shared/webhook-outbox.ts';
@@ -22,6 +23,8 @@ export interface WebhookDelivererOptions {
   /** The queue Redis (a non-blocking connection). */
   readonly redis: Redis;
   readonly logger: Logger;
+  /** Counts each attempt's outcome (quarry_webhook_attempts_total), when given. */
+  readonly metrics?: Pick<WorkerMetrics, 'webhookAttempts'>;
   /**
    * How often an idle deliverer looks at the outbox and the due deliveries. Default 100 ms. A
    * round that found a full batch, and every attempt that ends, starts the next round at once.
@@ -48,7 +51,7 @@ export function retryDelayMs(firstRetryMs: number, failed: number, random = Math
 }
 
 export class WebhookDeliverer {
-  readonly #o: Required<WebhookDelivererOptions>;
+  readonly #o: Required<Omit<WebhookDelivererOptions, 'metrics'>> & Pick<WebhookDelivererOptions, 'metrics'>;
   readonly #deliveries: DeliveryStore;
   readonly #allow: WebhookAllowList;
   readonly #consumer = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -221,6 +224,7 @@ export class WebhookDeliverer {
         { kind: 'dropped' },
         { status: null, body: null, error: 'the webhook was deleted' },
       );
+      this.#o.metrics?.webhookAttempts.inc({ outcome: 'dropped' });
       return;
     }
     const answer = await this.#post(d, definition.url, definition.secret);
@@ -228,12 +232,14 @@ export class WebhookDeliverer {
     const now = Date.now();
     if (answer.ok) {
       await this.#deliveries.settle(d, { kind: 'delivered' }, answer, now);
+      this.#o.metrics?.webhookAttempts.inc({ outcome: 'delivered' });
       logger.debug({ delivery: d.id, webhook: d.webhook, attempt: d.attempt }, 'webhook delivered');
       return;
     }
     const nextAtMs = now + retryDelayMs(config.webhookFirstRetryMs, d.attempt);
     const kind = nextAtMs > d.giveUpAtMs ? 'failed' : 'retry';
     await this.#deliveries.settle(d, { kind, nextAtMs }, answer, now);
+    this.#o.metrics?.webhookAttempts.inc({ outcome: kind });
     logger.info(
       {
         delivery: d.id,

@@ -217,7 +217,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     q.on('error', (err) => logger.warn({ err, queue: q.name }, 'queue error'));
   const reconciler = new Reconciler({ config, queueRedis, cacheRedis, queues, logger });
   reconciler.start();
-  const deliverer = new WebhookDeliverer({ config, redis: queueRedis, logger });
+  const deliverer = new WebhookDeliverer({ config, redis: queueRedis, logger, metrics });
   deliverer.start();
   // Metrics are for operators: a worker whose port is taken (two workers on one host with the
   // same QUARRY_WORKER_METRICS_PORT) still processes jobs, and says loudly that it is not scraped.

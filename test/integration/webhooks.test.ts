@@ -186,6 +186,15 @@ describe('webhooks', () => {
         [delivered?.status, delivered?.attempts, delivered?.lastStatus, delivered?.lastBody],
         ['delivered', 3, 200, 'ok'],
       );
+      // The worker's /metrics counts each attempt by its outcome.
+      const exposition = await (await fetch(`${sys.worker!.metricsUrl}`)).text();
+      const count = (outcome: string) =>
+        Number(
+          new RegExp(`^quarry_webhook_attempts_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(
+            exposition,
+          )?.[1],
+        );
+      assert.deepEqual([count('retry'), count('delivered')], [2, 1], exposition);
     } finally {
       await sys.close();
       await receiver.close();
