@@ -115,14 +115,15 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   const workers = [
     new Worker<AggregationJobData, AggregateJobResult>(
       QUEUE_NAMES.aggregate,
-      withFairAdmission(
-        {
-          ...admission,
-          queue: QUEUE_NAMES.aggregate,
-          leaseMs: config.aggregateTimeoutMs + 2 * config.lockDurationMs,
-        },
-        withHeavySlots(
-          { slots: config.workerHeavySlots, heavyBytes: config.heavyJobBytes, logger },
+      // Heavy slots first: a heavy job sent back unrun never takes (and gives back) a tenant lease.
+      withHeavySlots(
+        { slots: config.workerHeavySlots, heavyBytes: config.heavyJobBytes, logger },
+        withFairAdmission(
+          {
+            ...admission,
+            queue: QUEUE_NAMES.aggregate,
+            leaseMs: config.aggregateTimeoutMs + 2 * config.lockDurationMs,
+          },
           processor,
         ),
       ),
