@@ -238,7 +238,8 @@ return 1
 `;
 
 // Writes fields, renews the TTL, keeps the live set exact (a final record leaves it, see end_job;
-// a live one stays in it) and publishes the record as it now is, in one script.
+// a live one stays in it) and publishes the record as it now is, in one script. Returns 0 and
+// writes nothing over a record that ended (see the guard below), 1 when it wrote.
 // A job that ends here (it was live) goes to the webhook outbox too (webhook-outbox.ts).
 // KEYS: status, live set, activity, activity of all tenants, inline data, fair-queued set,
 //       webhook outbox, the tenant's webhooks
@@ -246,6 +247,13 @@ return 1
 //       field, value pairs
 const WRITE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}${OUTBOX_LUA}
 local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
+local was = before[1]
+-- A record that ended stays as it ended, whatever a late attempt writes (its progress, a retry's
+-- queued, another end): only a new enqueue or a retry, by their own scripts, start it again. A
+-- record that is gone is not brought back as a stub by a progress write.
+if was == 'completed' or was == 'failed' or was == 'cancelled' or (not was and ARGV[5] == 'none') then
+  return 0
+end
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if ARGV[5] == 'final' then
   -- What the record holds now: before's, with the fields just written over it.
@@ -263,14 +271,36 @@ publish_record(KEYS[1], ARGV[3], ARGV[2])
 return 1
 `;
 
+/** What an attempt's start found (StatusStore.active). */
+export interface AttemptStart {
+  /** The job's cancellation is flagged. */
+  cancelled: boolean;
+  /** The inline data, when asked for and still there. */
+  inlineData: Buffer | null;
+  /** The record had ended already, in this state: the attempt must not run (nothing was written). */
+  ended: 'completed' | 'failed' | 'cancelled' | null;
+  /** An ended index build's version. */
+  version: number | null;
+}
+
 /** What an enqueue found: a new job, the state of the live one it joins, or the tenant's quota. */
 export type EnqueueOutcome = 'new' | 'queued' | 'active' | 'quota';
 // Starts an attempt in one step: marks the record active (attempts, startedAt, the load phase,
 // the error of an earlier attempt cleared), keeps it in the live set, publishes it, and reads
 // what the attempt needs next: whether a cancellation is flagged and, when asked, the inline data.
+// A record that ended already (completed, failed, cancelled) is left as it is and its state is
+// answered instead: a late attempt (BullMQ redelivering a job whose end it did not record, or an
+// attempt whose start reached Redis after a newer attempt finished) must not make a finished job
+// live again. A completed record holds no payload, so a job revived and then cut off could only
+// be failed as orphaned by the reconciler: an acknowledged job lost.
 // KEYS: status, live set, cancel flag, inline data
 // ARGV: ttlS, channel, jobId, liveMember, startedAt, attempts, progressJson, readData (1|0)
+// Returns { cancel flag, inline data or false, ended state or false, version or false }.
 const START_LUA = `${PUBLISH_RECORD_LUA}
+local prev = redis.call('HMGET', KEYS[1], 'state', 'version')
+if prev[1] == 'completed' or prev[1] == 'failed' or prev[1] == 'cancelled' then
+  return { redis.call('EXISTS', KEYS[3]), false, prev[1], prev[2] }
+end
 redis.call('HSET', KEYS[1], 'state', 'active', 'progress', ARGV[7], 'startedAt', ARGV[5],
   'attempts', ARGV[6], 'errorCode', '', 'errorMessage', '')
 -- Scored by the producer's and the reconciler's clock (epoch ms from the client), as at enqueue.
@@ -279,7 +309,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 publish_record(KEYS[1], ARGV[3], ARGV[2])
 local data = false
 if ARGV[8] == '1' then data = redis.call('GET', KEYS[4]) end
-return { redis.call('EXISTS', KEYS[3]), data }
+return { redis.call('EXISTS', KEYS[3]), data, false, false }
 `;
 
 const SCRIPTS = {
@@ -457,14 +487,11 @@ export class StatusStore {
 
   /**
    * Marks an attempt started (see START_LUA) and answers, from the same round trip, whether
-   * the job's cancellation is flagged and (`readInlineData`) its inline data, null when gone.
+   * the job's cancellation is flagged and (`readInlineData`) its inline data, null when gone; or,
+   * writing nothing, that the record had ended already (`ended`).
    */
-  async active(
-    jobId: string,
-    attempts: number,
-    readInlineData = false,
-  ): Promise<{ cancelled: boolean; inlineData: Buffer | null }> {
-    const [cancelled, inlineData] = (await runScriptBuffer(
+  async active(jobId: string, attempts: number, readInlineData = false): Promise<AttemptStart> {
+    const [cancelled, inlineData, ended, version] = (await runScriptBuffer(
       this.#redis,
       SCRIPTS.START_LUA,
       4,
@@ -480,8 +507,13 @@ export class StatusStore {
       String(attempts),
       JSON.stringify(LOADING),
       readInlineData ? '1' : '0',
-    )) as [number, Buffer | null];
-    return { cancelled: cancelled === 1, inlineData };
+    )) as [number, Buffer | null, Buffer | null, Buffer | null];
+    return {
+      cancelled: cancelled === 1,
+      inlineData,
+      ended: ended === null ? null : (ended.toString() as 'completed' | 'failed' | 'cancelled'),
+      version: version === null ? null : Number(version.toString()),
+    };
   }
 
   async progress(jobId: string, progress: JobProgress): Promise<void> {

@@ -28,7 +28,7 @@ import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts
 import { chooseEngine } from './engines/choose.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
 import { serializeEnvelope } from './envelope.ts';
-import { runAttempt } from './job-attempt.ts';
+import { refuseEnded, runAttempt } from './job-attempt.ts';
 import { coalescedProgress } from './job-progress.ts';
 import { type JobScope, jobScope } from './job-scope.ts';
 
@@ -86,6 +86,10 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       status.active(jobId, job.attemptsMade + job.stalledCounter + 1, inline),
       cacheRedis.exists(resultKeyName),
     ]);
+    if (start.ended !== null) {
+      refuseEnded(start.ended, 'aggregate');
+      return { resultKey, reused: true };
+    }
     if (start.cancelled) throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the aggregate job was cancelled');
     if (exists === 1) {
       await finish(jobId, resultKey);

@@ -16,7 +16,7 @@ import type { Redis } from '../shared/redis.ts';
 import { readHeader } from '../shared/search/index.ts';
 import type { DuckDBEngine } from './engines/duckdb.ts';
 import type { IndexBuilder } from './index-builder.ts';
-import { runAttempt } from './job-attempt.ts';
+import { refuseEnded, runAttempt } from './job-attempt.ts';
 import type { JobScope } from './job-scope.ts';
 
 export interface IndexProcessorDeps {
@@ -147,12 +147,15 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
     if ((await queueRedis.exists(keys.cancelFlag(jobId))) === 1) {
       throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the index job was cancelled');
     }
-    const [, version] = await Promise.all([
-      // Earlier attempts: failed ones (attemptsMade) and crashed ones (stalls). Not attemptsStarted:
-      // BullMQ counts a job sent back unrun (a heavy slot or a tenant lease refused) as a start.
-      status.active(jobId, job.attemptsMade + job.stalledCounter + 1),
-      store.nextVersion(collection),
-    ]);
+    // Earlier attempts: failed ones (attemptsMade) and crashed ones (stalls). Not attemptsStarted:
+    // BullMQ counts a job sent back unrun (a heavy slot or a tenant lease refused) as a start.
+    const start = await status.active(jobId, job.attemptsMade + job.stalledCounter + 1);
+    if (start.ended !== null) {
+      refuseEnded(start.ended, 'index');
+      // Built and published by an earlier attempt: this one publishes nothing.
+      return { collection, version: start.version ?? 0, live: false, documents: 0, buildMs: 0 };
+    }
+    const version = await store.nextVersion(collection);
     const documents = await documentsOf(job, jobId, keys, signal);
     void status.progress(jobId, { phase: 'build', percent: 20 }).catch(() => undefined);
     const started = performance.now();

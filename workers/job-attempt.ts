@@ -3,10 +3,11 @@
 // the error BullMQ gets back (unrecoverable or retried).
 import type { Job } from 'bullmq';
 import type { QuarryConfig } from '../shared/config.ts';
+import { QuarryError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
-import type { JobType } from '../shared/status.ts';
+import type { AttemptStart, JobType } from '../shared/status.ts';
 import { jobSignal } from './job-control.ts';
 import { failAttempt } from './job-failure.ts';
 import { observeAttempt } from './job-metrics.ts';
@@ -57,5 +58,22 @@ export async function runAttempt<T>(
     throw failure;
   } finally {
     control.dispose();
+  }
+}
+
+/**
+ * An attempt whose start found the record ended (StatusStore.active, `ended`): BullMQ delivered a
+ * job Quarry had finished, or this attempt started after a newer one ended. Nothing runs and the
+ * record stays as it is. A failed or cancelled job's attempt fails for good (its record keeps the
+ * first error and its inline data stays for a retry); the caller completes a completed one.
+ */
+export function refuseEnded(ended: NonNullable<AttemptStart['ended']>, type: JobType): void {
+  if (ended === 'cancelled')
+    throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', `the ${type} job was cancelled`);
+  if (ended === 'failed') {
+    throw new QuarryError(
+      'QUARRY_ERR_JOB_FAILED',
+      `the ${type} job had failed already; this attempt did not run`,
+    );
   }
 }
