@@ -19,7 +19,12 @@ import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
 
 const spec = (v: number) => ({
-  dataset: { records: [{ g: 'a', v }, { g: 'b', v: v + 1 }] },
+  dataset: {
+    records: [
+      { g: 'a', v },
+      { g: 'b', v: v + 1 },
+    ],
+  },
   groupBy: ['g'],
   metrics: [{ op: 'sum', column: 'v' }],
 });
