@@ -2,7 +2,7 @@
 // upstream and always quoted here; every value (filter values, quantile q, limit, file path,
 // inline column types) is a bound parameter. No user text is ever spliced into SQL.
 import type { ComparisonOp } from '../../shared/aggregation-ops.ts';
-import type { ColumnType } from '../../shared/datasets.ts';
+import { type ColumnType, INSTANT_PATTERN } from '../../shared/datasets.ts';
 import type { AggregationPlan, PlanGroup, PlanMetric, PlanPredicate } from '../../shared/plan.ts';
 import type { EngineSource } from './engine.ts';
 import { caseInsensitivePattern } from './text-match.ts';
@@ -70,8 +70,19 @@ class Params {
   }
 }
 
-/** The FROM clause reading the source; `sourceSql` alone is used for DESCRIBE too. */
-export function sourceSql(source: EngineSource, params: Params): string {
+/** `CAST(name AS TIMESTAMP) AS name` for each, so `SELECT * REPLACE (...)` makes them UTC timestamps. */
+function asInstants(names: readonly string[]): string {
+  // The session's TimeZone is UTC (duckdb.ts): the cast gives the UTC wall time.
+  return names
+    .map((name) => `CAST(CAST(${quoteIdent(name)} AS TIMESTAMPTZ) AS TIMESTAMP) AS ${quoteIdent(name)}`)
+    .join(', ');
+}
+
+/**
+ * The FROM clause reading the source; `sourceSql` alone is used for DESCRIBE too. `instants`:
+ * NDJSON string columns read as instants (instantColumnsQuery found every value one).
+ */
+export function sourceSql(source: EngineSource, params: Params, instants: readonly string[] = []): string {
   const file = params.add(source.file);
   if (source.kind === 'inline') {
     // fromEntries defines own properties: a column named "__proto__" stays a column.
@@ -83,9 +94,7 @@ export function sourceSql(source: EngineSource, params: Params): string {
     const read = `read_json(${file}, format = 'array', columns = ${params.add(columns)})`;
     const instants = source.columns.filter((c) => c.type === 'timestamp');
     if (instants.length === 0) return read;
-    // The session's TimeZone is UTC (duckdb.ts): the cast gives the UTC wall time.
-    const replace = instants.map((c) => `CAST(${quoteIdent(c.name)} AS TIMESTAMP) AS ${quoteIdent(c.name)}`);
-    return `(SELECT * REPLACE (${replace.join(', ')}) FROM ${read})`;
+    return `(SELECT * REPLACE (${asInstants(instants.map((c) => c.name))}) FROM ${read})`;
   }
   switch (source.format) {
     case 'parquet':
@@ -94,9 +103,30 @@ export function sourceSql(source: EngineSource, params: Params): string {
       return `read_csv(${file})`;
     // Strings stay strings, as Polars reads them: DuckDB alone would turn date- and time-like
     // strings into DATE and TIMESTAMP, and the engines would disagree on the column's type.
-    case 'ndjson':
-      return `read_json(${file}, format = 'newline_delimited', dateformat = 'NONE', timestampformat = 'NONE')`;
+    // Instant strings are then made timestamps by the same rule as inline records'.
+    case 'ndjson': {
+      const read = `read_json(${file}, format = 'newline_delimited', dateformat = 'NONE', timestampformat = 'NONE')`;
+      return instants.length === 0 ? read : `(SELECT * REPLACE (${asInstants(instants)}) FROM ${read})`;
+    }
   }
+}
+
+/**
+ * For each of `names` (string columns of an NDJSON file): true when every non-null value is an
+ * RFC 3339 instant as inline records write them (isInstant: INSTANT_PATTERN, then a real date),
+ * so that the column is a timestamp column. One scan of the file.
+ */
+export function instantColumnsQuery(source: EngineSource, names: readonly string[]): CompiledQuery {
+  const params = new Params();
+  const from = sourceSql(source, params);
+  const pattern = params.add(INSTANT_PATTERN);
+  const checks = names.map((name) => {
+    const col = quoteIdent(name);
+    const instant = `regexp_full_match(${col}, ${pattern}) AND TRY_CAST(${col} AS TIMESTAMPTZ) IS NOT NULL`;
+    // No non-null value: false (an all-null column is not a timestamp column).
+    return `coalesce(bool_and(${instant}) FILTER (WHERE ${col} IS NOT NULL), false)`;
+  });
+  return { sql: `SELECT ${checks.join(', ')} FROM ${from}`, params: params.values };
 }
 
 export function describeQuery(source: EngineSource): CompiledQuery {
@@ -228,7 +258,13 @@ export function compileAggregation(
 ): CompiledQuery {
   const params = new Params();
   const ident: Ident = (name) => quoteIdent(sourceNames?.get(name) ?? name);
-  const from = sourceSql(source, params);
+  // NDJSON has no timestamps of its own (read_json's detection is off): its timestamp columns are
+  // instant strings (columnsOf in duckdb.ts), read as UTC timestamps here.
+  const instants =
+    source.kind === 'file' && source.format === 'ndjson'
+      ? plan.columns.filter((c) => c.type === 'timestamp').map((c) => c.name)
+      : [];
+  const from = sourceSql(source, params, instants);
   const rowMetrics = plan.metrics.flatMap((m, i) =>
     m.op === 'ratio' ? [] : [{ m, at: plan.groups.length + i }],
   );
