@@ -148,6 +148,17 @@ export function isInstant(s: string): boolean {
   );
 }
 
+/**
+ * isInstant's form as one regular expression that DuckDB (RE2) and Polars (Rust's regex) read
+ * alike: the year 0001-9999, month, day 01-31, hour, minute, second and offset in range. It
+ * does not know month lengths: the engines' own parse of a matching string (null for 2023-02-29)
+ * completes the check. NDJSON string columns whose every value passes both are timestamp columns
+ * (workers/engines: DuckDB's columnsOf, Polars' prepareFile), as inline ones are.
+ */
+export const INSTANT_PATTERN =
+  '^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])' +
+  'T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,3})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$';
+
 function kindsOf(bits: number): string[] {
   const out: string[] = [];
   if (bits & 3) out.push('number');

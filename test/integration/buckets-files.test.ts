@@ -124,3 +124,86 @@ test('NDJSON: date- and time-like strings are strings in both engines', async ()
     );
   }
 });
+
+test('NDJSON: a column of RFC 3339 instants (Z or an offset) is a timestamp column in both engines', async () => {
+  const ndjson = path.join(dir, 'instants.ndjson');
+  // `at`: instants only (one null, one key missing); `near`: one value has no offset; `feb`: one
+  // value matches the form but is no date (2023 has no Feb 29). Both of those stay strings.
+  writeFileSync(
+    ndjson,
+    [
+      '{"at":"2024-11-03T08:30:00Z","near":"2024-11-03T08:30:00Z","feb":"2024-02-29T00:00:00Z","n":1}',
+      '{"at":"2024-11-03T01:30:00-08:00","near":"2024-11-03T09:30:00","feb":"2023-02-29T00:00:00Z","n":2}',
+      '{"at":"2024-11-03T15:00:00.250+05:30","near":null,"feb":null,"n":4}',
+      '{"at":null,"near":null,"feb":null,"n":8}',
+      '{"n":16}',
+    ]
+      .map((l) => `${l}\n`)
+      .join(''),
+  );
+  const limits = { maxInlineBytes: 1e6, maxResultRows: 100 };
+  const specOf = (input: object): AggregationSpec => ({
+    ...parseAggregation({ dataset: { records: [] }, ...input }, limits).spec,
+    dataset: { kind: 'inline', rows: 0, columns: [] },
+  });
+  const source = { kind: 'file' as const, file: ndjson, format: 'ndjson' as const };
+  const bucketed = specOf({
+    filters: [{ column: 'at', op: 'lt', value: '2024-11-03T09:30:00.250Z' }],
+    groupBy: [{ column: 'at', bucket: 'hour', tz: 'America/Los_Angeles' }],
+    metrics: [
+      { op: 'sum', column: 'n' },
+      { op: 'max', column: 'at' },
+      { op: 'max', column: 'near' },
+    ],
+  });
+  for (const engine of engines) {
+    const out = await engine.run({ spec: bucketed, source, maxRows: 100 });
+    assert.deepEqual(
+      out.columns.map((c) => c.type),
+      ['timestamp', 'integer', 'timestamp', 'string'],
+      engine.name,
+    );
+    assert.deepEqual(
+      out.rows,
+      [
+        // 08:30Z is 01:30 PDT, the first 1 AM of Nov 3; 01:30-08:00 (09:30Z) the second, in PST.
+        // 15:00+05:30 is 09:30Z too, plus 250 ms: not below the filter's bound.
+        {
+          at_hour: '2024-11-03T01:00:00-07:00',
+          sum_n: 1,
+          max_at: '2024-11-03T08:30:00.000Z',
+          max_near: '2024-11-03T08:30:00Z',
+        },
+        {
+          at_hour: '2024-11-03T01:00:00-08:00',
+          sum_n: 2,
+          max_at: '2024-11-03T09:30:00.000Z',
+          max_near: '2024-11-03T09:30:00',
+        },
+      ],
+      engine.name,
+    );
+    for (const column of ['near', 'feb']) {
+      await assert.rejects(
+        engine.run({
+          spec: specOf({ groupBy: [{ column, bucket: 'day' }], metrics: [{ op: 'count' }] }),
+          source,
+          maxRows: 100,
+        }),
+        (e: unknown) =>
+          e instanceof QuarryError && e.code === 'QUARRY_ERR_SPEC_TYPE' && e.field === 'groupBy.0.column',
+        `${engine.name}: a time bucket of ${column}, a string column`,
+      );
+    }
+    await assert.rejects(
+      engine.run({
+        spec: specOf({ filters: [{ column: 'at', op: 'gt', value: 'soon' }], metrics: [{ op: 'count' }] }),
+        source,
+        maxRows: 100,
+      }),
+      (e: unknown) =>
+        e instanceof QuarryError && e.code === 'QUARRY_ERR_SPEC_TYPE' && e.field === 'filters.0.value',
+      `${engine.name}: a timestamp compared with a string that is no timestamp`,
+    );
+  }
+});

@@ -39,8 +39,16 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** Every engine against the reference, on the canonical JSON a worker would hand them. */
-async function checkParity(spec: AggregationSpecInput, dataset?: GeneratedDataset): Promise<void> {
+/**
+ * Every engine against the reference, on the canonical JSON a worker would hand them; or, with
+ * `ndjson`, on the same records as an NDJSON file, whose columns (instant strings among them)
+ * the engines type themselves, by the rule inline records are typed by.
+ */
+async function checkParity(
+  spec: AggregationSpecInput,
+  dataset?: GeneratedDataset,
+  format: 'inline' | 'ndjson' = 'inline',
+): Promise<void> {
   const addressed = addressAggregation(parseAggregation(spec, LIMITS));
   if (addressed.spec.dataset.kind !== 'inline') throw new Error('parity cases are inline');
   const json = addressed.inlineJson!;
@@ -48,9 +56,16 @@ async function checkParity(spec: AggregationSpecInput, dataset?: GeneratedDatase
   const records = JSON.parse(json) as InlineRecord[];
   const columns =
     records.length === 0 && dataset !== undefined ? declaredColumns(dataset) : addressed.spec.dataset.columns;
-  const file = path.join(spoolDir, `case-${sequence++}.json`);
-  writeFileSync(file, json);
-  const source: EngineSource = { kind: 'inline', file, columns };
+  let source: EngineSource;
+  if (format === 'ndjson') {
+    const file = path.join(dataDir, `case-${sequence++}.ndjson`);
+    writeFileSync(file, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    source = { kind: 'file', file, format: 'ndjson' };
+  } else {
+    const file = path.join(spoolDir, `case-${sequence++}.json`);
+    writeFileSync(file, json);
+    source = { kind: 'inline', file, columns };
+  }
   const expected = referenceAggregate(addressed.spec, records, columns);
   // Every engine runs, so one failure names every engine that disagrees.
   const failures: string[] = [];
@@ -445,5 +460,26 @@ test('every engine matches the reference on generated datasets and specs', async
   await fc.assert(
     fc.asyncProperty(parityCaseArb, ({ dataset, spec }) => checkParity(spec, dataset)),
     { numRuns: NUM_RUNS },
+  );
+});
+
+/**
+ * NDJSON files: the same property over datasets an NDJSON reader types as inline records are
+ * typed (not empty; every column with a value, so none is all-null, which the readers type
+ * otherwise), each written one record per line. Timestamp columns hold RFC 3339 strings with
+ * `Z` or offsets across DST changes (aggregate-arbitraries.ts): bucketed, compared, ordered.
+ */
+test('every engine matches the reference on NDJSON files of generated datasets', async () => {
+  const ndjsonCaseArb = parityCaseArb.filter(
+    ({ dataset }) =>
+      dataset.records.length > 0 &&
+      // hasOwn: a record without "constructor" would read Object's.
+      dataset.columns.every((c) =>
+        dataset.records.some((r) => Object.hasOwn(r, c.name) && r[c.name] !== null),
+      ),
+  );
+  await fc.assert(
+    fc.asyncProperty(ndjsonCaseArb, ({ dataset, spec }) => checkParity(spec, dataset, 'ndjson')),
+    { numRuns: NUM_RUNS / 3 },
   );
 });

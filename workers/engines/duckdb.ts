@@ -25,6 +25,7 @@ import {
   collidesIgnoringCase,
   compileAggregation,
   describeQuery,
+  instantColumnsQuery,
   positionalName,
   type SqlValue,
 } from './duckdb-sql.ts';
@@ -186,7 +187,27 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     const names = result.columnNames();
     const values = await resultColumns(result);
     const [name, type] = [values[names.indexOf('column_name')]!, values[names.indexOf('column_type')]!];
-    return name.map((n, i) => ({ name: String(n), type: columnTypeOf(String(type[i])) }));
+    const columns = name.map((n, i) => ({ name: String(n), type: columnTypeOf(String(type[i])) }));
+    if (source.format !== 'ndjson') return columns;
+    // NDJSON strings that are all instants are a timestamp column, as in inline records.
+    const strings = columns.filter((c, i) => c.type === 'string' && String(type[i]) === 'VARCHAR');
+    if (strings.length === 0) return columns;
+    const check = instantColumnsQuery(
+      source,
+      strings.map((c) => c.name),
+    );
+    let flags: unknown[][];
+    try {
+      flags = await resultColumns(await query(check.sql, check.params));
+    } catch (cause) {
+      throw new QuarryError(
+        'QUARRY_ERR_DATASET_UNREADABLE',
+        `dataset: DuckDB cannot read the file as ndjson: ${firstLine(cause)}`,
+        { field: 'dataset.path', cause },
+      );
+    }
+    const instants = new Set(strings.filter((_, k) => flags[k]?.[0] === true).map((c) => c.name));
+    return columns.map((c) => (instants.has(c.name) ? { name: c.name, type: 'timestamp' } : c));
   }
 
   return {

@@ -2,7 +2,7 @@
 // shaped by result-rows.ts. Loaded only inside a Polars worker thread
 // (polars-thread.ts): readers, schema inference and row conversion here block while they run.
 import pl from 'nodejs-polars';
-import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
+import { type ColumnInfo, type ColumnType, INSTANT_PATTERN } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import type { Bucket } from '../../shared/group-keys.ts';
 import {
@@ -158,7 +158,45 @@ function prepareFile(source: FileSource): PreparedSource {
   }
   // rename matches names literally; fromEntries keeps a "__proto__" column as an own key.
   const renamed = frame.rename(Object.fromEntries(names));
+  if (source.format === 'ndjson') {
+    const instants = instantColumns(
+      source,
+      renamed,
+      columns.filter((c) => c.type === 'string' && !casts.has(c.name)).map((c) => names.get(c.name)!),
+    );
+    for (const [k, c] of columns.entries()) {
+      const internal = names.get(c.name)!;
+      if (!instants.has(internal)) continue;
+      columns[k] = { name: c.name, type: 'timestamp' };
+      casts.set(c.name, parseInstant(pl.col(internal)));
+    }
+  }
   return { frame: renamed, columns, names, casts };
+}
+
+/**
+ * Which of the string columns `internal` (positional names) of an NDJSON file hold only RFC 3339
+ * instants as inline records write them (isInstant: INSTANT_PATTERN, then a real date, which
+ * parseInstant's non-strict parse checks): those are timestamp columns. One scan of the file.
+ */
+function instantColumns(
+  source: FileSource,
+  frame: pl.LazyDataFrame,
+  internal: readonly string[],
+): Set<string> {
+  if (internal.length === 0) return new Set();
+  const checks = internal.map((n) => {
+    const c = pl.col(n);
+    const instant = c.str.contains(INSTANT_PATTERN).and(parseInstant(c).isNotNull());
+    return c.isNull().or(instant).all().and(c.count().gt(0)).alias(n);
+  });
+  let flags: pl.DataFrame;
+  try {
+    flags = frame.select(...checks).collectSync();
+  } catch (cause) {
+    throw unreadable(source, cause);
+  }
+  return new Set(internal.filter((n) => flags.getColumn(n).toArray()[0] === true));
 }
 
 function scanFile(source: FileSource): pl.LazyDataFrame {
