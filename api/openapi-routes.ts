@@ -56,6 +56,7 @@ const DATASET_CODES: readonly ErrorCode[] = [
   'QUARRY_ERR_DATASET_TOO_LARGE',
   'QUARRY_ERR_DATASET_NOT_FOUND',
   'QUARRY_ERR_DATASET_PATH',
+  'QUARRY_ERR_OBJECT_STORE',
 ];
 /** With `?wait`, a job that fails within the wait answers with the job's own code. */
 const JOB_OUTCOME_CODES: readonly ErrorCode[] = [

@@ -49,6 +49,7 @@ import {
   TENANT_PATTERN,
 } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
+import { checkBucketScope, parseObjectUrl } from '../shared/object-store.ts';
 import { checkSpecColumns } from '../shared/plan.ts';
 import { type CacheConnection, closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
 import { rethrowRedis } from '../shared/redis-errors.ts';
@@ -201,6 +202,13 @@ export class QuarryClient {
     if (parsed.dataset.kind === 'inline') {
       checkSpecColumns(parsed.spec, parsed.dataset.data.columns);
       return addressAggregation(parsed, undefined, this.tenant);
+    }
+    if (parsed.dataset.kind === 'object') {
+      // The tenant's buckets only (403); then a HEAD: ETag, size and version id go in the key.
+      const { url, format } = parsed.dataset;
+      checkBucketScope(this.config, this.tenant, parseObjectUrl(url, 'dataset.url'), 'dataset.url');
+      const object = await this.#core.objects.head(url, format, 'dataset.url');
+      return addressAggregation(parsed, object, this.tenant);
     }
     // The tenant's own data root: a path never reaches another tenant's files.
     const { fingerprint: file, columns } = await inspectFile(
@@ -411,16 +419,22 @@ export class QuarryClient {
   async #index(collection: string, request: IndexRequestInput | unknown): Promise<IndexHandle> {
     const parsed = parseIndexRequest(collection, request, this.config);
     // What can be checked before the job exists is: a bad source is a 4xx, not a failed job.
-    await checkIndexSource(tenantDataRoot(this.config, this.tenant), parsed.job.source, this.config);
+    const source = await checkIndexSource(
+      tenantDataRoot(this.config, this.tenant),
+      parsed.job.source,
+      this.config,
+      { objects: this.#core.objects, tenant: this.tenant },
+    );
     const jobId = indexJobId();
     const data: IndexJobData = {
       ...parsed.job,
+      source,
       ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
     };
     await this.#enqueueDurably(QUEUE_NAMES.index, jobId, data, {
       resultKey: null,
       collection: parsed.job.collection,
-      description: describeIndex(parsed.job),
+      description: describeIndex(data),
       ...(parsed.inlineJson === undefined
         ? {}
         : { inline: { json: parsed.inlineJson, ttlS: this.config.inlineDataTtlS } }),
@@ -755,6 +769,7 @@ export class QuarryClient {
             ['aggregate queue', () => this.#aggregateQueue.close()],
             ['index queue', () => this.#indexQueue.close()],
             ...this.#enqueueSteps(),
+            ['object store', async () => this.#core.objects.close()],
             ['queue redis', () => closeRedis(this.#queueRedis)],
             ['cache redis', () => closeRedis(this.#cacheRedis)],
           ];

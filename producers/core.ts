@@ -5,6 +5,8 @@ import { loadConfig, type QuarryConfig } from '../shared/config.ts';
 import { isErrorCode, QuarryError } from '../shared/errors.ts';
 import { QUEUE_NAMES } from '../shared/keys.ts';
 import { type Logger, silentLogger } from '../shared/logger.ts';
+import type { ObjectStore } from '../shared/object-store.ts';
+import { createObjectStore } from '../shared/object-store.ts';
 import {
   type CacheConnection,
   type Cluster,
@@ -44,6 +46,8 @@ export interface ClientCore {
     readonly queues: { readonly aggregate: Queue; readonly index: Queue };
     readonly replicas: ReplicaWait;
   };
+  /** s3:// datasets and sources are fingerprinted through this (HEAD); made on first use. */
+  readonly objects: ObjectStore;
   /** Tenant views, by tenant ('' for none), closed with the owner. */
   readonly views: Map<string, { close(): Promise<void> }>;
 }
@@ -111,6 +115,7 @@ export function createCore(options: CoreOptions): ClientCore {
     aggregateQueue,
     indexQueue,
     enqueue,
+    objects: createObjectStore(config),
     views: new Map(),
   };
 }

@@ -692,7 +692,7 @@ class Checker {
     const limits = { maxInlineBytes: 1024 ** 3, maxResultRows: 100_000 };
     const parsed = parseAggregation(job.body, limits);
     const addressed =
-      parsed.dataset.kind === 'inline'
+      parsed.dataset.kind !== 'file'
         ? addressAggregation(parsed)
         : addressAggregation(
             parsed,
@@ -710,7 +710,7 @@ class Checker {
             spec,
             source: {
               kind: 'file',
-              file: path.join(this.#dataDir, spec.dataset.path),
+              file: path.join(this.#dataDir, spec.dataset.kind === 'file' ? spec.dataset.path : ''),
               format: spec.dataset.format,
             },
             maxRows: limits.maxResultRows,

@@ -12,6 +12,7 @@ import {
 import {
   type ColumnInfo,
   checkColumnName,
+  datasetFormat,
   FILE_FORMATS,
   type FileFingerprint,
   type FingerprintMode,
@@ -31,6 +32,7 @@ import {
 } from './group-keys.ts';
 import { ContentHash, canonicalJson } from './hashing.ts';
 import { aggregationJobId } from './keys.ts';
+import { type ObjectFingerprint, parseObjectUrl } from './object-store.ts';
 import { describeZodError, parseWith } from './zod-messages.ts';
 
 export const ENGINES = ['auto', 'duckdb', 'polars'] as const;
@@ -92,6 +94,11 @@ const Dataset = z.union([
     format: z.enum(FILE_FORMATS).optional(),
     fingerprint: z.enum(['stat', 'content']).optional(),
   }),
+  // An object in S3-compatible storage (shared/object-store.ts), fingerprinted by a HEAD.
+  z.strictObject({
+    url: z.string().min(1).max(2048),
+    format: z.enum(FILE_FORMATS).optional(),
+  }),
 ]);
 
 export const AggregationSpecSchema = z.strictObject({
@@ -137,7 +144,8 @@ export interface Metric {
 
 export type DatasetRef =
   | { readonly kind: 'inline'; readonly rows: number; readonly columns: readonly ColumnInfo[] }
-  | ({ readonly kind: 'file' } & FileFingerprint);
+  | ({ readonly kind: 'file' } & FileFingerprint)
+  | ({ readonly kind: 'object' } & ObjectFingerprint);
 
 /** The normalized spec: defaults filled, names resolved; what workers compute and what is hashed. */
 export interface AggregationSpec {
@@ -213,6 +221,17 @@ export const AggregationJobDataSchema = z.strictObject({
           .string()
           .regex(/^[0-9a-f]{32}$/)
           .optional(),
+      }),
+      z.strictObject({
+        kind: z.literal('object'),
+        url: z
+          .string()
+          .regex(/^s3:\/\/[^/]+\/./s)
+          .max(2048),
+        format: z.enum(FILE_FORMATS),
+        size: z.number().int().min(0),
+        etag: z.string().max(1024),
+        versionId: z.string().min(1).max(1024).optional(),
       }),
     ]),
     filters: z.array(FilterTree).max(64),
@@ -300,7 +319,8 @@ export interface ParsedAggregation {
         readonly path: string;
         readonly format?: (typeof FILE_FORMATS)[number];
         readonly fingerprint?: FingerprintMode;
-      };
+      }
+    | { readonly kind: 'object'; readonly url: string; readonly format: (typeof FILE_FORMATS)[number] };
 }
 
 /** The default output name of a metric, as its registry entry defines it (docs/AGGREGATION.md). */
@@ -452,6 +472,11 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
       dataset: { kind: 'inline', data: prepareInlineRecords(records, limits.maxInlineBytes) },
     };
   }
+  if ('url' in s.dataset) {
+    const { key } = parseObjectUrl(s.dataset.url, 'dataset.url');
+    const format = datasetFormat(key, s.dataset.format);
+    return { spec, priority, dataset: { kind: 'object', url: s.dataset.url, format } };
+  }
   return {
     spec,
     priority,
@@ -481,7 +506,7 @@ export interface AddressedAggregation {
  */
 export function addressAggregation(
   parsed: ParsedAggregation,
-  file?: FileFingerprint,
+  file?: FileFingerprint | ObjectFingerprint,
   tenant?: string,
 ): AddressedAggregation {
   let dataset: DatasetRef;
@@ -506,6 +531,12 @@ export function addressAggregation(
     };
   }
   if (file === undefined) throw new Error('addressAggregation: a file dataset needs its fingerprint');
+  if ('url' in file) {
+    // An object: its URL, format, ETag, size and version id are in the hashed spec.
+    const spec: AggregationSpec = { ...parsed.spec, dataset: { kind: 'object', ...file } };
+    const resultKey = hash.update(canonicalJson(spec)).digest();
+    return { spec, resultKey, jobId: aggregationJobId(resultKey), priority: parsed.priority };
+  }
   dataset = { kind: 'file', ...file };
   const spec: AggregationSpec = { ...parsed.spec, dataset };
   // With a content hash, touching the file (a new mtime, same bytes) keeps the key.

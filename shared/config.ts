@@ -61,7 +61,13 @@ export interface ApiKey {
   readonly maxActive?: number;
   /** Jobs of the tenant queued at once (past it: 429); default QUARRY_TENANT_MAX_QUEUED. */
   readonly maxQueued?: number;
+  /** Object-store datasets the tenant may read: `bucket` or `bucket/prefix` (none: no bucket). */
+  readonly buckets?: readonly string[];
 }
+
+/** `bucket` or `bucket/key-prefix`: an S3 bucket name (3-63 of a-z 0-9 . -), then any prefix. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+export const BUCKET_SCOPE_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\u0000-\u001f\u007f]{0,1024})?$/;
 
 const ApiKeysSchema = z
   .string()
@@ -84,6 +90,15 @@ const ApiKeysSchema = z
           weight: z.number().int().min(1).max(100).optional(),
           maxActive: z.number().int().min(0).max(1_000_000).optional(),
           maxQueued: z.number().int().min(0).max(100_000_000).optional(),
+          buckets: z
+            .array(
+              z
+                .string()
+                .transform((b) => b.replace(/^s3:\/\//, ''))
+                .pipe(z.string().regex(BUCKET_SCOPE_PATTERN, 'a bucket name, or bucket/prefix')),
+            )
+            .max(256)
+            .optional(),
         }),
       )
       .refine((keys) => new Set(keys.map((k) => k.key)).size === keys.length, 'keys must be distinct')
@@ -109,8 +124,24 @@ const ApiKeysSchema = z
             ),
           ),
         'keys of one tenant must give the same weight, maxActive and maxQueued (or none)',
+      )
+      .refine(
+        (keys) =>
+          keys.every((k) => keys.every((o) => o.tenant !== k.tenant || sameList(o.buckets, k.buckets))),
+        'keys of one tenant must give the same buckets (or none)',
       ),
   );
+
+function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  const x = [...(a ?? [])].sort();
+  const y = [...(b ?? [])].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+const httpUrl = z
+  .string()
+  .regex(/^https?:\/\//, 'must start with http:// or https://')
+  .refine((value) => URL.canParse(value), 'must be a valid URL');
 
 const EnvSchema = z.object({
   QUARRY_QUEUE_REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
@@ -170,6 +201,17 @@ const EnvSchema = z.object({
     .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'a size such as 2GB')
     .optional(),
   QUARRY_SPOOL_DIR: z.string().min(1).optional(),
+  // Object storage (shared/object-store.ts): the standard AWS variables, read here like the rest.
+  AWS_ENDPOINT_URL_S3: httpUrl.optional(),
+  AWS_ENDPOINT_URL: httpUrl.optional(),
+  AWS_REGION: z.string().min(1).max(64).optional(),
+  AWS_DEFAULT_REGION: z.string().min(1).max(64).optional(),
+  AWS_ACCESS_KEY_ID: z.string().min(1).max(256).optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).max(1024).optional(),
+  AWS_SESSION_TOKEN: z.string().min(1).max(8192).optional(),
+  QUARRY_S3_FORCE_PATH_STYLE: z.enum(['true', 'false', '1', '0']).optional(),
+  QUARRY_OBJECT_CACHE_DIR: z.string().min(1).optional(),
+  QUARRY_OBJECT_CACHE_BYTES: int(0, Number.MAX_SAFE_INTEGER, 4 * 1024 ** 3),
   QUARRY_API_RESULT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 64 * 1024 ** 2),
   QUARRY_API_FORMAT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 32 * 1024 ** 2),
   QUARRY_API_KEYS: ApiKeysSchema.optional(),
@@ -270,6 +312,13 @@ export interface QuarryConfig {
   readonly threadHeapMb: number;
   /** Where workers write inline datasets for the engines to read (tmpfs when available). */
   readonly spoolDir: string;
+  /** Object storage: the S3 endpoint, region and static credentials (else the SDK's chain). */
+  readonly s3: S3Settings;
+  /** Each worker host's cache of fetched objects (workers/object-cache.ts), and its bound. */
+  readonly objectCacheDir: string;
+  readonly objectCacheBytes: number;
+  /** The buckets (or bucket/prefix) each tenant's keys list; a tenant not listed reads none. */
+  readonly tenantBuckets: Readonly<Record<string, readonly string[]>>;
   readonly apiResultCacheBytes: number;
   /** The API's in-process cache of results converted to CSV, NDJSON or Arrow, in bytes. */
   readonly apiFormatCacheBytes: number;
@@ -319,7 +368,47 @@ export interface QuarryConfig {
 }
 
 /** The variable names the schema knows: the compose-file check and the README table use it. */
+export interface S3Settings {
+  /** AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL; unset: AWS's own endpoints. */
+  readonly endpoint?: string;
+  readonly region: string;
+  readonly forcePathStyle: boolean;
+  /** Both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; unset: the SDK's default chain. */
+  readonly credentials?: {
+    readonly accessKeyId: string;
+    readonly secretAccessKey: string;
+    readonly sessionToken?: string;
+  };
+}
+
 export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape) as readonly (keyof typeof EnvSchema.shape)[];
+
+function s3Settings(e: z.infer<typeof EnvSchema>): S3Settings {
+  const endpoint = e.AWS_ENDPOINT_URL_S3 ?? e.AWS_ENDPOINT_URL;
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = e;
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    const missing = accessKeyId === undefined ? 'AWS_ACCESS_KEY_ID' : 'AWS_SECRET_ACCESS_KEY';
+    throw new QuarryError(
+      'QUARRY_ERR_CONFIG',
+      `${missing}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together`,
+      { field: missing },
+    );
+  }
+  return Object.freeze({
+    ...(endpoint === undefined ? {} : { endpoint }),
+    region: e.AWS_REGION ?? e.AWS_DEFAULT_REGION ?? 'us-east-1',
+    forcePathStyle: e.QUARRY_S3_FORCE_PATH_STYLE === 'true' || e.QUARRY_S3_FORCE_PATH_STYLE === '1',
+    ...(accessKeyId === undefined || secretAccessKey === undefined
+      ? {}
+      : {
+          credentials: Object.freeze({
+            accessKeyId,
+            secretAccessKey,
+            ...(e.AWS_SESSION_TOKEN === undefined ? {} : { sessionToken: e.AWS_SESSION_TOKEN }),
+          }),
+        }),
+  });
+}
 
 function defaultSpoolDir(): string {
   const base = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -440,6 +529,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     polarsThreads: e.QUARRY_POLARS_THREADS,
     threadHeapMb: e.QUARRY_THREAD_HEAP_MB,
     spoolDir: e.QUARRY_SPOOL_DIR === undefined ? defaultSpoolDir() : path.resolve(e.QUARRY_SPOOL_DIR),
+    s3: s3Settings(e),
+    objectCacheDir:
+      e.QUARRY_OBJECT_CACHE_DIR === undefined
+        ? path.join(os.tmpdir(), `quarry-objects-${process.getuid?.() ?? 'u'}`)
+        : path.resolve(e.QUARRY_OBJECT_CACHE_DIR),
+    objectCacheBytes: e.QUARRY_OBJECT_CACHE_BYTES,
+    tenantBuckets: Object.freeze(
+      Object.fromEntries(
+        (e.QUARRY_API_KEYS ?? []).map((k) => [k.tenant, Object.freeze([...(k.buckets ?? [])])] as const),
+      ),
+    ),
     apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
     apiFormatCacheBytes: e.QUARRY_API_FORMAT_CACHE_BYTES,
     apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),

@@ -37,7 +37,12 @@ export const ERRORS = {
   QUARRY_ERR_DATASET_CHANGED: def(
     409,
     true,
-    'The dataset file changed between enqueue and compute; enqueue again.',
+    'The dataset file or object changed between enqueue and compute; enqueue again.',
+  ),
+  QUARRY_ERR_OBJECT_STORE: def(
+    502,
+    false,
+    'The object store failed to answer for an s3:// dataset or source (retried as a job would be).',
   ),
   QUARRY_ERR_DATASET_MISSING: def(410, true, "The job's inline data expired before a worker read it."),
   QUARRY_ERR_SPEC_UNKNOWN_COLUMN: def(400, true, 'The spec names a column the dataset does not have.'),

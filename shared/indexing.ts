@@ -4,9 +4,16 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { checkJobPayload, validationError } from './aggregation.ts';
-import { openDataFile } from './data-files.ts';
+import type { QuarryConfig } from './config.ts';
+import { openDataFile, tooLarge } from './data-files.ts';
 import { checkColumnName } from './datasets.ts';
 import { QuarryError } from './errors.ts';
+import {
+  checkBucketScope,
+  type ObjectFingerprint,
+  type ObjectStore,
+  parseObjectUrl,
+} from './object-store.ts';
 import { parseWith } from './zod-messages.ts';
 
 export const COLLECTION_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -18,7 +25,11 @@ const Field = z.string().min(1).max(256);
 export const IndexRequestSchema = z.strictObject({
   documents: z.array(z.unknown()).optional(),
   source: z
-    .strictObject({ path: z.string().min(1).max(1024), format: z.enum(INDEX_FILE_FORMATS).optional() })
+    .union([
+      z.strictObject({ path: z.string().min(1).max(1024), format: z.enum(INDEX_FILE_FORMATS).optional() }),
+      // An object in S3-compatible storage (shared/object-store.ts).
+      z.strictObject({ url: z.string().min(1).max(2048), format: z.enum(INDEX_FILE_FORMATS).optional() }),
+    ])
     .optional(),
   idField: Field,
   fields: z.array(Field).min(1).max(64),
@@ -36,7 +47,13 @@ export interface IndexLimits {
 
 export type IndexSource =
   | { readonly kind: 'inline'; readonly documents: number }
-  | { readonly kind: 'file'; readonly path: string; readonly format: IndexFileFormat };
+  | { readonly kind: 'file'; readonly path: string; readonly format: IndexFileFormat }
+  | ({ readonly kind: 'object' } & ObjectFingerprint & { readonly format: IndexFileFormat });
+
+/** A source as a request names it: an object is fingerprinted by checkIndexSource. */
+export type IndexSourceRequest =
+  | Exclude<IndexSource, { kind: 'object' }>
+  | { readonly kind: 'object'; readonly url: string; readonly format: IndexFileFormat };
 
 /** What the BullMQ job carries; inline documents travel beside it under keys.inlineData(jobId). */
 export interface IndexJobData {
@@ -53,7 +70,7 @@ export interface IndexJobData {
 
 /** A validated index request: the job payload and, for inline documents, their JSON. */
 export interface ParsedIndexRequest {
-  readonly job: IndexJobData;
+  readonly job: Omit<IndexJobData, 'source'> & { readonly source: IndexSourceRequest };
   readonly inlineJson?: string;
 }
 
@@ -136,17 +153,22 @@ export function parseIndexRequest(
     return { job: { ...base, source: { kind: 'inline', documents: r.documents.length } }, inlineJson: json };
   }
   const source = r.source!;
+  if ('url' in source) {
+    const { key } = parseObjectUrl(source.url, 'source.url');
+    const format = source.format ?? formatOf(key, 'source.url');
+    return { job: { ...base, source: { kind: 'object', url: source.url, format } } };
+  }
   const format = source.format ?? formatOf(source.path);
   return { job: { ...base, source: { kind: 'file', path: source.path, format } } };
 }
 
-function formatOf(path: string): IndexFileFormat {
+function formatOf(path: string, field = 'source.path'): IndexFileFormat {
   const lower = path.toLowerCase();
   if (lower.endsWith('.parquet') || lower.endsWith('.pq')) return 'parquet';
   if (lower.endsWith('.ndjson') || lower.endsWith('.jsonl')) return 'ndjson';
   throw new QuarryError(
     'QUARRY_ERR_VALIDATION',
-    `source.format: cannot tell the format of "${path}"; give "format": ndjson or parquet`,
+    `source.format: cannot tell the format of "${path}" (${field}); give "format": ndjson or parquet`,
     { field: 'source.format' },
   );
 }
@@ -158,10 +180,27 @@ function formatOf(path: string): IndexFileFormat {
  */
 export async function checkIndexSource(
   root: string,
-  source: IndexSource,
-  limits: { readonly maxIndexSourceBytes: number },
-): Promise<void> {
-  if (source.kind !== 'file') return;
+  source: IndexSourceRequest,
+  limits: Pick<QuarryConfig, 'maxIndexSourceBytes' | 'apiKeys' | 'tenantBuckets'>,
+  objects: { readonly objects: ObjectStore; readonly tenant: string | undefined },
+): Promise<IndexSource> {
+  if (source.kind === 'inline') return source;
+  if (source.kind === 'object') {
+    // The tenant's buckets only (403); a HEAD: missing is a 404, too large a 413, now.
+    const field = 'source.url';
+    checkBucketScope(limits, objects.tenant, parseObjectUrl(source.url, field), field);
+    const found = await objects.objects.head(source.url, source.format, field);
+    if (found.size > limits.maxIndexSourceBytes) {
+      throw tooLarge(
+        field,
+        source.url,
+        found.size,
+        limits.maxIndexSourceBytes,
+        'QUARRY_MAX_INDEX_SOURCE_BYTES',
+      );
+    }
+    return { ...found, kind: 'object', format: source.format };
+  }
   const file = await openDataFile(root, source.path, {
     field: 'source.path',
     format: source.format,
@@ -169,6 +208,7 @@ export async function checkIndexSource(
     maxBytesName: 'QUARRY_MAX_INDEX_SOURCE_BYTES',
   });
   await file.close();
+  return source;
 }
 
 /** Index build job ids are unique per request (a rebuild is a new version). */
@@ -193,6 +233,17 @@ const IndexJobDataSchema = z.strictObject({
       kind: z.literal('file'),
       path: z.string().min(1).max(1024),
       format: z.enum(INDEX_FILE_FORMATS),
+    }),
+    z.strictObject({
+      kind: z.literal('object'),
+      url: z
+        .string()
+        .regex(/^s3:\/\/[^/]+\/./s)
+        .max(2048),
+      format: z.enum(INDEX_FILE_FORMATS),
+      size: z.number().int().min(0),
+      etag: z.string().max(1024),
+      versionId: z.string().min(1).max(1024).optional(),
     }),
   ]),
 });

@@ -5,7 +5,7 @@
 import type { AggregationSpec, Metric } from './aggregation.ts';
 import { type Filter, forEachLeaf } from './filter-tree.ts';
 import { groupKeyName } from './group-keys.ts';
-import type { IndexJobData } from './indexing.ts';
+import type { IndexJobData, IndexSourceRequest } from './indexing.ts';
 
 /** The longest summary or dataset line stored; longer ones end with an ellipsis. */
 export const MAX_DESCRIPTION_CHARS = 240;
@@ -59,17 +59,21 @@ export function describeAggregation(spec: AggregationSpec): JobDescription {
   const dataset =
     d.kind === 'inline'
       ? `inline: ${plural(d.rows, 'row')}, ${plural(d.columns.length, 'column')}`
-      : `${d.path} (${d.format}, ${plural(d.size, 'byte')})`;
+      : `${d.kind === 'object' ? d.url : d.path} (${d.format}, ${plural(d.size, 'byte')})`;
   return { summary: clip(parts.join(' · ')), dataset: clip(dataset) };
 }
 
-export function describeIndex(job: IndexJobData): JobDescription {
+export function describeIndex(
+  job: Omit<IndexJobData, 'source'> & { readonly source: IndexSourceRequest },
+): JobDescription {
   const parts = [`index ${list(job.fields)}`, `id ${job.idField}`];
   if (job.store.length > 0) parts.push(`store ${list(job.store)}`);
   const boosted = Object.entries(job.boosts ?? {});
   if (boosted.length > 0) parts.push(`boost ${list(boosted.map(([f, b]) => `${f} ×${b}`))}`);
   const s = job.source;
   const dataset =
-    s.kind === 'inline' ? `inline: ${plural(s.documents, 'document')}` : `${s.path} (${s.format})`;
+    s.kind === 'inline'
+      ? `inline: ${plural(s.documents, 'document')}`
+      : `${s.kind === 'object' ? s.url : s.path} (${s.format})`;
   return { summary: clip(parts.join(' · ')), dataset: clip(dataset) };
 }

@@ -27,6 +27,8 @@ export const METRIC_NAMES = {
   resultBytes: 'quarry_result_bytes',
   /** Worker: time to build an index on its thread. */
   indexBuild: 'quarry_index_build_seconds',
+  /** Worker: time to get an s3:// object into the host's cache, by cache hit or miss. */
+  objectFetch: 'quarry_object_fetch_seconds',
   /** Worker: jobs that failed for good, by type and error code (a bounded set: shared/errors.ts). */
   jobsFailed: 'quarry_jobs_failed_total',
   /** Worker: jobs found stalled (their worker died or blocked past the lock), by queue. */
@@ -108,6 +110,7 @@ export interface WorkerMetrics extends MetricsBase {
   readonly jobRun: Histogram<'type'>;
   readonly resultBytes: Histogram;
   readonly indexBuild: Histogram;
+  readonly objectFetch: Histogram<'cache'>;
   readonly jobsFailed: Counter<'type' | 'code'>;
   readonly jobStalls: Counter<'queue'>;
   readonly webhookAttempts: Counter<'outcome'>;
@@ -309,6 +312,13 @@ export function createMetrics(role: MetricsRole): QuarryMetrics {
     indexBuild: new Histogram({
       name: METRIC_NAMES.indexBuild,
       help: 'Seconds to build an index (on its worker thread).',
+      buckets: JOB_BUCKETS,
+      registers,
+    }),
+    objectFetch: new Histogram({
+      name: METRIC_NAMES.objectFetch,
+      help: "Seconds to get an s3:// dataset or source into the host's object cache, by cache (hit, miss).",
+      labelNames: ['cache'],
       buckets: JOB_BUCKETS,
       registers,
     }),

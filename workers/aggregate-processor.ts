@@ -21,6 +21,7 @@ import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import { describeAggregation } from '../shared/job-description.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
+import { checkBucketScope, type ObjectStore, parseObjectUrl } from '../shared/object-store.ts';
 import { checkSpecColumns } from '../shared/plan.ts';
 import type { CacheConnection, Redis } from '../shared/redis.ts';
 import { redisFailureCode } from '../shared/redis-errors.ts';
@@ -31,6 +32,7 @@ import { serializeEnvelope } from './envelope.ts';
 import { refuseEnded, runAttempt } from './job-attempt.ts';
 import { coalescedProgress } from './job-progress.ts';
 import { type JobScope, jobScope } from './job-scope.ts';
+import type { ObjectCache } from './object-cache.ts';
 
 export interface AggregateProcessorDeps {
   config: QuarryConfig;
@@ -42,6 +44,8 @@ export interface AggregateProcessorDeps {
   logger: Logger;
   /** The worker's metrics; absent, nothing is observed. */
   metrics?: WorkerMetrics;
+  /** s3:// datasets: the host's object cache and the store a refresh fingerprints against. */
+  objects?: { cache: ObjectCache; store: ObjectStore };
 }
 
 export interface AggregateJobResult {
@@ -61,7 +65,7 @@ export const PROGRESS_DELAY_MS = 250;
 const SYNC_SPOOL_BYTES = 64 * 1024;
 
 export function createAggregateProcessor(deps: AggregateProcessorDeps) {
-  const { config, queueRedis, cacheRedis, engines, logger, metrics } = deps;
+  const { config, queueRedis, cacheRedis, engines, logger, metrics, objects } = deps;
 
   async function attempt(
     job: Pick<Job<AggregationJobData>, 'data' | 'attemptsMade' | 'stalledCounter'>,
@@ -130,6 +134,23 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         if (smallSpool) writeFileSync(spoolFile, data);
         else await writeFile(spoolFile, data);
         source = { kind: 'inline', file: spoolFile, columns: spec.dataset.columns };
+      } else if (spec.dataset.kind === 'object') {
+        if (objects === undefined) throw new Error('this worker has no object cache');
+        // Defence in depth: the producer checked the tenant's buckets; a forged payload is refused.
+        checkBucketScope(
+          config,
+          job.data.tenant,
+          parseObjectUrl(spec.dataset.url, 'dataset.url'),
+          'dataset.url',
+        );
+        const cached = await objects.cache.open(spec.dataset, {
+          field: 'dataset.url',
+          format: spec.dataset.format,
+          signal,
+        });
+        dataFile = cached.file;
+        metrics?.objectFetch.observe({ cache: cached.hit ? 'hit' : 'miss' }, cached.fetchMs / 1000);
+        source = { kind: 'file', file: dataFile.readPath, format: spec.dataset.format };
       } else {
         // Held open until the engine is done: the engine reads exactly this file, by descriptor.
         dataFile = await openDataFile(tenantDataRoot(config, job.data.tenant), spec.dataset.path, {
@@ -223,6 +244,15 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     if (parsed.dataset.kind === 'inline') {
       checkSpecColumns(parsed.spec, parsed.dataset.data.columns);
       addressed = addressAggregation(parsed, undefined, tenant);
+    } else if (parsed.dataset.kind === 'object') {
+      if (objects === undefined) throw new Error('this worker has no object store');
+      const { url, format } = parsed.dataset;
+      checkBucketScope(config, tenant, parseObjectUrl(url, 'dataset.url'), 'dataset.url');
+      addressed = addressAggregation(
+        parsed,
+        await objects.store.head(url, format, 'dataset.url', signal),
+        tenant,
+      );
     } else {
       const { path: rel, format, fingerprint } = parsed.dataset;
       addressed = addressAggregation(

@@ -22,7 +22,11 @@ export interface HeavySlots {
 /** Whether a job's dataset is a file of at least `heavyBytes` (inline data never is). */
 export function isHeavy(data: AggregationJobData, heavyBytes: number): boolean {
   const dataset = data?.spec?.dataset;
-  return dataset?.kind === 'file' && typeof dataset.size === 'number' && dataset.size >= heavyBytes;
+  return (
+    (dataset?.kind === 'file' || dataset?.kind === 'object') &&
+    typeof dataset.size === 'number' &&
+    dataset.size >= heavyBytes
+  );
 }
 
 /** The worker's slots for heavy jobs: `slots` of them at most, or every one when `slots` is 0. */

@@ -5,19 +5,21 @@ import { type FileHandle, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { QuarryConfig } from '../shared/config.ts';
-import { tenantDataRoot, tooLarge, withDataFile } from '../shared/data-files.ts';
+import { type DataFile, tenantDataRoot, tooLarge, withDataFile } from '../shared/data-files.ts';
 import { QuarryError } from '../shared/errors.ts';
 import { IndexStore } from '../shared/index-store.ts';
 import { checkIndexJobData, type IndexJobData } from '../shared/indexing.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
+import { checkBucketScope, parseObjectUrl } from '../shared/object-store.ts';
 import type { Redis } from '../shared/redis.ts';
 import { readHeader } from '../shared/search/index.ts';
 import type { DuckDBEngine } from './engines/duckdb.ts';
 import type { IndexBuilder } from './index-builder.ts';
 import { refuseEnded, runAttempt } from './job-attempt.ts';
 import type { JobScope } from './job-scope.ts';
+import type { ObjectCache } from './object-cache.ts';
 
 export interface IndexProcessorDeps {
   config: QuarryConfig;
@@ -28,6 +30,8 @@ export interface IndexProcessorDeps {
   logger: Logger;
   /** The worker's metrics; absent, nothing is observed. */
   metrics?: WorkerMetrics;
+  /** s3:// sources: the host's object cache. */
+  objects?: ObjectCache;
 }
 
 export interface IndexJobResult {
@@ -73,6 +77,7 @@ export async function readBounded(
   limit: number,
   signal: AbortSignal,
   name: string,
+  field = 'source.path',
 ): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
@@ -82,7 +87,7 @@ export async function readBounded(
     const { bytesRead } = await handle.read(chunk, 0, chunk.length, total);
     if (bytesRead === 0) break;
     total += bytesRead;
-    if (total > limit) throw tooLarge('source.path', name, total, limit, LIMIT_NAME);
+    if (total > limit) throw tooLarge(field, name, total, limit, LIMIT_NAME);
     chunks.push(chunk.subarray(0, bytesRead));
   }
   signal.throwIfAborted();
@@ -90,7 +95,7 @@ export async function readBounded(
 }
 
 export function createIndexProcessor(deps: IndexProcessorDeps) {
-  const { config, queueRedis, duckdb, metrics } = deps;
+  const { config, queueRedis, duckdb, metrics, objects } = deps;
 
   async function documentsOf(
     job: Job<IndexJobData>,
@@ -110,28 +115,49 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       return data;
     }
     const limit = config.maxIndexSourceBytes;
+    const name = source.kind === 'object' ? source.url : source.path;
+    const field = source.kind === 'object' ? 'source.url' : 'source.path';
+    const read = async (file: DataFile) => {
+      if (source.format === 'ndjson') {
+        return ndjsonToArray(await readBounded(file.handle, limit, signal, name, field));
+      }
+      const spool = path.join(config.spoolDir, `${jobId}-${process.pid}.json`);
+      try {
+        await duckdb.exportJsonArray(file.readPath, spool, signal);
+        // Parquet is compressed: the JSON it becomes is bounded like an NDJSON source.
+        const spooled = await open(spool, 'r');
+        try {
+          return await readBounded(spooled, limit, signal, name, field);
+        } finally {
+          await spooled.close();
+        }
+      } finally {
+        await unlink(spool).catch(() => undefined);
+      }
+    };
+    if (source.kind === 'object') {
+      if (objects === undefined) throw new Error('this worker has no object cache');
+      // Defence in depth: the producer checked the tenant's buckets; a forged payload is refused.
+      checkBucketScope(config, job.data.tenant, parseObjectUrl(source.url, field), field);
+      const cached = await objects.open(source, {
+        field,
+        format: source.format,
+        maxBytes: limit,
+        maxBytesName: LIMIT_NAME,
+        signal,
+      });
+      metrics?.objectFetch.observe({ cache: cached.hit ? 'hit' : 'miss' }, cached.fetchMs / 1000);
+      try {
+        return await read(cached.file);
+      } finally {
+        await cached.file.close();
+      }
+    }
     return withDataFile(
       tenantDataRoot(config, job.data.tenant),
       source.path,
-      { field: 'source.path', format: source.format, maxBytes: limit, maxBytesName: LIMIT_NAME },
-      async (file) => {
-        if (source.format === 'ndjson') {
-          return ndjsonToArray(await readBounded(file.handle, limit, signal, source.path));
-        }
-        const spool = path.join(config.spoolDir, `${jobId}-${process.pid}.json`);
-        try {
-          await duckdb.exportJsonArray(file.readPath, spool, signal);
-          // Parquet is compressed: the JSON it becomes is bounded like an NDJSON source.
-          const spooled = await open(spool, 'r');
-          try {
-            return await readBounded(spooled, limit, signal, source.path);
-          } finally {
-            await spooled.close();
-          }
-        } finally {
-          await unlink(spool).catch(() => undefined);
-        }
-      },
+      { field, format: source.format, maxBytes: limit, maxBytesName: LIMIT_NAME },
+      read,
     );
   }
 

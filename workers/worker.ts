@@ -10,6 +10,7 @@ import type { IndexJobData } from '../shared/indexing.ts';
 import { keyScheme, QUEUE_NAMES } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createMetrics } from '../shared/metrics.ts';
+import { createObjectStore } from '../shared/object-store.ts';
 import {
   checkQueueEvictionPolicy,
   checkQueueNotCluster,
@@ -28,6 +29,7 @@ import { createIndexProcessor, type IndexJobResult } from './index-processor.ts'
 import { ControlListener } from './job-control.ts';
 import { jobScope, tenantOf } from './job-scope.ts';
 import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
+import { ObjectCache } from './object-cache.ts';
 import { createQueueProbe } from './queue-metrics.ts';
 import { Reconciler } from './reconciler.ts';
 import { WebhookDeliverer } from './webhook-deliverer.ts';
@@ -72,11 +74,20 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   void checkQueueEvictionPolicy(queueRedis, logger).catch((err) =>
     logger.warn({ err }, 'could not read the queue Redis eviction policy'),
   );
+  const objectStore = createObjectStore(config);
+  const objectCache = new ObjectCache({
+    dir: config.objectCacheDir,
+    maxBytes: config.objectCacheBytes,
+    store: objectStore,
+    logger,
+  });
+  await mkdir(objectCache.objectsDir, { recursive: true });
   const duckdb = await createDuckDBEngine({
     threads: config.duckdbThreads,
     ...(config.duckdbMemoryLimit ? { memoryLimit: config.duckdbMemoryLimit } : {}),
     dataDir: config.dataDir,
-    tenantDataDirs: Object.values(config.tenantDataDirs),
+    // The object cache is where s3:// datasets are read from (workers/object-cache.ts).
+    tenantDataDirs: [...Object.values(config.tenantDataDirs), objectCache.objectsDir],
     spoolDir: config.spoolDir,
   });
   const polars = createPolarsEngine({
@@ -93,6 +104,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     engines: { duckdb, polars },
     logger,
     metrics,
+    objects: { cache: objectCache, store: objectStore },
   });
   const builder = new IndexBuilder({
     size: config.indexConcurrency,
@@ -100,7 +112,15 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   });
   // Load the build threads now, not on the first job; a failure here only costs that head start.
   builder.warmup().catch((err: unknown) => logger.warn({ err }, 'index build threads did not warm up'));
-  const indexProcessor = createIndexProcessor({ config, queueRedis, builder, duckdb, logger, metrics });
+  const indexProcessor = createIndexProcessor({
+    config,
+    queueRedis,
+    builder,
+    duckdb,
+    logger,
+    metrics,
+    objects: objectCache,
+  });
   const common = {
     connection: bullConnection,
     prefix: config.prefix,
@@ -274,6 +294,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
           ['control', () => control.close()],
           ['duckdb', () => duckdb.close()],
           ['index builder', () => builder.close()],
+          ['object store', async () => objectStore.close()],
           ['polars', () => polars.close()],
           ['bull connection', () => closeRedis(bullConnection)],
           ['cache redis', () => closeRedis(cacheRedis)],
