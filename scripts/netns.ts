@@ -111,10 +111,17 @@ export function sweepStale(): string[] {
       process.kill(Number(match[1]), 0);
     } catch {
       killNamespace(ns);
+      sh(['ip', 'route', 'del', 'blackhole', `${subnet(Number(match[1]))}.0.0/16`]);
       swept.push(ns);
     }
   }
   return swept;
+}
+
+/** The first two octets of a run's addresses: its own per run, as the operator's link lives in the
+ * root namespace, where two runs at once must not both claim one subnet. */
+function subnet(pid: number): string {
+  return `10.${100 + (pid % 150)}`;
 }
 
 function ruleset(lines: readonly string[]): string {
@@ -136,9 +143,7 @@ function chain(name: 'input' | 'output', rules: readonly string[]): string {
 /** Builds the hosts: namespaces, links, addresses, routes and (with nft) firewalls. */
 export function buildNetwork(options: NetworkOptions): Network {
   const tag = process.pid.toString(36);
-  // A second octet of its own per run: the operator's link lives in the root namespace, where
-  // two runs at once must not both claim one subnet.
-  const net = `10.${100 + (process.pid % 150)}`;
+  const net = subnet(process.pid);
   const service = `${net}.0.1`;
   const apiAddress = `${net}.200.2`;
   const operatorAddress = `${net}.200.1`;
@@ -281,17 +286,21 @@ export function buildNetwork(options: NetworkOptions): Network {
     run(host, argv, input) {
       const full = host === null ? [...argv] : inNs(host, argv);
       return new Promise((resolve, reject) => {
-        const child = spawn(full[0]!, full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+        const child = spawn(full[0]!, full.slice(1), {
+          stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        });
         children.add(child);
         let out = '';
         let err = '';
-        child.stdout.on('data', (d: Buffer) => {
+        // A command that exits before reading its input (EPIPE) answers through its exit code.
+        child.stdin?.on('error', () => undefined);
+        child.stdin?.end(input);
+        child.stdout?.on('data', (d: Buffer) => {
           out += d.toString();
         });
-        child.stderr.on('data', (d: Buffer) => {
+        child.stderr?.on('data', (d: Buffer) => {
           err += d.toString();
         });
-        child.stdin.end(input ?? '');
         child.once('error', reject);
         child.once('exit', (code) => {
           children.delete(child);
