@@ -45,7 +45,8 @@ const { values: args } = parseArgs({
 
 const unavailable = netnsUnavailable();
 if (unavailable !== null) {
-  console.log(`hosts-test: cannot build the hosts: ${unavailable}`);
+  const skipped = args['skip-unavailable'] ? 'skipped: ' : '';
+  console.log(`hosts-test: ${skipped}cannot build the hosts: ${unavailable}`);
   process.exit(args['skip-unavailable'] ? 0 : 2);
 }
 
