@@ -1,6 +1,7 @@
 // `npm run hosts-test -- [--seed N] [--worker-hosts N] [--inline N] [--files N] [--heavy N]
 //   [--settle-seconds S] [--isolation nft|routes] [--max-stalled-count K] [--skip-unavailable]`:
-// Quarry on several hosts, simulated on this machine with network namespaces (scripts/netns.ts;
+// Quarry on several hosts, simulated on this machine with network namespaces (scripts/netns.ts
+// builds the hosts, scripts/hosts-system.ts starts Quarry on them, scripts/hosts-burst.ts plans the jobs;
 // root and `ip netns` needed): the queue and cache Redis on one host, the API on another, a worker
 // on each of two more, each host reaching only what it must. The operator (this process) sends a
 // mixed burst through the API (inline aggregations, file aggregations over a folder every host
@@ -13,21 +14,18 @@
 // exits 1 when an acknowledged job is lost (not completed), an answer is wrong, a recovery takes
 // longer than the bound, the network lets through what it must not, or no job was caught mid-run.
 // Namespaces are deleted on every exit (signals included), and stale ones of a killed run at start.
-import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { printTable } from '../bench/lib/stats.ts';
 import { loadConfig } from '../shared/config.ts';
-import { QUEUE_NAMES } from '../shared/keys.ts';
 import { isFinalState, type JobStatus } from '../shared/status.ts';
 import { makeFlightsDataDir, VEGA_DATA_DIR } from '../test/helpers/flights.ts';
 import { checkAnswer, documents, type Planned, planBurst } from './hosts-burst.ts';
-import { buildNetwork, type Host, type Network, netnsUnavailable, sweepStale } from './netns.ts';
+import { PORTS, type Proc, REDIS_HOST_PORTS, systemOn } from './hosts-system.ts';
+import { buildNetwork, type Network, netnsUnavailable, sweepStale } from './netns.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
   options: {
     seed: { type: 'string' },
@@ -59,16 +57,6 @@ const defaults = loadConfig({});
 const LOCK_MS = defaults.lockDurationMs;
 const STALLED_MS = defaults.stalledIntervalMs;
 const BOUND_MS = LOCK_MS + STALLED_MS + 4000;
-const PORTS = { queue: 6379, cache: 6380, api: 3000, metrics: 9464 } as const;
-// OBJECT STORE (branch h-s3): an s3rver on the Redis host goes here. Add its port to
-// REDIS_HOST_PORTS (the firewalls then let the API and workers reach it), start it in
-// startServices beside the two redis-servers, pass AWS_ENDPOINT_URL_S3 (http://<service>:<port>),
-// the credentials and QUARRY_S3_FORCE_PATH_STYLE in quarryEnv, upload the burst's files to it and
-// let planBurst (scripts/hosts-burst.ts) name `{ url: 's3://…' }` datasets beside the `path` ones.
-const REDIS_HOST_PORTS = [PORTS.queue, PORTS.cache];
-const TENANT = 'hosts';
-const KEY = randomBytes(24).toString('hex');
-const PASSWORD = randomBytes(16).toString('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (line: string) => console.log(`hosts-test: ${line}`);
 
@@ -76,6 +64,8 @@ const log = (line: string) => console.log(`hosts-test: ${line}`);
 // Clean-up, whatever ends the run.
 
 let net: Network | undefined;
+let system: ReturnType<typeof systemOn> | undefined;
+const api = (route: string, init?: RequestInit) => system!.api(route, init);
 const dirs: string[] = [];
 function cleanUp(): void {
   net?.destroy();
@@ -89,257 +79,6 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.exit(1);
   });
 }
-
-// ---------------------------------------------------------------------------------------------
-// Processes on the hosts.
-
-interface Proc {
-  readonly host: Host;
-  readonly child: ChildProcess;
-  /** Worker log lines with a jobId, as they come (pino JSON on stdout). */
-  readonly jobLines: { jobId: string; msg: string; reused?: boolean; at: number }[];
-  output: string;
-}
-
-function startIn(host: Host, argv: string[], env: NodeJS.ProcessEnv, ready: string): Promise<Proc> {
-  const child = net!.spawn(host, argv, env);
-  const proc: Proc = { host, child, jobLines: [], output: '' };
-  let pending = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${host.name}: not ready in 60 s: ${proc.output}`)),
-      60_000,
-    );
-    const onData = (chunk: Buffer) => {
-      const text = chunk.toString();
-      if (proc.output.length < 20_000) proc.output += text;
-      pending += text;
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line.includes(ready)) {
-          clearTimeout(timer);
-          resolve(proc);
-        }
-        if (!line.startsWith('{')) continue;
-        try {
-          const entry = JSON.parse(line) as { jobId?: string; msg: string; reused?: boolean };
-          if (entry.jobId !== undefined) proc.jobLines.push({ ...entry, jobId: entry.jobId, at: Date.now() });
-        } catch {
-          // A line cut by SIGKILL.
-        }
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(
-        new Error(
-          `${host.name}: exited (${code ?? signal}) before it was ready: ${proc.output.slice(-2000)}`,
-        ),
-      );
-    });
-  });
-}
-
-/** The environment of a Quarry process: this one's less any QUARRY_* variable, plus `own`. */
-function quarryEnv(dataDir: string, own: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('QUARRY_')) env[name] = value;
-  return {
-    ...env,
-    QUARRY_QUEUE_REDIS_URL: `redis://:${PASSWORD}@${net!.service}:${PORTS.queue}`,
-    QUARRY_CACHE_REDIS_URL: `redis://:${PASSWORD}@${net!.service}:${PORTS.cache}`,
-    QUARRY_API_KEYS: JSON.stringify([{ key: KEY, tenant: TENANT, scopes: ['admin'], dataDir }]),
-    QUARRY_DATA_DIR: dataDir,
-    QUARRY_LOG_FORMAT: 'json',
-    QUARRY_LOG_LEVEL: 'info',
-    QUARRY_LOCK_DURATION_MS: String(LOCK_MS),
-    QUARRY_STALLED_INTERVAL_MS: String(STALLED_MS),
-    // Two worker hosts and the API on this machine's cores: one engine thread each.
-    QUARRY_DUCKDB_THREADS: '1',
-    QUARRY_POLARS_THREADS: '1',
-    ...(args['max-stalled-count'] === undefined
-      ? {}
-      : { QUARRY_MAX_STALLED_COUNT: args['max-stalled-count'] }),
-    ...own,
-  };
-}
-
-const nodeArgv = (entry: string) => [
-  process.execPath,
-  '--import',
-  path.join(root, 'scripts/register-ts.mjs'),
-  path.join(root, entry),
-];
-
-async function startServices(work: string, dataDir: string) {
-  const redisHost = net!.host('redis');
-  const redisArgs = (port: number, dir: string, extra: string[]) => [
-    'redis-server',
-    ...['--port', String(port), '--bind', '127.0.0.1', net!.service, '--requirepass', PASSWORD],
-    ...['--dir', dir, ...extra],
-  ];
-  mkdirSync(path.join(work, 'queue'));
-  mkdirSync(path.join(work, 'cache'));
-  const redisEnv = { PATH: process.env.PATH };
-  await Promise.all([
-    startIn(
-      redisHost,
-      redisArgs(PORTS.queue, path.join(work, 'queue'), [
-        ...['--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction'],
-      ]),
-      redisEnv,
-      'Ready to accept connections',
-    ),
-    startIn(
-      redisHost,
-      redisArgs(PORTS.cache, path.join(work, 'cache'), [
-        ...['--save', '', '--appendonly', 'no', '--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru'],
-      ]),
-      redisEnv,
-      'Ready to accept connections',
-    ),
-  ]);
-  const api = net!.host('api');
-  const apiEnv = quarryEnv(dataDir, { QUARRY_API_HOST: net!.apiAddress, QUARRY_API_PORT: String(PORTS.api) });
-  const workerHosts = net!.hosts.filter((h) => h.role === 'worker');
-  const [, ...workers] = await Promise.all([
-    startIn(api, nodeArgv('api/main.ts'), apiEnv, 'Server listening at'),
-    ...workerHosts.map((host) => {
-      const spool = path.join(work, `spool-${host.name}`);
-      return startIn(
-        host,
-        nodeArgv('workers/main.ts'),
-        quarryEnv(dataDir, {
-          QUARRY_SPOOL_DIR: spool,
-          // On every address, so the reachability check below shows the network, not the bind,
-          // keeping the other hosts out.
-          QUARRY_WORKER_METRICS_HOST: '0.0.0.0',
-          QUARRY_WORKER_METRICS_PORT: String(PORTS.metrics),
-        }),
-        'worker ready',
-      );
-    }),
-  ]);
-  return workers;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The network's contract: what each host reaches, and what it must not.
-
-interface Probe {
-  readonly from: string;
-  readonly to: string;
-  readonly port: number;
-  readonly expect: 'open' | 'closed';
-  got?: 'open' | 'closed';
-}
-
-async function checkReachability(): Promise<Probe[]> {
-  const n = net!;
-  const address = (name: string) =>
-    name === 'operator' ? n.operatorAddress : name === 'api' ? n.apiAddress : n.host(name).address;
-  const workers = n.hosts.filter((h) => h.role === 'worker').map((h) => h.name);
-  const probes: Probe[] = [
-    { from: 'operator', to: 'api', port: PORTS.api, expect: 'open' },
-    { from: 'operator', to: 'redis', port: PORTS.queue, expect: 'closed' },
-    { from: 'operator', to: workers[0]!, port: PORTS.metrics, expect: 'closed' },
-    { from: 'api', to: 'redis', port: PORTS.queue, expect: 'open' },
-    { from: 'api', to: 'redis', port: PORTS.cache, expect: 'open' },
-    { from: 'api', to: workers[0]!, port: PORTS.metrics, expect: 'closed' },
-    ...workers.flatMap((w): Probe[] => [
-      { from: w, to: 'redis', port: PORTS.queue, expect: 'open' },
-      { from: w, to: 'redis', port: PORTS.cache, expect: 'open' },
-      { from: w, to: 'api', port: PORTS.api, expect: 'closed' },
-    ]),
-    { from: workers[0]!, to: workers[1]!, port: PORTS.metrics, expect: 'closed' },
-    // The Redis host is the hub: it has a route to each host; only a firewall keeps it out.
-    {
-      from: 'redis',
-      to: workers[0]!,
-      port: PORTS.metrics,
-      expect: n.isolation === 'nft' ? 'closed' : 'open',
-    },
-    { from: 'redis', to: 'api', port: PORTS.api, expect: 'closed' },
-  ];
-  await Promise.all(
-    probes.map(async (p) => {
-      const connect = ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${address(p.to)}/${p.port}`];
-      p.got = await n.run(p.from === 'operator' ? null : n.host(p.from), connect).then(
-        () => 'open' as const,
-        () => 'closed' as const,
-      );
-    }),
-  );
-  return probes;
-}
-
-// ---------------------------------------------------------------------------------------------
-// What the Redis host's queue holds, read on that host (the operator has no route to it).
-
-function redisCli(...command: string[]): Promise<string> {
-  const argv = ['redis-cli', '--no-auth-warning', '-a', PASSWORD, '-p', String(PORTS.queue), '--raw'];
-  return net!.run(net!.host('redis'), [...argv, ...command]);
-}
-const queueKeys = () => Object.values(QUEUE_NAMES).map((q) => `${defaults.prefix}:${q}`);
-
-/** Active jobs of both queues and the worker BullMQ says took each (`processedBy`, hostname:pid). */
-async function activeJobs(): Promise<{ jobId: string; by: string }[]> {
-  const lua = `local r = {}
-for q = 1, #KEYS do
-  for _, id in ipairs(redis.call('LRANGE', KEYS[q] .. ':active', 0, -1)) do
-    r[#r + 1] = id .. ' ' .. (redis.call('HGET', KEYS[q] .. ':' .. id, 'pb') or '-')
-  end
-end
-return r`;
-  const out = await redisCli('EVAL', lua, '2', ...queueKeys());
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [jobId, by] = line.split(' ');
-      return { jobId: jobId!, by: by! };
-    });
-}
-
-/** The queues' event streams: `active`, `stalled`, `completed`, … per job, at the Redis clock. */
-async function queueEvents(): Promise<{ at: number; event: string; jobId: string }[]> {
-  const lua = `local r = {}
-for q = 1, #KEYS do
-  for _, e in ipairs(redis.call('XRANGE', KEYS[q] .. ':events', '-', '+')) do
-    local ev, id = '', ''
-    for i = 1, #e[2], 2 do
-      if e[2][i] == 'event' then ev = e[2][i + 1] elseif e[2][i] == 'jobId' then id = e[2][i + 1] end
-    end
-    r[#r + 1] = e[1] .. ' ' .. ev .. ' ' .. id
-  end
-end
-return r`;
-  const out = await redisCli('EVAL', lua, '2', ...queueKeys());
-  return out
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [id, event, jobId] = line.split(' ');
-      return { at: Number(id!.split('-')[0]), event: event!, jobId: jobId ?? '' };
-    })
-    .sort((a, b) => a.at - b.at);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Through the API, as an app on another machine would.
-
-const api = (route: string, init: RequestInit = {}) =>
-  fetch(`http://${net!.apiAddress}:${PORTS.api}${route}`, {
-    ...init,
-    headers: {
-      authorization: `Bearer ${KEY}`,
-      ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    signal: AbortSignal.timeout(20_000),
-  });
 
 interface Tracked {
   readonly job: Planned;
@@ -433,10 +172,17 @@ async function main(): Promise<number> {
     ...(isolation === undefined ? {} : { isolation }),
   });
   log(`hosts built (isolation: ${net.isolation === 'nft' ? 'routes and nft firewalls' : 'routes alone'})`);
-  const workers = await startServices(work, dataDir);
+  system = systemOn(net, {
+    lockMs: LOCK_MS,
+    stalledMs: STALLED_MS,
+    maxStalledCount: args['max-stalled-count'],
+    prefix: defaults.prefix,
+  });
+  const { activeJobs, queueEvents } = system;
+  const workers = await system.startServices(work, dataDir);
   log('Redis, the API and the workers are up');
 
-  const probes = await checkReachability();
+  const probes = await system.checkReachability();
   const leaks = probes.filter((p) => p.got !== p.expect);
 
   const plan = planBurst(seed, {
@@ -523,6 +269,19 @@ async function main(): Promise<number> {
   const events = await queueEvents();
   const after = (jobId: string, event: string) =>
     events.find((e) => e.jobId === jobId && e.event === event && e.at >= cutAt)?.at;
+  // Aggregations running on the hosts still on the network at an instant (from the events: an
+  // `active` not yet followed by an end, a stall or a hand-back), the cut host's jobs aside.
+  const busyAt = (at: number) => {
+    const open = new Set<string>();
+    for (const e of events) {
+      if (e.at > at) break;
+      if (!e.jobId.startsWith('agg-') || (held.includes(e.jobId) && e.at < cutAt)) continue;
+      if (e.event === 'active') open.add(e.jobId);
+      else if (['completed', 'failed', 'stalled', 'delayed'].includes(e.event)) open.delete(e.jobId);
+    }
+    for (const id of held) open.delete(id);
+    return open.size;
+  };
   const recoveries = held.map((jobId) => {
     const stalled = after(jobId, 'stalled');
     const active = after(jobId, 'active');
@@ -537,6 +296,7 @@ async function main(): Promise<number> {
       jobId,
       kind: byId.get(jobId)?.job.kind ?? 'unknown',
       stalledMs: ms(stalled),
+      busyAtStall: stalled === undefined ? null : busyAt(stalled),
       pickupMs: ms(active),
       endMs: ms(end),
       state: byId.get(jobId)?.status?.state ?? 'unknown',
@@ -544,11 +304,14 @@ async function main(): Promise<number> {
     };
   });
   for (const r of recoveries) {
-    if (r.pickupMs === null || r.pickupMs > BOUND_MS) {
+    // The bound is Quarry's part: the job handed back to the queue. Taken again is when a slot of
+    // a host still on the network is free: at once with room, later on a saturated machine.
+    if (r.stalledMs === null || r.stalledMs > BOUND_MS) {
       problems.push(
-        `job ${r.jobId} was taken again ${r.pickupMs ?? 'never'} ms after the cut (bound ${BOUND_MS} ms)`,
+        `job ${r.jobId} was handed back ${r.stalledMs ?? 'never'} ms after the cut (bound ${BOUND_MS} ms)`,
       );
     }
+    if (r.pickupMs === null) problems.push(`job ${r.jobId} was never taken again`);
     if (r.state === 'completed' && r.finishedOn.length === 0) {
       problems.push(`job ${r.jobId} completed, but no other host logged its run`);
     }
@@ -568,7 +331,7 @@ async function main(): Promise<number> {
       fault: proc === victim ? `cut +${cutAt - started} ms, killed +${killedAt - started} ms` : '',
     };
   });
-  const longest = (key: 'pickupMs' | 'endMs') =>
+  const longest = (key: 'stalledMs' | 'pickupMs' | 'endMs') =>
     recoveries.some((r) => r[key] === null) ? null : Math.max(...recoveries.map((r) => r[key]!));
   const summary = {
     seed,
@@ -582,6 +345,7 @@ async function main(): Promise<number> {
     lost,
     wrong,
     heldAtCut: held.length,
+    longestHandBackMs: longest('stalledMs'),
     longestPickupMs: longest('pickupMs'),
     longestRecoveryMs: longest('endMs'),
     boundMs: BOUND_MS,
@@ -594,7 +358,8 @@ async function main(): Promise<number> {
     recoveries.map((r) => ({
       job: r.jobId,
       kind: r.kind,
-      stalled: r.stalledMs,
+      'handed back': r.stalledMs,
+      'busy slots then': r.busyAtStall,
       'taken again': r.pickupMs,
       ended: r.endMs,
       state: r.state,
