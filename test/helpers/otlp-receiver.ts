@@ -1,6 +1,6 @@
 // A loopback OTLP/HTTP trace receiver for tests: a node:http server that accepts
 // POST /v1/traces in the http/json encoding (what OTEL_EXPORTER_OTLP_PROTOCOL=http/json sends),
-// decodes each span with its resource's service.name, and keeps the request headers.
+// decodes each span with its resource's service.name, and keeps every request (http/protobuf raw).
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,8 +26,8 @@ export interface ReceivedSpan {
 export interface OtlpReceiver {
   readonly url: string;
   readonly spans: ReceivedSpan[];
-  /** Headers of every export request, in order. */
-  readonly requests: { path: string; headers: IncomingHttpHeaders }[];
+  /** Every export request, in order: its path, headers and body (protobuf bodies are not decoded). */
+  readonly requests: { path: string; headers: IncomingHttpHeaders; body: Buffer }[];
   close(): Promise<void>;
 }
 
@@ -57,13 +57,19 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     const chunks: Buffer[] = [];
     request.on('data', (c: Buffer) => chunks.push(c));
     request.on('end', () => {
-      requests.push({ path: request.url ?? '', headers: request.headers });
+      const raw = Buffer.concat(chunks);
+      requests.push({ path: request.url ?? '', headers: request.headers, body: raw });
       if (request.method !== 'POST' || request.url !== '/v1/traces') {
         response.writeHead(404).end();
         return;
       }
+      if (!String(request.headers['content-type']).startsWith('application/json')) {
+        // http/protobuf: kept raw; the tests only check that it was sent.
+        response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        return;
+      }
       // biome-ignore lint/suspicious/noExplicitAny: OTLP JSON, read field by field below
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as any;
+      const body = JSON.parse(raw.toString('utf8')) as any;
       for (const rs of body.resourceSpans ?? []) {
         const service = String(attributes(rs.resource?.attributes)['service.name'] ?? '');
         for (const ss of rs.scopeSpans ?? []) {

@@ -12,6 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { silentLogger } from '../../shared/logger.ts';
+import { startTracing, traced, tracer } from '../../shared/tracing.ts';
+import { tracingConfig } from '../../shared/tracing-config.ts';
 import { tsExecArgv } from '../../shared/ts-runtime.ts';
 import { type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.ts';
@@ -341,6 +344,33 @@ describe('OpenTelemetry traces', () => {
       assert.equal(receiver.requests.length, 0, 'nothing reached the receiver');
     } finally {
       admin.disconnect();
+      await receiver.close();
+    }
+  });
+
+  test('http/protobuf (the default protocol) exports too; shutdown flushes and unregisters', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      const config = tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+      const traces = await startTracing(config, { serviceName: 'quarry-probe', logger: silentLogger() });
+      assert.ok(traces !== undefined && tracer() === traces);
+      const carried = await traced('probe-parent', {}, () =>
+        traced('probe-child', {}, async () => traces.jobTrace()),
+      );
+      assert.match(String(carried?.parent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      await traces.shutdown();
+      assert.equal(tracer(), undefined);
+      assert.equal(receiver.requests.length, 1, 'one batch, sent at shutdown');
+      const [sent] = receiver.requests;
+      assert.equal(sent!.path, '/v1/traces');
+      assert.equal(sent!.headers['content-type'], 'application/x-protobuf');
+      for (const name of ['probe-parent', 'probe-child', 'quarry-probe']) {
+        assert.ok(sent!.body.includes(name), `the protobuf body names ${name}`);
+      }
+      // The child's trace context went out with the export: its trace id is in the body.
+      const traceId = Buffer.from(String(carried?.parent).split('-')[1]!, 'hex');
+      assert.ok(sent!.body.includes(traceId));
+    } finally {
       await receiver.close();
     }
   });
