@@ -187,6 +187,17 @@ describe('OpenTelemetry traces', () => {
       assert.equal(built.status, 200, JSON.stringify(built.body));
       const version = Number((built.body.index as { version: number }).version);
 
+      const batch = traceparent();
+      const batched = await call(
+        `${api.url}/v1/aggregations/batch`,
+        'POST',
+        { items: [{ dataset: { records: [{ k: 'x', n: 3 }] }, metrics: [{ op: 'sum', column: 'n' }] }] },
+        { traceparent: batch.header },
+      );
+      assert.equal(batched.status, 200, JSON.stringify(batched.body));
+      const batchJob = String((batched.body.items as { body: { jobId: string } }[])[0]!.body.jobId);
+      assert.equal(await waitForState(api.url, batchJob, ['completed', 'failed']), 'completed');
+
       const again = traceparent();
       const retried = await call(`${api.url}/v1/jobs/${failedId}/retry`, 'POST', undefined, {
         traceparent: again.header,
@@ -268,6 +279,13 @@ describe('OpenTelemetry traces', () => {
       assert.equal(load.service, 'quarry-api');
       childOf(load, indexRequest, 'the API loads the version it answers with');
       assert.equal(load.attributes['quarry.version'], version);
+
+      // A batch's jobs join the batch request's trace (no send span of their own).
+      const batchRequest = only(spans, batch.traceId, 'POST /v1/aggregations/batch');
+      const batchWait = only(spans, batch.traceId, 'wait aggregate');
+      childOf(batchWait, batchRequest, 'a batch job’s wait');
+      assert.equal(batchWait.attributes['quarry.job.id'], batchJob);
+      childOf(only(spans, batch.traceId, 'process aggregate'), batchWait, 'a batch job’s attempt');
 
       // The failed job: its attempt recorded the error; its retry runs in the retry's trace,
       // linked to the enqueue of the first one.
