@@ -8,6 +8,7 @@ import type { IndexRegistry } from '../shared/index-registry.ts';
 import { JOB_ID_PATTERN } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import { type ApiMetrics, createMetrics } from '../shared/metrics.ts';
+import { tracer } from '../shared/tracing.ts';
 import { Authenticator } from './auth.ts';
 import { READ, registerAuthorization } from './authorization.ts';
 import { ConsoleSessions } from './console-session.ts';
@@ -18,6 +19,7 @@ import { registerMetrics } from './plugins/metrics.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
 import { RawJson } from './raw-json.ts';
 import { AccessLogController, registerRequestIds, requestId } from './request-log.ts';
+import { registerRequestTracing } from './request-tracing.ts';
 import { ResultCache } from './result-cache.ts';
 import { ResultConversions } from './result-conversions.ts';
 import { aggregationRoutes } from './routes/aggregations.ts';
@@ -68,6 +70,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
   registerRequestIds(app);
+  // Traces (shared/tracing.ts): a span per request, only when this process exports them.
+  const traces = tracer();
+  if (traces !== undefined) registerRequestTracing(app, traces);
 
   // Who is asking, and for which tenant: every route reads through request.quarry. Installed
   // before any route is declared, so that every route, plugins' included, gets its scope.

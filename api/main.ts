@@ -4,6 +4,7 @@ import { createQuarry } from '../producers/client.ts';
 import { loadConfig } from '../shared/config.ts';
 import { createLogger, routeConsoleToLogger } from '../shared/logger.ts';
 import { warnAboutRoles } from '../shared/redis.ts';
+import { startTracing } from '../shared/tracing.ts';
 import { buildApp } from './app.ts';
 
 function isLoopback(host: string): boolean {
@@ -25,6 +26,8 @@ if (config.apiKeys.length === 0) {
   }
   logger.warn('no QUARRY_API_KEYS: the API is open to anyone who can reach this loopback address');
 }
+// Before anything that makes spans; null config (no OTLP endpoint): nothing is loaded.
+const traces = await startTracing(config.tracing, { serviceName: 'quarry-api', logger });
 const client = createQuarry({ config, logger, failFast: true });
 await client.ready();
 const app = buildApp({ config, client, registry: await client.indexRegistry(), logger });
@@ -50,6 +53,12 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
         await client.close();
       } catch (err) {
         logger.warn({ err }, 'error closing Redis connections');
+      }
+      try {
+        // The spans of the last requests are still buffered: export them before exiting.
+        await traces?.shutdown();
+      } catch (err) {
+        logger.warn({ err }, 'error flushing traces');
       }
       process.exit(0);
     })();

@@ -29,6 +29,7 @@ import { type KeyScheme, QUEUE_NAMES } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
 import { type CacheConnection, isCluster, type Redis } from '../shared/redis.ts';
 import type { EnqueueOutcome, StatusStore } from '../shared/status.ts';
+import { tracer } from '../shared/tracing.ts';
 import type { ReplicaWait } from './replica-wait.ts';
 
 /** One item's answer: its value, or the error it alone got (the others are not affected). */
@@ -135,6 +136,8 @@ async function submitUnique(
       ? tenantPolicy(deps.config, deps.tenant)
       : undefined;
   const payloads = new Map<number, AggregationJobData>();
+  // Traced, every job of the batch carries the caller's context (the batch request's span).
+  const trace = tracer()?.jobTrace();
   const outcomes = await deps.status.enqueueMany(
     misses.map((i) => {
       const job = jobs[i]!;
@@ -143,6 +146,7 @@ async function submitUnique(
         resultKey: job.resultKey,
         spec: job.spec,
         ...(deps.tenant === undefined ? {} : { tenant: deps.tenant }),
+        ...(trace === undefined ? {} : { trace }),
       };
       payloads.set(i, payload);
       return {

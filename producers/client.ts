@@ -62,6 +62,7 @@ import {
   type JobStatus,
   StatusStore,
 } from '../shared/status.ts';
+import { tracer } from '../shared/tracing.ts';
 import { type BatchSubmission, type Settled, submitBatch } from './batch.ts';
 import { type ClientCore, createCore, jobError, waitReady } from './core.ts';
 import { Jobs, type JobsDeps, readActivity } from './history.ts';
@@ -267,6 +268,45 @@ export class QuarryClient {
     payload: AggregationJobData | IndexJobData,
     write: EnqueueWrite,
   ): Promise<void> {
+    const traces = tracer();
+    if (traces === undefined) {
+      await this.#enqueueWrites(name, jobId, payload, write);
+      return;
+    }
+    // The job carries this span's context: its wait and attempts join the caller's trace.
+    return traces.inSpan(
+      `send ${name}`,
+      {
+        kind: 'producer',
+        attributes: {
+          'messaging.system': 'bullmq',
+          'messaging.operation.type': 'send',
+          'messaging.operation.name': 'send',
+          'messaging.destination.name': name,
+          'messaging.message.id': jobId,
+          'quarry.job.id': jobId,
+          ...(this.tenant === undefined ? {} : { 'quarry.tenant': this.tenant }),
+          ...(write.resultKey ? { 'quarry.result_key': write.resultKey } : {}),
+          ...(write.collection === undefined ? {} : { 'quarry.collection': write.collection }),
+        },
+      },
+      (span) => {
+        const trace = traces.jobTrace();
+        const traced = trace === undefined ? payload : { ...payload, trace };
+        return this.#enqueueWrites(name, jobId, traced, write).then((outcome) => {
+          span.setAttribute('quarry.enqueue.outcome', outcome);
+        });
+      },
+    );
+  }
+
+  /** #enqueueDurably's work; answers whether the job is new or joined a live one. */
+  async #enqueueWrites(
+    name: QueueName,
+    jobId: string,
+    payload: AggregationJobData | IndexJobData,
+    write: EnqueueWrite,
+  ): Promise<string> {
     const type = name === QUEUE_NAMES.index ? 'index' : 'aggregate';
     const { redis, queues, replicas } = this.#core.enqueue;
     const queue = type === 'index' ? queues.index : queues.aggregate;
@@ -306,6 +346,7 @@ export class QuarryClient {
     }
     // Also for a job joined, not created: its writes may be this connection's earlier ones.
     await replicas.wait();
+    return outcome;
   }
 
   async aggregate(spec: AggregationSpecInput | unknown): Promise<AggregationHandle> {

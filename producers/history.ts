@@ -26,6 +26,7 @@ import { JOB_ID_PATTERN, type KeyScheme, QUEUE_NAMES, type QueueName } from '../
 import type { Logger } from '../shared/logger.ts';
 import type { Redis } from '../shared/redis.ts';
 import type { JobStatus, JobType } from '../shared/status.ts';
+import { type JobTrace, retraced } from '../shared/tracing.ts';
 
 /**
  * A retry right after a job ended can find BullMQ still removing the job it just failed (the
@@ -139,7 +140,9 @@ export class Jobs {
         const placing = placeJob(this.#d.queueRedis, keys, name, policy, status.priority ?? DEFAULT_PRIORITY);
         options.priority = await this.#d.bounded(placing);
       }
-      await this.#d.bounded(this.#d.queues[name].add(name, JSON.parse(outcome.payload), options));
+      // Traced, the retry runs in the retrying request's trace, linked to the job's first one.
+      const payload = retraced(JSON.parse(outcome.payload) as { trace?: JobTrace });
+      await this.#d.bounded(this.#d.queues[name].add(name, payload, options));
     } catch (error) {
       await undoRetry(deps, jobId, name, outcome).catch((err: unknown) => {
         this.#d.logger.warn({ err, jobId }, 'could not take back a failed retry; the reconciler will');

@@ -33,6 +33,7 @@ import {
 import { ContentHash, canonicalJson } from './hashing.ts';
 import { aggregationJobId } from './keys.ts';
 import { type ObjectFingerprint, parseObjectUrl } from './object-store.ts';
+import { type JobTrace, JobTraceSchema } from './tracing.ts';
 import { describeZodError, parseWith } from './zod-messages.ts';
 
 export const ENGINES = ['auto', 'duckdb', 'polars'] as const;
@@ -172,6 +173,8 @@ export interface AggregationJobData {
   readonly spec: AggregationSpec;
   /** The tenant that owns the job (its keys live under the tenant's prefix). */
   readonly tenant?: string;
+  /** The enqueue's trace context, set only when tracing is on (shared/tracing.ts). */
+  readonly trace?: JobTrace;
 }
 
 export interface ResultColumn {
@@ -200,6 +203,7 @@ const ColumnTypeSchema = z.enum(['integer', 'float', 'string', 'boolean', 'date'
 export const AggregationJobDataSchema = z.strictObject({
   v: z.literal(1),
   resultKey: z.string().regex(/^[0-9a-f]{32}$/),
+  trace: JobTraceSchema.optional(),
   tenant: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/)

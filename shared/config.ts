@@ -6,6 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { usableCpus } from './cpu-limit.ts';
 import { QuarryError } from './errors.ts';
+import { type TracingConfig, tracingConfig } from './tracing-config.ts';
 import { describeIssue } from './zod-messages.ts';
 
 const int = (min: number, max: number, fallback: number) =>
@@ -365,6 +366,8 @@ export interface QuarryConfig {
   readonly webhookTimeoutMs: number;
   /** Deliveries kept in each webhook's log. */
   readonly webhookLogSize: number;
+  /** OpenTelemetry trace export (OTEL_* variables, shared/tracing-config.ts); null: off. */
+  readonly tracing: TracingConfig | null;
 }
 
 /** The variable names the schema knows: the compose-file check and the README table use it. */
@@ -564,5 +567,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookFirstRetryMs: e.QUARRY_WEBHOOK_FIRST_RETRY_MS,
     webhookTimeoutMs: e.QUARRY_WEBHOOK_TIMEOUT_MS,
     webhookLogSize: e.QUARRY_WEBHOOK_LOG_SIZE,
+    tracing: tracingConfig(env),
   });
 }

@@ -16,6 +16,7 @@ import type { KeyScheme } from './keys.ts';
 import type { Logger } from './logger.ts';
 import { closeRedis, type Redis } from './redis.ts';
 import { loadIndex, type SearchIndex } from './search/index.ts';
+import { traced } from './tracing.ts';
 
 export interface LoadedIndex {
   readonly collection: string;
@@ -146,7 +147,24 @@ export class IndexRegistry {
     return this.#loaded.get(collection) ?? null;
   }
 
-  async #load(collection: string, version: number): Promise<LoadedIndex | null> {
+  #load(collection: string, version: number): Promise<LoadedIndex | null> {
+    return traced(
+      'load index',
+      { attributes: { 'quarry.collection': collection, 'quarry.version': version } },
+      async (span) => {
+        const loaded = await this.#fetchAndLoad(collection, version);
+        span?.setAttribute('quarry.index.loaded', loaded !== null);
+        if (loaded !== null)
+          span?.setAttributes({
+            'quarry.index.bytes': loaded.info.bytes,
+            'quarry.job.id': loaded.info.jobId,
+          });
+        return loaded;
+      },
+    );
+  }
+
+  async #fetchAndLoad(collection: string, version: number): Promise<LoadedIndex | null> {
     const started = performance.now();
     const [bytes, info] = await Promise.all([
       this.#store.fetch(collection, version),

@@ -14,6 +14,7 @@ import {
   type ObjectStore,
   parseObjectUrl,
 } from './object-store.ts';
+import { type JobTrace, JobTraceSchema } from './tracing.ts';
 import { parseWith } from './zod-messages.ts';
 
 export const COLLECTION_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -66,6 +67,8 @@ export interface IndexJobData {
   readonly store: readonly string[];
   readonly boosts?: Readonly<Record<string, number>>;
   readonly source: IndexSource;
+  /** The enqueue's trace context, set only when tracing is on (shared/tracing.ts). */
+  readonly trace?: JobTrace;
 }
 
 /** A validated index request: the job payload and, for inline documents, their JSON. */
@@ -227,6 +230,7 @@ const IndexJobDataSchema = z.strictObject({
   fields: z.array(Field).min(1).max(64),
   store: z.array(Field).max(64),
   boosts: z.record(Field, z.number().positive().max(1000)).optional(),
+  trace: JobTraceSchema.optional(),
   source: z.union([
     z.strictObject({ kind: z.literal('inline'), documents: z.number().int().min(0) }),
     z.strictObject({

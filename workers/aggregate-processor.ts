@@ -26,6 +26,7 @@ import { checkSpecColumns } from '../shared/plan.ts';
 import type { CacheConnection, Redis } from '../shared/redis.ts';
 import { redisFailureCode } from '../shared/redis-errors.ts';
 import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts';
+import { traced } from '../shared/tracing.ts';
 import { chooseEngine } from './engines/choose.ts';
 import type { AggregationEngine, EngineSource } from './engines/engine.ts';
 import { serializeEnvelope } from './envelope.ts';
@@ -179,7 +180,15 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         ...(spec.dataset.kind === 'inline' ? { count: spec.dataset.rows } : {}),
       });
       const engine = engines[chooseEngine(spec)];
-      const output = await engine.run({ spec, source, maxRows: config.maxResultRows, signal });
+      const output = await traced(
+        `engine ${engine.name}`,
+        { attributes: { 'quarry.engine': engine.name, 'quarry.dataset.kind': spec.dataset.kind } },
+        async (span) => {
+          const out = await engine.run({ spec, source, maxRows: config.maxResultRows, signal });
+          span?.setAttributes({ 'quarry.rows': out.rows.length, 'quarry.total_rows': out.totalRows });
+          return out;
+        },
+      );
       const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       const envelope: ResultEnvelope = {
         resultKey,
@@ -202,7 +211,20 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       signal.throwIfAborted();
       progress.report({ phase: 'store', percent: 90, count: envelope.rowCount });
       metrics?.resultBytes.observe(Buffer.byteLength(bytes));
-      await cacheRedis.set(resultKeyName, bytes, 'EX', config.resultTtlS);
+      await traced(
+        'store result',
+        {
+          kind: 'client',
+          attributes: {
+            'db.system': 'redis',
+            'db.system.name': 'redis',
+            'db.operation.name': 'SET',
+            'quarry.result_key': resultKey,
+            'quarry.result.bytes': Buffer.byteLength(bytes),
+          },
+        },
+        () => cacheRedis.set(resultKeyName, bytes, 'EX', config.resultTtlS),
+      );
       if (signal.aborted) {
         // Cancelled (or timed out) while the result was being written: take it back.
         await cacheRedis.del(resultKeyName);

@@ -15,6 +15,7 @@ import type { WorkerMetrics } from '../shared/metrics.ts';
 import { checkBucketScope, parseObjectUrl } from '../shared/object-store.ts';
 import type { Redis } from '../shared/redis.ts';
 import { readHeader } from '../shared/search/index.ts';
+import { traced } from '../shared/tracing.ts';
 import type { DuckDBEngine } from './engines/duckdb.ts';
 import type { IndexBuilder } from './index-builder.ts';
 import { refuseEnded, runAttempt } from './job-attempt.ts';
@@ -189,12 +190,17 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       documents.byteOffset,
       documents.byteOffset + documents.length,
     ) as ArrayBuffer;
-    const bytes = await deps.builder.build(input, {
-      idField,
-      fields,
-      store: stored,
-      ...(boosts === undefined ? {} : { boosts }),
-      signal,
+    const indexAttributes = { 'quarry.collection': collection, 'quarry.version': version };
+    const bytes = await traced('build index', { attributes: indexAttributes }, async (span) => {
+      const built = await deps.builder.build(input, {
+        idField,
+        fields,
+        store: stored,
+        ...(boosts === undefined ? {} : { boosts }),
+        signal,
+      });
+      span?.setAttributes({ 'quarry.source.bytes': documents.length, 'quarry.index.bytes': built.length });
+      return built;
     });
     const buildMs = Math.round(performance.now() - started);
     metrics?.indexBuild.observe(buildMs / 1000);
@@ -204,13 +210,29 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       .catch(() => undefined);
     // A cancelled or timed-out build publishes nothing.
     signal.throwIfAborted();
-    const outcome = await store.publish(collection, version, bytes, {
-      documents: header.docCount,
-      terms: header.termCount,
-      builtAt: new Date().toISOString(),
-      buildMs,
-      jobId,
-    });
+    const outcome = await traced(
+      'store index',
+      {
+        kind: 'client',
+        attributes: {
+          ...indexAttributes,
+          'db.system': 'redis',
+          'db.system.name': 'redis',
+          'quarry.documents': header.docCount,
+        },
+      },
+      async (span) => {
+        const published = await store.publish(collection, version, bytes, {
+          documents: header.docCount,
+          terms: header.termCount,
+          builtAt: new Date().toISOString(),
+          buildMs,
+          jobId,
+        });
+        span?.setAttribute('quarry.index.outcome', published);
+        return published;
+      },
+    );
     if (outcome === 'deleted') {
       // The collection was deleted after this build reserved its version: the delete wins, and
       // the store kept nothing of this version.

@@ -3,15 +3,17 @@
 // the error BullMQ gets back (unrecoverable or retried).
 import type { Job } from 'bullmq';
 import type { QuarryConfig } from '../shared/config.ts';
-import { QuarryError } from '../shared/errors.ts';
+import { isQuarryError, QuarryError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { WorkerMetrics } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
 import type { AttemptStart, JobType } from '../shared/status.ts';
+import { tracer } from '../shared/tracing.ts';
 import { jobSignal } from './job-control.ts';
 import { failAttempt } from './job-failure.ts';
 import { observeAttempt } from './job-metrics.ts';
 import { type JobScope, jobScope, tenantOf } from './job-scope.ts';
+import { traceAttempt } from './job-tracing.ts';
 
 export interface AttemptContext {
   readonly jobId: string;
@@ -47,18 +49,25 @@ export async function runAttempt<T>(
   const log = logger.child({ jobId, attempt: job.attemptsMade + 1, tenant });
   const scope = jobScope(config, queueRedis, tenant);
   const observed = observeAttempt(metrics, type, job);
-  try {
-    const result = await body({ jobId, signal: control.signal, scope, log });
-    observed.completed();
-    return result;
-  } catch (error) {
-    const cause = control.signal.aborted ? control.signal.reason : error;
-    const failure = await failAttempt({ ...scope, queueRedis }, job, cause, log);
-    observed.failed(cause, failure);
-    throw failure;
-  } finally {
-    control.dispose();
-  }
+  const run = async () => {
+    try {
+      const result = await body({ jobId, signal: control.signal, scope, log });
+      observed.completed();
+      return result;
+    } catch (error) {
+      const cause = control.signal.aborted ? control.signal.reason : error;
+      // The attempt's span (when traced) says why, as the metrics do: an unrecoverable error
+      // reaches BullMQ without its code.
+      tracer()?.annotate({ 'error.type': isQuarryError(cause) ? cause.code : 'QUARRY_ERR_ENGINE' });
+      const failure = await failAttempt({ ...scope, queueRedis }, job, cause, log);
+      observed.failed(cause, failure);
+      throw failure;
+    } finally {
+      control.dispose();
+    }
+  };
+  const traces = tracer();
+  return traces === undefined ? run() : traceAttempt(traces, type, job, run);
 }
 
 /**

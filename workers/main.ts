@@ -5,12 +5,15 @@
 import { loadConfig } from '../shared/config.ts';
 import { createLogger, routeConsoleToLogger } from '../shared/logger.ts';
 import { onShutdownSignals } from '../shared/shutdown-signals.ts';
+import { startTracing } from '../shared/tracing.ts';
 import { startWorker } from './worker.ts';
 
 const config = loadConfig();
 const logger = createLogger({ level: config.logLevel, name: 'quarry-worker', format: config.logFormat });
 // BullMQ and ioredis print warnings with console.*: make them log records like the rest.
 routeConsoleToLogger(logger);
+// Before the worker takes jobs; null config (no OTLP endpoint): nothing is loaded.
+const traces = await startTracing(config.tracing, { serviceName: 'quarry-worker', logger });
 const worker = await startWorker(config, logger);
 await worker.ready;
 
@@ -22,16 +25,20 @@ onShutdownSignals({
       process.exit(1);
     }, config.shutdownTimeoutMs + 5000);
     force.unref();
-    worker.close().then(
-      () => {
-        logger.info({ shutdown: 'graceful', exitCode: 0 }, 'worker stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err, shutdown: 'graceful', exitCode: 1 }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    worker
+      .close()
+      // The last attempts' spans are still buffered: export them; a failed flush is only logged.
+      .then(() => traces?.shutdown().catch((err: unknown) => logger.warn({ err }, 'error flushing traces')))
+      .then(
+        () => {
+          logger.info({ shutdown: 'graceful', exitCode: 0 }, 'worker stopped');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          logger.error({ err, shutdown: 'graceful', exitCode: 1 }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   },
   duplicate(signal) {
     logger.info({ signal, shutdown: 'duplicate' }, 'the same stop request again: still stopping gracefully');
