@@ -196,7 +196,7 @@ function columnOf(docs: readonly Readonly<Record<string, unknown>>[], field: str
     else if (Array.isArray(v)) {
       if (!v.every((x) => typeof x === 'string'))
         throw invalid(`${path}: an array in a filterable or sortable field must hold only strings`, path);
-      items = v;
+      items = [...new Set(v)];
       k = 'strings';
     } else {
       k = KIND_OF[typeof v];
