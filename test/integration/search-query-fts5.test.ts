@@ -29,7 +29,7 @@ interface Row {
 
 const docs = brownDocs()
   .filter((d) => !/\P{ASCII}/u.test(d.title + d.body))
-  .map((d, i) => ({ ...d, genre: d.id.slice(7, 8), n: (i * 7919) % 13 }));
+  .map((d, i) => ({ ...d, genre: d.id.slice(7, 8), n: (i * 7919) % 13, m: i % 3 === 0 ? null : i % 11 }));
 
 /** Ours equal theirs rank by rank up to ties: the same (sort key, score) at each rank, and each
  * document of either list holding the same score in the other. */
@@ -58,13 +58,13 @@ describe('full queries equal SQLite FTS5 on the Brown corpus', () => {
   before(() => {
     db = new Database(':memory:');
     db.exec(`CREATE VIRTUAL TABLE docs USING fts5(title, body, tokenize = "${TOKENIZER}")`);
-    db.exec('CREATE TABLE meta(id INTEGER PRIMARY KEY, genre TEXT, n INTEGER)');
+    db.exec('CREATE TABLE meta(id INTEGER PRIMARY KEY, genre TEXT, n INTEGER, m INTEGER)');
     const insert = db.prepare('INSERT INTO docs(rowid, title, body) VALUES (?, ?, ?)');
-    const meta = db.prepare('INSERT INTO meta(id, genre, n) VALUES (?, ?, ?)');
+    const meta = db.prepare('INSERT INTO meta(id, genre, n, m) VALUES (?, ?, ?, ?)');
     db.transaction(() => {
       docs.forEach((d, i) => {
         insert.run(i, d.title, d.body);
-        meta.run(i, d.genre, d.n);
+        meta.run(i, d.genre, d.n, d.m);
       });
     })();
     index = loadIndex(
@@ -73,7 +73,7 @@ describe('full queries equal SQLite FTS5 on the Brown corpus', () => {
         fields: ['title', 'body'],
         store: ['title', 'body'],
         idf: 'fts5',
-        filterable: ['genre', 'n'],
+        filterable: ['genre', 'n', 'm'],
         sortable: ['n'],
         typos: true,
       }),
@@ -108,9 +108,11 @@ describe('full queries equal SQLite FTS5 on the Brown corpus', () => {
         and: [
           { column: 'genre', op: 'in', value: genres },
           { or: [{ column: 'n', op: 'gte', value: 4 }, { not: { column: 'n', op: 'ne', value: 1 } }] },
+          // m is null in a third of the rows: SQL's three-valued logic decides (NOT unknown = unknown).
+          { or: [{ not: { column: 'm', op: 'lt', value: 3 } }, { column: 'n', op: 'eq', value: 0 }] },
         ],
       };
-      const where = `AND meta.genre IN (${genres.map(() => '?').join(',')}) AND (meta.n >= 4 OR NOT (meta.n <> 1))`;
+      const where = `AND meta.genre IN (${genres.map(() => '?').join(',')}) AND (meta.n >= 4 OR NOT (meta.n <> 1)) AND (NOT (meta.m < 3) OR meta.n = 0)`;
       const match = quoted(terms, all ? 'AND' : 'OR');
       const mode = all ? 'all' : 'any';
       const ranked = searchRequest(index, { q, k: 10, mode, filter, typos: 0 });
