@@ -29,6 +29,7 @@ import {
   type Schema,
   scheduleExample,
   scheduleName,
+  searchRequestExample,
   str,
   tenantUsageExample,
 } from './openapi-schemas.ts';
@@ -493,6 +494,37 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
         tookMs: 0.03,
       }),
       ...errors([...AUTH_CODES, 'QUARRY_ERR_VALIDATION', 'QUARRY_ERR_INDEX_NOT_FOUND']),
+    },
+  },
+  'POST /v1/indexes/:collection/search': {
+    operationId: 'searchQuery',
+    tags: ['indexes'],
+    summary: 'Search a collection with phrases, negation, typos, filters, facets, sorting and pages',
+    description:
+      '`q` takes words, `"quoted phrases"` and `-excluded` words or phrases; an empty `q` matches ' +
+      "every document. `filter` is the aggregation filter grammar over the index's `filterable` " +
+      'fields; `facets` count values of filterable fields over all matches; `sort` orders by ' +
+      '`sortable` fields, then fewer typos, then score. A field not declared when building, an ' +
+      'unclosed quote, `offset + k` above 1000 or `typos` on an index built without them is a `400` ' +
+      'naming the field.',
+    params: obj({ collection }),
+    body: body('SearchRequest', searchRequestExample),
+    response: {
+      200: json('SearchQueryResult', 'One page of hits, best first, the exact total and facets.', {
+        hits: [
+          {
+            id: '1',
+            score: 1.93,
+            fields: { title: 'Red apples' },
+            highlights: { title: '<em>Red</em> apples' },
+          },
+        ],
+        total: 1,
+        facets: { tags: { fruit: 1 } },
+        version: 1,
+        tookMs: 0.05,
+      }),
+      ...errors([...AUTH_CODES, 'QUARRY_ERR_VALIDATION', 'QUARRY_ERR_INDEX_NOT_FOUND'], { body: true }),
     },
   },
   'PUT /v1/schedules/:name': {

@@ -11,6 +11,7 @@ import { PRIORITY_CLASSES } from '../shared/fairness.ts';
 import { COLLECTION_PATTERN, IndexRequestSchema } from '../shared/indexing.ts';
 import { JOB_ID_PATTERN, RESULT_KEY_PATTERN } from '../shared/keys.ts';
 import { SCHEDULE_NAME_PATTERN, ScheduleRequestSchema } from '../shared/schedules.ts';
+import { SearchRequestSchema } from '../shared/search/request.ts';
 import type { JobState, JobType } from '../shared/status.ts';
 
 export type Schema = Record<string, unknown>;
@@ -61,6 +62,7 @@ export const collection = str({ pattern: COLLECTION_PATTERN.source });
 
 export const AGGREGATION_REQUEST = requestSchemaOf(AggregationSpecSchema);
 export const INDEX_REQUEST = requestSchemaOf(IndexRequestSchema);
+export const SEARCH_REQUEST = requestSchemaOf(SearchRequestSchema);
 export const SCHEDULE_REQUEST = requestSchemaOf(ScheduleRequestSchema);
 
 export const EXAMPLE_KEY = '3f1c0e8a9b7d4c2e1f0a5b6c7d8e9f01';
@@ -89,6 +91,22 @@ export const indexRequestExample = {
   fields: ['title', 'body'],
   store: ['title'],
   boosts: { title: 2 },
+};
+
+export const searchRequestExample = {
+  q: 'red "green pears" -rotten',
+  k: 10,
+  filter: {
+    and: [
+      { column: 'price', op: 'lt', value: 5 },
+      { column: 'tags', op: 'in', value: ['fruit'] },
+    ],
+  },
+  facets: ['tags'],
+  sort: [{ field: 'price', direction: 'asc' }],
+  highlight: { fields: ['title'] },
+  snippet: { field: 'body', words: 20 },
+  typos: 'auto',
 };
 
 // ── Response shapes ────────────────────────────────────────────────────────────────────────────
@@ -272,6 +290,38 @@ export const SEARCH_RESULT = obj({
   tookMs: { type: 'number' },
 });
 
+export const SEARCH_QUERY_RESULT = obj(
+  {
+    hits: {
+      type: 'array',
+      items: obj(
+        {
+          id: str(),
+          score: { type: 'number', description: "BM25 with the whole collection's statistics." },
+          fields: { type: 'object', additionalProperties: true, description: 'The stored fields.' },
+          typos: int({ minimum: 1, description: 'Edit distance summed over the words; absent when 0.' }),
+          highlights: {
+            type: 'object',
+            additionalProperties: true,
+            description: 'Each requested stored field with the matched tokens wrapped in pre/post.',
+          },
+          snippet: str({ description: 'The window of `words` tokens around the densest match.' }),
+        },
+        ['id', 'score', 'fields'],
+      ),
+    },
+    total: int({ minimum: 0, description: 'Every document matching (exact), of which `hits` is one page.' }),
+    facets: {
+      type: 'object',
+      additionalProperties: { type: 'object', additionalProperties: { type: 'integer' } },
+      description: 'Per requested field, value → documents among all matches.',
+    },
+    version: int({ minimum: 1 }),
+    tookMs: { type: 'number' },
+  },
+  ['hits', 'total', 'version', 'tookMs'],
+);
+
 // ── Examples ───────────────────────────────────────────────────────────────────────────────────
 
 export const envelopeExample = {
@@ -415,6 +465,8 @@ export const COMPONENT_SCHEMAS = {
   Activity: ACTIVITY,
   IndexBuilt: INDEX_BUILT,
   SearchResult: SEARCH_RESULT,
+  SearchRequest: examplesOf(SEARCH_REQUEST, searchRequestExample),
+  SearchQueryResult: SEARCH_QUERY_RESULT,
   Schedule: examplesOf(SCHEDULE_INFO, scheduleExample),
   ScheduleList: obj({ schedules: { type: 'array', items: { $ref: '#/components/schemas/Schedule' } } }),
   Health: obj({ status: str({ enum: ['ok'] }) }),

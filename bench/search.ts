@@ -21,10 +21,13 @@ import { buildCorpus } from './corpus.ts';
 import { startNode } from './lib/processes.ts';
 import { printTable, type Row, summarize, writeResults } from './lib/stats.ts';
 import { runSearchCoreBench } from './search-core.ts';
+import { runSearchQueryBench } from './search-query.ts';
 
 export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promise<void> {
   const core = await runSearchCoreBench({ sizes: options.sizes, log: (line) => console.log(line) });
   printTable('search, in process (build = compute only)', core);
+  const queries = await runSearchQueryBench({ sizes: options.sizes, log: (line) => console.log(line) });
+  printTable('full queries in process beside SQLite FTS5 (ms)', queries);
 
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-bench-search-'));
   const queueRedis = await startRedis(['--maxmemory-policy', 'noeviction']);
@@ -127,7 +130,7 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promi
       'load ≤ 200 ms (100k)': r['fetch+load ms'] ?? null,
     }));
     printTable('targets (measured)', targets);
-    const file = writeResults('search', { inProcess: core, system: rows, targets });
+    const file = writeResults('search', { inProcess: core, queries, system: rows, targets });
     console.log(`\nwrote ${file}`);
   } finally {
     agent.destroy();

@@ -55,6 +55,8 @@ import { type CacheConnection, closeRedis, createRoleConnection, type Redis } fr
 import { rethrowRedis } from '../shared/redis-errors.ts';
 import { envelopeAs, type ResultFormat } from '../shared/result-formats.ts';
 import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
+import type { QueryResult } from '../shared/search/query.ts';
+import { type SearchRequest, searchRequest } from '../shared/search/request.ts';
 import {
   type EnqueueWrite,
   isFinalState,
@@ -606,6 +608,17 @@ export class QuarryClient {
     const loaded = await this.loadedIndex(collection);
     if (loaded === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
     return { ...searchIndex(loaded.index, query, options), version: loaded.version };
+  }
+
+  /**
+   * The full query in process, the body of POST /v1/indexes/:collection/search: phrases,
+   * negation, typos, filter, facets, sort, pages, highlights, snippets (shared/search/request.ts).
+   * QUARRY_ERR_VALIDATION naming the field for bad input; QUARRY_ERR_INDEX_NOT_FOUND.
+   */
+  async query(collection: string, request: SearchRequest): Promise<QueryResult & { version: number }> {
+    const loaded = await this.loadedIndex(collection);
+    if (loaded === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
+    return { ...searchRequest(loaded.index, request), version: loaded.version };
   }
 
   /** The registry once started (synchronously, for hot paths); undefined before. */

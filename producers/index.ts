@@ -4,6 +4,8 @@ export type { AggregationSpecInput, ResultEnvelope } from '../shared/aggregation
 export { loadConfig, type QuarryConfig } from '../shared/config.ts';
 export { ERRORS, type ErrorCode, QuarryError } from '../shared/errors.ts';
 export type { HistoryPage, HistoryQueryInput } from '../shared/job-history.ts';
+export type { QueryHit, QueryResult } from '../shared/search/query.ts';
+export type { SearchRequest } from '../shared/search/request.ts';
 export type { JobEvent, JobStatus } from '../shared/status.ts';
 export type { DeliveryInfo } from '../shared/webhook-deliveries.ts';
 export {

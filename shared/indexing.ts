@@ -36,6 +36,9 @@ export const IndexRequestSchema = z.strictObject({
   fields: z.array(Field).min(1).max(64),
   store: z.array(Field).max(64).default([]),
   boosts: z.record(Field, z.number().positive().max(1000)).optional(),
+  filterable: z.array(Field).max(64).optional(),
+  sortable: z.array(Field).max(64).optional(),
+  typos: z.boolean().optional(),
 });
 
 export type IndexRequestInput = z.input<typeof IndexRequestSchema>;
@@ -66,6 +69,12 @@ export interface IndexJobData {
   readonly fields: readonly string[];
   readonly store: readonly string[];
   readonly boosts?: Readonly<Record<string, number>>;
+  /** Fields filters and facets may name (typed columns in the index). */
+  readonly filterable?: readonly string[];
+  /** Fields hits may be sorted by. */
+  readonly sortable?: readonly string[];
+  /** Build what typo tolerance needs. */
+  readonly typos?: boolean;
   readonly source: IndexSource;
   /** The enqueue's trace context, set only when tracing is on (shared/tracing.ts). */
   readonly trace?: JobTrace;
@@ -111,6 +120,15 @@ export function parseIndexRequest(
   r.store.forEach((f, i) => {
     checkColumnName(f, `store.${i}`);
   });
+  for (const name of ['filterable', 'sortable'] as const) {
+    const list = r[name] ?? [];
+    list.forEach((f, i) => {
+      checkColumnName(f, `${name}.${i}`);
+    });
+    if (new Set(list).size !== list.length) {
+      throw new QuarryError('QUARRY_ERR_VALIDATION', `${name}: a field is named twice`, { field: name });
+    }
+  }
   for (const key of Object.keys(r.boosts ?? {})) {
     if (!r.fields.includes(key)) {
       throw new QuarryError(
@@ -129,6 +147,9 @@ export function parseIndexRequest(
     fields: r.fields,
     store: r.store,
     ...(r.boosts === undefined ? {} : { boosts: r.boosts }),
+    ...(r.filterable === undefined ? {} : { filterable: r.filterable }),
+    ...(r.sortable === undefined ? {} : { sortable: r.sortable }),
+    ...(r.typos === undefined ? {} : { typos: r.typos }),
   };
   if (r.documents !== undefined) {
     if (r.documents.length > limits.maxIndexDocuments) {
@@ -230,6 +251,9 @@ const IndexJobDataSchema = z.strictObject({
   fields: z.array(Field).min(1).max(64),
   store: z.array(Field).max(64),
   boosts: z.record(Field, z.number().positive().max(1000)).optional(),
+  filterable: z.array(Field).max(64).optional(),
+  sortable: z.array(Field).max(64).optional(),
+  typos: z.boolean().optional(),
   trace: JobTraceSchema.optional(),
   source: z.union([
     z.strictObject({ kind: z.literal('inline'), documents: z.number().int().min(0) }),

@@ -2,7 +2,7 @@
 // the bytes back. Any failure goes back as a message carrying the QuarryError code and field.
 import { parentPort } from 'node:worker_threads';
 import { QuarryError } from '../shared/errors.ts';
-import { type BuildOptions, buildIndex } from '../shared/search/build.ts';
+import { buildExtendedIndex } from '../shared/search/extension.ts';
 import type { BuildThreadReply, BuildThreadRequest } from './index-build-thread.ts';
 
 function reply(message: BuildThreadReply, transfer: ArrayBuffer[] = []): void {
@@ -25,7 +25,7 @@ function run({ documents, options }: BuildThreadRequest): void {
       field: 'documents',
     });
   }
-  const bytes = buildIndex(parsed as Record<string, unknown>[], options as BuildOptions);
+  const bytes = buildExtendedIndex(parsed as Record<string, unknown>[], options);
   reply({ ok: true, bytes }, [bytes.buffer]);
 }
 

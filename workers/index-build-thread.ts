@@ -6,9 +6,10 @@
 import type { ResourceLimits } from 'node:worker_threads';
 import { type ErrorCode, QuarryError } from '../shared/errors.ts';
 import type { BuildOptions } from '../shared/search/build.ts';
+import type { ExtensionOptions } from '../shared/search/extension.ts';
 import { IndexBuilder } from './index-builder.ts';
 
-export interface BuildInThreadOptions extends BuildOptions {
+export interface BuildInThreadOptions extends BuildOptions, ExtensionOptions {
   /** Heap and stack limits of the build thread; exceeding them rejects with QUARRY_ERR_INTERNAL. */
   resourceLimits?: ResourceLimits;
   /** Aborting terminates the thread and rejects with the signal's reason. */
@@ -20,7 +21,7 @@ export type BuildInput = string | ArrayBuffer;
 
 export interface BuildThreadRequest {
   documents: BuildInput;
-  options: BuildOptions;
+  options: BuildOptions & ExtensionOptions;
 }
 
 export type BuildThreadReply =

@@ -5,6 +5,7 @@
 import type { ResourceLimits, Worker } from 'node:worker_threads';
 import { isErrorCode, QuarryError } from '../shared/errors.ts';
 import type { BuildOptions } from '../shared/search/build.ts';
+import type { ExtensionOptions } from '../shared/search/extension.ts';
 import { startModuleThread } from '../shared/ts-runtime.ts';
 import type { BuildInput, BuildThreadReply, BuildThreadRequest } from './index-build-thread.ts';
 
@@ -38,7 +39,7 @@ export class IndexBuilder {
   /** Builds on a warm thread; the documents (a JSON array) are transferred when an ArrayBuffer. */
   build(
     input: BuildInput,
-    options: BuildOptions & { signal?: AbortSignal },
+    options: BuildOptions & ExtensionOptions & { signal?: AbortSignal },
   ): Promise<Uint8Array<ArrayBuffer>> {
     if (this.#closed)
       return Promise.reject(new QuarryError('QUARRY_ERR_ENGINE', 'the index builder is closed'));

@@ -170,7 +170,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
   ): Promise<IndexJobResult> {
     const { keys, status } = scope;
     const store = new IndexStore(queueRedis, keys, { graceS: config.indexGraceS });
-    const { collection, idField, fields, store: stored, boosts } = job.data;
+    const { collection, idField, fields, store: stored, boosts, filterable, sortable, typos } = job.data;
     if ((await queueRedis.exists(keys.cancelFlag(jobId))) === 1) {
       throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the index job was cancelled');
     }
@@ -197,6 +197,9 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         fields,
         store: stored,
         ...(boosts === undefined ? {} : { boosts }),
+        ...(filterable === undefined ? {} : { filterable }),
+        ...(sortable === undefined ? {} : { sortable }),
+        ...(typos === undefined ? {} : { typos }),
         signal,
       });
       span?.setAttributes({ 'quarry.source.bytes': documents.length, 'quarry.index.bytes': built.length });

@@ -7,6 +7,7 @@ import { QuarryError } from '../../shared/errors.ts';
 import type { IndexRegistry } from '../../shared/index-registry.ts';
 import { COLLECTION_PATTERN } from '../../shared/indexing.ts';
 import { MAX_K, search } from '../../shared/search/index.ts';
+import { searchRequest } from '../../shared/search/request.ts';
 import { READ } from '../authorization.ts';
 import { parseWait, requireJson } from '../request.ts';
 
@@ -121,6 +122,31 @@ export function indexRoutes(
       return {
         hits: result.hits.map((h) => ({ id: h.id, score: h.score, fields: h.fields })),
         total: result.total,
+        version: loaded.version,
+        tookMs: Math.round((performance.now() - started) * 1000) / 1000,
+      };
+    },
+  );
+
+  // The full query (shared/search/request.ts): phrases, negation, typos, filter, facets, sort,
+  // pages, highlights and snippets, checked against the loaded index's settings.
+  app.post<{ Params: { collection: string } }>(
+    '/v1/indexes/:collection/search',
+    { config: { scope: 'read' } },
+    async (request) => {
+      const started = performance.now();
+      const { collection } = request.params;
+      const body = requireJson(request.body).parse();
+      const registry = await registryOf(request.quarry);
+      const loaded =
+        registry.peek(collection) ??
+        (COLLECTION_PATTERN.test(collection) ? await registry.get(collection) : null);
+      if (loaded === null) throw notFound(collection);
+      const result = searchRequest(loaded.index, body);
+      return {
+        hits: result.hits.map(({ ordinal: _, typos, ...hit }) => (typos > 0 ? { ...hit, typos } : hit)),
+        total: result.total,
+        ...(result.facets === undefined ? {} : { facets: result.facets }),
         version: loaded.version,
         tookMs: Math.round((performance.now() - started) * 1000) / 1000,
       };

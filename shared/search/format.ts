@@ -32,7 +32,10 @@ import { QuarryError } from '../errors.ts';
 import { ANALYZER_NAME, type AnalyzerName, hashTerm } from './analyzer.ts';
 
 export const MAGIC = 'QIDX';
-export const FORMAT_VERSION = 1;
+/** Version 2 adds the optional extension of extension.ts (header `ext`, sections after the rest). */
+export const FORMAT_VERSION = 2;
+/** Versions this build reads: version 1 is version 2 without an extension. */
+export const READABLE_VERSIONS: readonly number[] = [1, 2];
 export const PRELUDE_BYTES = 16;
 export const SECTION_ALIGN = 8;
 
@@ -77,6 +80,28 @@ export interface IndexHeader {
   readonly termCount: number;
   readonly postingCount: number;
   readonly sections: SectionTable;
+  /** Positions, document lengths, typed columns, typo keys (extension.ts); absent in version 1. */
+  readonly ext?: ExtensionHeader;
+}
+
+/** The extension's header entry; its sections follow the base ones (offsets from the data start). */
+export interface ExtensionHeader {
+  readonly filterable: readonly string[];
+  readonly sortable: readonly string[];
+  readonly typos: boolean;
+  readonly positionCount: number;
+  readonly columns: readonly ColumnHeader[];
+  readonly sections: Readonly<Record<string, readonly [number, number]>>;
+}
+
+/** strings, numbers, booleans (one value or null per document) or arrays of strings. */
+export type ColumnKind = 'string' | 'number' | 'boolean' | 'strings';
+
+export interface ColumnHeader {
+  readonly field: string;
+  readonly kind: ColumnKind;
+  /** Distinct values. */
+  readonly values: number;
 }
 
 /** A loaded index: typed-array views onto the bytes it was loaded from. */
@@ -206,8 +231,11 @@ export function readHeader(bytes: Uint8Array): IndexHeader {
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, PRELUDE_BYTES);
   const version = view.getUint16(4, true);
-  if (version !== FORMAT_VERSION) {
-    throw formatError(`format version ${version}, this build reads only ${FORMAT_VERSION}`, 'version');
+  if (!READABLE_VERSIONS.includes(version)) {
+    throw formatError(
+      `format version ${version}, this build reads ${READABLE_VERSIONS.join(' and ')}`,
+      'version',
+    );
   }
   const headerLength = view.getUint32(8, true);
   if (PRELUDE_BYTES + headerLength > bytes.byteLength) throw formatError('header past the end', 'header');

@@ -42,6 +42,8 @@ function expectedScope(method: string, url: string): ApiScope | 'public' {
   if (url === '/console' || url.startsWith('/console/')) return 'public';
   // Webhooks hold secrets and reach out of the network: a scope of their own, reads included.
   if (url === '/v1/webhooks' || url.startsWith('/v1/webhooks/')) return 'webhooks';
+  // A search query in a body changes nothing: a read.
+  if (method === 'POST' && url === '/v1/indexes/:collection/search') return 'read';
   if (url.startsWith('/v1/')) return method === 'GET' || method === 'HEAD' ? 'read' : 'enqueue';
   return 'admin';
 }

@@ -11,6 +11,7 @@ import { brownDocs } from '../../bench/corpus.ts';
 import { isQuarryError } from '../../shared/errors.ts';
 import { analyze } from '../../shared/search/analyzer.ts';
 import { buildIndex } from '../../shared/search/build.ts';
+import { buildExtendedIndex } from '../../shared/search/extension.ts';
 import {
   docId,
   FORMAT_VERSION,
@@ -100,7 +101,7 @@ describe('index format', () => {
     const copy = bytes.slice();
     new DataView(copy.buffer).setUint16(4, FORMAT_VERSION + 1, true);
     assert.throws(() => loadIndex(copy), { code: 'QUARRY_ERR_VALIDATION', field: 'index.version' });
-    assert.throws(() => readHeader(copy), /format version 2/);
+    assert.throws(() => readHeader(copy), new RegExp(`format version ${FORMAT_VERSION + 1}`));
   });
 
   it('rejects bad magic, truncation and a damaged header', () => {
@@ -181,9 +182,11 @@ describe('build input validation', () => {
 
 describe('buildIndexInThread', () => {
   const json = JSON.stringify(docs);
+  // Threads build what workers serve: buildIndex plus the extension (extension.ts).
+  const extended = buildExtendedIndex(docs, OPTIONS);
 
-  it('builds the same bytes as buildIndex, from a JSON string', async () => {
-    assert.deepEqual(await buildIndexInThread(json, OPTIONS), bytes);
+  it('builds the same bytes as buildExtendedIndex, from a JSON string', async () => {
+    assert.deepEqual(await buildIndexInThread(json, OPTIONS), extended);
   });
 
   it('takes the documents as a transferred ArrayBuffer', async () => {
@@ -192,7 +195,7 @@ describe('buildIndexInThread', () => {
     assert.equal(input.byteLength, 0, 'the input buffer was transferred, not copied');
     assert.equal(result.byteOffset, 0);
     assert.equal(result.buffer.byteLength, result.length, 'the result owns its whole buffer');
-    assert.deepEqual(result, bytes);
+    assert.deepEqual(result, extended);
   });
 
   it('rejects with the QuarryError code and field from the thread', async () => {

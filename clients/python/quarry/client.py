@@ -126,6 +126,12 @@ class Quarry:
             query[name] = ("true" if value else "false") if isinstance(value, bool) else value
         return self._json("GET", f"/v1/indexes/{_segment(collection)}/search", query=query)
 
+    def query(self, collection: str, q: str = "", **body: Any) -> JSONObject:
+        """The full query (POST .../search): ``{"hits", "total", "facets"?, "version", "tookMs"}``.
+        Body fields as keywords: ``k``, ``offset``, ``mode``, ``prefix``, ``filter``, ``facets``,
+        ``sort``, ``highlight``, ``snippet``, ``typos``; ``q`` takes phrases and ``-negation``."""
+        return self._json("POST", f"/v1/indexes/{_segment(collection)}/search", body={"q": q, **body})
+
     # ------------------------------------------------------------------ webhooks
 
     def put_webhook(self, name: str, url: str, events: Sequence[str], secret: str) -> JSONObject:

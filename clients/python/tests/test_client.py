@@ -219,6 +219,40 @@ class SearchTest(unittest.TestCase):
             quarry.search(collection, "apples", k=0)
         self.assertEqual((caught.exception.status, caught.exception.field), (400, "k"))
 
+    def test_index_then_query(self) -> None:
+        quarry = Quarry(URL or "", api_key=API_KEY)
+        collection = "py" + uuid.uuid4().hex[:12]
+        built = quarry.index(
+            collection,
+            {
+                "documents": [
+                    {"id": "1", "title": "Red apples", "price": 3, "tags": ["fruit"]},
+                    {"id": "2", "title": "Green pears and red apples", "price": 5, "tags": ["fruit"]},
+                    {"id": "3", "title": "Red cabbage", "price": 2, "tags": ["veg"]},
+                ],
+                "idField": "id",
+                "fields": ["title"],
+                "store": ["title"],
+                "filterable": ["tags", "price"],
+                "sortable": ["price"],
+            },
+            wait_ms=20_000,
+        )
+        self.assertEqual(built["status"], "completed", built)
+        found = quarry.query(
+            collection,
+            "red -pears",
+            facets=["tags"],
+            sort=[{"field": "price", "direction": "desc"}],
+            highlight={"fields": ["title"]},
+        )
+        self.assertEqual([h["id"] for h in found["hits"]], ["1", "3"])
+        self.assertEqual(found["facets"], {"tags": {"fruit": 1, "veg": 1}})
+        self.assertEqual(found["hits"][0]["highlights"]["title"], "<em>Red</em> apples")
+        with self.assertRaises(QuarryError) as caught:
+            quarry.query(collection, "red", sort=[{"field": "title"}])
+        self.assertEqual((caught.exception.status, caught.exception.field), (400, "sort.0.field"))
+
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
     """Records every POST (headers, body) and answers 200."""
