@@ -14,6 +14,7 @@ export const INDEX_FILE_FORMATS = ['ndjson', 'parquet'] as const;
 export type IndexFileFormat = (typeof INDEX_FILE_FORMATS)[number];
 
 const Field = z.string().min(1).max(256);
+export const INDEX_ANALYZERS = ['unicode-words-v1', 'english'] as const;
 
 export const IndexRequestSchema = z.strictObject({
   documents: z.array(z.unknown()).optional(),
@@ -24,6 +25,8 @@ export const IndexRequestSchema = z.strictObject({
   fields: z.array(Field).min(1).max(64),
   store: z.array(Field).max(64).default([]),
   boosts: z.record(Field, z.number().positive().max(1000)).optional(),
+  /** `unicode-words-v1` (the default) or `english` (plus a Porter stemmer); kept in the index. */
+  analyzer: z.enum(INDEX_ANALYZERS).optional(),
 });
 
 export type IndexRequestInput = z.input<typeof IndexRequestSchema>;
@@ -48,6 +51,7 @@ export interface IndexJobData {
   readonly fields: readonly string[];
   readonly store: readonly string[];
   readonly boosts?: Readonly<Record<string, number>>;
+  readonly analyzer?: (typeof INDEX_ANALYZERS)[number];
   readonly source: IndexSource;
 }
 
@@ -109,6 +113,7 @@ export function parseIndexRequest(
     fields: r.fields,
     store: r.store,
     ...(r.boosts === undefined ? {} : { boosts: r.boosts }),
+    ...(r.analyzer === undefined ? {} : { analyzer: r.analyzer }),
   };
   if (r.documents !== undefined) {
     if (r.documents.length > limits.maxIndexDocuments) {
@@ -187,6 +192,7 @@ const IndexJobDataSchema = z.strictObject({
   fields: z.array(Field).min(1).max(64),
   store: z.array(Field).max(64),
   boosts: z.record(Field, z.number().positive().max(1000)).optional(),
+  analyzer: z.enum(INDEX_ANALYZERS).optional(),
   source: z.union([
     z.strictObject({ kind: z.literal('inline'), documents: z.number().int().min(0) }),
     z.strictObject({

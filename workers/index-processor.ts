@@ -143,7 +143,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
   ): Promise<IndexJobResult> {
     const { keys, status } = scope;
     const store = new IndexStore(queueRedis, keys, { graceS: config.indexGraceS });
-    const { collection, idField, fields, store: stored, boosts } = job.data;
+    const { collection, idField, fields, store: stored, boosts, analyzer } = job.data;
     if ((await queueRedis.exists(keys.cancelFlag(jobId))) === 1) {
       throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the index job was cancelled');
     }
@@ -165,6 +165,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       fields,
       store: stored,
       ...(boosts === undefined ? {} : { boosts }),
+      ...(analyzer === undefined ? {} : { analyzer }),
       signal,
     });
     const buildMs = Math.round(performance.now() - started);

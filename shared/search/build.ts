@@ -13,6 +13,7 @@
 import { QuarryError } from '../errors.ts';
 import { ANALYZER_NAME, type AnalyzerName, scanTokens, type TokenSink } from './analyzer.ts';
 import { allocateIndex, type IdfKind, measureStrings, writeStrings } from './format.ts';
+import { isAnalyzerName, StemmingSink } from './stemmer.ts';
 
 export const BM25_K1 = 1.2;
 export const BM25_B = 0.75;
@@ -26,7 +27,7 @@ export interface BuildOptions {
   store?: readonly string[];
   /** Field weights (> 0) applied to term frequency. Default: 1 for every field. */
   boosts?: Readonly<Record<string, number>>;
-  /** Default and only analyzer today: `unicode-words-v1`. */
+  /** Default `unicode-words-v1`; `english` adds a Porter stemmer (stemmer.ts). */
   analyzer?: AnalyzerName;
   /** Default 'lucene'. 'fts5' reproduces SQLite's bm25() and exists for the ranking tests. */
   idf?: IdfKind;
@@ -320,6 +321,7 @@ export interface CheckedOptions {
   weights: Float64Array;
   boosts: Record<string, number>;
   idf: IdfKind;
+  analyzer: AnalyzerName;
 }
 
 export function checkOptions(options: BuildOptions): CheckedOptions {
@@ -344,14 +346,14 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
       throw invalid(`boost for ${field} must be a finite number > 0`, `boosts.${field}`);
     }
   }
-  if (analyzer !== ANALYZER_NAME) throw invalid(`unknown analyzer ${String(analyzer)}`, 'analyzer');
+  if (!isAnalyzerName(analyzer)) throw invalid(`unknown analyzer ${String(analyzer)}`, 'analyzer');
   if (idf !== 'lucene' && idf !== 'fts5') throw invalid(`unknown idf ${String(idf)}`, 'idf');
   const weights = Float64Array.from(fields, (f) => boosts[f] ?? 1);
   const allBoosts = Object.fromEntries(fields.map((f, i) => [f, weights[i]!]));
-  return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf };
+  return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf, analyzer };
 }
 
-function indexValue(value: unknown, sink: PostingCollector, n: number, field: string): void {
+function indexValue(value: unknown, sink: TokenSink, n: number, field: string): void {
   if (typeof value === 'string') scanTokens(value, sink);
   else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
     scanTokens(String(value), sink);
@@ -396,6 +398,7 @@ export function newCollected(): Collected {
  */
 export function collectDocs(docs: Iterable<object>, opts: CheckedOptions, into: Collected, offset = 0): void {
   const { collector, ids, stored, seen } = into;
+  const sink: TokenSink = opts.analyzer === ANALYZER_NAME ? collector : new StemmingSink(collector);
   let { docLengths, postEnds, totalLength, n } = into;
   for (const item of docs) {
     const g = offset + n;
@@ -424,7 +427,7 @@ export function collectDocs(docs: Iterable<object>, opts: CheckedOptions, into: 
     for (let f = 0; f < opts.fields.length; f++) {
       const field = opts.fields[f]!;
       collector.weight = opts.weights[f]!;
-      indexValue(doc[field], collector, g, field);
+      indexValue(doc[field], sink, g, field);
     }
     if (n === docLengths.length) {
       docLengths = grown(docLengths, n * 2);
@@ -512,7 +515,7 @@ function writeIndex(
     f32,
   } = allocateIndex(
     {
-      analyzer: ANALYZER_NAME,
+      analyzer: opts.analyzer,
       scorer: { k1: BM25_K1, b: BM25_B, idf: opts.idf },
       idField: opts.idField,
       fields: opts.fields,
