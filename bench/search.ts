@@ -17,6 +17,7 @@ import { IndexStore } from '../shared/index-store.ts';
 import { keyScheme } from '../shared/keys.ts';
 import { loadIndex, search } from '../shared/search/index.ts';
 import { startRedis } from '../test/helpers/redis.ts';
+import { IndexBuilder } from '../workers/index-builder.ts';
 import { buildCorpus } from './corpus.ts';
 import { startNode } from './lib/processes.ts';
 import { printTable, type Row, summarize, writeResults } from './lib/stats.ts';
@@ -28,6 +29,8 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promi
   printTable('search, in process (build = compute only)', core);
   const queries = await runSearchQueryBench({ sizes: options.sizes, log: (line) => console.log(line) });
   printTable('full queries in process beside SQLite FTS5 (ms)', queries);
+  const threads = await buildThreadsBench(options.sizes);
+  printTable('index build on warm threads, JSON bytes in, 1 vs 2 threads (alternating rounds, ms)', threads);
 
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-bench-search-'));
   const queueRedis = await startRedis(['--maxmemory-policy', 'noeviction']);
@@ -130,7 +133,7 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promi
       'load ≤ 200 ms (100k)': r['fetch+load ms'] ?? null,
     }));
     printTable('targets (measured)', targets);
-    const file = writeResults('search', { inProcess: core, queries, system: rows, targets });
+    const file = writeResults('search', { inProcess: core, queries, threads, system: rows, targets });
     console.log(`\nwrote ${file}`);
   } finally {
     agent.destroy();
@@ -158,4 +161,39 @@ function get(agent: http.Agent, port: number, url: string): Promise<string> {
       })
       .on('error', reject);
   });
+}
+
+/** What a job's build costs (parse + analyze + write, on kept threads) with one thread and with
+ * two, alternating rounds in one run so that the machine's noise hits both alike. */
+export async function buildThreadsBench(sizes: readonly number[]): Promise<Row[]> {
+  const rows: Row[] = [];
+  const options = { idField: 'id', fields: ['title', 'body'], store: ['title'] };
+  for (const size of sizes) {
+    const corpus = await buildCorpus(size as 10_000 | 100_000);
+    const json = Buffer.from(JSON.stringify(corpus.docs));
+    const builders = [new IndexBuilder({ threadsPerBuild: 1 }), new IndexBuilder({ threadsPerBuild: 2 })];
+    const times: number[][] = [[], []];
+    try {
+      for (let round = 0; round < 7; round++) {
+        for (let b = 0; b < 2; b++) {
+          const input = json.buffer.slice(json.byteOffset, json.byteOffset + json.length) as ArrayBuffer;
+          const t0 = performance.now();
+          await builders[b]!.build(input, options);
+          // The first two rounds warm the threads' JIT.
+          if (round >= 2) times[b]!.push(performance.now() - t0);
+        }
+      }
+    } finally {
+      await Promise.all(builders.map((b) => b.close()));
+    }
+    const one = summarize(times[0]!).p50;
+    const two = summarize(times[1]!).p50;
+    rows.push({
+      docs: corpus.docs.length,
+      '1 thread p50': Math.round(one),
+      '2 threads p50': Math.round(two),
+      'ratio 2/1': Math.round((two / one) * 100) / 100,
+    });
+  }
+  return rows;
 }

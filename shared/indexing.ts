@@ -22,6 +22,7 @@ export const INDEX_FILE_FORMATS = ['ndjson', 'parquet'] as const;
 export type IndexFileFormat = (typeof INDEX_FILE_FORMATS)[number];
 
 const Field = z.string().min(1).max(256);
+export const INDEX_ANALYZERS = ['unicode-words-v1', 'english'] as const;
 
 export const IndexRequestSchema = z.strictObject({
   documents: z.array(z.unknown()).optional(),
@@ -39,6 +40,8 @@ export const IndexRequestSchema = z.strictObject({
   filterable: z.array(Field).max(64).optional(),
   sortable: z.array(Field).max(64).optional(),
   typos: z.boolean().optional(),
+  /** `unicode-words-v1` (the default) or `english` (plus a Porter stemmer); kept in the index. */
+  analyzer: z.enum(INDEX_ANALYZERS).optional(),
 });
 
 export type IndexRequestInput = z.input<typeof IndexRequestSchema>;
@@ -75,6 +78,7 @@ export interface IndexJobData {
   readonly sortable?: readonly string[];
   /** Build what typo tolerance needs. */
   readonly typos?: boolean;
+  readonly analyzer?: (typeof INDEX_ANALYZERS)[number];
   readonly source: IndexSource;
   /** The enqueue's trace context, set only when tracing is on (shared/tracing.ts). */
   readonly trace?: JobTrace;
@@ -150,6 +154,7 @@ export function parseIndexRequest(
     ...(r.filterable === undefined ? {} : { filterable: r.filterable }),
     ...(r.sortable === undefined ? {} : { sortable: r.sortable }),
     ...(r.typos === undefined ? {} : { typos: r.typos }),
+    ...(r.analyzer === undefined ? {} : { analyzer: r.analyzer }),
   };
   if (r.documents !== undefined) {
     if (r.documents.length > limits.maxIndexDocuments) {
@@ -255,6 +260,7 @@ const IndexJobDataSchema = z.strictObject({
   sortable: z.array(Field).max(64).optional(),
   typos: z.boolean().optional(),
   trace: JobTraceSchema.optional(),
+  analyzer: z.enum(INDEX_ANALYZERS).optional(),
   source: z.union([
     z.strictObject({ kind: z.literal('inline'), documents: z.number().int().min(0) }),
     z.strictObject({

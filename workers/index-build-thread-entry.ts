@@ -1,16 +1,32 @@
 // The worker-thread side of IndexBuilder: parses the documents, builds the index, and transfers
 // the bytes back. Any failure goes back as a message carrying the QuarryError code and field.
-import { parentPort } from 'node:worker_threads';
+// A thread is either a primary (a whole build, or the first part of a two-thread one) or, for
+// one build, a helper analyzing the second part for its primary (shared/search/build-parallel.ts).
+import { type MessagePort, parentPort } from 'node:worker_threads';
 import { QuarryError } from '../shared/errors.ts';
-import { buildExtendedIndex } from '../shared/search/extension.ts';
-import type { BuildThreadReply, BuildThreadRequest } from './index-build-thread.ts';
+import { checkOptions, collectDocs, newCollected, writeCollected } from '../shared/search/build.ts';
+import {
+  findSplit,
+  mergePartial,
+  PARALLEL_MIN_BYTES,
+  type PartialBuild,
+  parsePart,
+  partialOf,
+  partialTransfer,
+} from '../shared/search/build-parallel.ts';
+import { buildExtendedIndex, extendIndex, splitExtensionOptions } from '../shared/search/extension.ts';
+import type {
+  BuildThreadReply,
+  BuildThreadRequest,
+  HelperRequest,
+  HelperTask,
+} from './index-build-thread.ts';
 
 function reply(message: BuildThreadReply, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(message, transfer);
 }
 
-function run({ documents, options }: BuildThreadRequest): void {
-  const text = typeof documents === 'string' ? documents : new TextDecoder().decode(documents);
+function parseAll(text: string): unknown[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -25,23 +41,106 @@ function run({ documents, options }: BuildThreadRequest): void {
       field: 'documents',
     });
   }
-  const bytes = buildExtendedIndex(parsed as Record<string, unknown>[], options);
-  reply({ ok: true, bytes }, [bytes.buffer]);
+  return parsed;
 }
 
-function serve(request: BuildThreadRequest): void {
+const decoder = new TextDecoder();
+
+function nextMessage<T>(port: MessagePort): Promise<T> {
+  return new Promise((resolve) => port.once('message', resolve));
+}
+
+async function run({ documents, options, helper }: BuildThreadRequest): Promise<Uint8Array<ArrayBuffer>> {
+  const bytes = typeof documents === 'string' ? undefined : new Uint8Array(documents);
+  const split =
+    helper !== undefined && bytes !== undefined && bytes.length >= PARALLEL_MIN_BYTES
+      ? findSplit(bytes)
+      : null;
+  if (split === null) {
+    helper?.postMessage({ skip: true } satisfies HelperTask);
+    helper?.close();
+    const text = bytes === undefined ? (documents as string) : decoder.decode(bytes);
+    return buildExtendedIndex(parseAll(text) as object[], options);
+  }
+  const { base, extension } = splitExtensionOptions(options);
+  // The second part goes to the helper as its own array: "[" + what follows the comma.
+  const second = bytes!.slice(split.at);
+  second[0] = 0x5b;
+  helper!.postMessage({ bytes: second.buffer, offset: split.before, options: base } satisfies HelperTask, [
+    second.buffer,
+  ]);
+  const part = nextMessage<PartialBuild>(helper!);
+  const opts = checkOptions(base);
+  const collected = newCollected();
+  let docs: object[];
   try {
-    run(request);
+    bytes![split.at] = 0x5d;
+    const first = parsePart(decoder.decode(bytes!.subarray(0, split.at + 1))) as object[];
+    collectDocs(first, opts, collected);
+    // The extension (positions, columns) reads every document: the second part is parsed here
+    // too, while the helper analyzes it. A parse error is left for the helper to report.
+    bytes![split.at] = 0x5b;
+    const rest = parseOrNull(bytes!.subarray(split.at));
+    mergePartial(collected, await part, opts);
+    docs = first.concat(rest ?? (parsePart(decoder.decode(bytes!.subarray(split.at))) as object[]));
+  } finally {
+    helper!.close();
+  }
+  return extendIndex(writeCollected(collected, opts), docs, extension);
+}
+
+function parseOrNull(part: Uint8Array): object[] | null {
+  try {
+    return parsePart(decoder.decode(part)) as object[];
+  } catch {
+    return null;
+  }
+}
+
+async function serve(request: BuildThreadRequest): Promise<void> {
+  try {
+    const bytes = await run(request);
+    reply({ ok: true, bytes }, [bytes.buffer]);
   } catch (error) {
-    const e = error instanceof QuarryError ? error : undefined;
-    reply({
-      ok: false,
-      code: e?.code ?? 'QUARRY_ERR_INTERNAL',
-      message: error instanceof Error ? error.message : String(error),
-      field: e?.field,
-    });
+    reply(failure(error));
+  }
+}
+
+function failure(error: unknown): BuildThreadReply {
+  const e = error instanceof QuarryError ? error : undefined;
+  return {
+    ok: false,
+    code: e?.code ?? 'QUARRY_ERR_INTERNAL',
+    message: error instanceof Error ? error.message : String(error),
+    field: e?.field,
+  };
+}
+
+async function help({ port }: HelperRequest): Promise<void> {
+  try {
+    const task = await nextMessage<HelperTask>(port);
+    if ('bytes' in task) {
+      const collected = newCollected();
+      let error: unknown;
+      try {
+        const opts = checkOptions(task.options);
+        collectDocs(parsePart(decoder.decode(task.bytes)) as object[], opts, collected, task.offset);
+      } catch (e) {
+        error = e;
+      }
+      const partial = partialOf(collected, task.offset, error);
+      port.postMessage(partial, partialTransfer(partial));
+    }
+    reply({ ok: true, helped: true });
+  } catch (error) {
+    reply(failure(error));
+  } finally {
+    port.close();
   }
 }
 
 // Kept warm by IndexBuilder: one request per message, one build at a time.
-parentPort!.on('message', (request: BuildThreadRequest) => serve(request));
+parentPort!.on('message', (request: BuildThreadRequest | HelperRequest) => {
+  if ('port' in request) void help(request);
+  else void serve(request);
+});

@@ -3,7 +3,7 @@
 // ArrayBuffer of UTF-8 JSON (transferred: the caller's buffer is detached); the index comes back
 // transferred, not copied. This module holds the messages' types and a one-off build; the thread
 // itself is started and kept by IndexBuilder (index-builder.ts).
-import type { ResourceLimits } from 'node:worker_threads';
+import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import { type ErrorCode, QuarryError } from '../shared/errors.ts';
 import type { BuildOptions } from '../shared/search/build.ts';
 import type { ExtensionOptions } from '../shared/search/extension.ts';
@@ -19,13 +19,25 @@ export interface BuildInThreadOptions extends BuildOptions, ExtensionOptions {
 /** A JSON array of documents, as a string or as UTF-8 bytes. */
 export type BuildInput = string | ArrayBuffer;
 
+/** A build; with `helper`, the primary of a two-thread build (build-parallel.ts), whose helper
+ * thread listens on the other end of that port. */
 export interface BuildThreadRequest {
   documents: BuildInput;
   options: BuildOptions & ExtensionOptions;
+  helper?: MessagePort;
 }
+
+/** Makes a thread the helper of one build: it takes its part from the primary over `port`. */
+export interface HelperRequest {
+  port: MessagePort;
+}
+
+/** What the primary sends its helper: the second part of the documents, or nothing to do. */
+export type HelperTask = { bytes: ArrayBuffer; offset: number; options: BuildOptions } | { skip: true };
 
 export type BuildThreadReply =
   | { ok: true; bytes: Uint8Array<ArrayBuffer> }
+  | { ok: true; helped: true }
   | { ok: false; code: ErrorCode; message: string; field: string | undefined };
 
 /**

@@ -1,13 +1,22 @@
 // Index builds on kept worker threads. A fresh thread costs 130-250 ms to start (modules)
 // and builds with a cold JIT (a 10k-document build: ~700 ms cold, ~230 ms warm), so a worker
-// process keeps up to `size` build threads alive between jobs. One build per thread at a time;
-// aborting a build terminates its thread (nothing else can stop a synchronous build).
-import type { ResourceLimits, Worker } from 'node:worker_threads';
+// process keeps up to `size` groups of build threads alive between jobs. A group builds one index
+// at a time: its primary thread alone, or with its helper on half of the documents
+// (shared/search/build-parallel.ts) when they are large enough. Aborting a build terminates its
+// threads (nothing else can stop a synchronous build).
+import os from 'node:os';
+import { MessageChannel, type ResourceLimits, type Worker } from 'node:worker_threads';
 import { isErrorCode, QuarryError } from '../shared/errors.ts';
 import type { BuildOptions } from '../shared/search/build.ts';
+import { PARALLEL_MIN_BYTES } from '../shared/search/build-parallel.ts';
 import type { ExtensionOptions } from '../shared/search/extension.ts';
 import { startModuleThread } from '../shared/ts-runtime.ts';
-import type { BuildInput, BuildThreadReply, BuildThreadRequest } from './index-build-thread.ts';
+import type {
+  BuildInput,
+  BuildThreadReply,
+  BuildThreadRequest,
+  HelperRequest,
+} from './index-build-thread.ts';
 
 const ENTRY_URL = new URL(
   import.meta.url.endsWith('.ts') ? './index-build-thread-entry.ts' : './index-build-thread-entry.js',
@@ -19,24 +28,36 @@ function startThread(resourceLimits: ResourceLimits | undefined): Worker {
 }
 
 export interface IndexBuilderOptions {
-  /** Threads kept warm (builds at once). Default 1. */
+  /** Thread groups kept warm (builds at once). Default 1. */
   size?: number;
+  /** Threads one build may use, 1 or 2. Default 2 on a host with 2 or more cores, else 1. */
+  threadsPerBuild?: number;
   resourceLimits?: ResourceLimits;
 }
 
+/** [primary, helper?] */
+type Group = Worker[];
+
 export class IndexBuilder {
   readonly #size: number;
+  readonly #threads: number;
   readonly #resourceLimits: ResourceLimits | undefined;
-  readonly #idle: Worker[] = [];
-  readonly #busy = new Set<Worker>();
+  readonly #idle: Group[] = [];
+  readonly #busy = new Set<Group>();
   #closed = false;
+  /** Builds started on one thread and on two (what the tests and metrics read). */
+  readonly started = { single: 0, parallel: 0 };
 
   constructor(options: IndexBuilderOptions = {}) {
     this.#size = Math.max(1, options.size ?? 1);
+    this.#threads = Math.min(
+      2,
+      Math.max(1, options.threadsPerBuild ?? Math.min(2, os.availableParallelism())),
+    );
     this.#resourceLimits = options.resourceLimits;
   }
 
-  /** Builds on a warm thread; the documents (a JSON array) are transferred when an ArrayBuffer. */
+  /** Builds on warm threads; the documents (a JSON array) are transferred when an ArrayBuffer. */
   build(
     input: BuildInput,
     options: BuildOptions & ExtensionOptions & { signal?: AbortSignal },
@@ -45,56 +66,108 @@ export class IndexBuilder {
       return Promise.reject(new QuarryError('QUARRY_ERR_ENGINE', 'the index builder is closed'));
     const { signal, ...buildOptions } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const worker = this.#idle.pop() ?? startThread(this.#resourceLimits);
-    this.#busy.add(worker);
-    const request: BuildThreadRequest = { documents: input, options: buildOptions };
+    const group =
+      this.#idle.pop() ?? Array.from({ length: this.#threads }, () => startThread(this.#resourceLimits));
+    this.#busy.add(group);
+    const parallel =
+      group.length > 1 && input instanceof ArrayBuffer && input.byteLength >= PARALLEL_MIN_BYTES;
+    const working = parallel ? group : group.slice(0, 1);
+    this.started[parallel ? 'parallel' : 'single']++;
     return new Promise((resolve, reject) => {
       let settled = false;
+      let result: Uint8Array<ArrayBuffer> | undefined;
+      let pending = working.length;
+      const listeners = working.map((worker, i) => {
+        const onMessage = (reply: BuildThreadReply) => {
+          pending--;
+          if (!reply.ok) {
+            const code = isErrorCode(reply.code) ? reply.code : 'QUARRY_ERR_INTERNAL';
+            // The primary's error is the build's; a helper's own failure only happens outside a build.
+            const error = new QuarryError(
+              code,
+              reply.message,
+              reply.field === undefined ? {} : { field: reply.field },
+            );
+            finish(i === 0, () => reject(error));
+            return;
+          }
+          if ('bytes' in reply) result = reply.bytes;
+          // Answer once every thread of the build is done, so the group goes back idle as a whole.
+          if (pending === 0) finish(true, () => (result === undefined ? reject(missing()) : resolve(result)));
+        };
+        const onError = (cause: Error) =>
+          finish(false, () =>
+            reject(
+              new QuarryError('QUARRY_ERR_INTERNAL', `index build thread failed: ${cause.message}`, {
+                cause,
+              }),
+            ),
+          );
+        const onExit = (code: number) =>
+          finish(false, () =>
+            reject(new QuarryError('QUARRY_ERR_INTERNAL', `index build thread exited with code ${code}`)),
+          );
+        worker.on('message', onMessage);
+        worker.on('error', onError);
+        worker.on('exit', onExit);
+        return { worker, onMessage, onError, onExit };
+      });
+      const missing = () => new QuarryError('QUARRY_ERR_INTERNAL', 'index build thread sent no index');
       const cleanup = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
+        for (const { worker, onMessage, onError, onExit } of listeners) {
+          worker.off('message', onMessage);
+          worker.off('error', onError);
+          worker.off('exit', onExit);
+        }
         signal?.removeEventListener('abort', onAbort);
-        this.#busy.delete(worker);
+        this.#busy.delete(group);
       };
       const finish = (keep: boolean, settle: () => void) => {
         if (settled) return;
         settled = true;
         cleanup();
-        if (keep && !this.#closed && this.#idle.length < this.#size) {
-          worker.unref();
-          this.#idle.push(worker);
-        } else void worker.terminate();
+        if (keep && pending === 0 && !this.#closed && this.#idle.length < this.#size) {
+          for (const worker of group) worker.unref();
+          this.#idle.push(group);
+        } else if (keep && pending > 0 && !this.#closed) {
+          // The primary failed while its helper still works: take the group back once it is done.
+          this.#whenDone(group, working.slice(1));
+        } else for (const worker of group) void worker.terminate();
         settle();
       };
-      const onMessage = (reply: BuildThreadReply) =>
-        finish(true, () => {
-          if (reply.ok) resolve(reply.bytes);
-          else {
-            const code = isErrorCode(reply.code) ? reply.code : 'QUARRY_ERR_INTERNAL';
-            reject(
-              new QuarryError(code, reply.message, reply.field === undefined ? {} : { field: reply.field }),
-            );
-          }
-        });
-      const onError = (cause: Error) =>
-        finish(false, () =>
-          reject(
-            new QuarryError('QUARRY_ERR_INTERNAL', `index build thread failed: ${cause.message}`, { cause }),
-          ),
-        );
-      const onExit = (code: number) =>
-        finish(false, () =>
-          reject(new QuarryError('QUARRY_ERR_INTERNAL', `index build thread exited with code ${code}`)),
-        );
       const onAbort = () => finish(false, () => reject(signal!.reason));
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
       signal?.addEventListener('abort', onAbort, { once: true });
-      worker.ref();
-      worker.postMessage(request, input instanceof ArrayBuffer ? [input] : []);
+      for (const worker of working) worker.ref();
+      const request: BuildThreadRequest = { documents: input, options: buildOptions };
+      if (parallel) {
+        const { port1, port2 } = new MessageChannel();
+        working[1]!.postMessage({ port: port2 } satisfies HelperRequest, [port2]);
+        working[0]!.postMessage({ ...request, helper: port1 }, [input as ArrayBuffer, port1]);
+      } else working[0]!.postMessage(request, input instanceof ArrayBuffer ? [input] : []);
     });
+  }
+
+  /** Returns `group` to the idle list once `helpers` have answered (or terminates it). */
+  #whenDone(group: Group, helpers: Worker[]): void {
+    let left = helpers.length;
+    const back = (ok: boolean) => {
+      for (const w of helpers) {
+        w.removeAllListeners('message');
+        w.removeAllListeners('error');
+        w.removeAllListeners('exit');
+      }
+      if (ok && !this.#closed && this.#idle.length < this.#size) {
+        for (const worker of group) worker.unref();
+        this.#idle.push(group);
+      } else for (const worker of group) void worker.terminate();
+    };
+    for (const w of helpers) {
+      w.once('message', (reply: BuildThreadReply) => {
+        if (--left === 0) back(reply.ok);
+      });
+      w.once('error', () => back(false));
+      w.once('exit', () => back(false));
+    }
   }
 
   /** Starts the threads now (loading modules) instead of on the first build. */
@@ -111,6 +184,6 @@ export class IndexBuilder {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all([...this.#idle.splice(0), ...this.#busy].map((w) => w.terminate()));
+    await Promise.all([...this.#idle.splice(0), ...this.#busy].flat().map((w) => w.terminate()));
   }
 }

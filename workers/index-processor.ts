@@ -170,7 +170,17 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
   ): Promise<IndexJobResult> {
     const { keys, status } = scope;
     const store = new IndexStore(queueRedis, keys, { graceS: config.indexGraceS });
-    const { collection, idField, fields, store: stored, boosts, filterable, sortable, typos } = job.data;
+    const {
+      collection,
+      idField,
+      fields,
+      store: stored,
+      boosts,
+      analyzer,
+      filterable,
+      sortable,
+      typos,
+    } = job.data;
     if ((await queueRedis.exists(keys.cancelFlag(jobId))) === 1) {
       throw new QuarryError('QUARRY_ERR_JOB_CANCELLED', 'the index job was cancelled');
     }
@@ -197,6 +207,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         fields,
         store: stored,
         ...(boosts === undefined ? {} : { boosts }),
+        ...(analyzer === undefined ? {} : { analyzer }),
         ...(filterable === undefined ? {} : { filterable }),
         ...(sortable === undefined ? {} : { sortable }),
         ...(typos === undefined ? {} : { typos }),

@@ -19,7 +19,8 @@
 // run alone gives the same characters as normalizing the whole text.
 
 export const ANALYZER_NAME = 'unicode-words-v1';
-export type AnalyzerName = typeof ANALYZER_NAME;
+/** `english` (stemmer.ts) is this analyzer plus a Porter stemmer. */
+export type AnalyzerName = typeof ANALYZER_NAME | 'english';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;

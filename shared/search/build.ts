@@ -13,6 +13,7 @@
 import { QuarryError } from '../errors.ts';
 import { ANALYZER_NAME, type AnalyzerName, scanTokens, type TokenSink } from './analyzer.ts';
 import { allocateIndex, type IdfKind, measureStrings, writeStrings } from './format.ts';
+import { isAnalyzerName, StemmingSink } from './stemmer.ts';
 
 export const BM25_K1 = 1.2;
 export const BM25_B = 0.75;
@@ -26,7 +27,7 @@ export interface BuildOptions {
   store?: readonly string[];
   /** Field weights (> 0) applied to term frequency. Default: 1 for every field. */
   boosts?: Readonly<Record<string, number>>;
-  /** Default and only analyzer today: `unicode-words-v1`. */
+  /** Default `unicode-words-v1`; `english` adds a Porter stemmer (stemmer.ts). */
   analyzer?: AnalyzerName;
   /** Default 'lucene'. 'fts5' reproduces SQLite's bm25() and exists for the ranking tests. */
   idf?: IdfKind;
@@ -38,7 +39,7 @@ const UTF8 = new TextEncoder();
 
 /** Maps tokens to dense term numbers (in order of first appearance) without creating a string per
  * ASCII token. Frequent terms appear early, so their records cluster at the start of each array. */
-class TermTable {
+export class TermTable {
   count = 0;
   /** Code units of all terms back to back: term t is pool[starts[t], starts[t + 1]). */
   pool = new Uint16Array(1 << 18);
@@ -252,7 +253,7 @@ class TermTable {
   }
 }
 
-function grown(a: Int32Array, size: number, fill?: number): Int32Array<ArrayBuffer> {
+export function grown(a: Int32Array, size: number, fill?: number): Int32Array<ArrayBuffer> {
   const b = new Int32Array(size);
   b.set(a);
   if (fill !== undefined) b.fill(fill, a.length);
@@ -261,7 +262,7 @@ function grown(a: Int32Array, size: number, fill?: number): Int32Array<ArrayBuff
 
 /** Appends postings (term, tf) in document order: a term's first token in a document appends its
  * posting, later tokens add to that posting's tf. */
-class PostingCollector implements TokenSink {
+export class PostingCollector implements TokenSink {
   readonly terms = new TermTable();
   weight = 1;
   doc = 0;
@@ -309,20 +310,21 @@ class PostingCollector implements TokenSink {
   }
 }
 
-function invalid(message: string, field: string): QuarryError {
+export function invalid(message: string, field: string): QuarryError {
   return new QuarryError('QUARRY_ERR_VALIDATION', message, { field });
 }
 
-interface CheckedOptions {
+export interface CheckedOptions {
   idField: string;
   fields: string[];
   store: string[];
   weights: Float64Array;
   boosts: Record<string, number>;
   idf: IdfKind;
+  analyzer: AnalyzerName;
 }
 
-function checkOptions(options: BuildOptions): CheckedOptions {
+export function checkOptions(options: BuildOptions): CheckedOptions {
   const { idField, fields, store = [], boosts = {}, analyzer = ANALYZER_NAME, idf = 'lucene' } = options;
   if (typeof idField !== 'string' || idField === '')
     throw invalid('idField must be a non-empty string', 'idField');
@@ -344,14 +346,14 @@ function checkOptions(options: BuildOptions): CheckedOptions {
       throw invalid(`boost for ${field} must be a finite number > 0`, `boosts.${field}`);
     }
   }
-  if (analyzer !== ANALYZER_NAME) throw invalid(`unknown analyzer ${String(analyzer)}`, 'analyzer');
+  if (!isAnalyzerName(analyzer)) throw invalid(`unknown analyzer ${String(analyzer)}`, 'analyzer');
   if (idf !== 'lucene' && idf !== 'fts5') throw invalid(`unknown idf ${String(idf)}`, 'idf');
   const weights = Float64Array.from(fields, (f) => boosts[f] ?? 1);
   const allBoosts = Object.fromEntries(fields.map((f, i) => [f, weights[i]!]));
-  return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf };
+  return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf, analyzer };
 }
 
-function indexValue(value: unknown, sink: PostingCollector, n: number, field: string): void {
+function indexValue(value: unknown, sink: TokenSink, n: number, field: string): void {
   if (typeof value === 'string') scanTokens(value, sink);
   else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
     scanTokens(String(value), sink);
@@ -363,47 +365,69 @@ function indexValue(value: unknown, sink: PostingCollector, n: number, field: st
   }
 }
 
+/** Documents collected so far: their postings, ids, stored fields and lengths (documents [0, n)). */
+export interface Collected {
+  readonly collector: PostingCollector;
+  readonly ids: string[];
+  readonly stored: string[];
+  /** Id -> document number (offset included), to refuse repeated ids. */
+  readonly seen: Map<string, number>;
+  docLengths: Int32Array;
+  postEnds: Int32Array;
+  totalLength: number;
+  n: number;
+}
+
+export function newCollected(): Collected {
+  return {
+    collector: new PostingCollector(),
+    ids: [],
+    stored: [],
+    seen: new Map(),
+    docLengths: new Int32Array(1024),
+    postEnds: new Int32Array(1024),
+    totalLength: 0,
+    n: 0,
+  };
+}
+
 /**
- * Builds an index of `docs`. Throws QuarryError QUARRY_ERR_VALIDATION (with `field`, e.g.
- * `documents.12.id`) for a missing, malformed or repeated id or an unindexable field value.
+ * Analyzes `docs` into `into`. `offset` is the number of the first document in the whole input
+ * (errors name `documents.<offset + i>`). Throws like buildIndex; `into.ids` then holds the ids
+ * read before the failing document (and its own, when the failure came after its id).
  */
-export function buildIndex(docs: Iterable<object>, options: BuildOptions): Uint8Array<ArrayBuffer> {
-  const opts = checkOptions(options);
-  const collector = new PostingCollector();
-  const ids: string[] = [];
-  const stored: string[] = [];
-  const seen = new Map<string, number>();
-  let docLengths = new Int32Array(1024);
-  let postEnds = new Int32Array(1024);
-  let totalLength = 0;
-  let n = 0;
+export function collectDocs(docs: Iterable<object>, opts: CheckedOptions, into: Collected, offset = 0): void {
+  const { collector, ids, stored, seen } = into;
+  const sink: TokenSink = opts.analyzer === ANALYZER_NAME ? collector : new StemmingSink(collector);
+  let { docLengths, postEnds, totalLength, n } = into;
   for (const item of docs) {
+    const g = offset + n;
     // Documents are plain objects read by field name; the checks below validate what is read.
     const doc = item as Readonly<Record<string, unknown>>;
     if (typeof doc !== 'object' || doc === null)
-      throw invalid(`document ${n} is not an object`, `documents.${n}`);
+      throw invalid(`document ${g} is not an object`, `documents.${g}`);
     const rawId = doc[opts.idField];
-    const idPath = (): string => `documents.${n}.${opts.idField}`;
+    const idPath = (): string => `documents.${g}.${opts.idField}`;
     if (
       !(typeof rawId === 'string' && rawId !== '') &&
       !(typeof rawId === 'number' && Number.isFinite(rawId))
     ) {
       throw invalid(
-        `document ${n} has no id: ${opts.idField} must be a non-empty string or a number`,
+        `document ${g} has no id: ${opts.idField} must be a non-empty string or a number`,
         idPath(),
       );
     }
     const id = String(rawId);
     const previous = seen.get(id);
     if (previous !== undefined)
-      throw invalid(`document ${n} repeats the id of document ${previous}: ${id}`, idPath());
-    seen.set(id, n);
+      throw invalid(`document ${g} repeats the id of document ${previous}: ${id}`, idPath());
+    seen.set(id, g);
     ids.push(id);
     collector.begin(n);
     for (let f = 0; f < opts.fields.length; f++) {
       const field = opts.fields[f]!;
       collector.weight = opts.weights[f]!;
-      indexValue(doc[field], collector, n, field);
+      indexValue(doc[field], sink, g, field);
     }
     if (n === docLengths.length) {
       docLengths = grown(docLengths, n * 2);
@@ -412,10 +436,29 @@ export function buildIndex(docs: Iterable<object>, options: BuildOptions): Uint8
     docLengths[n] = collector.docLength;
     postEnds[n] = collector.postCount;
     totalLength += collector.docLength;
-    stored.push(storedJson(doc, opts.store, n));
+    stored.push(storedJson(doc, opts.store, g));
     n++;
   }
-  return writeIndex(collector, ids, stored, { docLengths, postEnds, totalLength }, opts);
+  into.docLengths = docLengths;
+  into.postEnds = postEnds;
+  into.totalLength = totalLength;
+  into.n = n;
+}
+
+/**
+ * Builds an index of `docs`. Throws QuarryError QUARRY_ERR_VALIDATION (with `field`, e.g.
+ * `documents.12.id`) for a missing, malformed or repeated id or an unindexable field value.
+ */
+export function buildIndex(docs: Iterable<object>, options: BuildOptions): Uint8Array<ArrayBuffer> {
+  const opts = checkOptions(options);
+  const collected = newCollected();
+  collectDocs(docs, opts, collected);
+  return writeCollected(collected, opts);
+}
+
+/** Writes the index of everything collected. */
+export function writeCollected(c: Collected, opts: CheckedOptions): Uint8Array<ArrayBuffer> {
+  return writeIndex(c.collector, c.ids, c.stored, c, opts);
 }
 
 function storedJson(doc: Readonly<Record<string, unknown>>, store: readonly string[], n: number): string {
@@ -472,7 +515,7 @@ function writeIndex(
     f32,
   } = allocateIndex(
     {
-      analyzer: ANALYZER_NAME,
+      analyzer: opts.analyzer,
       scorer: { k1: BM25_K1, b: BM25_B, idf: opts.idf },
       idField: opts.idField,
       fields: opts.fields,

@@ -14,7 +14,7 @@
 //   typoKeys         u32[T]     firstCodePoint * 256 + min(length in code points, 255), ascending
 // Strings sort by code point, numbers numerically, false before true.
 import { QuarryError } from '../errors.ts';
-import { codesToString, scanTokens, type TokenSink } from './analyzer.ts';
+import { ANALYZER_NAME, codesToString, scanTokens, type TokenSink } from './analyzer.ts';
 import { type BuildOptions, buildIndex } from './build.ts';
 import {
   alignUp,
@@ -29,6 +29,7 @@ import {
   type SearchIndex,
   termAt,
 } from './format.ts';
+import { StemmingSink } from './stemmer.ts';
 
 export const FIELD_SHIFT = 26;
 export const POSITION_MASK = (1 << FIELD_SHIFT) - 1;
@@ -98,13 +99,14 @@ class PositionSink implements TokenSink {
   }
 }
 
-function scanValue(value: unknown, sink: PositionSink, field: number): void {
-  if (typeof value === 'string') scanTokens(value, sink);
+/** Scans `value` into `scan` (`sink` itself, or a stemmer in front of it). */
+function scanValue(value: unknown, scan: TokenSink, sink: PositionSink): void {
+  if (typeof value === 'string') scanTokens(value, scan);
   else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
-    scanTokens(String(value), sink);
+    scanTokens(String(value), scan);
   } else if (Array.isArray(value)) {
     for (const item of value) {
-      scanValue(item, sink, field);
+      scanValue(item, scan, sink);
       sink.next++;
     }
   }
@@ -114,6 +116,8 @@ function scanValue(value: unknown, sink: PositionSink, field: number): void {
 function positionsOf(index: SearchIndex, docs: readonly Readonly<Record<string, unknown>>[]) {
   const { fields, docCount: N, postingCount: P, termCount: T } = index.header;
   const sink = new PositionSink(index);
+  // The same analyzer the postings were built with (the `english` one stems each token).
+  const scan: TokenSink = index.header.analyzer === ANALYZER_NAME ? sink : new StemmingSink(sink);
   const docEnds = new Uint32Array(N);
   const docLengths = new Uint32Array(N);
   for (let d = 0; d < N; d++) {
@@ -121,7 +125,7 @@ function positionsOf(index: SearchIndex, docs: readonly Readonly<Record<string, 
     const start = sink.count;
     for (let f = 0; f < fields.length; f++) {
       sink.next = f << FIELD_SHIFT;
-      scanValue(doc[fields[f]!], sink, f);
+      scanValue(doc[fields[f]!], scan, sink);
       if (sink.next - (f << FIELD_SHIFT) > POSITION_MASK)
         throw invalid(`documents.${d}.${fields[f]}: too many tokens`, `documents.${d}.${fields[f]}`);
     }
@@ -327,12 +331,12 @@ export function extendIndex(
   return out;
 }
 
-/** buildIndex, then the extension: what workers build (positions always; columns and typo keys as asked). */
-export function buildExtendedIndex(
-  docs: readonly object[],
-  options: BuildOptions & ExtensionOptions,
-): Uint8Array<ArrayBuffer> {
-  const { filterable, sortable, typos, ...baseOptions } = options;
+/** Splits build options into buildIndex's and the extension's, checking the extension's lists. */
+export function splitExtensionOptions(options: BuildOptions & ExtensionOptions): {
+  base: BuildOptions;
+  extension: ExtensionOptions;
+} {
+  const { filterable, sortable, typos, ...base } = options;
   for (const [name, list] of [
     ['filterable', filterable],
     ['sortable', sortable],
@@ -343,9 +347,21 @@ export function buildExtendedIndex(
       if (typeof f !== 'string' || f === '') throw invalid(`${name}.${i}: a field name`, `${name}.${i}`);
     });
   }
-  return extendIndex(buildIndex(docs, baseOptions), docs, {
-    ...(filterable === undefined ? {} : { filterable }),
-    ...(sortable === undefined ? {} : { sortable }),
-    ...(typos === undefined ? {} : { typos }),
-  });
+  return {
+    base,
+    extension: {
+      ...(filterable === undefined ? {} : { filterable }),
+      ...(sortable === undefined ? {} : { sortable }),
+      ...(typos === undefined ? {} : { typos }),
+    },
+  };
+}
+
+/** buildIndex, then the extension: what workers build (positions always; columns and typo keys as asked). */
+export function buildExtendedIndex(
+  docs: readonly object[],
+  options: BuildOptions & ExtensionOptions,
+): Uint8Array<ArrayBuffer> {
+  const { base, extension } = splitExtensionOptions(options);
+  return extendIndex(buildIndex(docs, base), docs, extension);
 }

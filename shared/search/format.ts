@@ -29,7 +29,8 @@
 // API returns real BM25 values; the cost is 2 bytes per posting.
 
 import { QuarryError } from '../errors.ts';
-import { ANALYZER_NAME, type AnalyzerName, hashTerm } from './analyzer.ts';
+import { type AnalyzerName, hashTerm } from './analyzer.ts';
+import { isAnalyzerName } from './stemmer.ts';
 
 export const MAGIC = 'QIDX';
 /** Version 2 adds the optional extension of extension.ts (header `ext`, sections after the rest). */
@@ -252,7 +253,7 @@ export function readHeader(bytes: Uint8Array): IndexHeader {
       cause,
     });
   }
-  if (header.analyzer !== ANALYZER_NAME) throw formatError(`unknown analyzer ${header.analyzer}`, 'analyzer');
+  if (!isAnalyzerName(header.analyzer)) throw formatError(`unknown analyzer ${header.analyzer}`, 'analyzer');
   if (header.scorer?.idf !== 'lucene' && header.scorer?.idf !== 'fts5')
     throw formatError('unknown idf', 'scorer');
   return header;

@@ -67,18 +67,22 @@ export interface MatchedTerms {
   /** Terms matched on their own (words, corrections, prefix expansions). */
   readonly words: ReadonlySet<string>;
   readonly phrases: readonly (readonly string[])[];
+  /** The index's stemmer (the `english` analyzer): a text's tokens are compared by their stems. */
+  readonly stem?: (token: string) => string;
 }
 
 /** Which of `tokens` the query matched. */
 export function matchedTokens(tokens: readonly SpannedToken[], matched: MatchedTerms): Uint8Array {
   const flags = new Uint8Array(tokens.length);
-  tokens.forEach((t, i) => {
-    if (matched.words.has(t.term)) flags[i] = 1;
+  const { stem } = matched;
+  const terms = tokens.map((t) => (stem === undefined ? t.term : stem(t.term)));
+  terms.forEach((term, i) => {
+    if (matched.words.has(term)) flags[i] = 1;
   });
   for (const phrase of matched.phrases) {
-    for (let i = 0; i + phrase.length <= tokens.length; i++) {
+    for (let i = 0; i + phrase.length <= terms.length; i++) {
       let j = 0;
-      while (j < phrase.length && tokens[i + j]!.term === phrase[j]) j++;
+      while (j < phrase.length && terms[i + j] === phrase[j]) j++;
       if (j === phrase.length) flags.fill(1, i, i + phrase.length);
     }
   }

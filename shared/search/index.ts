@@ -25,3 +25,4 @@ export {
   type SearchResult,
   search,
 } from './search.ts';
+export { ANALYZER_NAMES, analyzeWith, ENGLISH } from './stemmer.ts';

@@ -7,7 +7,8 @@
 // several words, as with GET search; a negated one (`-e-mail`) excludes the phrase of its tokens.
 // A quote without its closing quote is a 400 naming q.
 import { QuarryError } from '../errors.ts';
-import { analyze } from './analyzer.ts';
+import { ANALYZER_NAME, type AnalyzerName } from './analyzer.ts';
+import { analyzeWith } from './stemmer.ts';
 
 export interface ParsedQuery {
   /** Distinct positive words, in order of first appearance. */
@@ -26,7 +27,8 @@ function invalid(message: string): QuarryError {
   return new QuarryError('QUARRY_ERR_VALIDATION', `q: ${message}`, { field: 'q' });
 }
 
-export function parseQuery(q: string): ParsedQuery {
+/** `analyzer`: the index's (its header names it), so query terms are what the index holds. */
+export function parseQuery(q: string, analyzer: AnalyzerName = ANALYZER_NAME): ParsedQuery {
   const words: string[] = [];
   const phrases: string[][] = [];
   const negated: string[][] = [];
@@ -60,13 +62,13 @@ export function parseQuery(q: string): ParsedQuery {
     if (q[i] === '"') {
       const close = q.indexOf('"', i + 1);
       if (close < 0) throw invalid(`the quote at character ${i + 1} is not closed`);
-      tokens = analyze(q.slice(i + 1, close));
+      tokens = analyzeWith(analyzer, q.slice(i + 1, close));
       i = close + 1;
       quoted = true;
     } else {
       let j = i;
       while (j < n && q[j] !== '"' && !SPACE.test(q[j]!)) j++;
-      tokens = analyze(q.slice(i, j));
+      tokens = analyzeWith(analyzer, q.slice(i, j));
       i = j;
     }
     if (tokens.length === 0) continue;

@@ -19,6 +19,7 @@ import { docId, prefixRange, type SearchIndex, storedFields, termAt } from './fo
 import { highlightValue, type MatchedTerms, snippetOf } from './highlight.ts';
 import { matchPhrase } from './phrase.ts';
 import type { ParsedQuery } from './query-parse.ts';
+import { stemOf } from './stemmer.ts';
 import { allowedTypos, type TypoSetting, type Variant, variantsOf } from './typos.ts';
 
 export interface QueryOptions {
@@ -173,7 +174,12 @@ export function runQuery(index: SearchIndex, query: ParsedQuery, opts: QueryOpti
   if (opts.facets !== undefined && opts.facets.length > 0)
     result.facets = countFacets(ext!, opts.facets, candidates, n);
   const top = selectTop(candidates, n, opts.offset + opts.k, comparator(index, ext, s, opts));
-  const matched: MatchedTerms = { words: matchedWords, phrases: matchedPhrases };
+  const stem = stemOf(index.header.analyzer);
+  const matched: MatchedTerms = {
+    words: matchedWords,
+    phrases: matchedPhrases,
+    ...(stem === undefined ? {} : { stem }),
+  };
   for (let i = opts.offset; i < top.length; i++) result.hits.push(hitOf(index, s, top[i]!, matched, opts));
   for (let i = 0; i < nReached; i++) {
     const d = reached[i]!;

@@ -51,7 +51,7 @@ export function searchRequest(index: SearchIndex, body: unknown): QueryResult {
   if (!parsed.success) throw validationError(parsed.error);
   const r = parsed.data;
   if (r.k + r.offset > MAX_K) throw invalid('offset', `offset + k must be at most ${MAX_K}`);
-  const query = parseQuery(r.q);
+  const query = parseQuery(r.q, index.header.analyzer);
   if (query.words.length + query.phrases.length + query.negated.length > MAX_QUERY_CLAUSES)
     throw invalid('q', `at most ${MAX_QUERY_CLAUSES} words and phrases`);
   const ext = extensionOf(index);

@@ -3,8 +3,8 @@
 // heap, so the cost grows with the postings read, never with a sort of all matches.
 
 import { QuarryError } from '../errors.ts';
-import { analyze } from './analyzer.ts';
 import { docId, findTerm, prefixRange, type SearchIndex, storedFields } from './format.ts';
+import { analyzeWith } from './stemmer.ts';
 
 export const DEFAULT_K = 10;
 export const MAX_K = 1000;
@@ -171,7 +171,7 @@ function clausesOf(
   prefix: boolean,
   maxExp: number,
 ): Clause[] | null {
-  const words = [...new Set(analyze(query))];
+  const words = [...new Set(analyzeWith(index.header.analyzer, query))];
   const last = prefix ? words.pop() : undefined;
   const clauses: Clause[] = [];
   for (const w of words) {

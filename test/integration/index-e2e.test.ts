@@ -71,6 +71,38 @@ describe('indexes end to end', () => {
     await redis?.stop();
   });
 
+  test('HTTP: "analyzer": "english" reaches the build and the queries (stems on both sides)', async () => {
+    const documents = docs(0, 300);
+    const res = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/indexes/emails-en?wait=30000',
+      payload: { documents, ...options, analyzer: 'english' },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const english = loadIndex(buildIndex(documents, { ...options, analyzer: 'english' }));
+    for (const q of ['guaranteed mailings', 'running kernels']) {
+      const s = await sys.app.inject({
+        method: 'GET',
+        url: `/v1/indexes/emails-en/search?q=${encodeURIComponent(q)}`,
+      });
+      assert.equal(s.statusCode, 200);
+      const expected = search(english, q, { k: 10 }).hits.map((h) => h.id);
+      assert.ok(expected.length > 0, q);
+      assert.deepEqual(
+        s.json().hits.map((h: { id: string }) => h.id),
+        expected,
+        q,
+      );
+    }
+    const bad = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/indexes/emails-en',
+      payload: { documents, ...options, analyzer: 'porter' },
+    });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(bad.json().error.field, 'analyzer');
+  });
+
   test('HTTP: build with ?wait, read its info, search with exact BM25 ranking', async () => {
     const documents = docs(0, 1500);
     const res = await sys.app.inject({

@@ -1,0 +1,149 @@
+// Two-thread index builds (shared/search/build-parallel.ts through IndexBuilder): the bytes equal
+// a single-thread build of the same documents (the extension too: positions, columns, typo keys;
+// and with the english analyzer), and every kind of bad input fails with the error
+// (code, message, field) the single-thread build gives, wherever in the input it sits.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { brownDocs } from '../../bench/corpus.ts';
+import { QuarryError } from '../../shared/errors.ts';
+import { type BuildOptions, buildIndex } from '../../shared/search/build.ts';
+import { findSplit, PARALLEL_MIN_BYTES } from '../../shared/search/build-parallel.ts';
+import { buildExtendedIndex, type ExtensionOptions } from '../../shared/search/extension.ts';
+import { IndexBuilder } from '../../workers/index-builder.ts';
+
+// Real text (the Brown corpus) plus non-ASCII words, numbers, arrays, nulls and escapes, so that
+// both parts hold terms the other lacks and quotes, backslashes and brackets sit inside strings.
+const brown = brownDocs();
+const docs: Record<string, unknown>[] = Array.from({ length: 3000 }, (_, i) => {
+  const b = brown[i % brown.length]!;
+  return {
+    id: i % 7 === 0 ? i : `d${i}`,
+    title: i % 5 === 0 ? `Ünïcödé ΣΊΣΥΦΟΣ 東京 ${b.title} "q\\"x\\\\" ,]}` : b.title,
+    body: i % 3 === 0 ? [b.body.slice(0, 400), i, true, null] : b.body.slice(0, 600),
+    tags: i % 11 === 0 ? null : [`tag${i % 13}`, `t-${i}`],
+  };
+});
+const OPTIONS: BuildOptions = {
+  idField: 'id',
+  fields: ['title', 'body', 'tags'],
+  store: ['title'],
+  boosts: { title: 2 },
+};
+const json = JSON.stringify(docs);
+const EXTENDED: BuildOptions & ExtensionOptions = {
+  ...OPTIONS,
+  filterable: ['tags', 'title'],
+  sortable: ['title'],
+  typos: true,
+};
+
+function input(text: string): ArrayBuffer {
+  const b = Buffer.from(text);
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
+}
+
+/** The error buildIndex throws for `list`, as [code, message, field]. */
+function singleError(list: unknown[], options = OPTIONS): [string, string, string | undefined] {
+  try {
+    buildIndex(list as object[], options);
+  } catch (e) {
+    assert.ok(e instanceof QuarryError);
+    return [e.code, e.message, e.field];
+  }
+  assert.fail('the single-thread build did not fail');
+}
+
+describe('two-thread builds', () => {
+  it('cut the input where the second part starts with a whole document', () => {
+    assert.ok(json.length >= PARALLEL_MIN_BYTES, `test input of ${json.length} bytes is too small`);
+    const bytes = Buffer.from(json);
+    const split = findSplit(bytes)!;
+    const a = JSON.parse(`${bytes.subarray(0, split.at).toString()}]`) as unknown[];
+    const b = JSON.parse(`[${bytes.subarray(split.at + 1).toString()}`) as unknown[];
+    assert.equal(a.length, split.before);
+    assert.deepEqual([...a, ...b], docs);
+    assert.ok(Math.abs(split.at - bytes.length / 2) < 10_000);
+    assert.equal(findSplit(Buffer.from('{"a": [1, 2]}')), null);
+    assert.equal(findSplit(Buffer.from('[{"a": "x,y"}]')), null);
+  });
+
+  it('write the same bytes as one thread', async () => {
+    const builder = new IndexBuilder({ size: 1, threadsPerBuild: 2 });
+    try {
+      const expected = buildExtendedIndex(docs, OPTIONS);
+      for (let round = 0; round < 2; round++) {
+        const bytes = await builder.build(input(json), OPTIONS);
+        assert.ok(Buffer.from(bytes).equals(Buffer.from(expected)), `round ${round}: bytes differ`);
+      }
+      // Also with the whitespace JSON.stringify adds when pretty-printing.
+      const pretty = await builder.build(input(JSON.stringify(docs, null, 2)), OPTIONS);
+      assert.ok(Buffer.from(pretty).equals(Buffer.from(expected)));
+      // Typed columns and typo keys, and the english analyzer (stemmed terms and positions).
+      for (const options of [EXTENDED, { ...EXTENDED, analyzer: 'english' as const }]) {
+        const bytes = await builder.build(input(json), options);
+        assert.ok(
+          Buffer.from(bytes).equals(Buffer.from(buildExtendedIndex(docs, options))),
+          `${options.analyzer ?? 'default'}: bytes differ`,
+        );
+      }
+      assert.deepEqual(builder.started, { single: 0, parallel: 5 });
+      // Small inputs stay on one thread.
+      await builder.build(input(JSON.stringify(docs.slice(0, 10))), OPTIONS);
+      assert.deepEqual(builder.started, { single: 1, parallel: 5 });
+    } finally {
+      await builder.close();
+    }
+  });
+
+  it('fail with the single-thread error wherever the bad document is', async () => {
+    const builder = new IndexBuilder({ size: 1, threadsPerBuild: 2 });
+    try {
+      const late = docs.length - 5;
+      const cases: [string, unknown[]][] = [
+        ['an id repeated across the parts', docs.map((d, i) => (i === late ? { ...d, id: 'd1' } : d))],
+        [
+          'an id repeated in the second part',
+          docs.map((d, i) => (i === late ? { ...d, id: `d${late - 1}` } : d)),
+        ],
+        ['an id repeated in the first part', docs.map((d, i) => (i === 4 ? { ...d, id: 'd2' } : d))],
+        ['a missing id in the second part', docs.map((d, i) => (i === late ? { ...d, id: undefined } : d))],
+        [
+          'an object value in the second part',
+          docs.map((d, i) => (i === late ? { ...d, body: { x: 1 } } : d)),
+        ],
+        ['a non-object in the second part', docs.map((d, i) => (i === late ? 7 : d))],
+        // Both: the first in input order wins (the first part's), as on one thread.
+        ['errors in both parts', docs.map((d, i) => (i === late ? 7 : i === 3 ? { ...d, id: '' } : d))],
+        // The repeat comes before the second part's own failure: it wins.
+        [
+          'a repeat before a failure',
+          docs.map((d, i) => (i === late - 3 ? { ...d, id: 'd1' } : i === late ? 7 : d)),
+        ],
+      ];
+      for (const [name, list] of cases) {
+        const expected = singleError(list);
+        await assert.rejects(
+          builder.build(input(JSON.stringify(list)), OPTIONS),
+          (e: unknown) =>
+            e instanceof QuarryError &&
+            assert.deepEqual([e.code, e.message, e.field], expected, name) === undefined,
+          name,
+        );
+      }
+      // A trailing comma or a hole is not JSON, even though each part alone would parse.
+      for (const text of [`${json.slice(0, -1)},]`, `[,${json.slice(1)}`]) {
+        await assert.rejects(
+          builder.build(input(text), OPTIONS),
+          (e: unknown) =>
+            e instanceof QuarryError && e.code === 'QUARRY_ERR_VALIDATION' && e.field === 'documents',
+        );
+      }
+      assert.ok(builder.started.parallel >= cases.length, JSON.stringify(builder.started));
+      // The group keeps working after failures.
+      const bytes = await builder.build(input(json), OPTIONS);
+      assert.ok(Buffer.from(bytes).equals(Buffer.from(buildExtendedIndex(docs, OPTIONS))));
+    } finally {
+      await builder.close();
+    }
+  });
+});
