@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { QUEUE_NAMES } from '../shared/keys.ts';
 import { S3RVER_READY, s3rverArgv, s3rverEnv, startS3 } from '../test/helpers/s3.ts';
-import { BUCKET, S3_OBJECTS } from './hosts-burst.ts';
+import { BUCKET } from './hosts-burst.ts';
 import type { Host, Network } from './netns.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -27,6 +27,14 @@ export interface SystemSettings {
   /** The workers' QUARRY_MAX_STALLED_COUNT; unset: Quarry's default. */
   readonly maxStalledCount: string | undefined;
   readonly prefix: string;
+  /** The workers' QUARRY_WORKER_CONCURRENCY; default 8. */
+  readonly workerConcurrency?: number;
+}
+
+/** A file uploaded to the object store's bucket (BUCKET) under `key` before it starts. */
+export interface StoredObject {
+  readonly key: string;
+  readonly file: string;
 }
 
 /** A process on a host, and what its log said about jobs. */
@@ -125,7 +133,7 @@ export function systemOn(net: Network, settings: SystemSettings) {
       QUARRY_POLARS_THREADS: '1',
       // Room for the cut host's jobs on the others when they come back: their pickup then shows
       // the recovery, not a queue (the CPU is shared all the same).
-      QUARRY_WORKER_CONCURRENCY: '8',
+      QUARRY_WORKER_CONCURRENCY: String(settings.workerConcurrency ?? 8),
       ...(settings.maxStalledCount === undefined
         ? {}
         : { QUARRY_MAX_STALLED_COUNT: settings.maxStalledCount }),
@@ -140,7 +148,7 @@ export function systemOn(net: Network, settings: SystemSettings) {
     path.join(root, entry),
   ];
 
-  async function startServices(work: string, dataDir: string) {
+  async function startServices(work: string, dataDir: string, objects: readonly StoredObject[]) {
     const redisHost = net.host('redis');
     const redisArgs = (port: number, dir: string, extra: string[]) => [
       'redis-server',
@@ -156,7 +164,7 @@ export function systemOn(net: Network, settings: SystemSettings) {
     const fill = async () => {
       const loader = await startS3({ folder: s3Folder, buckets: [BUCKET] });
       try {
-        for (const name of S3_OBJECTS) await loader.put(BUCKET, name, readFileSync(path.join(dataDir, name)));
+        for (const o of objects) await loader.put(BUCKET, o.key, readFileSync(o.file));
       } finally {
         await loader.stop({ keepFolder: true });
       }

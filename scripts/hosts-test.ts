@@ -24,7 +24,7 @@ import { printTable } from '../bench/lib/stats.ts';
 import { loadConfig } from '../shared/config.ts';
 import { isFinalState, type JobStatus } from '../shared/status.ts';
 import { makeFlightsDataDir, VEGA_DATA_DIR } from '../test/helpers/flights.ts';
-import { checkAnswer, documents, type Planned, planBurst } from './hosts-burst.ts';
+import { checkAnswer, documents, type Planned, planBurst, S3_OBJECTS } from './hosts-burst.ts';
 import { PORTS, type Proc, REDIS_HOST_PORTS, systemOn } from './hosts-system.ts';
 import { buildNetwork, type Network, netnsUnavailable, sweepStale } from './netns.ts';
 
@@ -183,7 +183,8 @@ async function main(): Promise<number> {
     prefix: defaults.prefix,
   });
   const { activeJobs, queueEvents } = system;
-  const workers = await system.startServices(work, dataDir);
+  const objects = S3_OBJECTS.map((key) => ({ key, file: path.join(dataDir, key) }));
+  const workers = await system.startServices(work, dataDir, objects);
   log('Redis, the API and the workers are up');
 
   const probes = await system.checkReachability();
