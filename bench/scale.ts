@@ -55,7 +55,7 @@ const WARMUP_JOBS = 100;
 const ADD_BULK_CHUNK = 100;
 const BURST_TIMEOUT_MS = 120_000;
 /** Jobs per burst of the worker on another host (× scale), and its concurrency. */
-const REMOTE_JOBS = 60;
+const REMOTE_JOBS = 100;
 const REMOTE_CONCURRENCY = 4;
 
 /** Rows of self time printed per profiled setting. */
