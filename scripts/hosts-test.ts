@@ -221,6 +221,9 @@ async function main(): Promise<number> {
   }
   if (caught === undefined) {
     log('no worker host was seen running a multi-second job over an s3:// object: nothing to cut');
+    // A network that refuses what a host needs (the store, say) is the likely cause: say so.
+    for (const p of leaks) log(`PROBLEM: ${p.from} -> ${p.to}:${p.port} is ${p.got}, must be ${p.expect}`);
+    for (const t of tracked.filter((t) => t.problem !== undefined).slice(0, 5)) log(`PROBLEM: ${t.problem}`);
     return 1;
   }
   const { victim } = caught;
