@@ -14,6 +14,9 @@ COPY shared ./shared
 COPY producers ./producers
 COPY workers ./workers
 COPY api ./api
+# The workers' object cache (compose mounts a named volume here): Docker gives a new volume this
+# directory's owner, so the node user can write it.
+RUN mkdir -p /var/cache/quarry-objects && chown node:node /var/cache/quarry-objects
 USER node
 # Unhealthy unless /healthz answers 2xx within 2 s: a refused connection is a failure too.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

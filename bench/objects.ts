@@ -6,8 +6,8 @@
 // object); then again with the cache warm (every job reads the cached file). Each job's spec
 // differs (its limit), so no result is reused. Prints jobs/s and the worker's own fetch time
 // (quarry_object_fetch_seconds by cache=miss|hit, read off its /metrics) per job.
-// Not measured here: a worker on another host (a network namespace): that is the multi-host
-// test's (issue 14, part 4); this worker reaches s3rver over loopback.
+// This worker reaches s3rver over loopback; a worker on another host (a network namespace) reading
+// objects over the simulated network is the scale bench's row (bench/scale-remote.ts).
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -137,7 +137,11 @@ export async function runObjects(options: ObjectsOptions = {}): Promise<void> {
 
 /** The worker's quarry_object_fetch_seconds sums and counts by cache label. */
 async function fetchSeconds(port: number): Promise<Record<'hit' | 'miss', { sum: number; count: number }>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return parseFetchSeconds(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+}
+
+/** quarry_object_fetch_seconds' sums and counts by cache label, from a /metrics text. */
+export function parseFetchSeconds(text: string): Record<'hit' | 'miss', { sum: number; count: number }> {
   const out = { hit: { sum: 0, count: 0 }, miss: { sum: 0, count: 0 } };
   for (const line of text.split('\n')) {
     const m = /^quarry_object_fetch_seconds_(sum|count)\{cache="(hit|miss)"\} ([0-9.e+-]+)$/.exec(line);

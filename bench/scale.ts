@@ -9,6 +9,8 @@
 // deltas over the timed burst, the commands inside Lua scripts included), Redis CPU per job and
 // the worker processes' CPU per job (process.cpuUsage, read from each worker before and after).
 // `--profile` runs the Quarry workers under `node --cpu-prof` and prints their top self time.
+// Then a row for a worker on another host (a network namespace) reading s3:// objects over the
+// simulated network, cold and warm cache, beside the same worker by path (bench/scale-remote.ts).
 import { mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +27,7 @@ import { type Cost, type CpuProbe, meter, noopCpuProbe, quarryCpuProbe } from '.
 import { type Child, startNode } from './lib/processes.ts';
 import { perJobBreakdown } from './lib/redis-stats.ts';
 import { printTable, type Row, type Summary, summarize, writeResults } from './lib/stats.ts';
+import { remoteObjects, remoteRow } from './scale-remote.ts';
 
 export interface ScaleOptions {
   /** Multiplies the jobs per setting (default 2,000 at scale 1). */
@@ -51,6 +54,9 @@ const WARMUP_JOBS = 100;
 /** Jobs per addBulk call in the raw BullMQ burst. */
 const ADD_BULK_CHUNK = 100;
 const BURST_TIMEOUT_MS = 120_000;
+/** Jobs per burst of the worker on another host (× scale), and its concurrency. */
+const REMOTE_JOBS = 100;
+const REMOTE_CONCURRENCY = 4;
 
 /** Rows of self time printed per profiled setting. */
 const PROFILE_TOP = 25;
@@ -196,6 +202,12 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       }
     }
 
+    // The worker on another host, after the local settings (its own Redis, store and API).
+    const remote = await remoteObjects({
+      jobs: Math.max(10, Math.round(REMOTE_JOBS * options.scale)),
+      concurrency: REMOTE_CONCURRENCY,
+    });
+
     const rows: Row[] = settings.map((s) => ({
       processes: s.processes,
       concurrency: s.concurrency,
@@ -259,12 +271,17 @@ export async function runScale(options: ScaleOptions): Promise<void> {
         },
       ],
     );
+    printTable(
+      'a worker on another host (network namespace, over veth links) reading flights-5k as s3:// objects from the Redis host: jobs through the API (?wait, 16 in flight), fetch time per job from its own /metrics',
+      [remoteRow(remote)],
+    );
     const notes = [
       `${cores} cores available (${cpu}), Node ${process.version}. Everything shares them: the worker processes, two redis-servers and this client process, so 2 worker processes on ${cores} cores compete with Redis and the producer and measure contention as much as scaling.`,
       `Quarry: SDK aggregate() with ${ENQUEUE_WINDOW} enqueues in flight, job.wait() per job; ${WARMUP_JOBS} untimed warm-up jobs per setting; worker processes are workers/main.ts with their defaults apart from QUARRY_WORKER_CONCURRENCY.`,
       `No-op: a plain BullMQ Worker per process doing nothing, addBulk in chunks of ${ADD_BULK_CHUNK}, completion seen via QueueEvents.`,
       `Costs are per completed job over the timed burst only: Redis commands from INFO commandstats deltas (everything the server ran: producers, workers, waiters, Lua-internal calls; the INFO calls left out), Redis CPU (used_cpu_user+sys of both servers), worker CPU from process.cpuUsage of every worker process (all its threads: DuckDB's too), read from process_cpu_seconds_total on the worker's metrics endpoint.`,
       `"enqueue s" is when the last job was enqueued; close to the burst's whole time means the producer, not the workers, set the pace.`,
+      `Another host: the simulated hosts of npm run hosts-test (scripts/netns.ts, scripts/hosts-system.ts): queue and cache Redis and s3rver on one namespace, the API on another, one worker (concurrency ${REMOTE_CONCURRENCY}, one DuckDB and one Polars thread) on a third; the same worker by path first (its baseline), then distinct objects with its host's cache cold (each job downloads one), then the same objects warm (each job reads the cached file). Skipped, saying why, where namespaces cannot be made.`,
       `total bench time ${Math.round((performance.now() - started) / 1000)} s; 1-minute load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end`,
     ];
     console.log(`\n${notes.map((n) => `- ${n}`).join('\n')}`);
@@ -277,6 +294,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       notes,
       engineFloor: floor,
       settings,
+      remote,
     });
     console.log(`\nwrote ${file}`);
   } finally {

@@ -1,7 +1,9 @@
 // The burst `npm run hosts-test` sends through the API (scripts/hosts-test.ts), deterministic from
 // its seed, and the check of each completed job's answer: inline aggregations against the TS
 // reference, file aggregations for a result of the right shape (a clean engine run is what
-// `npm run chaos` compares against; here the point is the hosts), index builds by a search.
+// `npm run chaos` compares against; here the point is the hosts), index builds by a search. File
+// datasets and index sources are read by path (a folder every host sees) or from the object store
+// on the Redis host (`s3://hosts/<name>`, the same files uploaded: S3_OBJECTS).
 import { seededRandom } from '../bench/corpus.ts';
 import { addressAggregation, parseAggregation, type ResultEnvelope } from '../shared/aggregation.ts';
 import type { InlineRecord } from '../shared/datasets.ts';
@@ -9,9 +11,22 @@ import { referenceAggregate } from '../test/reference/aggregate.ts';
 import { assertSameResult } from '../test/reference/compare.ts';
 
 export type Kind = 'inline' | 'file' | 'heavy' | 'index';
+/** Where a job's data comes from: in the request, a file by path, or an object in the store. */
+export type Data = 'inline' | 'path' | 's3';
+
+/** The bucket on the Redis host's object store, and the files of the data folder uploaded to it. */
+export const BUCKET = 'hosts';
+export const S3_OBJECTS = [
+  'flights.parquet',
+  'flights.csv',
+  'flights.ndjson',
+  'flights-3m.parquet',
+  'docs.ndjson',
+] as const;
 
 export interface Planned {
   readonly kind: Kind;
+  readonly data: Data;
   /** POST path under the API. */
   readonly route: string;
   readonly body: Record<string, unknown>;
@@ -36,10 +51,16 @@ export function documents(seed: number, n: number, tag: string) {
   return Array.from({ length: n }, (_, i) => ({ id: `${tag}${i}`, title: words(3), body: words(20) }));
 }
 
+/** `{ path }` or `{ url: 's3://hosts/…' }` for a file of the data folder. */
+const fileRef = (data: 'path' | 's3', name: string) =>
+  data === 'path' ? { path: name } : { url: `s3://${BUCKET}/${name}` };
+
 /**
  * Half the inline aggregations first (both hosts share them), then the file aggregations, the
  * index builds and the multi-second jobs (one of these is what the cut must catch running), then
- * the other half, which only the hosts still on the network can take.
+ * the other half, which only the hosts still on the network can take. Every other file
+ * aggregation and multi-second job reads the object store (the first multi-second one among
+ * them), and one index build too.
  */
 export function planBurst(seed: number, size: BurstSize): Planned[] {
   const rand = seededRandom(seed);
@@ -47,11 +68,13 @@ export function planBurst(seed: number, size: BurstSize): Planned[] {
   const engines = ['duckdb', 'polars'];
   const heavy: Planned[] = [];
   for (let i = 0; i < size.heavy; i++) {
+    const data = i % 2 === 0 ? 's3' : 'path';
     heavy.push({
       kind: 'heavy',
+      data,
       route: '/v1/aggregations',
       body: {
-        dataset: { path: 'flights-3m.parquet' },
+        dataset: fileRef(data, 'flights-3m.parquet'),
         // Distinct filters: distinct result keys, so each is a job of its own.
         filters: [{ column: 'distance', op: 'gte', value: 100 + 50 * i + int(50) }],
         groupBy: ['date', 'origin'],
@@ -69,6 +92,7 @@ export function planBurst(seed: number, size: BurstSize): Planned[] {
   const indexes: Planned[] = [
     {
       kind: 'index',
+      data: 'inline',
       route: '/v1/indexes/hosts-inline',
       body: {
         documents: documents(seed, 300, 'd'),
@@ -78,20 +102,31 @@ export function planBurst(seed: number, size: BurstSize): Planned[] {
       },
       query: 'quarry granite',
     },
-    {
-      kind: 'index',
-      route: '/v1/indexes/hosts-file',
-      body: { source: { path: 'docs.ndjson' }, idField: 'id', fields: ['title', 'body'], store: ['title'] },
-      query: 'marble chisel',
-    },
+    ...(['path', 's3'] as const).map(
+      (data): Planned => ({
+        kind: 'index',
+        data,
+        route: `/v1/indexes/hosts-${data === 'path' ? 'file' : 's3'}`,
+        body: {
+          source: fileRef(data, 'docs.ndjson'),
+          idField: 'id',
+          fields: ['title', 'body'],
+          store: ['title'],
+        },
+        query: 'marble chisel',
+      }),
+    ),
   ];
   const files: Planned[] = [];
   for (let i = 0; i < size.files; i++) {
+    // Alternating with the three formats: each format both by path and from the store.
+    const data = i % 2 === 0 ? 'path' : 's3';
     files.push({
       kind: 'file',
+      data,
       route: '/v1/aggregations',
       body: {
-        dataset: { path: ['flights.parquet', 'flights.csv', 'flights.ndjson'][i % 3] },
+        dataset: fileRef(data, ['flights.parquet', 'flights.csv', 'flights.ndjson'][i % 3]!),
         filters: [{ column: 'distance', op: 'gte', value: 10 * i + int(10) }],
         groupBy: ['origin'],
         metrics: [{ op: 'count' }, { op: 'avg', column: 'delay' }, { op: 'max', column: 'distance' }],
@@ -110,6 +145,7 @@ export function planBurst(seed: number, size: BurstSize): Planned[] {
     }));
     inline.push({
       kind: 'inline',
+      data: 'inline',
       route: '/v1/aggregations',
       body: {
         dataset: { records },

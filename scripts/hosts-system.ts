@@ -1,22 +1,22 @@
 // The system `npm run hosts-test` runs (scripts/hosts-test.ts) on the hosts scripts/netns.ts
-// builds: the queue and cache Redis on the Redis host, the API and the workers on theirs, the
-// check of what each host reaches, and what the queue holds, read on the Redis host (the
+// builds: the queue and cache Redis and the object store (s3rver, started as the tests start it)
+// on the Redis host, the API and the workers on theirs (each worker host its own object cache),
+// the check of what each host reaches, and what the queue holds, read on the Redis host (the
 // operator has no route to it).
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { QUEUE_NAMES } from '../shared/keys.ts';
+import { S3RVER_READY, s3rverArgv, s3rverEnv, startS3 } from '../test/helpers/s3.ts';
+import { BUCKET } from './hosts-burst.ts';
 import type { Host, Network } from './netns.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
-export const PORTS = { queue: 6379, cache: 6380, api: 3000, metrics: 9464 } as const;
-// OBJECT STORE (branch h-s3): an s3rver on the Redis host goes here. Add its port to
-// REDIS_HOST_PORTS (the firewalls then let the API and workers reach it), start it in
-// startServices beside the two redis-servers, pass AWS_ENDPOINT_URL_S3 (http://<service>:<port>),
-// the credentials and QUARRY_S3_FORCE_PATH_STYLE in quarryEnv, upload the burst's files to it and
-// let planBurst (scripts/hosts-burst.ts) name `{ url: 's3://…' }` datasets beside the `path` ones.
-export const REDIS_HOST_PORTS = [PORTS.queue, PORTS.cache];
+export const PORTS = { queue: 6379, cache: 6380, s3: 9000, api: 3000, metrics: 9464 } as const;
+/** What the API and worker hosts may reach on the Redis host: the two Redis and the object store
+ * (the API fingerprints objects at enqueue, workers fetch them). */
+export const REDIS_HOST_PORTS = [PORTS.queue, PORTS.cache, PORTS.s3];
 const TENANT = 'hosts';
 const KEY = randomBytes(24).toString('hex');
 const PASSWORD = randomBytes(16).toString('hex');
@@ -27,6 +27,14 @@ export interface SystemSettings {
   /** The workers' QUARRY_MAX_STALLED_COUNT; unset: Quarry's default. */
   readonly maxStalledCount: string | undefined;
   readonly prefix: string;
+  /** The workers' QUARRY_WORKER_CONCURRENCY; default 8. */
+  readonly workerConcurrency?: number;
+}
+
+/** A file uploaded to the object store's bucket (BUCKET) under `key` before it starts. */
+export interface StoredObject {
+  readonly key: string;
+  readonly file: string;
 }
 
 /** A process on a host, and what its log said about jobs. */
@@ -35,6 +43,8 @@ export interface Proc {
   readonly child: ChildProcess;
   /** Worker log lines with a jobId, as they come (pino JSON on stdout). */
   readonly jobLines: { jobId: string; msg: string; reused?: boolean; at: number }[];
+  /** Objects the worker downloaded into its host's cache (a miss), as they come. */
+  readonly fetches: { url: string; fetchMs: number; at: number }[];
   output: string;
 }
 
@@ -50,7 +60,7 @@ export interface Probe {
 export function systemOn(net: Network, settings: SystemSettings) {
   function startIn(host: Host, argv: string[], env: NodeJS.ProcessEnv, ready: string): Promise<Proc> {
     const child = net.spawn(host, argv, env);
-    const proc: Proc = { host, child, jobLines: [], output: '' };
+    const proc: Proc = { host, child, jobLines: [], fetches: [], output: '' };
     let pending = '';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
@@ -70,9 +80,17 @@ export function systemOn(net: Network, settings: SystemSettings) {
           }
           if (!line.startsWith('{')) continue;
           try {
-            const entry = JSON.parse(line) as { jobId?: string; msg: string; reused?: boolean };
+            const entry = JSON.parse(line) as {
+              jobId?: string;
+              msg: string;
+              reused?: boolean;
+              url?: string;
+              fetchMs?: number;
+            };
             if (entry.jobId !== undefined)
               proc.jobLines.push({ ...entry, jobId: entry.jobId, at: Date.now() });
+            if (entry.msg === 'object fetched into the cache' && entry.url !== undefined)
+              proc.fetches.push({ url: entry.url, fetchMs: entry.fetchMs ?? 0, at: Date.now() });
           } catch {
             // A line cut by SIGKILL.
           }
@@ -100,7 +118,11 @@ export function systemOn(net: Network, settings: SystemSettings) {
       ...env,
       QUARRY_QUEUE_REDIS_URL: `redis://:${PASSWORD}@${net.service}:${PORTS.queue}`,
       QUARRY_CACHE_REDIS_URL: `redis://:${PASSWORD}@${net.service}:${PORTS.cache}`,
-      QUARRY_API_KEYS: JSON.stringify([{ key: KEY, tenant: TENANT, scopes: ['admin'], dataDir }]),
+      QUARRY_API_KEYS: JSON.stringify([
+        { key: KEY, tenant: TENANT, scopes: ['admin'], dataDir, buckets: [BUCKET] },
+      ]),
+      // The object store on the Redis host (no AWS_* of this process's environment reaches it).
+      ...s3rverEnv(`http://${net.service}:${PORTS.s3}`),
       QUARRY_DATA_DIR: dataDir,
       QUARRY_LOG_FORMAT: 'json',
       QUARRY_LOG_LEVEL: 'info',
@@ -111,7 +133,7 @@ export function systemOn(net: Network, settings: SystemSettings) {
       QUARRY_POLARS_THREADS: '1',
       // Room for the cut host's jobs on the others when they come back: their pickup then shows
       // the recovery, not a queue (the CPU is shared all the same).
-      QUARRY_WORKER_CONCURRENCY: '8',
+      QUARRY_WORKER_CONCURRENCY: String(settings.workerConcurrency ?? 8),
       ...(settings.maxStalledCount === undefined
         ? {}
         : { QUARRY_MAX_STALLED_COUNT: settings.maxStalledCount }),
@@ -126,7 +148,7 @@ export function systemOn(net: Network, settings: SystemSettings) {
     path.join(root, entry),
   ];
 
-  async function startServices(work: string, dataDir: string) {
+  async function startServices(work: string, dataDir: string, objects: readonly StoredObject[]) {
     const redisHost = net.host('redis');
     const redisArgs = (port: number, dir: string, extra: string[]) => [
       'redis-server',
@@ -136,7 +158,28 @@ export function systemOn(net: Network, settings: SystemSettings) {
     mkdirSync(path.join(work, 'queue'));
     mkdirSync(path.join(work, 'cache'));
     const redisEnv = { PATH: process.env.PATH };
+    // The store's folder is filled here first (the operator has no route to the Redis host): an
+    // s3rver on this host's loopback takes the uploads, then the Redis host's serves the folder.
+    const s3Folder = path.join(work, 's3');
+    const fill = async () => {
+      const loader = await startS3({ folder: s3Folder, buckets: [BUCKET] });
+      try {
+        for (const o of objects) await loader.put(BUCKET, o.key, readFileSync(o.file));
+      } finally {
+        await loader.stop({ keepFolder: true });
+      }
+      await startIn(
+        redisHost,
+        [
+          process.execPath,
+          ...s3rverArgv({ folder: s3Folder, address: net.service, port: PORTS.s3, buckets: [BUCKET] }),
+        ],
+        redisEnv,
+        S3RVER_READY,
+      );
+    };
     await Promise.all([
+      fill(),
       startIn(
         redisHost,
         redisArgs(PORTS.queue, path.join(work, 'queue'), [
@@ -178,6 +221,8 @@ export function systemOn(net: Network, settings: SystemSettings) {
           nodeArgv('workers/main.ts'),
           quarryEnv(dataDir, {
             QUARRY_SPOOL_DIR: spool,
+            // A cache per host: by default the hosts, which share this machine's disk, would share one.
+            QUARRY_OBJECT_CACHE_DIR: path.join(work, `objects-${host.name}`),
             // On every address, so the reachability check below shows the network, not the bind,
             // keeping the other hosts out.
             QUARRY_WORKER_METRICS_HOST: '0.0.0.0',
@@ -201,13 +246,16 @@ export function systemOn(net: Network, settings: SystemSettings) {
     const probes: Probe[] = [
       { from: 'operator', to: 'api', port: PORTS.api, expect: 'open' },
       { from: 'operator', to: 'redis', port: PORTS.queue, expect: 'closed' },
+      { from: 'operator', to: 'redis', port: PORTS.s3, expect: 'closed' },
       { from: 'operator', to: workers[0]!, port: PORTS.metrics, expect: 'closed' },
       { from: 'api', to: 'redis', port: PORTS.queue, expect: 'open' },
       { from: 'api', to: 'redis', port: PORTS.cache, expect: 'open' },
+      { from: 'api', to: 'redis', port: PORTS.s3, expect: 'open' },
       { from: 'api', to: workers[0]!, port: PORTS.metrics, expect: 'closed' },
       ...workers.flatMap((w): Probe[] => [
         { from: w, to: 'redis', port: PORTS.queue, expect: 'open' },
         { from: w, to: 'redis', port: PORTS.cache, expect: 'open' },
+        { from: w, to: 'redis', port: PORTS.s3, expect: 'open' },
         { from: w, to: 'api', port: PORTS.api, expect: 'closed' },
       ]),
       { from: workers[0]!, to: workers[1]!, port: PORTS.metrics, expect: 'closed' },

@@ -3,10 +3,12 @@
 // Quarry on several hosts, simulated on this machine with network namespaces (scripts/netns.ts
 // builds the hosts, scripts/hosts-system.ts starts Quarry on them, scripts/hosts-burst.ts plans the jobs;
 // root and `ip netns` needed): the queue and cache Redis on one host, the API on another, a worker
-// on each of two more, each host reaching only what it must. The operator (this process) sends a
-// mixed burst through the API (inline aggregations, file aggregations over a folder every host
-// sees at the same path, multi-second ones over 3M rows, two index builds), waits until a worker
-// host holds a multi-second job, cuts that host off the network (every packet silently dropped,
+// on each of two more, each host reaching only what it must; the object store (s3rver) on the
+// Redis host too. The operator (this process) sends a mixed burst through the API (inline
+// aggregations, file aggregations over a folder every host sees at the same path and over the
+// same files as s3:// objects, multi-second ones over 3M rows by path and from the store, three
+// index builds: inline, by path, from the store), waits until a worker host holds a multi-second
+// job over an s3:// object, cuts that host off the network (every packet silently dropped,
 // as a partition does; its worker keeps running and believes it holds the job), and kills its
 // worker once the job has ended elsewhere. The job's lock lapses in Redis and the other host's
 // stall check hands it on (docs/RELIABILITY.md: QUARRY_LOCK_DURATION_MS + QUARRY_STALLED_INTERVAL_MS).
@@ -22,7 +24,7 @@ import { printTable } from '../bench/lib/stats.ts';
 import { loadConfig } from '../shared/config.ts';
 import { isFinalState, type JobStatus } from '../shared/status.ts';
 import { makeFlightsDataDir, VEGA_DATA_DIR } from '../test/helpers/flights.ts';
-import { checkAnswer, documents, type Planned, planBurst } from './hosts-burst.ts';
+import { checkAnswer, documents, type Planned, planBurst, S3_OBJECTS } from './hosts-burst.ts';
 import { PORTS, type Proc, REDIS_HOST_PORTS, systemOn } from './hosts-system.ts';
 import { buildNetwork, type Network, netnsUnavailable, sweepStale } from './netns.ts';
 
@@ -143,6 +145,8 @@ async function settle(tracked: readonly Tracked[], quietMs: number): Promise<voi
   }
 }
 
+const objectUrl = (job: Planned): string | undefined =>
+  ((job.body.dataset ?? job.body.source) as { url?: string } | undefined)?.url;
 const hostOf = (by: string, workers: readonly Proc[]) =>
   workers.find((w) => by.startsWith(`quarry-${w.host.name}:`));
 const doneLine = (msg: string) => msg === 'aggregation done' || msg === 'index built';
@@ -179,7 +183,8 @@ async function main(): Promise<number> {
     prefix: defaults.prefix,
   });
   const { activeJobs, queueEvents } = system;
-  const workers = await system.startServices(work, dataDir);
+  const objects = S3_OBJECTS.map((key) => ({ key, file: path.join(dataDir, key) }));
+  const workers = await system.startServices(work, dataDir, objects);
   log('Redis, the API and the workers are up');
 
   const probes = await system.checkReachability();
@@ -200,11 +205,14 @@ async function main(): Promise<number> {
     }),
   );
 
-  // Cut the first worker host seen holding a multi-second job, while it runs.
+  // Cut the first worker host seen holding a multi-second job over an object, while it runs: its
+  // s3:// jobs must then finish on a host that fetches the object into a cache of its own.
   let caught: { victim: Proc; jobId: string } | undefined;
   const catchDeadline = Date.now() + 90_000;
   while (caught === undefined && Date.now() < catchDeadline) {
-    const heavy = new Set(tracked.filter((t) => t.job.kind === 'heavy').map((t) => t.jobId));
+    const heavy = new Set(
+      tracked.filter((t) => t.job.kind === 'heavy' && t.job.data === 's3').map((t) => t.jobId),
+    );
     for (const a of await activeJobs().catch(() => [])) {
       const victim = hostOf(a.by, workers);
       if (heavy.has(a.jobId) && victim !== undefined) caught = { victim, jobId: a.jobId };
@@ -212,7 +220,10 @@ async function main(): Promise<number> {
     if (caught === undefined) await sleep(100);
   }
   if (caught === undefined) {
-    log('no worker host was seen running a multi-second job: nothing to cut');
+    log('no worker host was seen running a multi-second job over an s3:// object: nothing to cut');
+    // A network that refuses what a host needs (the store, say) is the likely cause: say so.
+    for (const p of leaks) log(`PROBLEM: ${p.from} -> ${p.to}:${p.port} is ${p.got}, must be ${p.expect}`);
+    for (const t of tracked.filter((t) => t.problem !== undefined).slice(0, 5)) log(`PROBLEM: ${t.problem}`);
     return 1;
   }
   const { victim } = caught;
@@ -292,9 +303,27 @@ async function main(): Promise<number> {
       )
       .map((w) => w.host.name);
     const ms = (at: number | undefined) => (at === undefined ? null : at - cutAt);
+    const job = byId.get(jobId)?.job;
+    // Where the host that ran an s3:// job to the end got its object: fetched after the cut into
+    // its own cache, or there already from an earlier job.
+    const url = job?.data === 's3' ? objectUrl(job) : undefined;
+    const object =
+      url === undefined
+        ? ''
+        : finishedOn
+            .map((name) => {
+              const fetched = workers.find((w) => w.host.name === name)?.fetches.find((f) => f.url === url);
+              if (fetched === undefined) return `${name}: not fetched`;
+              return fetched.at >= cutAt
+                ? `${name} fetched it +${fetched.at - cutAt} ms (${Math.round(fetched.fetchMs)} ms)`
+                : `${name}'s cache had it`;
+            })
+            .join('; ');
     return {
       jobId,
-      kind: byId.get(jobId)?.job.kind ?? 'unknown',
+      kind: job?.kind ?? 'unknown',
+      data: job?.data ?? 'unknown',
+      object,
       stalledMs: ms(stalled),
       busyAtStall: stalled === undefined ? null : busyAt(stalled),
       pickupMs: ms(active),
@@ -316,17 +345,21 @@ async function main(): Promise<number> {
       problems.push(`job ${r.jobId} completed, but no other host logged its run`);
     }
   }
+  if (!recoveries.some((r) => r.data === 's3')) problems.push('the cut host held no s3:// job');
 
   const acknowledged = tracked.filter((t) => t.jobId !== undefined || t.cachedKey !== undefined).length;
   const hostRows = net.hosts.map((h) => {
     const proc = workers.find((w) => w.host === h);
     const computed = new Set(proc?.jobLines.filter((l) => doneLine(l.msg)).map((l) => l.jobId));
     const failedAttempts = proc?.jobLines.filter((l) => l.msg === 'job attempt failed').length;
+    const s3Run = [...computed].filter((id) => byId.get(id)?.job.data === 's3').length;
     return {
       host: h.name,
       role: h.role,
       address: h.role === 'api' ? `${h.address}, ${net!.apiAddress}` : h.address,
       'jobs run': proc === undefined ? '' : computed.size,
+      's3 jobs': proc === undefined ? '' : s3Run,
+      'objects fetched': proc === undefined ? '' : proc.fetches.length,
       'failed attempts': failedAttempts ?? '',
       fault: proc === victim ? `cut +${cutAt - started} ms, killed +${killedAt - started} ms` : '',
     };
@@ -344,7 +377,9 @@ async function main(): Promise<number> {
       tracked.filter((t) => t.cachedKey).length,
     lost,
     wrong,
+    s3Completed: tracked.filter((t) => t.job.data === 's3' && t.status?.state === 'completed').length,
     heldAtCut: held.length,
+    heldS3: recoveries.filter((r) => r.data === 's3').length,
     longestHandBackMs: longest('stalledMs'),
     longestPickupMs: longest('pickupMs'),
     longestRecoveryMs: longest('endMs'),
@@ -358,12 +393,14 @@ async function main(): Promise<number> {
     recoveries.map((r) => ({
       job: r.jobId,
       kind: r.kind,
+      data: r.data,
       'handed back': r.stalledMs,
       'busy slots then': r.busyAtStall,
       'taken again': r.pickupMs,
       ended: r.endMs,
       state: r.state,
       'run to the end on': r.finishedOn.join(', '),
+      's3 object there': r.object,
     })),
   );
   printTable('Totals', [summary]);

@@ -32,7 +32,7 @@ export interface Host {
 
 export interface NetworkOptions {
   readonly workerHosts: number;
-  /** TCP ports on the Redis host the others may reach (queue, cache, and later an object store). */
+  /** TCP ports on the Redis host the others may reach (queue, cache, object store). */
   readonly redisHostPorts: readonly number[];
   readonly apiPort: number;
   /** Default: `nft` when installed, else `routes`. */

@@ -31,6 +31,37 @@ process.on('exit', () => {
 });
 
 const BIN = createRequire(import.meta.url).resolve('s3rver/bin/s3rver.js');
+/** The fixed credentials s3rver checks signatures against. */
+const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+/**
+ * The command line that starts s3rver (run it with this Node); for callers that start it
+ * elsewhere than this process's network, as `npm run hosts-test` does on its Redis host. Once up,
+ * it prints `S3rver listening on <address>:<port>` (S3RVER_READY).
+ */
+export function s3rverArgv(options: {
+  folder: string;
+  address: string;
+  port: number;
+  buckets?: readonly string[];
+}): string[] {
+  const args = [BIN, '--directory', options.folder, '--address', options.address];
+  args.push('--port', String(options.port), '--silent');
+  for (const bucket of options.buckets ?? []) args.push('--configure-bucket', bucket);
+  return args;
+}
+export const S3RVER_READY = 'S3rver listening on';
+
+/** The AWS variables (plus QUARRY_S3_FORCE_PATH_STYLE) that point Quarry at an s3rver. */
+export function s3rverEnv(endpoint: string): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    QUARRY_S3_FORCE_PATH_STYLE: 'true',
+  };
+}
 
 /**
  * Starts s3rver with `buckets` created. Give `folder` to serve (or keep) a folder of your own;
@@ -43,8 +74,7 @@ export async function startS3(
   const folder = options.folder ?? mkdtempSync(path.join(os.tmpdir(), 'quarry-s3-'));
   const address = options.address ?? '127.0.0.1';
   const port = options.port ?? (await freePort());
-  const args = [BIN, '--directory', folder, '--address', address, '--port', String(port), '--silent'];
-  for (const bucket of options.buckets ?? []) args.push('--configure-bucket', bucket);
+  const args = s3rverArgv({ folder, address, port, buckets: options.buckets });
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   running.add(child);
   let stderr = '';
@@ -52,18 +82,12 @@ export async function startS3(
     stderr += chunk.toString();
   });
   const endpoint = `http://${address}:${port}`;
-  const env = {
-    AWS_ENDPOINT_URL_S3: endpoint,
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REGION: 'us-east-1',
-    QUARRY_S3_FORCE_PATH_STYLE: 'true',
-  };
+  const env = s3rverEnv(endpoint);
   const client = new S3Client({
     endpoint,
     region: 'us-east-1',
     forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    credentials: { ...CREDENTIALS },
   });
   const stop = async (stopOptions: { keepFolder?: boolean } = {}) => {
     client.destroy();

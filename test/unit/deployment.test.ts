@@ -95,10 +95,16 @@ interface Service {
   deploy?: { resources?: { limits?: { cpus?: string | number; memory?: string } } };
 }
 
+interface Compose {
+  services: Record<string, Service>;
+  /** Named volumes. */
+  volumes?: Record<string, unknown>;
+}
+
 const composeText = readFileSync(path.join(ROOT, 'compose.yaml'), 'utf8');
 /** compose.yaml as compose runs it for an operator who set OPERATOR_ENV. */
-function compose(env: Record<string, string> = OPERATOR_ENV): { services: Record<string, Service> } {
-  return interpolateTree(parse(composeText, { merge: true }), env) as { services: Record<string, Service> };
+function compose(env: Record<string, string> = OPERATOR_ENV): Compose {
+  return interpolateTree(parse(composeText, { merge: true }), env) as Compose;
 }
 
 function environmentOf(service: Service): Record<string, string> {
@@ -427,6 +433,82 @@ describe('compose.yaml', () => {
     ]);
   });
 
+  // What an operator may set for object storage and tracing (README: Deployment): each must reach
+  // both Quarry services as set, and all of them are empty (off) unless set.
+  const TO_BOTH: Record<string, string> = {
+    AWS_ENDPOINT_URL_S3: 'http://minio:9000',
+    AWS_ENDPOINT_URL: 'http://objects.internal:9000',
+    AWS_ACCESS_KEY_ID: 'deployment-check-access-key',
+    AWS_SECRET_ACCESS_KEY: 'deployment-check-secret-key',
+    AWS_REGION: 'eu-west-1',
+    QUARRY_S3_FORCE_PATH_STYLE: 'true',
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20abc',
+    OTEL_SERVICE_NAME: 'quarry-staging',
+    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=staging',
+    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+    OTEL_TRACES_SAMPLER_ARG: '0.25',
+  };
+  const TO_WORKER: Record<string, string> = { QUARRY_OBJECT_CACHE_BYTES: '1073741824' };
+
+  test("object storage and tracing: the operator's AWS_*, QUARRY_S3_* and OTEL_* values reach the API and the worker", () => {
+    const { services } = compose({ ...OPERATOR_ENV, ...TO_BOTH, ...TO_WORKER });
+    for (const name of ['api', 'worker']) {
+      const env = environmentOf(services[name]!);
+      for (const [variable, value] of Object.entries(TO_BOTH)) {
+        assert.equal(env[variable], value, `${name}: ${variable} is not passed through`);
+      }
+      // As Quarry reads them: the store and the exporter the operator named.
+      const c = loadConfig(env);
+      assert.deepEqual(c.s3, {
+        endpoint: 'http://minio:9000',
+        region: 'eu-west-1',
+        forcePathStyle: true,
+        credentials: {
+          accessKeyId: 'deployment-check-access-key',
+          secretAccessKey: 'deployment-check-secret-key',
+        },
+      });
+      assert.equal(c.tracing?.url, 'http://collector:4318/v1/traces', `${name}: tracing`);
+      assert.equal(c.tracing?.protocol, 'http/json');
+      assert.deepEqual(c.tracing?.headers, { authorization: 'Bearer abc' });
+      assert.equal(c.tracing?.serviceName, 'quarry-staging');
+      assert.deepEqual(c.tracing?.resourceAttributes, { 'deployment.environment.name': 'staging' });
+      assert.equal(c.tracing?.sampler, 'parentbased_traceidratio');
+      assert.equal(c.tracing?.samplerRatio, 0.25);
+    }
+    assert.equal(loadConfig(environmentOf(services.worker!)).objectCacheBytes, 1024 ** 3);
+  });
+
+  test('object storage and tracing are off unless the operator sets them', () => {
+    for (const name of ['api', 'worker']) {
+      const env = environmentOf(services[name]!);
+      for (const variable of [
+        ...Object.keys(TO_BOTH),
+        ...(name === 'worker' ? Object.keys(TO_WORKER) : []),
+      ]) {
+        // Empty, not absent: compose passes it, and Quarry (and the AWS SDK) read empty as unset.
+        assert.equal(env[variable], '', `${name}: ${variable} must be passed, empty by default`);
+      }
+      const c = config(name);
+      assert.equal(c.tracing, null, `${name}: tracing must be off by default`);
+      assert.deepEqual(c.s3, { region: 'us-east-1', forcePathStyle: false }, `${name}: s3 defaults`);
+    }
+    assert.equal(config('worker').objectCacheBytes, loadConfig({}).objectCacheBytes);
+  });
+
+  test("the worker's object cache is a named volume at QUARRY_OBJECT_CACHE_DIR", () => {
+    const { volumes } = compose();
+    const dir = config('worker').objectCacheDir;
+    const mount = mounts(services.worker!).find((m) => m.target === dir);
+    assert.ok(mount?.source !== undefined, `worker: nothing is mounted at ${dir} (QUARRY_OBJECT_CACHE_DIR)`);
+    assert.ok(
+      volumes !== undefined && Object.hasOwn(volumes, mount.source),
+      `worker: ${mount.source} is not a named volume (a bind mount of the host's folder)`,
+    );
+  });
+
   test('services waited for as healthy have a healthcheck', () => {
     for (const [name, service] of Object.entries(services)) {
       const deps = Array.isArray(service.depends_on) ? {} : (service.depends_on ?? {});
@@ -552,6 +634,21 @@ describe('Dockerfile', () => {
       .at(-1)
       ?.args.split(':')[0];
     assert.ok(user !== undefined && user !== 'root' && user !== '0', `USER ${user ?? '(none: root)'}`);
+  });
+
+  test("the workers' object cache directory exists in the image, owned by its user", () => {
+    // A new named volume takes the owner of the image's directory; without it, root's.
+    const dir = loadConfig(environmentOf(services.worker!)).objectCacheDir;
+    const userAt = finalStage.findLastIndex((i) => i.keyword === 'USER');
+    const user = finalStage[userAt]!.args.split(':')[0]!;
+    const made = finalStage.findIndex(
+      (i) =>
+        i.keyword === 'RUN' &&
+        new RegExp(`\\bmkdir -p ${dir}(\\s|$)`).test(i.args) &&
+        new RegExp(`\\bchown ${user}(:\\S+)? ${dir}(\\s|$)`).test(i.args),
+    );
+    assert.ok(made !== -1, `no RUN mkdir -p ${dir} && chown ${user} ${dir}`);
+    assert.ok(made < userAt, 'the directory must be made (as root) before USER');
   });
 
   test('copies every directory the runtime imports', () => {
