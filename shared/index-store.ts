@@ -6,9 +6,11 @@
 // Version numbers never repeat, even after the queue Redis lost its data: a version is
 // max(last given out + 1, the Redis clock in milliseconds), so a rebuild on an emptied Redis gets
 // a number above every version built before (API processes still holding those take it).
+import { DOCUMENTS_ENCODING } from './index-documents.ts';
 import type { IndexInfo } from './indexing.ts';
 import type { KeyScheme } from './keys.ts';
 import type { Redis } from './redis.ts';
+import { type IndexHeader, PRELUDE_BYTES, readHeader } from './search/format.ts';
 import { OUTBOX_LUA } from './webhook-outbox.ts';
 
 /** The message published on keys.indexEventsChannel when a version goes live or is deleted. */
@@ -24,8 +26,19 @@ export interface IndexPointer {
   readonly deleted: boolean;
 }
 
-/** What publish() did with a version. */
-export type PublishOutcome = 'live' | 'stale' | 'deleted';
+/**
+ * What publish() did with a version. 'moved': an update whose base version is no longer current
+ * (another build went live meanwhile); nothing of it stays, the caller rebuilds on the new one.
+ */
+export type PublishOutcome = 'live' | 'stale' | 'deleted' | 'moved';
+
+/** What a version keeps beside its index for document updates, and what an update is based on. */
+export interface PublishExtras {
+  /** The version's projected documents, encoded (shared/index-documents.ts). */
+  documents?: Uint8Array;
+  /** An update: go live only while this version is current. */
+  base?: number;
+}
 
 export interface IndexStoreOptions {
   /** Largest single Redis value; bigger indexes are split. Default 32 MiB. */
@@ -48,22 +61,25 @@ redis.call('SET', KEYS[1], v)
 return v
 `;
 
-// Shared by the scripts below: expire or delete one version's meta hash and chunks.
-// ARGV[1] is always the collection's version key prefix (`<prefix>:index:<c>:v`).
+// Shared by the scripts below: expire or delete one version's meta hash, index chunks and
+// document chunks. ARGV[1] is always the collection's version key prefix (`<prefix>:index:<c>:v`).
 const VERSION_KEYS_LUA = `
 local function each_key(v, fn)
   local meta = ARGV[1] .. v
   local chunks = tonumber(redis.call('HGET', meta, 'chunks') or '0')
+  local docs = tonumber(redis.call('HGET', meta, 'docChunks') or '0')
   fn(meta)
   for i = 0, chunks - 1 do fn(meta .. ':' .. i) end
+  for i = 0, docs - 1 do fn(meta .. ':d' .. i) end
 end
 `;
 
 // KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone, KEYS[4] webhook outbox, KEYS[5] the
 // tenant's webhooks; ARGV: version prefix, version, collection, grace, channel, notice, tenant
-// ('' for none), jobId. Switches `current` only forward; expires whichever version lost (the old
-// current, or this one); deletes at once a version reserved before a delete. A version that goes
-// live is an `index.live` event for the tenant's webhooks (webhook-outbox.ts).
+// ('' for none), jobId, base version ('' for a full build). Switches `current` only forward;
+// expires whichever version lost (the old current, or this one); deletes at once a version
+// reserved before a delete, and an update whose base is no longer current (compare-and-switch).
+// A version that goes live is an `index.live` event for the tenant's webhooks (webhook-outbox.ts).
 const SWITCH_LUA = `${VERSION_KEYS_LUA}${OUTBOX_LUA}
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
 local new = tonumber(ARGV[2])
@@ -73,6 +89,10 @@ local function delete(key) redis.call('DEL', key) end
 if new <= tomb then
   each_key(ARGV[2], delete)
   return 'deleted'
+end
+if ARGV[9] ~= '' and tonumber(ARGV[9]) ~= old then
+  each_key(ARGV[2], delete)
+  return 'moved'
 end
 if new <= old then
   each_key(ARGV[2], expire)
@@ -147,16 +167,21 @@ export class IndexStore {
     version: number,
     bytes: Uint8Array,
     info: Omit<IndexInfo, 'collection' | 'version' | 'bytes'>,
+    extras: PublishExtras = {},
   ): Promise<PublishOutcome> {
-    const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes));
     const meta = this.#keys.indexMeta(collection, version);
     const write = this.#redis.multi();
-    for (let i = 0; i < chunks; i++) {
-      const part = bytes.subarray(i * this.#chunkBytes, Math.min(bytes.length, (i + 1) * this.#chunkBytes));
-      write.set(
-        this.#keys.indexChunk(collection, version, i),
-        Buffer.from(part.buffer, part.byteOffset, part.length),
+    const chunks = this.#writeChunks(write, bytes, (i) => this.#keys.indexChunk(collection, version, i));
+    const { documents } = extras;
+    if (documents !== undefined) {
+      const docChunks = this.#writeChunks(write, documents, (i) =>
+        this.#keys.indexDocChunk(collection, version, i),
       );
+      write.hset(meta, {
+        docChunks: String(docChunks),
+        docBytes: String(documents.length),
+        docEncoding: DOCUMENTS_ENCODING,
+      });
     }
     write.hset(meta, {
       chunks: String(chunks),
@@ -185,8 +210,53 @@ export class IndexStore {
       JSON.stringify(notice),
       this.#keys.tenant ?? '',
       info.jobId,
+      extras.base === undefined ? '' : String(extras.base),
     );
     return outcome as PublishOutcome;
+  }
+
+  /** Queues SETs of `bytes` in chunks of at most chunkBytes; answers the chunk count. */
+  #writeChunks(write: ReturnType<Redis['multi']>, bytes: Uint8Array, key: (i: number) => string): number {
+    const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes));
+    for (let i = 0; i < chunks; i++) {
+      const part = bytes.subarray(i * this.#chunkBytes, Math.min(bytes.length, (i + 1) * this.#chunkBytes));
+      write.set(key(i), Buffer.from(part.buffer, part.byteOffset, part.length));
+    }
+    return chunks;
+  }
+
+  /**
+   * A version's stored documents (as encoded, shared/index-documents.ts); null when the version
+   * is gone or was built before versions kept their documents.
+   */
+  async documents(collection: string, version: number): Promise<Buffer | null> {
+    const meta = this.#keys.indexMeta(collection, version);
+    const [chunks, encoding] = await this.#redis.hmget(meta, 'docChunks', 'docEncoding');
+    if (!Number(chunks) || encoding !== DOCUMENTS_ENCODING) return null;
+    const parts = await Promise.all(
+      Array.from({ length: Number(chunks) }, (_, i) =>
+        this.#redis.getBuffer(this.#keys.indexDocChunk(collection, version, i)),
+      ),
+    );
+    if (parts.some((p) => p === null)) return null;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts as Buffer[]);
+  }
+
+  /** Whether a version keeps its documents (an update can start from it). */
+  async hasDocuments(collection: string, version: number): Promise<boolean> {
+    const meta = this.#keys.indexMeta(collection, version);
+    const [chunks, encoding] = await this.#redis.hmget(meta, 'docChunks', 'docEncoding');
+    return Number(chunks) > 0 && encoding === DOCUMENTS_ENCODING;
+  }
+
+  /** A version's index header, read from the start of its first chunk; null when it is gone. */
+  async header(collection: string, version: number): Promise<IndexHeader | null> {
+    const key = this.#keys.indexChunk(collection, version, 0);
+    const prelude = await this.#redis.getrangeBuffer(key, 0, PRELUDE_BYTES - 1);
+    if (prelude.length < PRELUDE_BYTES) return null;
+    const length = prelude.readUInt32LE(8);
+    const head = await this.#redis.getrangeBuffer(key, 0, PRELUDE_BYTES + length - 1);
+    return readHeader(head);
   }
 
   /**

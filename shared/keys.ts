@@ -15,6 +15,8 @@
 //                                 before the delete (TTL 7 days; removed when a new build goes live)
 //     <prefix>:index:<c>:v<n>     version n's metadata hash (chunks, bytes, documents, terms, …)
 //     <prefix>:index:<c>:v<n>:<i> chunk i of version n's binary index; old versions expire
+//     <prefix>:index:<c>:v<n>:d<i> chunk i of version n's documents (projected JSON, for updates);
+//                                 expire and go with the version
 //     <prefix>:indexes            set of collection names
 //     <prefix>:schedule:<name>    a scheduled aggregation: its spec and timing (hash)
 //     <prefix>:schedules          set of schedule names
@@ -72,6 +74,7 @@ export interface KeyScheme {
   indexDeleted(collection: string): string;
   indexMeta(collection: string, version: number): string;
   indexChunk(collection: string, version: number, chunk: number): string;
+  indexDocChunk(collection: string, version: number, chunk: number): string;
   readonly indexes: string;
   readonly indexEventsChannel: string;
   schedule(name: string): string;
@@ -145,6 +148,7 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     indexDeleted: (c: string) => `${p}:index:${c}:deleted`,
     indexMeta: (c: string, v: number) => `${p}:index:${c}:v${v}`,
     indexChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:${i}`,
+    indexDocChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:d${i}`,
     indexes: `${p}:indexes`,
     indexEventsChannel: `${p}:index-events`,
     schedule: (name: string) => `${p}:schedule:${name}`,
