@@ -47,10 +47,14 @@ export interface IndexStoreOptions {
   graceS?: number;
   /** How long a deleted collection's tombstone stays. Default 7 days. */
   tombstoneS?: number;
+  /** How long a full build's reservation holds updates back at most (a crashed build). Default 1 h. */
+  buildingMs?: number;
 }
 
-// KEYS[1] seq, KEYS[2] tombstone. The Redis clock, not the caller's: one clock for every
-// worker. Scripts replicate their effects (Redis >= 5), so TIME before a write is allowed.
+// KEYS[1] seq, KEYS[2] tombstone, KEYS[3] building set; ARGV[1] '1' for a full build, ARGV[2]
+// how long (ms) a full build's reservation may stay unpublished (a crashed worker's is pruned).
+// The Redis clock, not the caller's: one clock for every worker. Scripts replicate their effects
+// (Redis >= 5), so TIME before a write is allowed.
 const NEXT_VERSION_LUA = `
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local tomb = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -58,7 +62,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local v = string.format('%.0f', math.max(seq + 1, tomb + 1, now))
 redis.call('SET', KEYS[1], v)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - tonumber(ARGV[2])))
+if ARGV[1] == '1' then redis.call('ZADD', KEYS[3], now, v) end
 return v
+`;
+
+// KEYS[1] building set; ARGV[1] base. 1 when a full build reserved a version above the base and
+// has not published it yet: an update based on it must wait for it (and then start from it).
+const BUILDING_LUA = `
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if tonumber(m) > tonumber(ARGV[1]) then return 1 end
+end
+return 0
 `;
 
 // Shared by the scripts below: expire or delete one version's meta hash, index chunks and
@@ -75,10 +90,11 @@ end
 `;
 
 // KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone, KEYS[4] webhook outbox, KEYS[5] the
-// tenant's webhooks; ARGV: version prefix, version, collection, grace, channel, notice, tenant
+// tenant's webhooks, KEYS[6] the building set; ARGV: version prefix, version, collection, grace, channel, notice, tenant
 // ('' for none), jobId, base version ('' for a full build). Switches `current` only forward;
 // expires whichever version lost (the old current, or this one); deletes at once a version
-// reserved before a delete, and an update whose base is no longer current (compare-and-switch).
+// reserved before a delete, and an update whose base is no longer current or that a full build
+// reserved between its base and it has not published yet (compare-and-switch: it rebuilds).
 // A version that goes live is an `index.live` event for the tenant's webhooks (webhook-outbox.ts).
 const SWITCH_LUA = `${VERSION_KEYS_LUA}${OUTBOX_LUA}
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -86,13 +102,21 @@ local new = tonumber(ARGV[2])
 local tomb = tonumber(redis.call('GET', KEYS[3]) or '0')
 local function expire(key) redis.call('EXPIRE', key, ARGV[4]) end
 local function delete(key) redis.call('DEL', key) end
+redis.call('ZREM', KEYS[6], ARGV[2])
 if new <= tomb then
   each_key(ARGV[2], delete)
   return 'deleted'
 end
-if ARGV[9] ~= '' and tonumber(ARGV[9]) ~= old then
-  each_key(ARGV[2], delete)
-  return 'moved'
+if ARGV[9] ~= '' then
+  local base = tonumber(ARGV[9])
+  local busy = base ~= old
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+    if tonumber(m) > base and tonumber(m) < new then busy = true end
+  end
+  if busy then
+    each_key(ARGV[2], delete)
+    return 'moved'
+  end
 end
 if new <= old then
   each_key(ARGV[2], expire)
@@ -132,6 +156,7 @@ export class IndexStore {
   readonly #chunkBytes: number;
   readonly #graceS: number;
   readonly #tombstoneS: number;
+  readonly #buildingMs: number;
 
   constructor(redis: Redis, keys: KeyScheme, options: IndexStoreOptions = {}) {
     this.#redis = redis;
@@ -139,6 +164,7 @@ export class IndexStore {
     this.#chunkBytes = options.chunkBytes ?? 32 * 1024 * 1024;
     this.#graceS = options.graceS ?? 60;
     this.#tombstoneS = options.tombstoneS ?? 7 * 24 * 3600;
+    this.#buildingMs = options.buildingMs ?? 3600_000;
   }
 
   /** `<prefix>:index:<c>:v`: the start of every version key of a collection. */
@@ -146,15 +172,33 @@ export class IndexStore {
     return this.#keys.indexMeta(collection, 0).slice(0, -1);
   }
 
-  /** Reserves the next version number of a collection: above every one given out before. */
-  async nextVersion(collection: string): Promise<number> {
+  /**
+   * Reserves the next version number of a collection: above every one given out before. A full
+   * build's (`full`) stays in the building set until it is published or settle()d, so that an
+   * update reserved after it waits for it instead of overtaking it.
+   */
+  async nextVersion(collection: string, options: { full?: boolean } = {}): Promise<number> {
     const v = await this.#redis.eval(
       NEXT_VERSION_LUA,
-      2,
+      3,
       this.#keys.indexSeq(collection),
       this.#keys.indexDeleted(collection),
+      this.#keys.indexBuilding(collection),
+      options.full ? '1' : '0',
+      String(this.#buildingMs),
     );
     return Number(v);
+  }
+
+  /** A full build that failed: its reservation no longer holds updates back. */
+  async settle(collection: string, version: number): Promise<void> {
+    await this.#redis.zrem(this.#keys.indexBuilding(collection), String(version));
+  }
+
+  /** Whether a full build reserved a version above `base` and has not published it yet. */
+  async buildingAbove(collection: string, base: number): Promise<boolean> {
+    const busy = await this.#redis.eval(BUILDING_LUA, 1, this.#keys.indexBuilding(collection), String(base));
+    return busy === 1;
   }
 
   /**
@@ -196,12 +240,13 @@ export class IndexStore {
     const notice: IndexNotice = { collection, version };
     const outcome = await this.#redis.eval(
       SWITCH_LUA,
-      5,
+      6,
       this.#keys.indexCurrent(collection),
       this.#keys.indexes,
       this.#keys.indexDeleted(collection),
       this.#keys.webhookOutbox,
       this.#keys.webhooks,
+      this.#keys.indexBuilding(collection),
       this.#versionPrefix(collection),
       String(version),
       collection,

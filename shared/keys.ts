@@ -13,6 +13,8 @@
 //     <prefix>:index:<c>:current  the version searches use (switched atomically, only forward)
 //     <prefix>:index:<c>:deleted  tombstone of a deleted collection: the last version given out
 //                                 before the delete (TTL 7 days; removed when a new build goes live)
+//     <prefix>:index:<c>:building sorted set: versions reserved by full builds not yet published
+//                                 (scored by Redis time in ms; pruned after the index timeout)
 //     <prefix>:index:<c>:v<n>     version n's metadata hash (chunks, bytes, documents, terms, …)
 //     <prefix>:index:<c>:v<n>:<i> chunk i of version n's binary index; old versions expire
 //     <prefix>:index:<c>:v<n>:d<i> chunk i of version n's documents (projected JSON, for updates);
@@ -72,6 +74,7 @@ export interface KeyScheme {
   indexSeq(collection: string): string;
   indexCurrent(collection: string): string;
   indexDeleted(collection: string): string;
+  indexBuilding(collection: string): string;
   indexMeta(collection: string, version: number): string;
   indexChunk(collection: string, version: number, chunk: number): string;
   indexDocChunk(collection: string, version: number, chunk: number): string;
@@ -146,6 +149,7 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     indexSeq: (c: string) => `${p}:index:${c}:seq`,
     indexCurrent: (c: string) => `${p}:index:${c}:current`,
     indexDeleted: (c: string) => `${p}:index:${c}:deleted`,
+    indexBuilding: (c: string) => `${p}:index:${c}:building`,
     indexMeta: (c: string, v: number) => `${p}:index:${c}:v${v}`,
     indexChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:${i}`,
     indexDocChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:d${i}`,

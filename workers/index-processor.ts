@@ -83,7 +83,7 @@ interface Built {
 }
 
 /** Builds one document update may make: its first, then one per build that went live meanwhile. */
-export const UPDATE_TRIES = 5;
+export const UPDATE_TRIES = 10;
 
 const LIMIT_NAME = 'QUARRY_MAX_INDEX_SOURCE_BYTES';
 const CHUNK_BYTES = 4 << 20;
@@ -190,7 +190,10 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
     scope: JobScope,
   ): Promise<IndexJobResult> {
     const { keys, status } = scope;
-    const store = new IndexStore(queueRedis, keys, { graceS: config.indexGraceS });
+    const store = new IndexStore(queueRedis, keys, {
+      graceS: config.indexGraceS,
+      buildingMs: config.indexTimeoutMs + 60_000,
+    });
     const {
       collection,
       idField,
@@ -227,9 +230,15 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
     if (job.data.source.kind === 'update') {
       built = await update(job, jobId, scope, store, signal);
     } else {
-      const version = await store.nextVersion(collection);
-      const documents = await documentsOf(job, jobId, keys, signal);
-      built = await buildAndPublish(jobId, collection, scope, store, version, documents, settings, signal);
+      // Updates reserved after this version wait for it to be published (or to fail).
+      const version = await store.nextVersion(collection, { full: true });
+      try {
+        const documents = await documentsOf(job, jobId, keys, signal);
+        built = await buildAndPublish(jobId, collection, scope, store, version, documents, settings, signal);
+      } catch (error) {
+        await store.settle(collection, version).catch(() => undefined);
+        throw error;
+      }
     }
     const { version, outcome, docCount, buildMs } = built;
     // The inline documents stay until BullMQ has recorded the completion (workers/worker.ts).
@@ -354,6 +363,13 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}" to update`);
       }
       const base = pointer.version;
+      // A full build that reserved its version after this base is the newer state: start from it
+      // once it is live (or gone). The job's hard timeout bounds the wait.
+      if (await store.buildingAbove(collection, base)) {
+        await setTimeout(250, undefined, { signal });
+        attempt--;
+        continue;
+      }
       const [header, stored] = await Promise.all([
         store.header(collection, base),
         store.documents(collection, base),
@@ -390,7 +406,8 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         { jobId, collection, base, attempt },
         'index update rebuilds on the new current version',
       );
-      await setTimeout(Math.min(2000, 100 * 2 ** attempt), undefined, { signal });
+      // Jittered, so that updates that lost together do not race again in step.
+      await setTimeout(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()), undefined, { signal });
     }
   }
 

@@ -215,6 +215,32 @@ describe('document updates', () => {
     assert.equal(info.documents, 6);
   });
 
+  test('an update reserved while a full build runs waits for it and lands on top of it', async () => {
+    await (await client.index('race', { documents: docs(0, 100), ...options })).wait();
+    // The full build is larger than the update, so the update would finish first.
+    const rebuilt = docs(100, 1600);
+    const full = await client.index('race', { documents: rebuilt, ...options });
+    for (let i = 0; (await client.status(full.jobId))?.state !== 'active'; i++) {
+      assert.ok(i < 400, 'the full build starts');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const added = docs(1600, 1601);
+    const update = await client.upsertDocuments('race', added);
+    const [fullInfo, updated] = await Promise.all([
+      full.wait({ timeoutMs: 120_000 }),
+      update.wait({ timeoutMs: 120_000 }),
+    ]);
+    assert.ok(updated.version > fullInfo.version, 'the update went live after the full build');
+    const live = await client.indexInfo('race');
+    assert.equal(live?.version, updated.version);
+    assert.equal(live?.documents, rebuilt.length + 1);
+    assert.deepEqual(
+      await bytesOf('race', updated.version),
+      buildExtendedIndex([...rebuilt, ...added], options),
+    );
+  });
+
   test('updates running at once keep every change (compare-and-switch, rebuild on the new one)', async () => {
     const base = docs(0, 300);
     await (await client.index('busy', { documents: base, ...options })).wait();
