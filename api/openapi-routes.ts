@@ -12,6 +12,8 @@ import {
   aggregationRequestExample,
   type COMPONENT_SCHEMAS,
   collection,
+  documentsDeleteExample,
+  documentsUpsertExample,
   EXAMPLE_INDEX_JOB,
   EXAMPLE_JOB,
   EXAMPLE_KEY,
@@ -142,6 +144,49 @@ const RESULT_CODES: readonly ErrorCode[] = [
   'QUARRY_ERR_NOT_ACCEPTABLE',
   'QUARRY_ERR_RESULT_NOT_FOUND',
 ];
+
+/** A document update route (api/routes/indexes.ts): answers like POST /v1/indexes/:collection. */
+function updateRoute(
+  operationId: string,
+  bodyName: 'DocumentsUpsert' | 'DocumentsDelete',
+  doc: { summary: string; description: string; example: unknown },
+): FastifySchema {
+  return {
+    operationId,
+    tags: ['indexes'],
+    summary: doc.summary,
+    description: doc.description,
+    params: obj({ collection }),
+    querystring: waitQuery,
+    body: body(bodyName, doc.example),
+    response: {
+      200: json('IndexBuilt', 'Built within `wait`; the version is live.', {
+        jobId: EXAMPLE_INDEX_JOB,
+        status: 'completed',
+        links: indexLinksExample,
+        index: indexInfoExample,
+      }),
+      202: json('IndexAccepted', 'Enqueued; not built within `wait`.', {
+        jobId: EXAMPLE_INDEX_JOB,
+        status: 'queued',
+        links: indexLinksExample,
+      }),
+      ...errors(
+        [
+          ...AUTH_CODES,
+          ...JOB_OUTCOME_CODES,
+          'QUARRY_ERR_DATASET_TOO_LARGE',
+          'QUARRY_ERR_INDEX_NOT_FOUND',
+          'QUARRY_ERR_INDEX_NO_DOCUMENTS',
+          'QUARRY_ERR_INDEX_CONFLICT',
+          'QUARRY_ERR_TENANT_QUOTA',
+          'QUARRY_ERR_REDIS_NOT_REPLICATED',
+        ],
+        { body: true },
+      ),
+    },
+  };
+}
 
 export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
   'POST /v1/aggregations': {
@@ -423,6 +468,21 @@ export const ROUTE_DOCS: Readonly<Record<string, FastifySchema>> = {
       ),
     },
   },
+  'POST /v1/indexes/:collection/documents': updateRoute('upsertDocuments', 'DocumentsUpsert', {
+    summary: 'Add documents to a collection, or replace those of the same id',
+    description:
+      "A build of the next version: the live version's documents, a replaced one in its place, new ones " +
+      'appended, with its settings (fields, store, boosts, filterable, sortable, typos, analyzer). Same job, ' +
+      'versioning, hot swap and `index.live` webhook as a full build; with `wait`, `200` once live here.',
+    example: documentsUpsertExample,
+  }),
+  'DELETE /v1/indexes/:collection/documents': updateRoute('deleteDocuments', 'DocumentsDelete', {
+    summary: 'Remove documents from a collection by id',
+    description:
+      'A build of the next version without these ids (an id the collection lacks is ignored); otherwise ' +
+      'as `POST /v1/indexes/:collection/documents`.',
+    example: documentsDeleteExample,
+  }),
   'GET /v1/indexes': {
     operationId: 'listIndexes',
     tags: ['indexes'],

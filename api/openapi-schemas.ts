@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { AggregationSpecSchema, ENGINES, type ResultColumn } from '../shared/aggregation.ts';
 import { ERRORS, type ErrorCode } from '../shared/errors.ts';
 import { PRIORITY_CLASSES } from '../shared/fairness.ts';
+import { DeleteSchema, UpsertSchema } from '../shared/index-updates.ts';
 import { COLLECTION_PATTERN, IndexRequestSchema } from '../shared/indexing.ts';
 import { JOB_ID_PATTERN, RESULT_KEY_PATTERN } from '../shared/keys.ts';
 import { SCHEDULE_NAME_PATTERN, ScheduleRequestSchema } from '../shared/schedules.ts';
@@ -62,6 +63,8 @@ export const collection = str({ pattern: COLLECTION_PATTERN.source });
 
 export const AGGREGATION_REQUEST = requestSchemaOf(AggregationSpecSchema);
 export const INDEX_REQUEST = requestSchemaOf(IndexRequestSchema);
+export const DOCUMENTS_UPSERT = requestSchemaOf(UpsertSchema);
+export const DOCUMENTS_DELETE = requestSchemaOf(DeleteSchema);
 export const SEARCH_REQUEST = requestSchemaOf(SearchRequestSchema);
 export const SCHEDULE_REQUEST = requestSchemaOf(ScheduleRequestSchema);
 
@@ -81,6 +84,11 @@ export const aggregationRequestExample = {
   metrics: [{ op: 'count' }, { op: 'avg', column: 'delay' }, { op: 'quantile', column: 'delay', q: 0.95 }],
   orderBy: [{ column: 'count', direction: 'desc' }],
 };
+
+export const documentsUpsertExample = {
+  documents: [{ id: 'a3', title: 'Redis streams', body: 'Consumer groups, replaced text' }],
+};
+export const documentsDeleteExample = { ids: ['a1', 'a2'] };
 
 export const indexRequestExample = {
   documents: [
@@ -420,6 +428,8 @@ const examplesOf = (schema: Schema, example: unknown): Schema => ({ ...schema, e
 export const COMPONENT_SCHEMAS = {
   AggregationSpec: examplesOf(AGGREGATION_REQUEST, aggregationRequestExample),
   IndexRequest: examplesOf(INDEX_REQUEST, indexRequestExample),
+  DocumentsUpsert: examplesOf(DOCUMENTS_UPSERT, documentsUpsertExample),
+  DocumentsDelete: examplesOf(DOCUMENTS_DELETE, documentsDeleteExample),
   ScheduleRequest: examplesOf(SCHEDULE_REQUEST, { spec: aggregationRequestExample, everyMs: 60_000 }),
   Error: examplesOf(ERROR_BODY, {
     error: {

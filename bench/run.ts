@@ -64,12 +64,13 @@ const benches: Record<string, () => Promise<void>> = {
   search: async () =>
     (await import('./search.ts')).runSearch({
       sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],
+      ...(values.cases === undefined ? {} : { parts: values.cases }),
     }),
 };
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak, scale: jobs per setting; webhooks: the burst)] [--processes 1,2,4 --concurrencies 1,4,16 --profile (scale)] [--cases TEXT (engines: only cases whose name contains it)] [--small N --heavy N (fairness)] [--jobs N --small 1 (objects: jobs per burst; only the 5k object)] [--rtt-ms D (batch: a delay each way to Redis)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak, scale: jobs per setting; webhooks: the burst)] [--processes 1,2,4 --concurrencies 1,4,16 --profile (scale)] [--cases TEXT (engines: only cases whose name contains it; search: core,queries,threads,system)] [--small N --heavy N (fairness)] [--jobs N --small 1 (objects: jobs per burst; only the 5k object)] [--rtt-ms D (batch: a delay each way to Redis)]`,
   );
   process.exit(2);
 }

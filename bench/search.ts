@@ -24,13 +24,28 @@ import { printTable, type Row, summarize, writeResults } from './lib/stats.ts';
 import { runSearchCoreBench } from './search-core.ts';
 import { runSearchQueryBench } from './search-query.ts';
 
-export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promise<void> {
-  const core = await runSearchCoreBench({ sizes: options.sizes, log: (line) => console.log(line) });
-  printTable('search, in process (build = compute only)', core);
-  const queries = await runSearchQueryBench({ sizes: options.sizes, log: (line) => console.log(line) });
-  printTable('full queries in process beside SQLite FTS5 (ms)', queries);
-  const threads = await buildThreadsBench(options.sizes);
-  printTable('index build on warm threads, JSON bytes in, 1 vs 2 threads (alternating rounds, ms)', threads);
+export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: string }): Promise<void> {
+  // `--cases core,queries,threads,system`: only those parts (all by default).
+  const runs = (part: string) => options.parts === undefined || options.parts.split(',').includes(part);
+  const core = runs('core')
+    ? await runSearchCoreBench({ sizes: options.sizes, log: (line) => console.log(line) })
+    : [];
+  if (runs('core')) printTable('search, in process (build = compute only)', core);
+  const queries = runs('queries')
+    ? await runSearchQueryBench({ sizes: options.sizes, log: (line) => console.log(line) })
+    : [];
+  if (runs('queries')) printTable('full queries in process beside SQLite FTS5 (ms)', queries);
+  const threads = runs('threads') ? await buildThreadsBench(options.sizes) : [];
+  if (runs('threads')) {
+    printTable(
+      'index build on warm threads, JSON bytes in, 1 vs 2 threads, 2 threads keeping the documents (alternating rounds, ms)',
+      threads,
+    );
+  }
+  if (!runs('system')) {
+    writeResults('search', { inProcess: core, queries, threads });
+    return;
+  }
 
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-bench-search-'));
   const queueRedis = await startRedis(['--maxmemory-policy', 'noeviction']);
@@ -107,9 +122,28 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promi
           }
         }
       }
+      // Document updates: 1% of the collection replaced (new body text), three times, each a job
+      // end to end (SDK enqueue → version live), beside the full build above.
+      const share = Math.round(size / 100);
+      const updateJobs: number[] = [];
+      const updateBuilds: number[] = [];
+      let documentBytes = 0;
+      for (let i = 0; i < 3; i++) {
+        const changed = corpus.docs
+          .slice(i * share, (i + 1) * share)
+          .map((d) => ({ ...d, body: `${d.body} revised ${i}` }));
+        const t0 = performance.now();
+        const info = await (await quarry.upsertDocuments(collection, changed)).wait({ timeoutMs: 600_000 });
+        updateJobs.push(performance.now() - t0);
+        updateBuilds.push(info.buildMs);
+        if (info.documents !== corpus.docs.length)
+          throw new Error(`update lost documents: ${info.documents}`);
+        documentBytes = (await store.documents(collection, info.version))?.length ?? 0;
+      }
       const ip = summarize(inProcess);
       const h = summarize(overHttp);
       const server = summarize(tookMs);
+      const updateJob = summarize(updateJobs).p50;
       rows.push({
         docs: corpus.docs.length,
         'text MB': Math.round(corpus.textBytes / 1e5) / 10,
@@ -122,6 +156,10 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promi
         'HTTP p50': h.p50,
         'HTTP p99': h.p99,
         'server tookMs p50': server.p50,
+        'update 1% build ms (compute) p50': Math.round(summarize(updateBuilds).p50),
+        'update 1% job e2e ms p50': Math.round(updateJob),
+        'update/full job': Math.round((updateJob / Math.min(...jobs)) * 100) / 100,
+        'kept documents MB (gzip)': Math.round(documentBytes / 1e5) / 10,
       });
     }
     printTable('search through Quarry (ms; HTTP = keep-alive, one connection, client side)', rows);
@@ -134,6 +172,17 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[] }): Promi
     }));
     printTable('targets (measured)', targets);
     const file = writeResults('search', { inProcess: core, queries, threads, system: rows, targets });
+    printTable(
+      'document updates (1% of the collection replaced) beside full builds (ms)',
+      rows.map((r) => ({
+        docs: r.docs ?? null,
+        'full build ms (compute)': r['build ms (compute)'] ?? null,
+        'full job e2e ms': r['job e2e ms'] ?? null,
+        'update build ms (compute)': r['update 1% build ms (compute) p50'] ?? null,
+        'update job e2e ms': r['update 1% job e2e ms p50'] ?? null,
+        'update/full job': r['update/full job'] ?? null,
+      })),
+    );
     console.log(`\nwrote ${file}`);
   } finally {
     agent.destroy();
@@ -163,6 +212,8 @@ function get(agent: http.Agent, port: number, url: string): Promise<string> {
   });
 }
 
+const KEPT_FIELDS = ['id', 'title', 'body'];
+
 /** What a job's build costs (parse + analyze + write, on kept threads) with one thread and with
  * two, alternating rounds in one run so that the machine's noise hits both alike. */
 export async function buildThreadsBench(sizes: readonly number[]): Promise<Row[]> {
@@ -171,14 +222,21 @@ export async function buildThreadsBench(sizes: readonly number[]): Promise<Row[]
   for (const size of sizes) {
     const corpus = await buildCorpus(size as 10_000 | 100_000);
     const json = Buffer.from(JSON.stringify(corpus.docs));
-    const builders = [new IndexBuilder({ threadsPerBuild: 1 }), new IndexBuilder({ threadsPerBuild: 2 })];
-    const times: number[][] = [[], []];
+    const builders = [
+      new IndexBuilder({ threadsPerBuild: 1 }),
+      new IndexBuilder({ threadsPerBuild: 2 }),
+      new IndexBuilder({ threadsPerBuild: 2 }),
+    ];
+    const times: number[][] = [[], [], []];
+    let kept = 0;
     try {
       for (let round = 0; round < 7; round++) {
-        for (let b = 0; b < 2; b++) {
+        for (let b = 0; b < 3; b++) {
           const input = json.buffer.slice(json.byteOffset, json.byteOffset + json.length) as ArrayBuffer;
           const t0 = performance.now();
-          await builders[b]!.build(input, options);
+          // The third keeps the documents as a job does (projected, gzip level 1).
+          if (b === 2) kept = (await builders[b]!.buildKeeping(input, options, KEPT_FIELDS)).documents.length;
+          else await builders[b]!.build(input, options);
           // The first two rounds warm the threads' JIT.
           if (round >= 2) times[b]!.push(performance.now() - t0);
         }
@@ -188,11 +246,16 @@ export async function buildThreadsBench(sizes: readonly number[]): Promise<Row[]
     }
     const one = summarize(times[0]!).p50;
     const two = summarize(times[1]!).p50;
+    const keeping = summarize(times[2]!).p50;
     rows.push({
       docs: corpus.docs.length,
       '1 thread p50': Math.round(one),
       '2 threads p50': Math.round(two),
       'ratio 2/1': Math.round((two / one) * 100) / 100,
+      '2 threads + kept docs p50': Math.round(keeping),
+      'ratio kept/2': Math.round((keeping / two) * 100) / 100,
+      'JSON MB': Math.round(json.length / 1e5) / 10,
+      'kept gzip MB': Math.round(kept / 1e5) / 10,
     });
   }
   return rows;

@@ -25,8 +25,10 @@ import {
   tenantPolicy,
   tenantUsage,
 } from '../shared/fairness.ts';
+import { settingsOf } from '../shared/index-documents.ts';
 import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
 import { IndexStore } from '../shared/index-store.ts';
+import { type ParsedUpdate, parseDelete, parseUpsert, updateJob } from '../shared/index-updates.ts';
 import {
   COLLECTION_PATTERN,
   checkCollection,
@@ -468,23 +470,64 @@ export class QuarryClient {
       this.config,
       { objects: this.#core.objects, tenant: this.tenant },
     );
-    const jobId = indexJobId();
     const data: IndexJobData = {
       ...parsed.job,
       source,
       ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
     };
+    return this.#enqueueIndexJob(data, parsed.inlineJson);
+  }
+
+  /**
+   * Adds documents to `collection` or replaces those of the same id: a build of the next version
+   * from the live one plus these (its settings, from its header), with the same job, versioning
+   * and hot swap as index(). QUARRY_ERR_INDEX_NOT_FOUND for an unknown collection,
+   * QUARRY_ERR_INDEX_NO_DOCUMENTS for a live version built before versions kept their documents.
+   */
+  async upsertDocuments(collection: string, documents: readonly object[]): Promise<IndexHandle> {
+    return this.#boundedByRedis(this.#update(parseUpsert(collection, { documents }, this.config)));
+  }
+
+  /** Removes the documents of `ids` from `collection` (unknown ids are ignored); see upsertDocuments. */
+  async deleteDocuments(collection: string, ids: readonly (string | number)[]): Promise<IndexHandle> {
+    return this.#boundedByRedis(this.#update(parseDelete(collection, { ids }, this.config)));
+  }
+
+  /** upsertDocuments / deleteDocuments with a request body as the API received it. */
+  async updateDocuments(collection: string, kind: 'upsert' | 'delete', body: unknown): Promise<IndexHandle> {
+    const parse = kind === 'upsert' ? parseUpsert : parseDelete;
+    return this.#boundedByRedis(this.#update(parse(collection, body, this.config)));
+  }
+
+  async #update(update: ParsedUpdate): Promise<IndexHandle> {
+    const { collection } = update;
+    const pointer = await this.#indexStore.pointer(collection);
+    const header =
+      pointer.version === null ? null : await this.#indexStore.header(collection, pointer.version);
+    if (pointer.version === null || header === null) {
+      throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
+    }
+    if (!(await this.#indexStore.hasDocuments(collection, pointer.version))) {
+      throw new QuarryError(
+        'QUARRY_ERR_INDEX_NO_DOCUMENTS',
+        `version ${pointer.version} of "${collection}" was built before versions kept their documents: rebuild it once (POST /v1/indexes/${collection})`,
+      );
+    }
+    return this.#enqueueIndexJob(updateJob(update, settingsOf(header), this.tenant), update.json);
+  }
+
+  async #enqueueIndexJob(data: IndexJobData, inlineJson: string | undefined): Promise<IndexHandle> {
+    const { collection } = data;
+    const jobId = indexJobId();
     await this.#enqueueDurably(QUEUE_NAMES.index, jobId, data, {
       resultKey: null,
-      collection: parsed.job.collection,
+      collection,
       description: describeIndex(data),
-      ...(parsed.inlineJson === undefined
-        ? {}
-        : { inline: { json: parsed.inlineJson, ttlS: this.config.inlineDataTtlS } }),
+      ...(inlineJson === undefined ? {} : { inline: { json: inlineJson, ttlS: this.config.inlineDataTtlS } }),
     });
     return {
       jobId,
-      collection: parsed.job.collection,
+      collection,
       wait: async (options) => {
         const final = await this.waitForJob(jobId, options);
         if (final.state !== 'completed') throw jobError(jobId, final.error);

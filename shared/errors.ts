@@ -67,6 +67,16 @@ export const ERRORS = {
     true,
     'The collection was deleted while this build ran (after it reserved its version); nothing was published.',
   ),
+  QUARRY_ERR_INDEX_NO_DOCUMENTS: def(
+    409,
+    true,
+    "The collection's live version was built before versions kept their documents, so a document update has nothing to start from: rebuild it once (POST /v1/indexes/:collection), then updates work.",
+  ),
+  QUARRY_ERR_INDEX_CONFLICT: def(
+    409,
+    true,
+    'Other builds of the collection kept going live while this document update rebuilt on each of them; it gave up after its retries. Nothing was published; send the update again.',
+  ),
   QUARRY_ERR_JOB_CANCELLED: def(409, true, 'The job was cancelled.'),
   QUARRY_ERR_JOB_STALLED: def(500, true, 'The worker running the job died more often than allowed.'),
   QUARRY_ERR_JOB_TIMEOUT: def(504, true, "The job ran past its type's hard timeout and was stopped."),

@@ -6,9 +6,11 @@
 // Version numbers never repeat, even after the queue Redis lost its data: a version is
 // max(last given out + 1, the Redis clock in milliseconds), so a rebuild on an emptied Redis gets
 // a number above every version built before (API processes still holding those take it).
+import { DOCUMENTS_ENCODING } from './index-documents.ts';
 import type { IndexInfo } from './indexing.ts';
 import type { KeyScheme } from './keys.ts';
 import type { Redis } from './redis.ts';
+import { type IndexHeader, PRELUDE_BYTES, readHeader } from './search/format.ts';
 import { OUTBOX_LUA } from './webhook-outbox.ts';
 
 /** The message published on keys.indexEventsChannel when a version goes live or is deleted. */
@@ -24,8 +26,19 @@ export interface IndexPointer {
   readonly deleted: boolean;
 }
 
-/** What publish() did with a version. */
-export type PublishOutcome = 'live' | 'stale' | 'deleted';
+/**
+ * What publish() did with a version. 'moved': an update whose base version is no longer current
+ * (another build went live meanwhile); nothing of it stays, the caller rebuilds on the new one.
+ */
+export type PublishOutcome = 'live' | 'stale' | 'deleted' | 'moved';
+
+/** What a version keeps beside its index for document updates, and what an update is based on. */
+export interface PublishExtras {
+  /** The version's projected documents, encoded (shared/index-documents.ts). */
+  documents?: Uint8Array;
+  /** An update: go live only while this version is current. */
+  base?: number;
+}
 
 export interface IndexStoreOptions {
   /** Largest single Redis value; bigger indexes are split. Default 32 MiB. */
@@ -34,10 +47,14 @@ export interface IndexStoreOptions {
   graceS?: number;
   /** How long a deleted collection's tombstone stays. Default 7 days. */
   tombstoneS?: number;
+  /** How long a full build's reservation holds updates back at most (a crashed build). Default 1 h. */
+  buildingMs?: number;
 }
 
-// KEYS[1] seq, KEYS[2] tombstone. The Redis clock, not the caller's: one clock for every
-// worker. Scripts replicate their effects (Redis >= 5), so TIME before a write is allowed.
+// KEYS[1] seq, KEYS[2] tombstone, KEYS[3] building set; ARGV[1] '1' for a full build, ARGV[2]
+// how long (ms) a full build's reservation may stay unpublished (a crashed worker's is pruned).
+// The Redis clock, not the caller's: one clock for every worker. Scripts replicate their effects
+// (Redis >= 5), so TIME before a write is allowed.
 const NEXT_VERSION_LUA = `
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local tomb = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -45,34 +62,61 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local v = string.format('%.0f', math.max(seq + 1, tomb + 1, now))
 redis.call('SET', KEYS[1], v)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - tonumber(ARGV[2])))
+if ARGV[1] == '1' then redis.call('ZADD', KEYS[3], now, v) end
 return v
 `;
 
-// Shared by the scripts below: expire or delete one version's meta hash and chunks.
-// ARGV[1] is always the collection's version key prefix (`<prefix>:index:<c>:v`).
+// KEYS[1] building set; ARGV[1] base. 1 when a full build reserved a version above the base and
+// has not published it yet: an update based on it must wait for it (and then start from it).
+const BUILDING_LUA = `
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if tonumber(m) > tonumber(ARGV[1]) then return 1 end
+end
+return 0
+`;
+
+// Shared by the scripts below: expire or delete one version's meta hash, index chunks and
+// document chunks. ARGV[1] is always the collection's version key prefix (`<prefix>:index:<c>:v`).
 const VERSION_KEYS_LUA = `
 local function each_key(v, fn)
   local meta = ARGV[1] .. v
   local chunks = tonumber(redis.call('HGET', meta, 'chunks') or '0')
+  local docs = tonumber(redis.call('HGET', meta, 'docChunks') or '0')
   fn(meta)
   for i = 0, chunks - 1 do fn(meta .. ':' .. i) end
+  for i = 0, docs - 1 do fn(meta .. ':d' .. i) end
 end
 `;
 
 // KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone, KEYS[4] webhook outbox, KEYS[5] the
-// tenant's webhooks; ARGV: version prefix, version, collection, grace, channel, notice, tenant
-// ('' for none), jobId. Switches `current` only forward; expires whichever version lost (the old
-// current, or this one); deletes at once a version reserved before a delete. A version that goes
-// live is an `index.live` event for the tenant's webhooks (webhook-outbox.ts).
+// tenant's webhooks, KEYS[6] the building set; ARGV: version prefix, version, collection, grace, channel, notice, tenant
+// ('' for none), jobId, base version ('' for a full build). Switches `current` only forward;
+// expires whichever version lost (the old current, or this one); deletes at once a version
+// reserved before a delete, and an update whose base is no longer current or that a full build
+// reserved between its base and it has not published yet (compare-and-switch: it rebuilds).
+// A version that goes live is an `index.live` event for the tenant's webhooks (webhook-outbox.ts).
 const SWITCH_LUA = `${VERSION_KEYS_LUA}${OUTBOX_LUA}
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
 local new = tonumber(ARGV[2])
 local tomb = tonumber(redis.call('GET', KEYS[3]) or '0')
 local function expire(key) redis.call('EXPIRE', key, ARGV[4]) end
 local function delete(key) redis.call('DEL', key) end
+redis.call('ZREM', KEYS[6], ARGV[2])
 if new <= tomb then
   each_key(ARGV[2], delete)
   return 'deleted'
+end
+if ARGV[9] ~= '' then
+  local base = tonumber(ARGV[9])
+  local busy = base ~= old
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+    if tonumber(m) > base and tonumber(m) < new then busy = true end
+  end
+  if busy then
+    each_key(ARGV[2], delete)
+    return 'moved'
+  end
 end
 if new <= old then
   each_key(ARGV[2], expire)
@@ -112,6 +156,7 @@ export class IndexStore {
   readonly #chunkBytes: number;
   readonly #graceS: number;
   readonly #tombstoneS: number;
+  readonly #buildingMs: number;
 
   constructor(redis: Redis, keys: KeyScheme, options: IndexStoreOptions = {}) {
     this.#redis = redis;
@@ -119,6 +164,7 @@ export class IndexStore {
     this.#chunkBytes = options.chunkBytes ?? 32 * 1024 * 1024;
     this.#graceS = options.graceS ?? 60;
     this.#tombstoneS = options.tombstoneS ?? 7 * 24 * 3600;
+    this.#buildingMs = options.buildingMs ?? 3600_000;
   }
 
   /** `<prefix>:index:<c>:v`: the start of every version key of a collection. */
@@ -126,15 +172,33 @@ export class IndexStore {
     return this.#keys.indexMeta(collection, 0).slice(0, -1);
   }
 
-  /** Reserves the next version number of a collection: above every one given out before. */
-  async nextVersion(collection: string): Promise<number> {
+  /**
+   * Reserves the next version number of a collection: above every one given out before. A full
+   * build's (`full`) stays in the building set until it is published or settle()d, so that an
+   * update reserved after it waits for it instead of overtaking it.
+   */
+  async nextVersion(collection: string, options: { full?: boolean } = {}): Promise<number> {
     const v = await this.#redis.eval(
       NEXT_VERSION_LUA,
-      2,
+      3,
       this.#keys.indexSeq(collection),
       this.#keys.indexDeleted(collection),
+      this.#keys.indexBuilding(collection),
+      options.full ? '1' : '0',
+      String(this.#buildingMs),
     );
     return Number(v);
+  }
+
+  /** A full build that failed: its reservation no longer holds updates back. */
+  async settle(collection: string, version: number): Promise<void> {
+    await this.#redis.zrem(this.#keys.indexBuilding(collection), String(version));
+  }
+
+  /** Whether a full build reserved a version above `base` and has not published it yet. */
+  async buildingAbove(collection: string, base: number): Promise<boolean> {
+    const busy = await this.#redis.eval(BUILDING_LUA, 1, this.#keys.indexBuilding(collection), String(base));
+    return busy === 1;
   }
 
   /**
@@ -147,16 +211,21 @@ export class IndexStore {
     version: number,
     bytes: Uint8Array,
     info: Omit<IndexInfo, 'collection' | 'version' | 'bytes'>,
+    extras: PublishExtras = {},
   ): Promise<PublishOutcome> {
-    const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes));
     const meta = this.#keys.indexMeta(collection, version);
     const write = this.#redis.multi();
-    for (let i = 0; i < chunks; i++) {
-      const part = bytes.subarray(i * this.#chunkBytes, Math.min(bytes.length, (i + 1) * this.#chunkBytes));
-      write.set(
-        this.#keys.indexChunk(collection, version, i),
-        Buffer.from(part.buffer, part.byteOffset, part.length),
+    const chunks = this.#writeChunks(write, bytes, (i) => this.#keys.indexChunk(collection, version, i));
+    const { documents } = extras;
+    if (documents !== undefined) {
+      const docChunks = this.#writeChunks(write, documents, (i) =>
+        this.#keys.indexDocChunk(collection, version, i),
       );
+      write.hset(meta, {
+        docChunks: String(docChunks),
+        docBytes: String(documents.length),
+        docEncoding: DOCUMENTS_ENCODING,
+      });
     }
     write.hset(meta, {
       chunks: String(chunks),
@@ -171,12 +240,13 @@ export class IndexStore {
     const notice: IndexNotice = { collection, version };
     const outcome = await this.#redis.eval(
       SWITCH_LUA,
-      5,
+      6,
       this.#keys.indexCurrent(collection),
       this.#keys.indexes,
       this.#keys.indexDeleted(collection),
       this.#keys.webhookOutbox,
       this.#keys.webhooks,
+      this.#keys.indexBuilding(collection),
       this.#versionPrefix(collection),
       String(version),
       collection,
@@ -185,8 +255,53 @@ export class IndexStore {
       JSON.stringify(notice),
       this.#keys.tenant ?? '',
       info.jobId,
+      extras.base === undefined ? '' : String(extras.base),
     );
     return outcome as PublishOutcome;
+  }
+
+  /** Queues SETs of `bytes` in chunks of at most chunkBytes; answers the chunk count. */
+  #writeChunks(write: ReturnType<Redis['multi']>, bytes: Uint8Array, key: (i: number) => string): number {
+    const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes));
+    for (let i = 0; i < chunks; i++) {
+      const part = bytes.subarray(i * this.#chunkBytes, Math.min(bytes.length, (i + 1) * this.#chunkBytes));
+      write.set(key(i), Buffer.from(part.buffer, part.byteOffset, part.length));
+    }
+    return chunks;
+  }
+
+  /**
+   * A version's stored documents (as encoded, shared/index-documents.ts); null when the version
+   * is gone or was built before versions kept their documents.
+   */
+  async documents(collection: string, version: number): Promise<Buffer | null> {
+    const meta = this.#keys.indexMeta(collection, version);
+    const [chunks, encoding] = await this.#redis.hmget(meta, 'docChunks', 'docEncoding');
+    if (!Number(chunks) || encoding !== DOCUMENTS_ENCODING) return null;
+    const parts = await Promise.all(
+      Array.from({ length: Number(chunks) }, (_, i) =>
+        this.#redis.getBuffer(this.#keys.indexDocChunk(collection, version, i)),
+      ),
+    );
+    if (parts.some((p) => p === null)) return null;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts as Buffer[]);
+  }
+
+  /** Whether a version keeps its documents (an update can start from it). */
+  async hasDocuments(collection: string, version: number): Promise<boolean> {
+    const meta = this.#keys.indexMeta(collection, version);
+    const [chunks, encoding] = await this.#redis.hmget(meta, 'docChunks', 'docEncoding');
+    return Number(chunks) > 0 && encoding === DOCUMENTS_ENCODING;
+  }
+
+  /** A version's index header, read from the start of its first chunk; null when it is gone. */
+  async header(collection: string, version: number): Promise<IndexHeader | null> {
+    const key = this.#keys.indexChunk(collection, version, 0);
+    const prelude = await this.#redis.getrangeBuffer(key, 0, PRELUDE_BYTES - 1);
+    if (prelude.length < PRELUDE_BYTES) return null;
+    const length = prelude.readUInt32LE(8);
+    const head = await this.#redis.getrangeBuffer(key, 0, PRELUDE_BYTES + length - 1);
+    return readHeader(head);
   }
 
   /**

@@ -54,6 +54,8 @@ export interface IndexLimits {
 
 export type IndexSource =
   | { readonly kind: 'inline'; readonly documents: number }
+  // A document update (shared/index-updates.ts): the changes travel inline like documents.
+  | { readonly kind: 'update'; readonly documents: number; readonly ids: number }
   | { readonly kind: 'file'; readonly path: string; readonly format: IndexFileFormat }
   | ({ readonly kind: 'object' } & ObjectFingerprint & { readonly format: IndexFileFormat });
 
@@ -213,7 +215,7 @@ export async function checkIndexSource(
   limits: Pick<QuarryConfig, 'maxIndexSourceBytes' | 'apiKeys' | 'tenantBuckets'>,
   objects: { readonly objects: ObjectStore; readonly tenant: string | undefined },
 ): Promise<IndexSource> {
-  if (source.kind === 'inline') return source;
+  if (source.kind === 'inline' || source.kind === 'update') return source;
   if (source.kind === 'object') {
     // The tenant's buckets only (403); a HEAD: missing is a 404, too large a 413, now.
     const field = 'source.url';
@@ -263,6 +265,11 @@ const IndexJobDataSchema = z.strictObject({
   analyzer: z.enum(INDEX_ANALYZERS).optional(),
   source: z.union([
     z.strictObject({ kind: z.literal('inline'), documents: z.number().int().min(0) }),
+    z.strictObject({
+      kind: z.literal('update'),
+      documents: z.number().int().min(0),
+      ids: z.number().int().min(0),
+    }),
     z.strictObject({
       kind: z.literal('file'),
       path: z.string().min(1).max(1024),

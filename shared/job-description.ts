@@ -74,6 +74,10 @@ export function describeIndex(
   const dataset =
     s.kind === 'inline'
       ? `inline: ${plural(s.documents, 'document')}`
-      : `${s.kind === 'object' ? s.url : s.path} (${s.format})`;
+      : s.kind === 'update'
+        ? s.ids > 0
+          ? `update: delete ${plural(s.ids, 'id')}`
+          : `update: add or replace ${plural(s.documents, 'document')}`
+        : `${s.kind === 'object' ? s.url : s.path} (${s.format})`;
   return { summary: clip(parts.join(' · ')), dataset: clip(dataset) };
 }

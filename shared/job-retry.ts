@@ -42,7 +42,7 @@ if not payload or payload == '' then return { 'gone', 'payload' } end
 local ok, p = pcall(cjson.decode, payload)
 if not ok or type(p) ~= 'table' then return { 'gone', 'payload' } end
 local inline = (type(p.spec) == 'table' and type(p.spec.dataset) == 'table' and p.spec.dataset.kind == 'inline')
-  or (type(p.source) == 'table' and p.source.kind == 'inline')
+  or (type(p.source) == 'table' and (p.source.kind == 'inline' or p.source.kind == 'update'))
 if inline and redis.call('EXISTS', KEYS[3]) == 0 then return { 'gone', 'data' } end
 if ARGV[12] ~= '' and tonumber(ARGV[12]) > 0 and redis.call('SCARD', KEYS[8]) >= tonumber(ARGV[12]) then
   return { 'quota' }

@@ -13,8 +13,12 @@
 //     <prefix>:index:<c>:current  the version searches use (switched atomically, only forward)
 //     <prefix>:index:<c>:deleted  tombstone of a deleted collection: the last version given out
 //                                 before the delete (TTL 7 days; removed when a new build goes live)
+//     <prefix>:index:<c>:building sorted set: versions reserved by full builds not yet published
+//                                 (scored by Redis time in ms; pruned after the index timeout)
 //     <prefix>:index:<c>:v<n>     version n's metadata hash (chunks, bytes, documents, terms, …)
 //     <prefix>:index:<c>:v<n>:<i> chunk i of version n's binary index; old versions expire
+//     <prefix>:index:<c>:v<n>:d<i> chunk i of version n's documents (projected JSON, for updates);
+//                                 expire and go with the version
 //     <prefix>:indexes            set of collection names
 //     <prefix>:schedule:<name>    a scheduled aggregation: its spec and timing (hash)
 //     <prefix>:schedules          set of schedule names
@@ -70,8 +74,10 @@ export interface KeyScheme {
   indexSeq(collection: string): string;
   indexCurrent(collection: string): string;
   indexDeleted(collection: string): string;
+  indexBuilding(collection: string): string;
   indexMeta(collection: string, version: number): string;
   indexChunk(collection: string, version: number, chunk: number): string;
+  indexDocChunk(collection: string, version: number, chunk: number): string;
   readonly indexes: string;
   readonly indexEventsChannel: string;
   schedule(name: string): string;
@@ -143,8 +149,10 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     indexSeq: (c: string) => `${p}:index:${c}:seq`,
     indexCurrent: (c: string) => `${p}:index:${c}:current`,
     indexDeleted: (c: string) => `${p}:index:${c}:deleted`,
+    indexBuilding: (c: string) => `${p}:index:${c}:building`,
     indexMeta: (c: string, v: number) => `${p}:index:${c}:v${v}`,
     indexChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:${i}`,
+    indexDocChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:d${i}`,
     indexes: `${p}:indexes`,
     indexEventsChannel: `${p}:index-events`,
     schedule: (name: string) => `${p}:schedule:${name}`,

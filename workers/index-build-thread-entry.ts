@@ -4,6 +4,7 @@
 // one build, a helper analyzing the second part for its primary (shared/search/build-parallel.ts).
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { QuarryError } from '../shared/errors.ts';
+import { encodeDocuments } from '../shared/index-documents.ts';
 import { checkOptions, collectDocs, newCollected, writeCollected } from '../shared/search/build.ts';
 import {
   findSplit,
@@ -50,7 +51,12 @@ function nextMessage<T>(port: MessagePort): Promise<T> {
   return new Promise((resolve) => port.once('message', resolve));
 }
 
-async function run({ documents, options, helper }: BuildThreadRequest): Promise<Uint8Array<ArrayBuffer>> {
+interface Built {
+  bytes: Uint8Array<ArrayBuffer>;
+  docs: readonly object[];
+}
+
+async function run({ documents, options, helper }: BuildThreadRequest): Promise<Built> {
   const bytes = typeof documents === 'string' ? undefined : new Uint8Array(documents);
   const split =
     helper !== undefined && bytes !== undefined && bytes.length >= PARALLEL_MIN_BYTES
@@ -60,7 +66,8 @@ async function run({ documents, options, helper }: BuildThreadRequest): Promise<
     helper?.postMessage({ skip: true } satisfies HelperTask);
     helper?.close();
     const text = bytes === undefined ? (documents as string) : decoder.decode(bytes);
-    return buildExtendedIndex(parseAll(text) as object[], options);
+    const docs = parseAll(text) as object[];
+    return { bytes: buildExtendedIndex(docs, options), docs };
   }
   const { base, extension } = splitExtensionOptions(options);
   // The second part goes to the helper as its own array: "[" + what follows the comma.
@@ -86,7 +93,7 @@ async function run({ documents, options, helper }: BuildThreadRequest): Promise<
   } finally {
     helper!.close();
   }
-  return extendIndex(writeCollected(collected, opts), docs, extension);
+  return { bytes: extendIndex(writeCollected(collected, opts), docs, extension), docs };
 }
 
 function parseOrNull(part: Uint8Array): object[] | null {
@@ -99,8 +106,13 @@ function parseOrNull(part: Uint8Array): object[] | null {
 
 async function serve(request: BuildThreadRequest): Promise<void> {
   try {
-    const bytes = await run(request);
-    reply({ ok: true, bytes }, [bytes.buffer]);
+    const { bytes, docs } = await run(request);
+    if (request.keep === undefined) {
+      reply({ ok: true, bytes }, [bytes.buffer]);
+      return;
+    }
+    const documents = encodeDocuments(docs, request.keep);
+    reply({ ok: true, bytes, documents }, [bytes.buffer, documents.buffer]);
   } catch (error) {
     reply(failure(error));
   }

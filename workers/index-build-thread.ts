@@ -25,6 +25,8 @@ export interface BuildThreadRequest {
   documents: BuildInput;
   options: BuildOptions & ExtensionOptions;
   helper?: MessagePort;
+  /** Also send back the documents projected onto these fields (shared/index-documents.ts). */
+  keep?: readonly string[];
 }
 
 /** Makes a thread the helper of one build: it takes its part from the primary over `port`. */
@@ -36,7 +38,7 @@ export interface HelperRequest {
 export type HelperTask = { bytes: ArrayBuffer; offset: number; options: BuildOptions } | { skip: true };
 
 export type BuildThreadReply =
-  | { ok: true; bytes: Uint8Array<ArrayBuffer> }
+  | { ok: true; bytes: Uint8Array<ArrayBuffer>; documents?: Uint8Array<ArrayBuffer> }
   | { ok: true; helped: true }
   | { ok: false; code: ErrorCode; message: string; field: string | undefined };
 

@@ -58,10 +58,32 @@ export class IndexBuilder {
   }
 
   /** Builds on warm threads; the documents (a JSON array) are transferred when an ArrayBuffer. */
-  build(
+  async build(
     input: BuildInput,
     options: BuildOptions & ExtensionOptions & { signal?: AbortSignal },
   ): Promise<Uint8Array<ArrayBuffer>> {
+    return (await this.#run(input, options)).bytes;
+  }
+
+  /**
+   * build(), also answering the documents projected onto `keep` (gzipped JSON,
+   * shared/index-documents.ts), as a version keeps them for document updates.
+   */
+  async buildKeeping(
+    input: BuildInput,
+    options: BuildOptions & ExtensionOptions & { signal?: AbortSignal },
+    keep: readonly string[],
+  ): Promise<{ bytes: Uint8Array<ArrayBuffer>; documents: Uint8Array<ArrayBuffer> }> {
+    const built = await this.#run(input, options, keep);
+    if (built.documents === undefined) throw new QuarryError('QUARRY_ERR_INTERNAL', 'no documents came back');
+    return { bytes: built.bytes, documents: built.documents };
+  }
+
+  #run(
+    input: BuildInput,
+    options: BuildOptions & ExtensionOptions & { signal?: AbortSignal },
+    keep?: readonly string[],
+  ): Promise<{ bytes: Uint8Array<ArrayBuffer>; documents?: Uint8Array<ArrayBuffer> }> {
     if (this.#closed)
       return Promise.reject(new QuarryError('QUARRY_ERR_ENGINE', 'the index builder is closed'));
     const { signal, ...buildOptions } = options;
@@ -75,7 +97,7 @@ export class IndexBuilder {
     this.started[parallel ? 'parallel' : 'single']++;
     return new Promise((resolve, reject) => {
       let settled = false;
-      let result: Uint8Array<ArrayBuffer> | undefined;
+      let result: { bytes: Uint8Array<ArrayBuffer>; documents?: Uint8Array<ArrayBuffer> } | undefined;
       let pending = working.length;
       const listeners = working.map((worker, i) => {
         const onMessage = (reply: BuildThreadReply) => {
@@ -91,7 +113,12 @@ export class IndexBuilder {
             finish(i === 0, () => reject(error));
             return;
           }
-          if ('bytes' in reply) result = reply.bytes;
+          if ('bytes' in reply) {
+            result =
+              reply.documents === undefined
+                ? { bytes: reply.bytes }
+                : { bytes: reply.bytes, documents: reply.documents };
+          }
           // Answer once every thread of the build is done, so the group goes back idle as a whole.
           if (pending === 0) finish(true, () => (result === undefined ? reject(missing()) : resolve(result)));
         };
@@ -138,7 +165,11 @@ export class IndexBuilder {
       const onAbort = () => finish(false, () => reject(signal!.reason));
       signal?.addEventListener('abort', onAbort, { once: true });
       for (const worker of working) worker.ref();
-      const request: BuildThreadRequest = { documents: input, options: buildOptions };
+      const request: BuildThreadRequest = {
+        documents: input,
+        options: buildOptions,
+        ...(keep === undefined ? {} : { keep }),
+      };
       if (parallel) {
         const { port1, port2 } = new MessageChannel();
         working[1]!.postMessage({ port: port2 } satisfies HelperRequest, [port2]);

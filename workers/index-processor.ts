@@ -3,11 +3,20 @@
 // on a worker thread, publishes it as a new version and marks the job completed.
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import type { Job } from 'bullmq';
 import type { QuarryConfig } from '../shared/config.ts';
 import { type DataFile, tenantDataRoot, tooLarge, withDataFile } from '../shared/data-files.ts';
 import { QuarryError } from '../shared/errors.ts';
-import { IndexStore } from '../shared/index-store.ts';
+import {
+  applyChanges,
+  decodeDocuments,
+  type IndexSettings,
+  projectedFields,
+  settingsOf,
+} from '../shared/index-documents.ts';
+import { IndexStore, type PublishOutcome } from '../shared/index-store.ts';
+import { parseChanges } from '../shared/index-updates.ts';
 import { checkIndexJobData, type IndexJobData } from '../shared/indexing.ts';
 import type { KeyScheme } from '../shared/keys.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -65,6 +74,17 @@ export function ndjsonToArray(text: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
+/** What one build did: its version, what publish answered, its document count and time. */
+interface Built {
+  version: number;
+  outcome: PublishOutcome;
+  docCount: number;
+  buildMs: number;
+}
+
+/** Builds one document update may make: its first, then one per build that went live meanwhile. */
+export const UPDATE_TRIES = 10;
+
 const LIMIT_NAME = 'QUARRY_MAX_INDEX_SOURCE_BYTES';
 const CHUNK_BYTES = 4 << 20;
 
@@ -115,6 +135,7 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       }
       return data;
     }
+    if (source.kind === 'update') throw new Error('an update has no documents of its own');
     const limit = config.maxIndexSourceBytes;
     const name = source.kind === 'object' ? source.url : source.path;
     const field = source.kind === 'object' ? 'source.url' : 'source.path';
@@ -169,7 +190,10 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
     scope: JobScope,
   ): Promise<IndexJobResult> {
     const { keys, status } = scope;
-    const store = new IndexStore(queueRedis, keys, { graceS: config.indexGraceS });
+    const store = new IndexStore(queueRedis, keys, {
+      graceS: config.indexGraceS,
+      buildingMs: config.indexTimeoutMs + 60_000,
+    });
     const {
       collection,
       idField,
@@ -192,34 +216,78 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       // Built and published by an earlier attempt: this one publishes nothing.
       return { collection, version: start.version ?? 0, live: false, documents: 0, buildMs: 0 };
     }
-    const version = await store.nextVersion(collection);
-    const documents = await documentsOf(job, jobId, keys, signal);
-    void status.progress(jobId, { phase: 'build', percent: 20 }).catch(() => undefined);
+    const settings: IndexSettings = {
+      idField,
+      fields,
+      store: stored,
+      ...(boosts === undefined ? {} : { boosts }),
+      ...(analyzer === undefined ? {} : { analyzer }),
+      ...(filterable === undefined ? {} : { filterable }),
+      ...(sortable === undefined ? {} : { sortable }),
+      ...(typos === undefined ? {} : { typos }),
+    };
+    let built: Built;
+    if (job.data.source.kind === 'update') {
+      built = await update(job, jobId, scope, store, signal);
+    } else {
+      // Updates reserved after this version wait for it to be published (or to fail).
+      const version = await store.nextVersion(collection, { full: true });
+      try {
+        const documents = await documentsOf(job, jobId, keys, signal);
+        built = await buildAndPublish(jobId, collection, scope, store, version, documents, settings, signal);
+      } catch (error) {
+        await store.settle(collection, version).catch(() => undefined);
+        throw error;
+      }
+    }
+    const { version, outcome, docCount, buildMs } = built;
+    // The inline documents stay until BullMQ has recorded the completion (workers/worker.ts).
+    await status.completed(jobId, null, { version });
+    return { collection, version, live: outcome === 'live', documents: docCount, buildMs };
+  }
+
+  /**
+   * Builds `documents` (a JSON array) as `version` with `settings`, keeping the projected
+   * documents, and publishes it; with `base`, only while that version is current ('moved').
+   */
+  async function buildAndPublish(
+    jobId: string,
+    collection: string,
+    scope: JobScope,
+    store: IndexStore,
+    version: number,
+    documents: Buffer,
+    settings: IndexSettings,
+    signal: AbortSignal,
+    base?: number,
+  ): Promise<Built> {
+    void scope.status.progress(jobId, { phase: 'build', percent: 20 }).catch(() => undefined);
     const started = performance.now();
     const input = documents.buffer.slice(
       documents.byteOffset,
       documents.byteOffset + documents.length,
     ) as ArrayBuffer;
     const indexAttributes = { 'quarry.collection': collection, 'quarry.version': version };
-    const bytes = await traced('build index', { attributes: indexAttributes }, async (span) => {
-      const built = await deps.builder.build(input, {
-        idField,
-        fields,
-        store: stored,
-        ...(boosts === undefined ? {} : { boosts }),
-        ...(analyzer === undefined ? {} : { analyzer }),
-        ...(filterable === undefined ? {} : { filterable }),
-        ...(sortable === undefined ? {} : { sortable }),
-        ...(typos === undefined ? {} : { typos }),
-        signal,
-      });
-      span?.setAttributes({ 'quarry.source.bytes': documents.length, 'quarry.index.bytes': built.length });
-      return built;
-    });
+    const { bytes, documents: kept } = await traced(
+      'build index',
+      { attributes: indexAttributes },
+      async (span) => {
+        const result = await deps.builder.buildKeeping(
+          input,
+          { ...settings, signal },
+          projectedFields(settings),
+        );
+        span?.setAttributes({
+          'quarry.source.bytes': documents.length,
+          'quarry.index.bytes': result.bytes.length,
+        });
+        return result;
+      },
+    );
     const buildMs = Math.round(performance.now() - started);
     metrics?.indexBuild.observe(buildMs / 1000);
     const header = readHeader(bytes);
-    void status
+    void scope.status
       .progress(jobId, { phase: 'store', percent: 80, count: header.docCount })
       .catch(() => undefined);
     // A cancelled or timed-out build publishes nothing.
@@ -236,13 +304,19 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         },
       },
       async (span) => {
-        const published = await store.publish(collection, version, bytes, {
-          documents: header.docCount,
-          terms: header.termCount,
-          builtAt: new Date().toISOString(),
-          buildMs,
-          jobId,
-        });
+        const published = await store.publish(
+          collection,
+          version,
+          bytes,
+          {
+            documents: header.docCount,
+            terms: header.termCount,
+            builtAt: new Date().toISOString(),
+            buildMs,
+            jobId,
+          },
+          { documents: kept, ...(base === undefined ? {} : { base }) },
+        );
         span?.setAttribute('quarry.index.outcome', published);
         return published;
       },
@@ -255,9 +329,86 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         `collection "${collection}" was deleted while this build ran; nothing was published`,
       );
     }
-    // The inline documents stay until BullMQ has recorded the completion (workers/worker.ts).
-    await status.completed(jobId, null, { version });
-    return { collection, version, live: outcome === 'live', documents: header.docCount, buildMs };
+    return { version, outcome, docCount: header.docCount, buildMs };
+  }
+
+  /**
+   * A document update: the live version's documents with the job's changes, built with that
+   * version's settings (its header) and published only while it is still current; when another
+   * build went live meanwhile, again on that one (UPDATE_TRIES in all, then QUARRY_ERR_INDEX_CONFLICT).
+   */
+  async function update(
+    job: Job<IndexJobData>,
+    jobId: string,
+    scope: JobScope,
+    store: IndexStore,
+    signal: AbortSignal,
+  ): Promise<Built> {
+    const { collection } = job.data;
+    const text = await queueRedis.get(scope.keys.inlineData(jobId));
+    if (text === null) {
+      throw new QuarryError('QUARRY_ERR_DATASET_MISSING', 'the changes of this update expired before it ran');
+    }
+    const changes = parseChanges(text);
+    for (let attempt = 1; ; attempt++) {
+      signal.throwIfAborted();
+      if (attempt > UPDATE_TRIES) {
+        throw new QuarryError(
+          'QUARRY_ERR_INDEX_CONFLICT',
+          `"${collection}" changed under this update ${UPDATE_TRIES} times; nothing was published`,
+        );
+      }
+      const pointer = await store.pointer(collection);
+      if (pointer.version === null) {
+        throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}" to update`);
+      }
+      const base = pointer.version;
+      // A full build that reserved its version after this base is the newer state: start from it
+      // once it is live (or gone). The job's hard timeout bounds the wait.
+      if (await store.buildingAbove(collection, base)) {
+        await setTimeout(250, undefined, { signal });
+        attempt--;
+        continue;
+      }
+      const [header, stored] = await Promise.all([
+        store.header(collection, base),
+        store.documents(collection, base),
+      ]);
+      if (header === null) continue; // replaced and expired in between: read the pointer again
+      if (stored === null) {
+        throw new QuarryError(
+          'QUARRY_ERR_INDEX_NO_DOCUMENTS',
+          `version ${base} of "${collection}" keeps no documents (built before updates existed): rebuild it once`,
+        );
+      }
+      const settings = settingsOf(header);
+      const merged = applyChanges(
+        JSON.parse(decodeDocuments(stored).toString('utf8')) as object[],
+        changes,
+        settings.idField,
+        projectedFields(settings),
+      );
+      const version = await store.nextVersion(collection);
+      const documents = Buffer.from(JSON.stringify(merged));
+      const built = await buildAndPublish(
+        jobId,
+        collection,
+        scope,
+        store,
+        version,
+        documents,
+        settings,
+        signal,
+        base,
+      );
+      if (built.outcome !== 'moved') return built;
+      deps.logger.info(
+        { jobId, collection, base, attempt },
+        'index update rebuilds on the new current version',
+      );
+      // Jittered, so that updates that lost together do not race again in step.
+      await setTimeout(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()), undefined, { signal });
+    }
   }
 
   return async function processIndex(

@@ -1,8 +1,8 @@
-// Index routes: enqueue a build, list a tenant's collections, read a collection's current version, search it, delete it. Searches
+// Index routes: enqueue a build or a document update, list a tenant's collections, read a collection's current version, search it, delete it. Searches
 // are answered from the index loaded in this process (kept current by notices), with no Redis
 // round trip on the hot path. Each tenant has its own collections and registry.
-import type { FastifyInstance } from 'fastify';
-import type { QuarryClient } from '../../producers/client.ts';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { IndexHandle, QuarryClient } from '../../producers/client.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import type { IndexRegistry } from '../../shared/index-registry.ts';
 import { COLLECTION_PATTERN } from '../../shared/indexing.ts';
@@ -50,6 +50,24 @@ export function indexRoutes(
   const registryOf = (client: QuarryClient): IndexRegistry | Promise<IndexRegistry> =>
     client === deps.client ? deps.registry : (client.loadedRegistry() ?? client.indexRegistry());
 
+  // A build job's answer: 200 with the version once live within `wait`, else 202 with the job.
+  async function answer(client: QuarryClient, handle: IndexHandle, wait: number, reply: FastifyReply) {
+    const links = { status: `/v1/jobs/${handle.jobId}`, index: `/v1/indexes/${handle.collection}` };
+    if (wait > 0) {
+      try {
+        const info = await handle.wait({ timeoutMs: wait });
+        // This process serves the new version before answering, so a search right after sees it.
+        await (await registryOf(client)).refresh(handle.collection, info.version);
+        return reply.send({ jobId: handle.jobId, status: 'completed', links, index: info });
+      } catch (error) {
+        if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
+      }
+    }
+    // The build is queued whatever this read says: a 503 here would invite a second build.
+    const status = await client.status(handle.jobId).catch(() => null);
+    return reply.code(202).send({ jobId: handle.jobId, status: status?.state ?? 'queued', links });
+  }
+
   app.post<{ Params: { collection: string } }>(
     '/v1/indexes/:collection',
     { config: { scope: 'enqueue', query: ['wait'] } },
@@ -57,22 +75,29 @@ export function indexRoutes(
       const client = request.quarry;
       const wait = parseWait(request.query);
       const handle = await client.index(request.params.collection, requireJson(request.body).parse());
-      const links = { status: `/v1/jobs/${handle.jobId}`, index: `/v1/indexes/${handle.collection}` };
-      if (wait > 0) {
-        try {
-          const info = await handle.wait({ timeoutMs: wait });
-          // This process serves the new version before answering, so a search right after sees it.
-          await (await registryOf(client)).refresh(handle.collection, info.version);
-          return reply.send({ jobId: handle.jobId, status: 'completed', links, index: info });
-        } catch (error) {
-          if (!(error instanceof QuarryError && error.code === 'QUARRY_ERR_WAIT_TIMEOUT')) throw error;
-        }
-      }
-      // The build is queued whatever this read says: a 503 here would invite a second build.
-      const status = await client.status(handle.jobId).catch(() => null);
-      return reply.code(202).send({ jobId: handle.jobId, status: status?.state ?? 'queued', links });
+      return answer(client, handle, wait, reply);
     },
   );
+
+  // Document updates: a build of the next version from the live one plus the changes.
+  for (const [method, kind] of [
+    ['POST', 'upsert'],
+    ['DELETE', 'delete'],
+  ] as const) {
+    app.route<{ Params: { collection: string } }>({
+      method,
+      url: '/v1/indexes/:collection/documents',
+      config: { scope: 'enqueue', query: ['wait'] },
+      handler: async (request, reply) => {
+        const { collection } = request.params;
+        if (!COLLECTION_PATTERN.test(collection)) throw notFound(collection);
+        const client = request.quarry;
+        const wait = parseWait(request.query);
+        const handle = await client.updateDocuments(collection, kind, requireJson(request.body).parse());
+        return answer(client, handle, wait, reply);
+      },
+    });
+  }
 
   // The tenant's collections, each with its live version's metadata (as Redis holds it).
   app.get('/v1/indexes', READ, async (request) => ({ indexes: await request.quarry.listIndexes() }));

@@ -8,6 +8,7 @@ key, and reads an index job's record, the indexes set and the index keys. It pri
 summary on success; any mismatch with the documentation exits 1 with the reason.
 """
 
+import gzip
 import hashlib
 import json
 import os
@@ -249,11 +250,19 @@ check(collection in queue.smembers(f"{PREFIX}:indexes"), "the collection is not 
 check(int(queue.get(f"{PREFIX}:index:{collection}:current")) == version, "current is not the built version")
 check(int(queue.get(f"{PREFIX}:index:{collection}:seq")) >= version, "seq is behind the version")
 meta = queue.hgetall(f"{PREFIX}:index:{collection}:v{version}")
-check({"chunks", "bytes", "documents", "terms", "builtAt", "buildMs", "jobId"} == set(meta), f"index metadata {meta}")
+check(
+    {"chunks", "bytes", "documents", "terms", "builtAt", "buildMs", "jobId", "docChunks", "docBytes", "docEncoding"}
+    == set(meta),
+    f"index metadata {meta}",
+)
 check(meta["jobId"] == index_job and meta["documents"] == "2", f"index metadata {meta}")
 raw = redis.Redis.from_url(QUEUE_URL)  # binary chunks: no decoding
 total = sum(raw.strlen(f"{PREFIX}:index:{collection}:v{version}:{i}") for i in range(int(meta["chunks"])))
 check(total == int(meta["bytes"]), f"chunks hold {total} bytes, metadata says {meta['bytes']}")
+kept = b"".join(raw.get(f"{PREFIX}:index:{collection}:v{version}:d{i}") for i in range(int(meta["docChunks"])))
+check(len(kept) == int(meta["docBytes"]) and meta["docEncoding"] == "json.gz", f"document chunks {meta}")
+kept_docs = json.loads(gzip.decompress(kept))
+check(isinstance(kept_docs, list) and len(kept_docs) == 2, f"kept documents {kept_docs}")
 summary["index"] = {"collection": collection, "version": version, "states": [e["state"] for e in index_events]}
 
 # 4. The history index and the activity counters, as docs/KEYS.md describes them.

@@ -118,6 +118,34 @@ class Quarry:
             "POST", f"/v1/indexes/{_segment(collection)}", body=request, query={"wait": wait_ms}, wait_ms=wait_ms
         )
 
+    def upsert_documents(
+        self, collection: str, documents: Sequence[Mapping[str, Any]], wait_ms: Optional[int] = None
+    ) -> JSONObject:
+        """Adds documents to ``collection`` or replaces those of the same id: a build of the next
+        version from the live one (its settings), answered like :meth:`index`. Only the changed
+        documents travel. 404 for an unknown collection, 409 ``QUARRY_ERR_INDEX_NO_DOCUMENTS`` for a
+        version built before versions kept their documents (rebuild it once)."""
+        return self._json(
+            "POST",
+            f"/v1/indexes/{_segment(collection)}/documents",
+            body={"documents": list(documents)},
+            query={"wait": wait_ms},
+            wait_ms=wait_ms,
+        )
+
+    def delete_documents(
+        self, collection: str, ids: Sequence[Union[str, int, float]], wait_ms: Optional[int] = None
+    ) -> JSONObject:
+        """Removes the documents of ``ids`` from ``collection`` (unknown ids are ignored); answered
+        like :meth:`upsert_documents`."""
+        return self._json(
+            "DELETE",
+            f"/v1/indexes/{_segment(collection)}/documents",
+            body={"ids": list(ids)},
+            query={"wait": wait_ms},
+            wait_ms=wait_ms,
+        )
+
     def search(self, collection: str, q: str, **options: Any) -> JSONObject:
         """Ranked hits: ``{"hits": [{"id", "score", "fields"}], "total", "version", "tookMs"}``.
         Options: ``k``, ``mode`` (``"and"`` / ``"or"``), ``prefix`` (bool)."""

@@ -253,6 +253,42 @@ class SearchTest(unittest.TestCase):
             quarry.query(collection, "red", sort=[{"field": "title"}])
         self.assertEqual((caught.exception.status, caught.exception.field), (400, "sort.0.field"))
 
+    def test_upsert_and_delete_documents(self) -> None:
+        quarry = Quarry(URL or "", api_key=API_KEY)
+        collection = "py" + uuid.uuid4().hex[:12]
+        built = quarry.index(
+            collection,
+            {
+                "documents": [
+                    {"id": "1", "title": "Red apples"},
+                    {"id": "2", "title": "Green pears"},
+                ],
+                "idField": "id",
+                "fields": ["title"],
+                "store": ["title"],
+            },
+            wait_ms=20_000,
+        )
+        self.assertEqual(built["status"], "completed", built)
+        upserted = quarry.upsert_documents(
+            collection, [{"id": "2", "title": "Red pears"}, {"id": "3", "title": "Red plums"}], wait_ms=20_000
+        )
+        self.assertEqual(upserted["status"], "completed", upserted)
+        self.assertGreater(upserted["index"]["version"], built["index"]["version"])
+        self.assertEqual(sorted(h["id"] for h in quarry.search(collection, "red")["hits"]), ["1", "2", "3"])
+        self.assertEqual(quarry.search(collection, "pears")["hits"][0]["fields"]["title"], "Red pears")
+        deleted = quarry.delete_documents(collection, ["1", "nope"], wait_ms=20_000)
+        self.assertEqual(deleted["index"]["documents"], 2)
+        self.assertEqual(sorted(h["id"] for h in quarry.search(collection, "red")["hits"]), ["2", "3"])
+        queued = quarry.delete_documents(collection, ["3"])
+        self.assertIn(queued["status"], ("queued", "active", "completed"))
+        with self.assertRaises(QuarryError) as caught:
+            quarry.upsert_documents(collection, [{"title": "no id"}])
+        self.assertEqual((caught.exception.status, caught.exception.field), (400, "documents.0.id"))
+        with self.assertRaises(QuarryError) as caught:
+            quarry.delete_documents("py-none-" + uuid.uuid4().hex[:8], ["1"])
+        self.assertEqual((caught.exception.status, caught.exception.code), (404, "QUARRY_ERR_INDEX_NOT_FOUND"))
+
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
     """Records every POST (headers, body) and answers 200."""

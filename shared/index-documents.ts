@@ -1,0 +1,114 @@
+// What a document update needs of a version: its documents projected onto the fields the index
+// uses (id, indexed, stored, filterable, sortable), kept beside the index bytes, and the build
+// settings read back from the index header. An update is the base version's documents minus the
+// deleted and replaced ids plus the new ones: untouched documents keep their order, a replaced
+// document keeps its place, new ones are appended (so the result is the document list a full
+// build of the same collection would be given, and its bytes equal that build's).
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { QuarryError } from './errors.ts';
+import type { BuildOptions } from './search/build.ts';
+import type { ExtensionOptions } from './search/extension.ts';
+import type { IndexHeader } from './search/format.ts';
+
+/** How a version's documents are stored: gzip (level 1) of a JSON array. */
+export const DOCUMENTS_ENCODING = 'json.gz';
+
+export type IndexSettings = BuildOptions & ExtensionOptions;
+
+/** The build settings of a version, as its header records them. */
+export function settingsOf(header: IndexHeader): IndexSettings {
+  return {
+    idField: header.idField,
+    fields: header.fields,
+    store: header.stored,
+    boosts: header.boosts,
+    analyzer: header.analyzer,
+    ...(header.ext === undefined
+      ? {}
+      : { filterable: header.ext.filterable, sortable: header.ext.sortable, typos: header.ext.typos }),
+  };
+}
+
+/** Every field the index reads of a document, the id first. */
+export function projectedFields(settings: IndexSettings): string[] {
+  return [
+    ...new Set([
+      settings.idField,
+      ...settings.fields,
+      ...(settings.store ?? []),
+      ...(settings.filterable ?? []),
+      ...(settings.sortable ?? []),
+    ]),
+  ];
+}
+
+/** `doc` with only `fields` (absent ones stay absent). */
+export function project(doc: object, fields: readonly string[]): Record<string, unknown> {
+  const d = doc as Readonly<Record<string, unknown>>;
+  const out: Record<string, unknown> = {};
+  for (const f of fields) if (d[f] !== undefined) out[f] = d[f];
+  return out;
+}
+
+/** The projected documents as stored: gzip of their JSON array. */
+export function encodeDocuments(docs: readonly object[], fields: readonly string[]): Uint8Array<ArrayBuffer> {
+  const json = JSON.stringify(docs.map((d) => project(d, fields)));
+  const gz = gzipSync(json, { level: 1 });
+  return new Uint8Array(gz.buffer.slice(gz.byteOffset, gz.byteOffset + gz.length)) as Uint8Array<ArrayBuffer>;
+}
+
+/** The stored documents back as the text of a JSON array. */
+export function decodeDocuments(bytes: Uint8Array): Buffer {
+  return gunzipSync(bytes);
+}
+
+/** An id as the build compares them (build.ts: String of a non-empty string or a finite number). */
+export function idOf(value: unknown): string | null {
+  if (typeof value === 'string' && value !== '') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return null;
+}
+
+/** What one update changes: documents added or replaced by id, ids deleted. */
+export interface DocumentChanges {
+  readonly documents: readonly object[];
+  readonly ids: readonly (string | number)[];
+}
+
+/**
+ * The base documents with `changes` applied: deleted ids removed, replaced documents in place,
+ * new ones appended in the order given. Throws QUARRY_ERR_VALIDATION naming
+ * `documents.<i>.<idField>` for a document without a valid id.
+ */
+export function applyChanges(
+  base: readonly object[],
+  changes: DocumentChanges,
+  idField: string,
+  fields: readonly string[],
+): object[] {
+  const upserts = new Map<string, Record<string, unknown>>();
+  changes.documents.forEach((doc, i) => {
+    const id = idOf((doc as Record<string, unknown>)[idField]);
+    if (id === null) {
+      throw new QuarryError(
+        'QUARRY_ERR_VALIDATION',
+        `documents.${i}.${idField}: the id must be a non-empty string or a number`,
+        { field: `documents.${i}.${idField}` },
+      );
+    }
+    upserts.set(id, project(doc, fields));
+  });
+  const deleted = new Set(changes.ids.map(String));
+  const out: object[] = [];
+  for (const doc of base) {
+    const id = idOf((doc as Record<string, unknown>)[idField]) ?? '';
+    if (deleted.has(id) && !upserts.has(id)) continue;
+    const replacement = upserts.get(id);
+    if (replacement !== undefined) {
+      out.push(replacement);
+      upserts.delete(id);
+    } else out.push(doc);
+  }
+  for (const doc of upserts.values()) out.push(doc);
+  return out;
+}
