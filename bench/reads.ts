@@ -117,6 +117,8 @@ export async function runReads(options: {
     QUARRY_RATE_LIMIT_BURST: '1000000',
   };
   const children: Child[] = [];
+  const bytesFile = path.join(os.tmpdir(), `quarry-bench-reads-${process.pid}.json`);
+  const headersFile = path.join(os.tmpdir(), `quarry-bench-reads-${process.pid}.headers.json`);
   const port = () => String(30000 + Math.floor(Math.random() * 20000));
   try {
     const worker = await startNode('workers/main.ts', env, 'worker ready');
@@ -167,8 +169,6 @@ export async function runReads(options: {
       if (!['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'].includes(name))
         headers[name] = value;
     }
-    const bytesFile = path.join(os.tmpdir(), `quarry-bench-reads-${process.pid}.json`);
-    const headersFile = path.join(os.tmpdir(), `quarry-bench-reads-${process.pid}.headers.json`);
     writeFileSync(bytesFile, bytes);
     writeFileSync(headersFile, JSON.stringify(headers));
     const bare = await startNode('bench/lib/bare-server.ts', {}, 'listening', [bytesFile, headersFile]);
@@ -282,6 +282,8 @@ export async function runReads(options: {
     console.log(`wrote ${file}`);
   } finally {
     for (const c of children.reverse()) await c.stop();
+    rmSync(bytesFile, { force: true });
+    rmSync(headersFile, { force: true });
     await Promise.all([queueRedis.stop(), cacheRedis.stop()]);
   }
 }
