@@ -12,7 +12,13 @@ function isLoopback(host: string): boolean {
 }
 
 const config = loadConfig();
-const logger = createLogger({ level: config.logLevel, name: 'quarry-api', format: config.logFormat });
+// One access line per request: gathered into 4 KiB writes (at most LOG_FLUSH_MS late).
+const logger = createLogger({
+  level: config.logLevel,
+  name: 'quarry-api',
+  format: config.logFormat,
+  bufferBytes: 4096,
+});
 // BullMQ and ioredis print warnings with console.*: make them log records like the rest.
 routeConsoleToLogger(logger);
 warnAboutRoles(config, logger);

@@ -236,7 +236,7 @@ interface HttpResponse {
   body: Buffer;
 }
 
-function httpRequest(
+export function httpRequest(
   agent: http.Agent,
   port: number,
   method: string,

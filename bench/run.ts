@@ -16,6 +16,9 @@ const { positionals, values } = parseArgs({
     processes: { type: 'string' },
     concurrencies: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    connections: { type: 'string' },
   },
 });
 const name = positionals[0];
@@ -61,6 +64,18 @@ const benches: Record<string, () => Promise<void>> = {
       ...(values.jobs === undefined ? {} : { jobs: Number(values.jobs) }),
       ...(values.small === undefined ? {} : { small: true }),
     }),
+  latency: async () =>
+    (await import('./latency.ts')).runLatency({
+      iterations: values.iterations === '200' ? 50 : iterations,
+      parquetRuns: Math.max(3, Math.round(10 * Number(values.scale))),
+    }),
+  reads: async () =>
+    (await import('./reads.ts')).runReads({
+      rounds: Number(values.rounds ?? 5),
+      seconds: Number(values.seconds ?? 5),
+      connections: Number(values.connections ?? 10),
+      profile: values.profile,
+    }),
   search: async () =>
     (await import('./search.ts')).runSearch({
       sizes: values.sizes.split(',').map(Number) as (10_000 | 100_000)[],
@@ -70,7 +85,7 @@ const benches: Record<string, () => Promise<void>> = {
 
 if (name === undefined || benches[name] === undefined) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak, scale: jobs per setting; webhooks: the burst)] [--processes 1,2,4 --concurrencies 1,4,16 --profile (scale)] [--cases TEXT (engines: only cases whose name contains it; search: core,queries,threads,system)] [--small N --heavy N (fairness)] [--jobs N --small 1 (objects: jobs per burst; only the 5k object)] [--rtt-ms D (batch: a delay each way to Redis)]`,
+    `usage: npm run bench -- <${Object.keys(benches).join(' | ')}> [--iterations N] [--scale F (engines: runs × F; scale, soak: jobs × F)] [--jobs N (soak, scale: jobs per setting; webhooks: the burst)] [--processes 1,2,4 --concurrencies 1,4,16 --profile (scale)] [--cases TEXT (engines: only cases whose name contains it; search: core,queries,threads,system)] [--small N --heavy N (fairness)] [--jobs N --small 1 (objects: jobs per burst; only the 5k object)] [--rtt-ms D (batch: a delay each way to Redis)] [--iterations N --scale F (latency: 5k runs; 3M parquet runs × F)] [--rounds N --seconds S --connections C --profile (reads: wrk rounds)]`,
   );
   process.exit(2);
 }
