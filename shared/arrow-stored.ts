@@ -105,8 +105,8 @@ class ColumnBuilder {
   readonly #kinds: Uint8Array;
   readonly #width: number;
   #capacity: number;
-  readonly #valid: Uint8Array[] = [];
-  readonly #validCount: Int32Array;
+  /** A byte per value, 1 when it is present and not null (packed into the bitmap at the end). */
+  readonly #present: Uint8Array[] = [];
   readonly #numbers: Float64Array[] = [];
   /** Integer columns whose values so far are all integers inside Int64's range. */
   readonly #fitsInt64: Uint8Array;
@@ -124,14 +124,13 @@ class ColumnBuilder {
     this.#kinds = kinds;
     this.#width = kinds.length;
     this.#capacity = capacity;
-    this.#validCount = new Int32Array(this.#width);
     this.#fitsInt64 = kinds.map((k) => (k === INTEGER ? 1 : 0));
     this.#textEnd = new Int32Array(this.#width);
     this.#unparsed = new Uint8Array(this.#width);
     for (let c = 0; c < this.#width; c++) {
       const kind = kinds[c]!;
       const temporal = kind === DATE || kind === TIMESTAMP;
-      this.#valid.push(new Uint8Array((capacity + 7) >> 3));
+      this.#present.push(new Uint8Array(capacity));
       this.#numbers.push(kind <= FLOAT || temporal ? new Float64Array(capacity) : NONE);
       this.#bits.push(kind === BOOLEAN ? new Uint8Array((capacity + 7) >> 3) : NO_BYTES);
       this.#text.push(kind === STRING ? new Uint8Array(1024) : NO_BYTES);
@@ -153,14 +152,14 @@ class ColumnBuilder {
     const present = s >= 0 && bytes[s] !== NULL_BYTE;
     if (kind === STRING) {
       if (present) {
-        this.#validate(c, r);
+        this.#present[c]![r] = 1;
         this.#appendText(c, s, e);
       }
       this.#offsets[c]![r + 1] = this.#textEnd[c]!;
       return;
     }
     if (!present || kind === NULL) return;
-    this.#validate(c, r);
+    this.#present[c]![r] = 1;
     const first = bytes[s]!;
     if (kind === BOOLEAN) {
       if (first === TRUE_BYTE) this.#bits[c]![r >> 3]! |= 1 << (r & 7);
@@ -182,11 +181,6 @@ class ColumnBuilder {
       if (Number.isNaN(ms)) this.#unparsed[c] = 1;
       else this.#numbers[c]![r] = ms;
     }
-  }
-
-  #validate(c: number, r: number): void {
-    this.#valid[c]![r >> 3]! |= 1 << (r & 7);
-    this.#validCount[c]!++;
   }
 
   /** A string's content, or another value's JSON text, onto the column's UTF-8 bytes. */
@@ -220,7 +214,7 @@ class ColumnBuilder {
     const bitmap = (old: Uint8Array) =>
       old.length === 0 ? old : copied(new Uint8Array((capacity + 7) >> 3), old);
     for (let c = 0; c < this.#width; c++) {
-      this.#valid[c] = bitmap(this.#valid[c]!);
+      this.#present[c] = copied(new Uint8Array(capacity), this.#present[c]!);
       this.#bits[c] = bitmap(this.#bits[c]!);
       const numbers = this.#numbers[c]!;
       if (numbers.length > 0) this.#numbers[c] = copied(new Float64Array(capacity), numbers);
@@ -239,8 +233,13 @@ class ColumnBuilder {
   column(c: number, rows: number): ColumnData {
     const kind = this.#kinds[c]!;
     const length = rows;
-    const nullCount = rows - this.#validCount[c]!;
-    const nullBitmap = this.#valid[c]!.subarray(0, (rows + 7) >> 3);
+    const present = this.#present[c]!;
+    const nullBitmap = new Uint8Array((rows + 7) >> 3);
+    let nullCount = 0;
+    for (let r = 0; r < rows; r++) {
+      if (present[r] === 1) nullBitmap[r >> 3]! |= 1 << (r & 7);
+      else nullCount++;
+    }
     const numbers = this.#numbers[c]!.subarray(0, rows);
     if (kind === NULL) {
       const type = new Null();
@@ -280,12 +279,12 @@ class ColumnBuilder {
   #textColumn(c: number, rows: number, nullCount: number, nullBitmap: Uint8Array): ColumnData {
     const starts = this.#tokenStarts[c]!;
     const ends = this.#tokenEnds[c]!;
-    const valid = this.#valid[c]!;
+    const present = this.#present[c]!;
     this.#text[c] = new Uint8Array(1024);
     this.#textEnd[c] = 0;
     const valueOffsets = new Int32Array(rows + 1);
     for (let r = 0; r < rows; r++) {
-      if ((valid[r >> 3]! & (1 << (r & 7))) !== 0) this.#appendText(c, starts[r]!, ends[r]!);
+      if (present[r] === 1) this.#appendText(c, starts[r]!, ends[r]!);
       valueOffsets[r + 1] = this.#textEnd[c]!;
     }
     const type = new Utf8();
@@ -312,14 +311,17 @@ function instant(bytes: Buffer, s: number, e: number, dateOnly: boolean): number
   return Date.parse(text);
 }
 
-/** Int64 words of integral doubles inside Int64's range, written without a BigInt per value. */
+/**
+ * Int64 of integral doubles inside Int64's range, in place (each value's 8 bytes become its
+ * Int64), written as two 32-bit words, without a BigInt per value.
+ */
 function int64Of(values: Float64Array): BigInt64Array {
-  const out = new BigInt64Array(values.length);
+  const out = new BigInt64Array(values.buffer, values.byteOffset, values.length);
   if (!LITTLE_ENDIAN) {
     for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]!);
     return out;
   }
-  const words = new Int32Array(out.buffer);
+  const words = new Int32Array(values.buffer, values.byteOffset, values.length * 2);
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     words[2 * i] = v; // ToInt32: the low 32 bits, two's complement

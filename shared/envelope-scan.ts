@@ -55,16 +55,17 @@ function valueEnd(bytes: Buffer, at: number): number {
   return scalarEnd(bytes, at);
 }
 
+/** Bytes by what they are inside a number, true, false or null: 0 part of it, 1 its end, 2 neither. */
+const SCALAR_BYTE = Uint8Array.from({ length: 256 }, (_, b) =>
+  b === COMMA || b === CLOSE_BRACE || b === CLOSE_BRACKET ? 1 : b <= 0x20 || b === QUOTE ? 2 : 0,
+);
+
 /** The end of a number, true, false or null: up to the next delimiter. */
 function scalarEnd(bytes: Buffer, at: number): number {
   let i = at;
-  while (i < bytes.length) {
-    const b = bytes[i]!;
-    if (b === COMMA || b === CLOSE_BRACE || b === CLOSE_BRACKET) break;
-    if (b <= 0x20 || b === QUOTE) throw new Malformed();
-    i++;
-  }
-  if (i === at) throw new Malformed();
+  const n = bytes.length;
+  while (i < n && SCALAR_BYTE[bytes[i]!] === 0) i++;
+  if (i === at || (i < n && SCALAR_BYTE[bytes[i]!] === 2)) throw new Malformed();
   return i;
 }
 

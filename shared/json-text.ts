@@ -133,6 +133,11 @@ export function numberAt(bytes: Uint8Array, start: number, end: number): number 
   const negative = bytes[i] === MINUS;
   if (negative) i++;
   const intStart = i;
+  if (end - intStart > 15 && end - intStart <= 19) {
+    // Perhaps an integer past 15 digits: hi × 10^10 + lo, each digit read once.
+    const v = longInteger(bytes, intStart, end);
+    if (!Number.isNaN(v)) return negative ? -v : v;
+  }
   let m = 0;
   while (i < end) {
     const d = bytes[i]! - ZERO;
@@ -144,9 +149,7 @@ export function numberAt(bytes: Uint8Array, start: number, end: number): number 
   if (intDigits === 0 || (intDigits > 1 && bytes[intStart] === ZERO)) throw new Malformed();
   let digits = intDigits;
   let exponent = 0;
-  let plain = true;
   if (i < end && bytes[i] === DOT) {
-    plain = false;
     const fracStart = ++i;
     while (i < end) {
       const d = bytes[i]! - ZERO;
@@ -159,7 +162,6 @@ export function numberAt(bytes: Uint8Array, start: number, end: number): number 
     exponent = fracStart - i;
   }
   if (i < end && (bytes[i] === LOWER_E || bytes[i] === UPPER_E)) {
-    plain = false;
     i++;
     const sign = bytes[i] === MINUS ? -1 : 1;
     if (bytes[i] === MINUS || bytes[i] === PLUS) i++;
@@ -178,17 +180,32 @@ export function numberAt(bytes: Uint8Array, start: number, end: number): number 
   let v: number;
   if (digits <= 15 && exponent >= -22 && exponent <= 22) {
     v = exponent < 0 ? m / POW10[-exponent]! : exponent === 0 ? m : m * POW10[exponent]!;
-  } else if (plain && digits <= 19) {
-    let hi = 0;
-    let lo = 0;
-    const split = end - 10;
-    for (let k = intStart; k < split; k++) hi = hi * 10 + (bytes[k]! - ZERO);
-    for (let k = split; k < end; k++) lo = lo * 10 + (bytes[k]! - ZERO);
-    v = hi * FIVE_10 < TWO_53 ? hi * 1e10 + lo : Number(latin1(bytes, intStart, end));
   } else {
     v = Number(latin1(bytes, intStart, end));
   }
   return negative ? -v : v;
+}
+
+/**
+ * The integer of 16 to 19 digits `bytes[start, end)` as hi × 10^10 + lo, exact when hi × 5^10 <
+ * 2^53 (every integer below 2^63); NaN when it is not all digits, has a leading zero, or is larger.
+ */
+function longInteger(bytes: Uint8Array, start: number, end: number): number {
+  if (bytes[start] === ZERO) return Number.NaN;
+  let hi = 0;
+  let lo = 0;
+  const split = end - 10;
+  for (let k = start; k < split; k++) {
+    const d = bytes[k]! - ZERO;
+    if (d < 0 || d > 9) return Number.NaN;
+    hi = hi * 10 + d;
+  }
+  for (let k = split; k < end; k++) {
+    const d = bytes[k]! - ZERO;
+    if (d < 0 || d > 9) return Number.NaN;
+    lo = lo * 10 + d;
+  }
+  return hi * FIVE_10 < TWO_53 ? hi * 1e10 + lo : Number.NaN;
 }
 
 const latin1 = (bytes: Uint8Array, start: number, end: number) =>
@@ -214,15 +231,11 @@ export function daysFromCivil(year: number, month: number, day: number): number 
 const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 
-/** The digits `bytes[at, at + n)` as a number, or -1 if one is not a digit. */
-function digitsAt(bytes: Uint8Array, at: number, n: number): number {
-  let v = 0;
-  for (let k = at; k < at + n; k++) {
-    const d = bytes[k]! - ZERO;
-    if (!(d >= 0 && d <= 9)) return -1; // NaN past the end of the bytes too
-    v = v * 10 + d;
-  }
-  return v;
+/** The two digits at `at` as a number, or -1 if one is not a digit (or is past the end). */
+function twoDigits(bytes: Uint8Array, at: number): number {
+  const a = bytes[at]! - ZERO;
+  const b = bytes[at + 1]! - ZERO;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
 }
 
 /**
@@ -232,10 +245,12 @@ function digitsAt(bytes: Uint8Array, at: number, n: number): number {
 export function fastInstant(bytes: Uint8Array, from: number, to: number, dateOnly: boolean): number {
   const n = to - from;
   if (n < 10 || bytes[from + 4] !== MINUS || bytes[from + 7] !== MINUS) return Number.NaN;
-  const year = digitsAt(bytes, from, 4);
-  const month = digitsAt(bytes, from + 5, 2);
-  const day = digitsAt(bytes, from + 8, 2);
-  if (year < 0 || month < 1 || month > 12 || day < 1) return Number.NaN;
+  const century = twoDigits(bytes, from);
+  const yy = twoDigits(bytes, from + 2);
+  const year = century * 100 + yy;
+  const month = twoDigits(bytes, from + 5);
+  const day = twoDigits(bytes, from + 8);
+  if (century < 0 || yy < 0 || month < 1 || month > 12 || day < 1) return Number.NaN;
   if (day > (month === 2 && isLeap(year) ? 29 : MONTH_DAYS[month - 1]!)) return Number.NaN;
   const date = daysFromCivil(year, month, day) * MS_PER_DAY;
   if (n === 10) return date;
@@ -248,23 +263,25 @@ export function fastInstant(bytes: Uint8Array, from: number, to: number, dateOnl
   ) {
     return Number.NaN;
   }
-  const hour = digitsAt(bytes, from + 11, 2);
-  const minute = digitsAt(bytes, from + 14, 2);
-  const second = digitsAt(bytes, from + 17, 2);
+  const hour = twoDigits(bytes, from + 11);
+  const minute = twoDigits(bytes, from + 14);
+  const second = twoDigits(bytes, from + 17);
   if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return Number.NaN;
   let at = from + 19;
   let ms = 0;
   if (bytes[at] === DOT) {
-    ms = digitsAt(bytes, at + 1, 3);
-    if (ms < 0) return Number.NaN;
+    const hundreds = twoDigits(bytes, at + 1);
+    const ones = bytes[at + 3]! - ZERO;
+    if (hundreds < 0 || !(ones >= 0 && ones <= 9)) return Number.NaN;
+    ms = hundreds * 10 + ones;
     at += 4;
   }
   let offsetMinutes = 0;
   if (at + 1 === to && bytes[at] === 0x5a) {
     // Z
   } else if (at + 6 === to && (bytes[at] === PLUS || bytes[at] === MINUS) && bytes[at + 3] === 0x3a) {
-    const oh = digitsAt(bytes, at + 1, 2);
-    const om = digitsAt(bytes, at + 4, 2);
+    const oh = twoDigits(bytes, at + 1);
+    const om = twoDigits(bytes, at + 4);
     if (oh < 0 || oh > 23 || om < 0 || om > 59) return Number.NaN;
     offsetMinutes = (bytes[at] === MINUS ? -1 : 1) * (oh * 60 + om);
   } else return Number.NaN;
