@@ -26,7 +26,7 @@ export const SLICE_ROWS = 10_000;
 export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The end of the string token starting at `at` (its opening quote). */
-function stringEnd(bytes: Buffer, at: number): number {
+export function stringEnd(bytes: Buffer, at: number): number {
   for (let i = at + 1; i < bytes.length; i++) {
     const b = bytes[i]!;
     if (b === BACKSLASH) i++;
@@ -150,27 +150,30 @@ export class RowScanner {
     this.#wordStart = Int32Array.from(wordStart);
   }
 
+  /** Past column c's key when the bytes at `at` are that key, else -1. */
+  key(c: number, at: number): number {
+    const end = at + this.#keys[c]!.length;
+    if (end > this.#bytes.length) return -1;
+    const view = this.#view;
+    const words = this.#words;
+    const wordAt = this.#wordAt;
+    const last = this.#wordStart[c + 1]!;
+    for (let w = this.#wordStart[c]!; w < last; w++) {
+      if (view.getInt32(at + wordAt[w]!, true) !== words[w]) return -1;
+    }
+    return end;
+  }
+
   /** Reads the row starting at `i` (its `{`); returns the end of the row (past its `}`). */
   scan(i: number, starts: Int32Array, ends: Int32Array, base: number): number {
     const bytes = this.#bytes;
-    const view = this.#view;
-    const keys = this.#keys;
-    const words = this.#words;
-    const wordAt = this.#wordAt;
-    const wordStart = this.#wordStart;
-    const limit = bytes.length;
     let at = i;
     let c = 0;
     for (; c < this.#width; c++) {
-      const n = keys[c]!.length;
-      if (at + n > limit) break;
-      const last = wordStart[c + 1]!;
-      let w = wordStart[c]!;
-      while (w < last && view.getInt32(at + wordAt[w]!, true) === words[w]) w++;
-      if (w < last) break;
-      at += n;
-      const end = bytes[at] === QUOTE ? stringEnd(bytes, at) : this.#scalar(at);
-      starts[base + c] = at;
+      const valueStart = this.key(c, at);
+      if (valueStart < 0) break;
+      const end = bytes[valueStart] === QUOTE ? stringEnd(bytes, valueStart) : this.scalar(valueStart);
+      starts[base + c] = valueStart;
       ends[base + c] = end;
       at = end;
     }
@@ -179,7 +182,7 @@ export class RowScanner {
   }
 
   /** A number, true, false or null (an object or array in a row is left to JSON.parse). */
-  #scalar(at: number): number {
+  scalar(at: number): number {
     const first = this.#bytes[at];
     if (first === OPEN_BRACE || first === OPEN_BRACKET) throw new Malformed();
     return scalarEnd(this.#bytes, at);
@@ -198,7 +201,7 @@ export class RowScanner {
       if (bytes[keyEnd] !== COLON) throw new Malformed();
       const column = this.#column(at, keyEnd, c);
       const valueStart = keyEnd + 1;
-      const end = bytes[valueStart] === QUOTE ? stringEnd(bytes, valueStart) : this.#scalar(valueStart);
+      const end = bytes[valueStart] === QUOTE ? stringEnd(bytes, valueStart) : this.scalar(valueStart);
       starts[base + column] = valueStart;
       ends[base + column] = end;
       c = column + 1;

@@ -121,25 +121,33 @@ const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
 const TWO_53 = 2 ** 53;
 const FIVE_10 = 5 ** 10;
 
+/** Where the number readNumber read ends. */
+export const scanned = { end: 0 };
+
 /**
- * The double JSON.parse reads from the number token `bytes[start, end)`. Fast paths, each exact
- * (one correctly rounded operation on exact operands): up to 15 significant digits with a
- * decimal exponent within ±22 (m × 10^e or m / 10^-e), and integers of up to 19 digits as
- * hi × 10^10 + lo when hi × 5^10 < 2^53 (every integer below 2^63). Anything else, Number().
- * A token outside JSON's number grammar throws Malformed.
+ * The double JSON.parse reads from the number token `bytes[start, end)`; a token outside JSON's
+ * number grammar throws Malformed.
  */
 export function numberAt(bytes: Uint8Array, start: number, end: number): number {
+  const v = readNumber(bytes, start, end);
+  if (scanned.end !== end) throw new Malformed();
+  return v;
+}
+
+/**
+ * The JSON number starting at `start` (not past `limit`), as the double JSON.parse reads; sets
+ * `scanned.end` to where it ends. Fast paths, each exact (one correctly rounded operation on exact
+ * operands): up to 15 significant digits with a decimal exponent within ±22 (m × 10^e or
+ * m / 10^-e), and integers of 16 to 19 digits as hi × 10^10 + lo when hi × 5^10 < 2^53 (every
+ * integer below 2^63). Anything else, Number() of the text.
+ */
+export function readNumber(bytes: Uint8Array, start: number, limit: number): number {
   let i = start;
   const negative = bytes[i] === MINUS;
   if (negative) i++;
   const intStart = i;
-  if (end - intStart > 15 && end - intStart <= 19) {
-    // Perhaps an integer past 15 digits: hi × 10^10 + lo, each digit read once.
-    const v = longInteger(bytes, intStart, end);
-    if (!Number.isNaN(v)) return negative ? -v : v;
-  }
   let m = 0;
-  while (i < end) {
+  while (i < limit) {
     const d = bytes[i]! - ZERO;
     if (d < 0 || d > 9) break;
     m = m * 10 + d;
@@ -147,11 +155,21 @@ export function numberAt(bytes: Uint8Array, start: number, end: number): number 
   }
   const intDigits = i - intStart;
   if (intDigits === 0 || (intDigits > 1 && bytes[intStart] === ZERO)) throw new Malformed();
+  if (i === limit || (bytes[i] !== DOT && (bytes[i]! | 0x20) !== LOWER_E)) {
+    // An integer: the common token.
+    scanned.end = i;
+    let v = m;
+    if (intDigits > 15) {
+      v = intDigits <= 19 ? longInteger(bytes, intStart, i) : Number.NaN;
+      if (Number.isNaN(v)) v = Number(latin1(bytes, intStart, i));
+    }
+    return negative ? -v : v;
+  }
   let digits = intDigits;
   let exponent = 0;
-  if (i < end && bytes[i] === DOT) {
+  if (bytes[i] === DOT) {
     const fracStart = ++i;
-    while (i < end) {
+    while (i < limit) {
       const d = bytes[i]! - ZERO;
       if (d < 0 || d > 9) break;
       m = m * 10 + d;
@@ -161,13 +179,13 @@ export function numberAt(bytes: Uint8Array, start: number, end: number): number 
     digits += i - fracStart;
     exponent = fracStart - i;
   }
-  if (i < end && (bytes[i] === LOWER_E || bytes[i] === UPPER_E)) {
+  if (i < limit && (bytes[i] === LOWER_E || bytes[i] === UPPER_E)) {
     i++;
     const sign = bytes[i] === MINUS ? -1 : 1;
     if (bytes[i] === MINUS || bytes[i] === PLUS) i++;
     const expStart = i;
     let e = 0;
-    while (i < end) {
+    while (i < limit) {
       const d = bytes[i]! - ZERO;
       if (d < 0 || d > 9) break;
       if (e < 1e6) e = e * 10 + d;
@@ -176,35 +194,26 @@ export function numberAt(bytes: Uint8Array, start: number, end: number): number 
     if (i === expStart) throw new Malformed();
     exponent += sign * e;
   }
-  if (i !== end) throw new Malformed();
+  scanned.end = i;
   let v: number;
   if (digits <= 15 && exponent >= -22 && exponent <= 22) {
     v = exponent < 0 ? m / POW10[-exponent]! : exponent === 0 ? m : m * POW10[exponent]!;
   } else {
-    v = Number(latin1(bytes, intStart, end));
+    v = Number(latin1(bytes, intStart, i));
   }
   return negative ? -v : v;
 }
 
 /**
- * The integer of 16 to 19 digits `bytes[start, end)` as hi × 10^10 + lo, exact when hi × 5^10 <
- * 2^53 (every integer below 2^63); NaN when it is not all digits, has a leading zero, or is larger.
+ * The digits `bytes[start, end)` (16 to 19 of them) as hi × 10^10 + lo, exact when hi × 5^10 <
+ * 2^53 (every integer below 2^63); NaN when larger.
  */
 function longInteger(bytes: Uint8Array, start: number, end: number): number {
-  if (bytes[start] === ZERO) return Number.NaN;
   let hi = 0;
   let lo = 0;
   const split = end - 10;
-  for (let k = start; k < split; k++) {
-    const d = bytes[k]! - ZERO;
-    if (d < 0 || d > 9) return Number.NaN;
-    hi = hi * 10 + d;
-  }
-  for (let k = split; k < end; k++) {
-    const d = bytes[k]! - ZERO;
-    if (d < 0 || d > 9) return Number.NaN;
-    lo = lo * 10 + d;
-  }
+  for (let k = start; k < split; k++) hi = hi * 10 + (bytes[k]! - ZERO);
+  for (let k = split; k < end; k++) lo = lo * 10 + (bytes[k]! - ZERO);
   return hi * FIVE_10 < TWO_53 ? hi * 1e10 + lo : Number.NaN;
 }
 

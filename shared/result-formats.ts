@@ -6,7 +6,8 @@
 // not hold the API's event loop for the whole conversion.
 import { Bool, DateDay, Float64, Int64, makeData, Null, TimestampMillisecond, Utf8 } from 'apache-arrow';
 import type { ResultColumn, ResultEnvelope } from './aggregation.ts';
-import { arrowFromStored, arrowStream, type ColumnData } from './arrow-stored.ts';
+import type { ColumnData } from './arrow-columns.ts';
+import { arrowFromStored, arrowStream } from './arrow-stored.ts';
 import { csvFromStored, ndjsonFromStored } from './envelope-scan.ts';
 
 export const RESULT_FORMATS = ['json', 'csv', 'ndjson', 'arrow'] as const;
