@@ -1,12 +1,14 @@
-// CSV and NDJSON straight from a stored envelope's bytes, without JSON.parse: the worker writes
-// the envelope compactly with JSON.stringify (workers/envelope.ts), so each row's text is already
-// the NDJSON line, and each value's text is already its CSV field (numbers, true, false verbatim;
-// a string without escapes is its own content). One pass over the bytes finds the rows array and
-// each row's keys and values; only strings holding escapes are decoded. UTF-8 never puts an ASCII
-// byte inside a multi-byte character, so scanning bytes for `"`, `\`, `,`, `{`, ... is exact.
+// Conversions straight from a stored envelope's bytes, without JSON.parse: the worker writes the
+// envelope compactly with JSON.stringify (workers/envelope.ts), so each row's text is already the
+// NDJSON line, and each value's text is already its CSV field (numbers, true, false verbatim; a
+// string without escapes is its own content). One pass over the bytes finds the rows array and,
+// for each row, where each column's value is (RowScanner, also used by arrow-stored.ts); only
+// strings holding escapes are decoded (json-text.ts). UTF-8 never puts an ASCII byte inside a
+// multi-byte character, so scanning bytes for `"`, `\`, `,`, `{`, ... is exact.
 // Bytes in any other shape (whitespace between tokens, a row that is not a flat object, a key
 // that is no column) give `undefined`, and the caller converts from the parsed envelope instead
 // (result-formats.ts), which defines the same output.
+import { decoded, Malformed, unescapeInto } from './json-text.ts';
 
 const QUOTE = 0x22; // "
 const BACKSLASH = 0x5c;
@@ -18,28 +20,17 @@ const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const NEWLINE = 0x0a;
 const CR = 0x0d;
-const NULL_BYTE = 0x6e; // n
-/** Values longer than this are copied by Buffer's native copy, shorter ones by a JS loop. */
-const SHORT_COPY = 64;
 /** Rows scanned between two turns of the event loop. */
-const SLICE_ROWS = 10_000;
+export const SLICE_ROWS = 10_000;
 
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-class Malformed extends Error {}
-
-/** Whether the string token stringEnd last scanned held an escape (no object per token). */
-let lastEscaped = false;
-
-/** The end of the string token starting at `at` (its opening quote); sets lastEscaped. */
-function stringEnd(bytes: Buffer, at: number): number {
-  lastEscaped = false;
+/** The end of the string token starting at `at` (its opening quote). */
+export function stringEnd(bytes: Buffer, at: number): number {
   for (let i = at + 1; i < bytes.length; i++) {
     const b = bytes[i]!;
-    if (b === BACKSLASH) {
-      lastEscaped = true;
-      i++;
-    } else if (b === QUOTE) return i + 1;
+    if (b === BACKSLASH) i++;
+    else if (b === QUOTE) return i + 1;
   }
   throw new Malformed();
 }
@@ -61,187 +52,297 @@ function valueEnd(bytes: Buffer, at: number): number {
     }
     throw new Malformed();
   }
-  // A number, true, false or null: up to the next delimiter.
+  return scalarEnd(bytes, at);
+}
+
+/** Bytes by what they are inside a number, true, false or null: 0 part of it, 1 its end, 2 neither. */
+const SCALAR_BYTE = Uint8Array.from({ length: 256 }, (_, b) =>
+  b === COMMA || b === CLOSE_BRACE || b === CLOSE_BRACKET ? 1 : b <= 0x20 || b === QUOTE ? 2 : 0,
+);
+
+/** The end of a number, true, false or null: up to the next delimiter. */
+function scalarEnd(bytes: Buffer, at: number): number {
   let i = at;
-  while (i < bytes.length) {
-    const b = bytes[i]!;
-    if (b === COMMA || b === CLOSE_BRACE || b === CLOSE_BRACKET) break;
-    if (b <= 0x20 || b === QUOTE) throw new Malformed();
-    i++;
-  }
-  if (i === at) throw new Malformed();
+  const n = bytes.length;
+  while (i < n && SCALAR_BYTE[bytes[i]!] === 0) i++;
+  if (i === at || (i < n && SCALAR_BYTE[bytes[i]!] === 2)) throw new Malformed();
   return i;
 }
 
 const ROWS_KEY = Buffer.from('"rows"');
 const COLUMNS_KEY = Buffer.from('"columns"');
 
-interface Layout {
-  /** The rows array's elements: [start, end) inside its brackets. */
-  readonly rows: { readonly start: number; readonly end: number };
-  /** The envelope's column names, in order (read from its `columns`, which precede `rows`). */
-  readonly names: readonly string[];
+export interface StoredLayout {
+  /** The envelope's columns, in order (read from its `columns`, which precede `rows`). */
+  readonly columns: readonly { readonly name: string; readonly type: string }[];
+  /** The first byte inside the rows array's bracket. */
+  readonly rowsStart: number;
 }
 
 const isKey = (bytes: Buffer, start: number, end: number, key: Buffer) =>
   end - start === key.length && bytes.compare(key, 0, key.length, start, end) === 0;
 
-/** Where the rows are, and the column names, from the envelope's top-level keys. */
-function layout(bytes: Buffer): Layout {
+/** Where the rows begin, and the columns, from the envelope's top-level keys before `rows`. */
+export function layout(bytes: Buffer): StoredLayout {
   if (bytes[0] !== OPEN_BRACE) throw new Malformed();
-  let names: string[] | undefined;
+  let columns: { name: string; type: string }[] | undefined;
   let i = 1;
   while (i < bytes.length && bytes[i] !== CLOSE_BRACE) {
     const keyEnd = stringEnd(bytes, i);
     if (bytes[keyEnd] !== COLON) throw new Malformed();
     const valueStart = keyEnd + 1;
+    if (isKey(bytes, i, keyEnd, ROWS_KEY)) {
+      if (bytes[valueStart] !== OPEN_BRACKET || columns === undefined) throw new Malformed();
+      // Two columns of one name read one value each; leave that to the parsed envelope.
+      if (new Set(columns.map((c) => c.name)).size !== columns.length) throw new Malformed();
+      return { columns, rowsStart: valueStart + 1 };
+    }
     const end = valueEnd(bytes, valueStart);
     if (isKey(bytes, i, keyEnd, COLUMNS_KEY)) {
-      const columns = JSON.parse(bytes.toString('utf8', valueStart, end)) as { name: string }[];
-      names = columns.map((c) => c.name);
-    } else if (isKey(bytes, i, keyEnd, ROWS_KEY)) {
-      if (bytes[valueStart] !== OPEN_BRACKET || names === undefined) throw new Malformed();
-      return { rows: { start: valueStart + 1, end: end - 1 }, names };
+      columns = JSON.parse(bytes.toString('utf8', valueStart, end)) as { name: string; type: string }[];
     }
     i = bytes[end] === COMMA ? end + 1 : end;
   }
   throw new Malformed();
 }
 
-/** Calls `row(start, end)` for each row object's text; yields to the event loop every SLICE_ROWS rows. */
-async function eachRow(
-  bytes: Buffer,
-  range: { start: number; end: number },
-  row: (start: number, end: number) => void,
-): Promise<void> {
-  let i = range.start;
-  let n = 0;
-  while (i < range.end) {
+/**
+ * Finds each column's value in one row object: `starts[base + c]` and `ends[base + c]` bound
+ * column c's value token, or are -1 when the row has no such key. Rows as the worker writes them
+ * have their keys in column order, which is checked byte by byte against each key's JSON text;
+ * any other order is read key by key (a repeated key: the last one, as JSON.parse does).
+ */
+export class RowScanner {
+  readonly #bytes: Buffer;
+  readonly #view: DataView;
+  /** Each column's key as the row holds it: `{"name":` for the first, `,"name":` after. */
+  readonly #keys: Buffer[];
+  /**
+   * The keys as little-endian 32-bit words, compared four bytes a load: key c's words are
+   * `words[wordStart[c], wordStart[c + 1])`, at byte offsets `wordAt[...]` inside the key (the
+   * last word overlaps the one before when the length is not a multiple of four).
+   */
+  readonly #words: Int32Array;
+  readonly #wordAt: Int32Array;
+  readonly #wordStart: Int32Array;
+  readonly #width: number;
+
+  constructor(bytes: Buffer, names: readonly string[]) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#keys = names.map((name, c) => Buffer.from(`${c === 0 ? '{' : ','}${JSON.stringify(name)}:`));
+    this.#width = names.length;
+    const words: number[] = [];
+    const wordAt: number[] = [];
+    const wordStart = [0];
+    for (const key of this.#keys) {
+      // Every key is at least four bytes: `{"":` or `,"":`.
+      const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+      for (let at = 0; at < key.length; at += 4) {
+        const from = Math.min(at, key.length - 4);
+        words.push(view.getInt32(from, true));
+        wordAt.push(from);
+      }
+      wordStart.push(words.length);
+    }
+    this.#words = Int32Array.from(words);
+    this.#wordAt = Int32Array.from(wordAt);
+    this.#wordStart = Int32Array.from(wordStart);
+  }
+
+  /** Past column c's key when the bytes at `at` are that key, else -1. */
+  key(c: number, at: number): number {
+    const end = at + this.#keys[c]!.length;
+    if (end > this.#bytes.length) return -1;
+    const view = this.#view;
+    const words = this.#words;
+    const wordAt = this.#wordAt;
+    const last = this.#wordStart[c + 1]!;
+    for (let w = this.#wordStart[c]!; w < last; w++) {
+      if (view.getInt32(at + wordAt[w]!, true) !== words[w]) return -1;
+    }
+    return end;
+  }
+
+  /** Reads the row starting at `i` (its `{`); returns the end of the row (past its `}`). */
+  scan(i: number, starts: Int32Array, ends: Int32Array, base: number): number {
+    const bytes = this.#bytes;
+    let at = i;
+    let c = 0;
+    for (; c < this.#width; c++) {
+      const valueStart = this.key(c, at);
+      if (valueStart < 0) break;
+      const end = bytes[valueStart] === QUOTE ? stringEnd(bytes, valueStart) : this.scalar(valueStart);
+      starts[base + c] = valueStart;
+      ends[base + c] = end;
+      at = end;
+    }
+    if (c === this.#width && bytes[at] === CLOSE_BRACE) return at + 1;
+    return this.#anyOrder(i, starts, ends, base);
+  }
+
+  /** A number, true, false or null (an object or array in a row is left to JSON.parse). */
+  scalar(at: number): number {
+    const first = this.#bytes[at];
+    if (first === OPEN_BRACE || first === OPEN_BRACKET) throw new Malformed();
+    return scalarEnd(this.#bytes, at);
+  }
+
+  #anyOrder(i: number, starts: Int32Array, ends: Int32Array, base: number): number {
+    const bytes = this.#bytes;
     if (bytes[i] !== OPEN_BRACE) throw new Malformed();
-    const end = valueEnd(bytes, i);
-    row(i, end);
-    if (++n % SLICE_ROWS === 0) await nextTurn();
-    if (end === range.end) return;
+    starts.fill(-1, base, base + this.#width);
+    ends.fill(-1, base, base + this.#width);
+    let at = i + 1;
+    let c = 0;
+    while (bytes[at] !== CLOSE_BRACE) {
+      if (bytes[at] !== QUOTE) throw new Malformed();
+      const keyEnd = stringEnd(bytes, at);
+      if (bytes[keyEnd] !== COLON) throw new Malformed();
+      const column = this.#column(at, keyEnd, c);
+      const valueStart = keyEnd + 1;
+      const end = bytes[valueStart] === QUOTE ? stringEnd(bytes, valueStart) : this.scalar(valueStart);
+      starts[base + column] = valueStart;
+      ends[base + column] = end;
+      c = column + 1;
+      at = bytes[end] === COMMA ? end + 1 : end;
+      if (at >= bytes.length) throw new Malformed();
+    }
+    return at + 1;
+  }
+
+  /** The column whose key is `bytes[start, end)`, trying `hint` first. */
+  #column(start: number, end: number, hint: number): number {
+    const bytes = this.#bytes;
+    for (let k = 0; k < this.#width; k++) {
+      const c = (hint + k) % this.#width;
+      const key = this.#keys[c]!;
+      // The key text without its leading `{` or `,` and trailing `:`.
+      if (key.length - 2 !== end - start) continue;
+      let b = 0;
+      while (b < end - start && bytes[start + b] === key[b + 1]) b++;
+      if (b === end - start) return c;
+    }
+    throw new Malformed(); // a key that is no column
+  }
+}
+
+/**
+ * Calls `row(start)` for each row of the rows array starting at `rowsStart`, which returns the
+ * row's end; yields to the event loop every SLICE_ROWS rows. Returns the index of the rows
+ * array's closing bracket.
+ */
+export async function eachRow(
+  bytes: Buffer,
+  rowsStart: number,
+  row: (start: number) => number,
+): Promise<number> {
+  let i = rowsStart;
+  if (bytes[i] === CLOSE_BRACKET) return i;
+  for (let n = 1; ; n++) {
+    const end = row(i);
+    if (bytes[end] === CLOSE_BRACKET) return end;
     if (bytes[end] !== COMMA) throw new Malformed();
     i = end + 1;
+    if (n % SLICE_ROWS === 0) await nextTurn();
   }
 }
 
 /** NDJSON from stored envelope bytes: each row's text, one a line, each line ended by LF. */
 export async function ndjsonFromStored(bytes: Buffer): Promise<Buffer | undefined> {
   try {
-    const range = layout(bytes).rows;
-    if (range.end === range.start) return Buffer.alloc(0);
+    const { rowsStart } = layout(bytes);
     // The rows' text with each separating comma turned into LF, and a last LF.
-    const out = Buffer.allocUnsafe(range.end - range.start + 1);
-    bytes.copy(out, 0, range.start, range.end);
-    await eachRow(bytes, range, (_start, end) => {
-      out[end - range.start] = NEWLINE; // the comma after this row, or the final LF
+    const out = Buffer.allocUnsafe(bytes.length - rowsStart);
+    bytes.copy(out, 0, rowsStart);
+    const rowsEnd = await eachRow(bytes, rowsStart, (start) => {
+      if (bytes[start] !== OPEN_BRACE) throw new Malformed();
+      const end = valueEnd(bytes, start);
+      out[end - rowsStart] = NEWLINE; // the comma after this row, or the final LF
+      return end;
     });
-    return out;
+    return rowsEnd === rowsStart ? Buffer.alloc(0) : exact(out, rowsEnd - rowsStart + 1);
   } catch (error) {
     if (error instanceof Malformed) return undefined;
     throw error;
   }
 }
 
+/** The first `length` bytes, in a buffer of their own when the rest would waste a quarter of it. */
+const exact = (out: Buffer, length: number) =>
+  length * 4 >= out.length * 3 ? out.subarray(0, length) : Buffer.from(out.subarray(0, length));
+
 /**
- * CSV from stored envelope bytes; `csvText` is result-formats.ts's quoting of one string, and
- * `header` makes the header line from the column names. Fields as result-formats.ts defines them.
+ * CSV from stored envelope bytes; `header` makes the header line from the column names. Fields
+ * follow result-formats.ts's `csvText` (the second argument, which the bytes need not call):
+ * null or missing empty, numbers and booleans verbatim, a string quoted when it holds `"`, `,`,
+ * CR or LF (its quotes doubled), the empty string `""`.
  */
 export async function csvFromStored(
   bytes: Buffer,
-  csvText: (text: string) => string,
+  _csvText: (text: string) => string,
   header: (names: readonly string[]) => string,
 ): Promise<Buffer | undefined> {
   try {
-    const { rows: range, names } = layout(bytes);
-    const keys = names.map((name) => Buffer.from(JSON.stringify(name)));
+    const { columns, rowsStart } = layout(bytes);
+    const names = columns.map((c) => c.name);
+    const width = names.length;
     const headerBytes = Buffer.from(header(names));
-    // A CSV row is never longer than its JSON object (see docs/FORMATS.md): the JSON's `"key":`
-    // before each value outweighs the CSV's commas, `{` `}` and the row's comma its CRLF.
-    const out = Buffer.allocUnsafe(headerBytes.length + (range.end - range.start) + 2);
+    // A CSV row is never longer than its JSON object: the JSON's `"key":` before each value
+    // outweighs the CSV's commas, and the `}` and comma (or `]`) after a row its CRLF.
+    const out = Buffer.allocUnsafe(headerBytes.length + (bytes.length - rowsStart) + 2);
     let at = headerBytes.copy(out, 0);
-    const starts = new Int32Array(names.length);
-    const ends = new Int32Array(names.length);
-    const escaped = new Uint8Array(names.length);
-    // Keys are compared and short values copied in JS: a call into Buffer's native code per
-    // value costs more than the loop for the few bytes most values have.
-    const sameKey = (key: Buffer, start: number, end: number): boolean => {
-      if (key.length !== end - start) return false;
-      for (let b = 0; b < key.length; b++) if (key[b] !== bytes[start + b]) return false;
-      return true;
-    };
-    const keyAt = (start: number, end: number, hint: number): number => {
-      for (let k = 0; k < keys.length; k++) {
-        const c = (hint + k) % keys.length;
-        if (sameKey(keys[c]!, start, end)) return c;
-      }
-      throw new Malformed(); // a key that is no column
-    };
-    const copy = (from: number, to: number): number => {
-      if (to - from > SHORT_COPY) return bytes.copy(out, at, from, to);
-      for (let b = from; b < to; b++) out[at + b - from] = bytes[b]!;
-      return to - from;
-    };
-    // Row by row, each parsed once: its keys and values, then its fields in column order.
-    let i = range.start;
-    let n = 0;
-    while (i < range.end) {
-      if (bytes[i] !== OPEN_BRACE) throw new Malformed();
-      starts.fill(-1);
-      i++;
-      let c = 0;
-      while (bytes[i] !== CLOSE_BRACE) {
-        const keyEnd = stringEnd(bytes, i);
-        if (bytes[keyEnd] !== COLON) throw new Malformed();
-        const column = keyAt(i, keyEnd, c);
-        const valueStart = keyEnd + 1;
-        const first = bytes[valueStart];
-        if (first === OPEN_BRACE || first === OPEN_BRACKET) throw new Malformed();
-        const valueStop = first === QUOTE ? stringEnd(bytes, valueStart) : valueEnd(bytes, valueStart);
-        escaped[column] = first === QUOTE && lastEscaped ? 1 : 0;
-        starts[column] = valueStart;
-        ends[column] = valueStop;
-        c = column + 1;
-        i = bytes[valueStop] === COMMA ? valueStop + 1 : valueStop;
-        if (i >= range.end) throw new Malformed();
-      }
-      i++; // past the row's closing brace
-      for (let k = 0; k < names.length; k++) {
-        if (k > 0) out[at++] = COMMA;
-        const vs = starts[k]!;
-        if (vs < 0 || bytes[vs] === NULL_BYTE) continue; // missing or null: an empty field
-        const ve = ends[k]!;
-        if (bytes[vs] !== QUOTE) {
-          at += copy(vs, ve); // a number, true or false: verbatim
-        } else if (escaped[k] === 1) {
-          at += out.write(csvText(JSON.parse(bytes.toString('utf8', vs, ve)) as string), at);
-        } else if (ve - vs === 2) {
-          out[at++] = QUOTE; // the empty string is ""
-          out[at++] = QUOTE;
-        } else {
-          // Without escapes the content holds no quote, CR or LF; only a comma needs quotes.
-          let comma = false;
-          for (let b = vs + 1; b < ve - 1; b++) {
-            if (bytes[b] === COMMA) {
-              comma = true;
-              break;
-            }
-          }
-          at += comma ? copy(vs, ve) : copy(vs + 1, ve - 1);
-        }
+    const scanner = new RowScanner(bytes, names);
+    const starts = new Int32Array(width);
+    const ends = new Int32Array(width);
+    await eachRow(bytes, rowsStart, (start) => {
+      const end = scanner.scan(start, starts, ends, 0);
+      for (let c = 0; c < width; c++) {
+        if (c > 0) out[at++] = COMMA;
+        if (starts[c]! >= 0) at = csvField(bytes, starts[c]!, ends[c]!, out, at);
       }
       out[at++] = CR;
       out[at++] = NEWLINE;
-      if (i === range.end) break;
-      if (bytes[i] !== COMMA) throw new Malformed();
-      i++;
-      if (++n % SLICE_ROWS === 0) await nextTurn();
-    }
-    return out.subarray(0, at);
+      return end;
+    });
+    return exact(out, at);
   } catch (error) {
     if (error instanceof Malformed) return undefined;
     throw error;
   }
+}
+
+const NULL_BYTE = 0x6e; // n
+
+/** The CSV field of the value token `bytes[start, end)` written at `at`; returns the new end. */
+function csvField(bytes: Buffer, start: number, end: number, out: Buffer, at: number): number {
+  const first = bytes[start];
+  if (first === NULL_BYTE) return at; // null: an empty field
+  if (first !== QUOTE) {
+    for (let b = start; b < end; b++) out[at++] = bytes[b]!; // a number, true or false: verbatim
+    return at;
+  }
+  if (end - start === 2) {
+    out[at] = QUOTE; // the empty string is ""
+    out[at + 1] = QUOTE;
+    return at + 2;
+  }
+  // The content is copied as it is; in the rare field that needs quotes it moves one byte on.
+  const field = at;
+  let special = false;
+  for (let b = start + 1; b < end - 1; b++) {
+    const x = bytes[b]!;
+    if (x === BACKSLASH) {
+      at = unescapeInto(bytes, b, end - 1, out, at, true);
+      special = decoded.csvSpecial || special;
+      break;
+    }
+    if (x === COMMA) special = true;
+    out[at++] = x;
+  }
+  if (!special) return at;
+  out.copyWithin(field + 1, field, at);
+  out[field] = QUOTE;
+  out[at + 1] = QUOTE;
+  return at + 2;
 }

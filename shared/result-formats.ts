@@ -4,24 +4,10 @@
 // Conversions work a slice of rows (or a column) at a time with a turn of the event loop in
 // between, as the worker's serialization does (workers/envelope.ts): a 100,000-row result must
 // not hold the API's event loop for the whole conversion.
-import {
-  Bool,
-  type DataType,
-  DateDay,
-  Field,
-  Float64,
-  Int64,
-  makeData,
-  Null,
-  RecordBatch,
-  Schema,
-  Struct,
-  Table,
-  TimestampMillisecond,
-  tableToIPC,
-  Utf8,
-} from 'apache-arrow';
+import { Bool, DateDay, Float64, Int64, makeData, Null, TimestampMillisecond, Utf8 } from 'apache-arrow';
 import type { ResultColumn, ResultEnvelope } from './aggregation.ts';
+import type { ColumnData } from './arrow-columns.ts';
+import { arrowFromStored, arrowStream } from './arrow-stored.ts';
 import { csvFromStored, ndjsonFromStored } from './envelope-scan.ts';
 
 export const RESULT_FORMATS = ['json', 'csv', 'ndjson', 'arrow'] as const;
@@ -50,9 +36,9 @@ const INT64_LIMIT = 2 ** 63;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Stored envelope bytes converted: CSV and NDJSON straight from the bytes (envelope-scan.ts),
- * unless they are not in the worker's compact form; Arrow (and that fallback) from the parsed
- * envelope. The output is the same either way.
+ * Stored envelope bytes converted straight from the bytes (envelope-scan.ts, arrow-stored.ts),
+ * unless they are not in the worker's compact form; then from the parsed envelope. The output is
+ * the same either way.
  */
 export async function convertStored(bytes: Buffer, format: ConvertedFormat): Promise<Buffer> {
   const direct =
@@ -60,8 +46,8 @@ export async function convertStored(bytes: Buffer, format: ConvertedFormat): Pro
       ? await csvFromStored(bytes, csvText, csvHeader)
       : format === 'ndjson'
         ? await ndjsonFromStored(bytes)
-        : undefined;
-  if (direct !== undefined) return direct;
+        : await arrowFromStored(bytes);
+  if (direct !== undefined) return Buffer.isBuffer(direct) ? direct : asBuffer(direct);
   return convertResult(JSON.parse(bytes.toString('utf8')) as ResultEnvelope, format);
 }
 
@@ -71,12 +57,12 @@ export async function convertResult(envelope: ResultEnvelope, format: ConvertedF
       return Buffer.from(await toCsv(envelope), 'utf8');
     case 'ndjson':
       return Buffer.from(await toNdjson(envelope), 'utf8');
-    case 'arrow': {
-      const bytes = await toArrow(envelope);
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    }
+    case 'arrow':
+      return asBuffer(await toArrow(envelope));
   }
 }
+
+const asBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 /**
  * Stored envelope bytes read in a format: the envelope itself for json, CSV or NDJSON text, or
@@ -173,11 +159,6 @@ export async function toNdjson(envelope: ResultEnvelope): Promise<string> {
 // null Null. A date or timestamp column holding a value that does not parse is sent as Utf8.
 // Each field's metadata says its Quarry type (`quarry.type`); the schema's, the envelope's
 // resultKey, engine, computedAt and durationMs.
-
-interface ColumnData {
-  readonly type: DataType;
-  readonly data: ReturnType<typeof makeData>;
-}
 
 function validity(values: readonly unknown[]): { bitmap: Uint8Array; nulls: number } {
   const bitmap = new Uint8Array((values.length + 7) >> 3);
@@ -327,23 +308,5 @@ export async function toArrow(envelope: ResultEnvelope): Promise<Uint8Array> {
     for (let i = 0; i < rows.length; i++) values[i] = read(rows[i]!);
     built.push(arrowColumn(columns[c]!, values));
   }
-  const fields = columns.map(
-    (c, i) => new Field(c.name, built[i]!.type, true, new Map([['quarry.type', c.type]])),
-  );
-  const schema = new Schema(
-    fields,
-    new Map([
-      ['quarry.resultKey', envelope.resultKey],
-      ['quarry.engine', envelope.engine],
-      ['quarry.computedAt', envelope.computedAt],
-      ['quarry.durationMs', String(envelope.durationMs)],
-    ]),
-  );
-  const struct = makeData({
-    type: new Struct(fields),
-    length: rows.length,
-    nullCount: 0,
-    children: built.map((b) => b.data),
-  });
-  return tableToIPC(new Table(schema, [new RecordBatch(schema, struct)]), 'stream');
+  return arrowStream(columns, built, envelope, rows.length);
 }
