@@ -46,18 +46,27 @@ async function readSpool(file: string): Promise<readonly Record<string, unknown>
   return parsed as Record<string, unknown>[];
 }
 
+/** Records past which the phases let the event loop turn between them (lock renewals, cancels). */
+const TURN_ROWS = 2_048;
+
 /** The plan over parsed records; checks the signal between phases. */
 export async function aggregate(
   plan: AggregationPlan,
   records: readonly Record<string, unknown>[],
   signal?: AbortSignal,
 ): Promise<EngineOutput> {
+  // A microtask for small data (an abort already requested is seen), a turn of the loop for more.
+  const phase = async () => {
+    await (records.length > TURN_ROWS ? new Promise((resolve) => setImmediate(resolve)) : null);
+    signal?.throwIfAborted();
+  };
+  await phase();
   const source = new Map<string, Values>(plan.columns.map((c) => [c.name, readColumn(records, c)]));
   const column = (name: string) => source.get(name)!;
   const where = compilePredicate(plan.where, column);
   const kept: number[] = [];
   for (let i = 0; i < records.length; i++) if (where(i) === true) kept.push(i);
-  signal?.throwIfAborted();
+  await phase();
 
   // Groups in order of first appearance (the sort below makes the order total).
   const keys = plan.groups.map((g) => groupValues(g, column(g.column.name)));
@@ -106,7 +115,7 @@ export async function aggregate(
       out[r] = a === null || b === null || b === 0 ? null : a / b;
     }
   });
-  signal?.throwIfAborted();
+  await phase();
 
   // having, over the outputs by name.
   const byName = new Map(plan.outputs.map((o, k) => [o.name, outputs[k]!]));
@@ -140,7 +149,7 @@ export async function aggregate(
       return n <= limit;
     });
   }
-  signal?.throwIfAborted();
+  await phase();
 
   const page = order.slice(plan.offset, plan.offset + plan.fetch);
   // An oversized result is refused by shapeRows before any value is converted.
