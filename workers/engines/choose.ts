@@ -10,7 +10,7 @@ import type { AggregationSpec, EngineName } from '../../shared/aggregation.ts';
  * thread, so the bound also caps how long one job holds the event loop (a few milliseconds at
  * this size: docs/ENGINES.md, "The JS engine").
  */
-export const JS_ENGINE_MAX_ROWS = 10_000;
+export const JS_ENGINE_MAX_ROWS = 5_000;
 
 export function chooseEngine(spec: AggregationSpec): EngineName {
   if (spec.engine !== 'auto') return spec.engine;
