@@ -5,7 +5,7 @@
 // check. Response shapes are written here, typed against the shared types where possible.
 // These schemas only document: Fastify never compiles them (see plugins/openapi.ts).
 import { z } from 'zod';
-import { AggregationSpecSchema, ENGINES, type ResultColumn } from '../shared/aggregation.ts';
+import { AggregationSpecSchema, ENGINE_NAMES, type ResultColumn } from '../shared/aggregation.ts';
 import { ERRORS, type ErrorCode } from '../shared/errors.ts';
 import { PRIORITY_CLASSES } from '../shared/fairness.ts';
 import { DeleteSchema, UpsertSchema } from '../shared/index-updates.ts';
@@ -140,7 +140,7 @@ const ENVELOPE_PROPERTIES = {
     description:
       'Rows before `offset` and `limit` (after `having` and `top`); absent in results stored before it existed.',
   }),
-  engine: str({ enum: ENGINES.filter((e) => e !== 'auto') }),
+  engine: str({ enum: [...ENGINE_NAMES] }),
   computedAt: dateTime,
   durationMs: { type: 'number' },
 };

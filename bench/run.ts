@@ -27,6 +27,7 @@ const iterations = Number(values.iterations);
 const benches: Record<string, () => Promise<void>> = {
   'aggregate-5k': async () => (await import('./aggregate-5k.ts')).runAggregate5k({ iterations }),
   formats: async () => (await import('./formats.ts')).runFormats({ iterations }),
+  'js-engine': async () => (await import('./js-engine.ts')).runJsEngine({ iterations }),
   engines: async () =>
     (await import('./engines.ts')).runEngines({
       scale: Number(values.scale),

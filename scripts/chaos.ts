@@ -54,6 +54,7 @@ import { assertSameResult } from '../test/reference/compare.ts';
 import { chooseEngine } from '../workers/engines/choose.ts';
 import { createDuckDBEngine } from '../workers/engines/duckdb.ts';
 import type { AggregationEngine } from '../workers/engines/engine.ts';
+import { createJsEngine } from '../workers/engines/js.ts';
 import { createPolarsEngine } from '../workers/engines/polars.ts';
 import { workerName } from '../workers/worker.ts';
 import { printSeedRuns, runSeeds, seedsFrom, seedsPassed } from './chaos-seeds.ts';
@@ -683,7 +684,7 @@ class Checker {
       threads: 2,
       dataDir: options.dataDir,
       spoolDir: options.spoolDir,
-    }).then((duckdb) => ({ duckdb, polars: createPolarsEngine({ poolSize: 1 }) }));
+    }).then((duckdb) => ({ duckdb, polars: createPolarsEngine({ poolSize: 1 }), js: createJsEngine() }));
   }
 
   /** Throws, saying what differs, unless the job's answer equals the expected one. */

@@ -37,11 +37,13 @@ import { type JobTrace, JobTraceSchema } from './tracing.ts';
 import { describeZodError, parseWith } from './zod-messages.ts';
 
 export const ENGINES = ['auto', 'duckdb', 'polars'] as const;
+/** Every engine a result can come from: `js` is chosen by `auto` only (workers/engines/choose.ts). */
+export const ENGINE_NAMES = ['duckdb', 'polars', 'js'] as const;
 
 /** The most rows `top` may keep per partition. */
 export const MAX_TOP_LIMIT = 10_000;
 export type EngineChoice = (typeof ENGINES)[number];
-export type EngineName = Exclude<EngineChoice, 'auto'>;
+export type EngineName = (typeof ENGINE_NAMES)[number];
 
 export { QUANTILE_METHODS, type QuantileMethod } from './aggregation-ops.ts';
 

@@ -28,7 +28,7 @@ import { redisFailureCode } from '../shared/redis-errors.ts';
 import { checkRefreshJobData, type RefreshJobData } from '../shared/schedules.ts';
 import { traced } from '../shared/tracing.ts';
 import { chooseEngine } from './engines/choose.ts';
-import type { AggregationEngine, EngineSource } from './engines/engine.ts';
+import type { AggregationEngine, EngineSource, RecordsSource } from './engines/engine.ts';
 import { serializeEnvelope } from './envelope.ts';
 import { refuseEnded, runAttempt } from './job-attempt.ts';
 import { coalescedProgress } from './job-progress.ts';
@@ -105,7 +105,8 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     let spoolFile: string | undefined;
     let smallSpool = false;
     let dataFile: DataFile | undefined;
-    let source: EngineSource;
+    let source: EngineSource | RecordsSource;
+    const engine = engines[chooseEngine(spec)];
     // Progress is informational: never let it delay or fail the computation.
     const progress = coalescedProgress(
       (p) =>
@@ -128,13 +129,18 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
             'the inline records of this job expired before it ran',
           );
         }
-        spoolFile = path.join(config.spoolDir, `${jobId}-${job.attemptsMade}-${process.pid}.json`);
-        // A small dataset is written at once: a few kilobytes take microseconds, less than the
-        // thread-pool round trips of an async open, write and close (the event loop stays free).
-        smallSpool = data.length <= SYNC_SPOOL_BYTES;
-        if (smallSpool) writeFileSync(spoolFile, data);
-        else await writeFile(spoolFile, data);
-        source = { kind: 'inline', file: spoolFile, columns: spec.dataset.columns };
+        if (engine.name === 'js') {
+          // The JS engine reads the records as they are: no spool file to write and remove.
+          source = { kind: 'records', records: parseRecords(data), columns: spec.dataset.columns };
+        } else {
+          spoolFile = path.join(config.spoolDir, `${jobId}-${job.attemptsMade}-${process.pid}.json`);
+          // A small dataset is written at once: a few kilobytes take microseconds, less than the
+          // thread-pool round trips of an async open, write and close (the event loop stays free).
+          smallSpool = data.length <= SYNC_SPOOL_BYTES;
+          if (smallSpool) writeFileSync(spoolFile, data);
+          else await writeFile(spoolFile, data);
+          source = { kind: 'inline', file: spoolFile, columns: spec.dataset.columns };
+        }
       } else if (spec.dataset.kind === 'object') {
         if (objects === undefined) throw new Error('this worker has no object cache');
         // Defence in depth: the producer checked the tenant's buckets; a forged payload is refused.
@@ -179,7 +185,6 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
         percent: 10,
         ...(spec.dataset.kind === 'inline' ? { count: spec.dataset.rows } : {}),
       });
-      const engine = engines[chooseEngine(spec)];
       const output = await traced(
         `engine ${engine.name}`,
         { attributes: { 'quarry.engine': engine.name, 'quarry.dataset.kind': spec.dataset.kind } },
@@ -347,4 +352,27 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
       return result;
     });
   };
+}
+
+/** The inline records from the queue Redis: a JSON array of objects, or QUARRY_ERR_DATASET_UNREADABLE. */
+function parseRecords(data: Buffer): Record<string, unknown>[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data.toString('utf8'));
+  } catch (cause) {
+    throw new QuarryError('QUARRY_ERR_DATASET_UNREADABLE', 'dataset: the inline records are not JSON', {
+      field: 'dataset.records',
+      cause,
+    });
+  }
+  if (!Array.isArray(parsed) || parsed.some((r) => r === null || typeof r !== 'object' || Array.isArray(r))) {
+    throw new QuarryError(
+      'QUARRY_ERR_DATASET_UNREADABLE',
+      'dataset: the inline records are not an array of objects',
+      {
+        field: 'dataset.records',
+      },
+    );
+  }
+  return parsed as Record<string, unknown>[];
 }

@@ -21,6 +21,7 @@ import {
 } from '../shared/redis.ts';
 import { type AggregateJobResult, createAggregateProcessor } from './aggregate-processor.ts';
 import { createDuckDBEngine } from './engines/duckdb.ts';
+import { createJsEngine } from './engines/js.ts';
 import { createPolarsEngine } from './engines/polars.ts';
 import { withFairAdmission } from './fair-admission.ts';
 import { withHeavySlots } from './heavy-slots.ts';
@@ -101,7 +102,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     config,
     queueRedis,
     cacheRedis,
-    engines: { duckdb, polars },
+    engines: { duckdb, polars, js: createJsEngine() },
     logger,
     metrics,
     objects: { cache: objectCache, store: objectStore },

@@ -40,7 +40,7 @@ export async function app(): Promise<void> {
   };
   const envelope = await call('post', '/v1/aggregations', spec);
   const rows: number = envelope.rowCount;
-  const engine: 'duckdb' | 'polars' = envelope.engine;
+  const engine: 'duckdb' | 'polars' | 'js' = envelope.engine;
 
   const status: Schemas['JobStatus'] = await call('get', '/v1/jobs/{jobId}');
   const state: 'queued' | 'active' | 'completed' | 'failed' | 'cancelled' = status.state;

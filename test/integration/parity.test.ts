@@ -1,5 +1,5 @@
 // Property-based parity: on generated datasets and specs (test/unit/aggregate-arbitraries.ts),
-// every engine returns the TS reference's rows in the reference's order. Values of float columns
+// every engine (DuckDB, Polars, and the JS engine on inline data) returns the TS reference's rows in the reference's order. Values of float columns
 // may differ by a relative 1e-9 (test/reference/compare.ts); everything else must be equal.
 // Counterexamples the property found are kept below as fixed regression cases.
 import assert from 'node:assert/strict';
@@ -12,6 +12,7 @@ import { type AggregationSpecInput, addressAggregation, parseAggregation } from 
 import type { InlineRecord } from '../../shared/datasets.ts';
 import { createDuckDBEngine } from '../../workers/engines/duckdb.ts';
 import type { AggregationEngine, EngineSource } from '../../workers/engines/engine.ts';
+import { createJsEngine } from '../../workers/engines/js.ts';
 import { createPolarsEngine } from '../../workers/engines/polars.ts';
 import { referenceAggregate } from '../reference/aggregate.ts';
 import { assertSameResult } from '../reference/compare.ts';
@@ -31,6 +32,7 @@ before(async () => {
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'quarry-parity-data-'));
   engines.push(['polars', createPolarsEngine({ poolSize: 1 })]);
   engines.push(['duckdb', await createDuckDBEngine({ threads: 1, dataDir, spoolDir })]);
+  engines.push(['js', createJsEngine()]);
 });
 
 after(async () => {
@@ -70,8 +72,11 @@ async function checkParity(
   // Every engine runs, so one failure names every engine that disagrees.
   const failures: string[] = [];
   for (const [name, engine] of engines) {
+    // The JS engine computes inline data only, from the parsed records as the worker gives them.
+    if (name === 'js' && format !== 'inline') continue;
+    const input = name === 'js' ? { kind: 'records' as const, records, columns } : source;
     try {
-      const actual = await engine.run({ spec: addressed.spec, source, maxRows: LIMITS.maxResultRows });
+      const actual = await engine.run({ spec: addressed.spec, source: input, maxRows: LIMITS.maxResultRows });
       assertSameResult(actual, expected, name);
     } catch (error) {
       failures.push(error instanceof Error ? error.message : String(error));
@@ -449,6 +454,62 @@ const REGRESSIONS: Regression[] = [
     },
   },
 ];
+
+// Cases written for the JS engine (workers/engines/js.ts), which computes zones with Intl and
+// timestamps in milliseconds: DST days in London and Lord Howe (a 30-minute change), ISO weeks
+// across a year's end, and filter values with microseconds beside millisecond data.
+REGRESSIONS.push(
+  {
+    name: 'day, week and hour buckets across DST in London and Lord Howe, microsecond filters',
+    spec: {
+      dataset: {
+        records: [
+          '2024-03-31T00:59:59.999Z', // 00:59 GMT, the last second before London springs forward
+          '2024-03-31T01:00:00Z', // 02:00 BST
+          '2024-10-27T00:30:00Z', // 01:30 BST
+          '2024-10-27T01:30:00Z', // 01:30 GMT
+          '2024-04-06T15:00:00Z', // 02:00 on Lord Howe (+11), which then falls back to +10:30
+          '2024-04-06T15:45:00+00:00',
+          '2024-10-05T15:29:00Z',
+          '2024-10-05T15:31:00.5Z',
+          '2021-01-03T23:59:59+00:00', // Sunday of ISO week 53 of 2020
+          '2021-01-04T00:00:00.001+00:00',
+        ].map((t, i) => ({ t, i })),
+      },
+      filters: [
+        { column: 't', op: 'gt', value: '2021-01-03T23:59:59.000001Z' },
+        { column: 't', op: 'ne', value: '2024-10-05T15:31:00.500000Z' },
+      ],
+      groupBy: [
+        { column: 't', bucket: 'day', tz: 'Europe/London' },
+        { column: 't', bucket: 'hour', tz: 'Australia/Lord_Howe', as: 'lh_hour' },
+        { column: 't', bucket: 'day', tz: 'Australia/Lord_Howe', as: 'lh_day' },
+        { column: 't', bucket: 'week', tz: 'UTC', as: 'week' },
+      ],
+      metrics: [{ op: 'count' }, { op: 'max', column: 't' }, { op: 'count_distinct', column: 't' }],
+      orderBy: [{ column: 'max_t', direction: 'desc' }],
+    },
+  },
+  {
+    name: 'one instant written two ways is one group and one distinct value',
+    spec: {
+      dataset: {
+        records: [
+          { t: '2024-03-10T01:30:00-08:00', v: 1 },
+          { t: '2024-03-10T09:30:00.000Z', v: 2 },
+          { t: '2024-03-10T09:30:00Z', v: null },
+        ],
+      },
+      groupBy: ['t'],
+      metrics: [
+        { op: 'count' },
+        { op: 'variance', column: 'v', population: true },
+        { op: 'stddev', column: 'v' },
+        { op: 'median', column: 'v' },
+      ],
+    },
+  },
+);
 
 describe('regressions', () => {
   for (const { name, spec, todo } of REGRESSIONS) {

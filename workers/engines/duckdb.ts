@@ -29,7 +29,13 @@ import {
   positionalName,
   type SqlValue,
 } from './duckdb-sql.ts';
-import type { AggregationEngine, EngineInput, EngineOutput, EngineSource } from './engine.ts';
+import {
+  type AggregationEngine,
+  type EngineInput,
+  type EngineOutput,
+  type EngineSource,
+  spooledSource,
+} from './engine.ts';
 import { shapeRows } from './result-rows.ts';
 
 export interface DuckDBEngineOptions {
@@ -214,14 +220,15 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     name: 'duckdb',
     async run(input: EngineInput): Promise<EngineOutput> {
       if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
-      const columns = await columnsOf(input.source);
+      const source = spooledSource(input.source, 'DuckDB');
+      const columns = await columnsOf(source);
       const plan = buildPlan(input.spec, columns, input.maxRows);
       const renamed =
-        input.source.kind === 'inline' && collidesIgnoringCase(input.source.columns.map((c) => c.name))
-          ? await positionalCopy(input.source)
+        source.kind === 'inline' && collidesIgnoringCase(source.columns.map((c) => c.name))
+          ? await positionalCopy(source)
           : undefined;
       try {
-        const { sql, params } = compileAggregation(plan, renamed?.source ?? input.source, renamed?.names);
+        const { sql, params } = compileAggregation(plan, renamed?.source ?? source, renamed?.names);
         let result: DuckDBMaterializedResult;
         try {
           result = await query(sql, params, input.signal, true);

@@ -13,7 +13,7 @@ import {
   type PlanPredicate,
   type PlanValue,
 } from '../../shared/plan.ts';
-import type { EngineInput, EngineOutput, EngineSource } from './engine.ts';
+import { type EngineInput, type EngineOutput, type EngineSource, spooledSource } from './engine.ts';
 import { type FileSource, firstLine } from './polars-protocol.ts';
 import { shapeRows } from './result-rows.ts';
 import { caseInsensitivePattern } from './text-match.ts';
@@ -53,7 +53,8 @@ const TIMESTAMP_FORMAT = '%Y-%m-%dT%H:%M:%S%.3fZ';
 const DATE_FORMAT = '%Y-%m-%d';
 
 export async function runAggregation(input: EngineInput): Promise<EngineOutput> {
-  const { spec, source, maxRows } = input;
+  const { spec, maxRows } = input;
+  const source = spooledSource(input.source, 'Polars');
   const prepared = prepareSource(source);
   const plan = buildPlan(spec, prepared.columns, maxRows);
   const lazy = translate(plan, prepared);

@@ -1,0 +1,143 @@
+// The JS engine's computed group keys, as docs/AGGREGATION.md defines them and duckdb-sql.ts
+// compileGroup computes them: time buckets (the start instant of the local calendar period in an
+// IANA zone, by Intl's ICU, across DST; ISO weeks from Monday) and numeric bins.
+import type { Bucket } from '../../shared/group-keys.ts';
+import type { PlanGroup } from '../../shared/plan.ts';
+import { utcDay, type Values } from './js-values.ts';
+
+const MS_PER_MINUTE = 60_000;
+const MS_PER_HOUR = 3_600_000;
+const MS_PER_DAY = 86_400_000;
+
+const mod = (a: number, b: number) => ((a % b) + b) % b;
+
+/** The start of the period holding `wall` (ms, a wall time labelled UTC), as a wall time. */
+function truncateWall(wall: number, unit: Bucket): number {
+  switch (unit) {
+    case 'minute':
+      return wall - mod(wall, MS_PER_MINUTE);
+    case 'hour':
+      return wall - mod(wall, MS_PER_HOUR);
+    case 'day':
+      return wall - mod(wall, MS_PER_DAY);
+    case 'week': {
+      const day = wall - mod(wall, MS_PER_DAY);
+      // getUTCDay: 0 is Sunday; ISO weeks start on Monday.
+      return day - mod(new Date(day).getUTCDay() - 1, 7) * MS_PER_DAY;
+    }
+    default: {
+      const d = new Date(wall);
+      const month = d.getUTCMonth();
+      const first = unit === 'year' ? 0 : unit === 'quarter' ? month - (month % 3) : month;
+      return utcDay(d.getUTCFullYear(), first, 1);
+    }
+  }
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** The wall time of instant `ms` in `zone`, as ms labelled UTC (Intl's ICU has every zone). */
+function wallTime(ms: number, zone: string): number {
+  let format = formatters.get(zone);
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      era: 'short',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formatters.set(zone, format);
+  }
+  let year = 0;
+  let month = 0;
+  let day = 0;
+  let hour = 0;
+  let minute = 0;
+  let second = 0;
+  let bc = false;
+  for (const p of format.formatToParts(ms)) {
+    switch (p.type) {
+      case 'year':
+        year = Number(p.value);
+        break;
+      case 'month':
+        month = Number(p.value);
+        break;
+      case 'day':
+        day = Number(p.value);
+        break;
+      case 'hour':
+        hour = Number(p.value);
+        break;
+      case 'minute':
+        minute = Number(p.value);
+        break;
+      case 'second':
+        second = Number(p.value);
+        break;
+      case 'era':
+        bc = p.value.startsWith('B');
+        break;
+    }
+  }
+  if (bc) year = 1 - year;
+  return (
+    utcDay(year, month - 1, day) + hour * MS_PER_HOUR + minute * MS_PER_MINUTE + second * 1000 + mod(ms, 1000)
+  );
+}
+
+/** The instant whose wall time in `zone` is `wall`: the zone's offset there, found in two steps. */
+function instantOf(wall: number, zone: string): number {
+  const guess = wall - (wallTime(wall, zone) - wall);
+  const t = wall - (wallTime(guess, zone) - guess);
+  if (wallTime(t, zone) === wall) return t;
+  // A wall time that does not exist (a DST gap): the first offset's reading, as ICU's default.
+  return guess;
+}
+
+/** The bucket start (epoch ms) of an instant. */
+export function bucketStart(ms: number, unit: Bucket, zone: string): number {
+  if (zone === 'UTC') return truncateWall(ms, unit);
+  const wall = wallTime(ms, zone);
+  const start = truncateWall(wall, unit);
+  // Hours and minutes: the instant minus its wall time past the truncation (both 1 AMs apart).
+  if (unit === 'hour' || unit === 'minute') return ms - (wall - start);
+  return instantOf(start, zone);
+}
+
+/** A group's key values, one per row: the column itself, its buckets or its bins. */
+export function groupValues(g: PlanGroup, values: Values): Values {
+  if (g.kind === 'column') return values;
+  if (g.column.type === 'null') return values; // all null: null buckets and bins
+  const out: (number | null)[] = new Array(values.length);
+  if (g.kind === 'bin') {
+    const w = g.width;
+    for (let i = 0; i < values.length; i++) {
+      const x = values[i] as number | null;
+      // Integers: x minus its non-negative remainder, exactly; else floor(x / w) · w.
+      out[i] = x === null ? null : g.integer ? x - mod(x, w) : Math.floor(x / w) * w;
+    }
+    return out;
+  }
+  // A bucket depends on the value alone: each distinct value is converted once.
+  const seen = new Map<number, number>();
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i] as number | null;
+    if (x === null) {
+      out[i] = null;
+      continue;
+    }
+    let start = seen.get(x);
+    if (start === undefined) {
+      start = bucketStart(x, g.unit, g.tz);
+      seen.set(x, start);
+    }
+    out[i] = start;
+  }
+  return out;
+}
