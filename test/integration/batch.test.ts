@@ -69,13 +69,19 @@ describe('batched enqueues', () => {
       assert.equal((bad.error as { field?: string }).field, 'metrics.0.column');
       const handles = items.flatMap((item) => (item.ok ? [item.handle] : []));
       assert.equal(handles.length, 5);
+      const texts = specs.map((s) => JSON.stringify(s));
       for (const [n, item] of items.entries()) {
         if (!item.ok) continue;
         assert.equal(item.handle.resultKey, (await client.address(specs[n])).resultKey, `item ${n}'s key`);
-        assert.equal(item.handle.cached, false);
+        // A first occurrence is enqueued; a repeat in a later chunk joins that job, or is a cache
+        // hit when the job already finished (the JS engine computes these in under a millisecond).
+        if (texts.indexOf(texts[n]!) === n) assert.equal(item.handle.cached, false, `item ${n}`);
       }
       const [one, , two, oneAgain] = items.map((i) => (i.ok ? i.handle : undefined));
-      assert.equal(oneAgain!.jobId, one!.jobId, 'identical specs share one job across chunks');
+      assert.ok(
+        oneAgain!.cached || oneAgain!.jobId === one!.jobId,
+        'identical specs share one job (or its result) across chunks',
+      );
       const envelopes = await Promise.all(handles.map((h) => h.wait({ timeoutMs: 20_000 })));
       // The same results a single aggregate answers (from the cache now: nothing is queued).
       for (const [n, envelope] of envelopes.entries()) {
@@ -91,7 +97,7 @@ describe('batched enqueues', () => {
       assert.equal(two!.resultKey !== one!.resultKey, true);
       // Three distinct jobs, each started once.
       assert.deepEqual(
-        [...new Set(handles.map((h) => h.jobId))].map((id) => watch.starts.get(id)),
+        [...new Set(handles.filter((h) => !h.cached).map((h) => h.jobId))].map((id) => watch.starts.get(id)),
         [1, 1, 1],
       );
       // Cached now: answered without a job.
