@@ -207,16 +207,23 @@ async function main(): Promise<number> {
 
   // Cut the first worker host seen holding a multi-second job over an object, while it runs: its
   // s3:// jobs must then finish on a host that fetches the object into a cache of its own.
+  // A job counts once it is seen running on the same host in two polls in a row: a heavy job a
+  // worker takes while its heavy slots are full is active for a moment only (it goes back unrun).
   let caught: { victim: Proc; jobId: string } | undefined;
+  let before = new Map<string, Proc>();
   const catchDeadline = Date.now() + 90_000;
   while (caught === undefined && Date.now() < catchDeadline) {
     const heavy = new Set(
       tracked.filter((t) => t.job.kind === 'heavy' && t.job.data === 's3').map((t) => t.jobId),
     );
+    const now = new Map<string, Proc>();
     for (const a of await activeJobs().catch(() => [])) {
       const victim = hostOf(a.by, workers);
-      if (heavy.has(a.jobId) && victim !== undefined) caught = { victim, jobId: a.jobId };
+      if (!heavy.has(a.jobId) || victim === undefined) continue;
+      now.set(a.jobId, victim);
+      if (before.get(a.jobId) === victim) caught = { victim, jobId: a.jobId };
     }
+    before = now;
     if (caught === undefined) await sleep(100);
   }
   if (caught === undefined) {
