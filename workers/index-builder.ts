@@ -24,7 +24,13 @@ const ENTRY_URL = new URL(
 );
 
 function startThread(resourceLimits: ResourceLimits | undefined): Worker {
-  return startModuleThread(ENTRY_URL, resourceLimits === undefined ? {} : { resourceLimits });
+  const worker = startModuleThread(ENTRY_URL, resourceLimits === undefined ? {} : { resourceLimits });
+  // A thread fails outside a build too: the helper of a group whose build ran on the primary
+  // alone, or an idle thread, can run out of its heap limit while it loads. Its error must not
+  // become the process's uncaught exception; a build's own listeners report what happens during
+  // it, and the thread's exit drops its group (#forget).
+  worker.on('error', () => {});
+  return worker;
 }
 
 export interface IndexBuilderOptions {
@@ -88,8 +94,7 @@ export class IndexBuilder {
       return Promise.reject(new QuarryError('QUARRY_ERR_ENGINE', 'the index builder is closed'));
     const { signal, ...buildOptions } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const group =
-      this.#idle.pop() ?? Array.from({ length: this.#threads }, () => startThread(this.#resourceLimits));
+    const group = this.#idle.pop() ?? this.#startGroup();
     this.#busy.add(group);
     const parallel =
       group.length > 1 && input instanceof ArrayBuffer && input.byteLength >= PARALLEL_MIN_BYTES;
@@ -176,6 +181,19 @@ export class IndexBuilder {
         working[0]!.postMessage({ ...request, helper: port1 }, [input as ArrayBuffer, port1]);
       } else working[0]!.postMessage(request, input instanceof ArrayBuffer ? [input] : []);
     });
+  }
+
+  #startGroup(): Group {
+    const group = Array.from({ length: this.#threads }, () => startThread(this.#resourceLimits));
+    for (const worker of group) worker.once('exit', () => this.#forget(group));
+    return group;
+  }
+
+  /** A thread of `group` exited: an idle group leaves the idle list, and its other threads stop. */
+  #forget(group: Group): void {
+    const at = this.#idle.indexOf(group);
+    if (at >= 0) this.#idle.splice(at, 1);
+    if (!this.#busy.has(group)) for (const worker of group) void worker.terminate();
   }
 
   /** Returns `group` to the idle list once `helpers` have answered (or terminates it). */
