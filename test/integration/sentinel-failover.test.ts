@@ -199,11 +199,22 @@ describe('queue Redis behind Sentinel: the primary SIGKILLed during a burst of e
   });
 
   test('the worker keeps taking jobs after the failover', async () => {
-    const res = await sys.app.inject({
+    // The other replica may still be resyncing from the promoted one (WAIT then confirms 0 of 1):
+    // a 503 with Retry-After is the answer a client retries, as it would here.
+    const deadline = performance.now() + 20_000;
+    let res = await sys.app.inject({
       method: 'POST',
       url: '/v1/aggregations?wait=15000',
       payload: spec(1e6),
     });
+    while (
+      res.statusCode === 503 &&
+      res.headers['retry-after'] !== undefined &&
+      performance.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      res = await sys.app.inject({ method: 'POST', url: '/v1/aggregations?wait=15000', payload: spec(1e6) });
+    }
     assert.equal(res.statusCode, 200, res.body);
     const rows = (res.json() as { rows: { g: string; sum_x: number }[] }).rows;
     assert.equal(rows.length, 2);
