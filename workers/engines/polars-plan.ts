@@ -37,6 +37,7 @@ interface PreparedSource {
 const internalName = (index: number) => `c${index}`;
 const outputName = (index: number) => `__quarry_out_${index}`;
 const RANK = '__quarry_rank';
+const bucketName = (index: number) => `__quarry_bucket_${index}`;
 
 function internalNames(names: readonly string[]): Map<string, string> {
   return new Map(names.map((name, i) => [name, internalName(i)]));
@@ -299,10 +300,23 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
   const aggregations = plan.metrics.flatMap((m, i) =>
     m.op === 'ratio' ? [] : [rowMetricExpr(m, col).alias(outputName(plan.groups.length + i))],
   );
-  lazy =
-    plan.groups.length > 0
-      ? lazy.groupBy(plan.groups.map((g, i) => groupExpr(g, col).alias(outputName(i)))).agg(...aggregations)
-      : lazy.select(...aggregations);
+  if (plan.groups.length > 0) {
+    const keys = plan.groups.map((g, i) => groupExpr(g, col).alias(outputName(i)));
+    // A bucket in a zone other than UTC is computed once per distinct value and joined back, as
+    // duckdb-sql.ts's bucketMaps does: the zone conversions cost ~0.2 µs a row (600 of 830 ms
+    // on 3M rows), the distinct values are far fewer. A left join on the value: null stays null.
+    plan.groups.forEach((g, i) => {
+      if (g.kind !== 'bucket' || g.column.type === 'null' || g.tz === 'UTC') return;
+      const key = source.names.get(g.column.name)!;
+      const bucket = bucketName(i);
+      const map = lazy.select(pl.col(key).unique()).withColumns(groupExpr(g, col).alias(bucket));
+      lazy = lazy.join(map, { on: key, how: 'left' });
+      keys[i] = pl.col(bucket).alias(outputName(i));
+    });
+    lazy = lazy.groupBy(keys).agg(...aggregations);
+  } else {
+    lazy = lazy.select(...aggregations);
+  }
   // Ratios read the aggregates; the outputs are then put back in their order.
   const ratios = plan.metrics.flatMap((m, i) =>
     m.op === 'ratio' ? [ratioExpr(m).alias(outputName(plan.groups.length + i))] : [],
