@@ -13,6 +13,7 @@ import { Authenticator } from './auth.ts';
 import { READ, registerAuthorization } from './authorization.ts';
 import { ConsoleSessions } from './console-session.ts';
 import { sendError } from './errors.ts';
+import { FastReads, fastReadsServer } from './fast-reads.ts';
 import { httpLimits } from './http-limits.ts';
 import { registerDashboard } from './plugins/dashboard.ts';
 import { registerMetrics } from './plugins/metrics.ts';
@@ -37,6 +38,10 @@ declare module 'fastify' {
     /** The client acting for the request's tenant (the API's own when keys are off). */
     quarry: QuarryClient;
   }
+  interface FastifyInstance {
+    /** The hit path in front of the router, when QUARRY_API_FAST_READS is on (fast-reads.ts). */
+    readonly fastReads?: FastReads;
+  }
 }
 
 export interface AppDeps {
@@ -52,7 +57,10 @@ export interface AppDeps {
 
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, client, registry, logger } = deps;
+  // Cached result reads answered before the router (fast-reads.ts); set once the cache exists.
+  let fastReads: FastReads | undefined;
   const app = Fastify({
+    ...(config.apiFastReads ? { serverFactory: fastReadsServer(() => fastReads) } : {}),
     loggerInstance: logger as FastifyBaseLogger,
     // One access line per request (request-log.ts); ids from a sane x-request-id, else random.
     logController: new AccessLogController(),
@@ -110,6 +118,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const localTtlMs = Math.min(config.resultTtlS, 300) * 1000;
   const results = new ResultCache({ maxBytes: config.apiResultCacheBytes, ttlMs: localTtlMs });
   const conversions = new ResultConversions({ maxBytes: config.apiFormatCacheBytes, ttlMs: localTtlMs });
+  if (config.apiFastReads) {
+    const reads = new FastReads({ auth, results, ownTenant: client.tenant, metrics, logger });
+    app.decorate('fastReads', reads);
+    app.addHook('preClose', (done) => {
+      reads.close();
+      done();
+    });
+    fastReads = reads;
+  }
 
   app.register(async (app) => {
     aggregationRoutes(app, { results, conversions, metrics });

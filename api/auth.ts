@@ -15,6 +15,11 @@ export interface Principal {
 
 // One-shot hashing: half the cost of a Hash object per request (every authenticated request
 // hashes its key; measured in bench/reads.ts).
+/** The key of an `Authorization: Bearer <key>` header, or undefined for any other header. */
+export function bearerKey(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
+}
+
 const digest = (value: string): Buffer => hash('sha256', value, 'buffer');
 
 export class Authenticator {
@@ -38,11 +43,11 @@ export class Authenticator {
    * key, 403 without the scope, 429 past the key's rate.
    */
   authenticate(header: string | undefined, scope: ApiScope): Principal {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-    if (match === null) {
+    const key = bearerKey(header);
+    if (key === undefined) {
       throw new QuarryError('QUARRY_ERR_UNAUTHORIZED', 'send an API key: Authorization: Bearer <key>');
     }
-    const found = this.principalOf(match[1]!);
+    const found = this.principalOf(key);
     if (found === undefined) throw new QuarryError('QUARRY_ERR_UNAUTHORIZED', 'the API key is not valid');
     return this.authorize(found, scope);
   }
@@ -70,9 +75,19 @@ export class Authenticator {
     return found;
   }
 
+  /** Whether `principal` holds `scope` (or admin, which implies every scope). */
+  permits(found: Principal, scope: ApiScope): boolean {
+    return found.scopes.has(scope) || found.scopes.has('admin');
+  }
+
+  /** Takes a token from the key's rate: true when granted (nothing is taken otherwise). */
+  admit(found: Principal): boolean {
+    return this.#buckets[found.keyIndex]!.take() === 0;
+  }
+
   /** Checks `principal` for `scope` (403 without it) and takes from its key's rate (429). */
   authorize(found: Principal, scope: ApiScope): Principal {
-    if (!found.scopes.has(scope) && !found.scopes.has('admin')) {
+    if (!this.permits(found, scope)) {
       throw new QuarryError('QUARRY_ERR_FORBIDDEN', `this API key lacks the "${scope}" scope`);
     }
     const wait = this.#buckets[found.keyIndex]!.take();

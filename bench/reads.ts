@@ -4,7 +4,8 @@
 // started as `npm start` starts it, with an API key (authentication and the key's rate limit,
 // set high enough never to refuse), logs at info on its stdout (a pipe this process drains), the
 // in-process result cache in front of the cache Redis. A second API at `warn` shows what the
-// per-request log line costs. Needs `wrk` (Debian's package).
+// per-request log line costs, a third with QUARRY_API_FAST_READS=0 what the hit path in front of
+// Fastify (api/fast-reads.ts) saves. Needs `wrk` (Debian's package).
 //
 // wrk runs asynchronously: a synchronous child call would stop this process from draining the
 // APIs' stdout pipes, and an API whose pipe is full blocks on its next log line (stdout to a pipe
@@ -125,6 +126,7 @@ export async function runReads(options: {
     children.push(worker);
     const apiInfoPort = port();
     const apiWarnPort = port();
+    const apiFastifyPort = port();
     const profileDir = path.resolve('bench/results/profiles/reads');
     if (options.profile) {
       rmSync(profileDir, { recursive: true, force: true });
@@ -145,6 +147,12 @@ export async function runReads(options: {
     );
     children.push(apiWarn);
     await answers(`http://127.0.0.1:${apiWarnPort}/healthz`);
+    const apiFastify = await startNode(
+      'api/main.ts',
+      { ...env, QUARRY_API_PORT: apiFastifyPort, QUARRY_API_FAST_READS: '0' },
+      'Server listening',
+    );
+    children.push(apiFastify);
 
     // The result, computed through the API by the key's tenant.
     const spec = flightsSpec({ records: loadFlights('flights-5k.json') });
@@ -185,13 +193,15 @@ export async function runReads(options: {
       bare: `http://127.0.0.1:${barePort}/`,
       'api-info': `http://127.0.0.1:${apiInfoPort}${resultPath}`,
       'api-warn': `http://127.0.0.1:${apiWarnPort}${resultPath}`,
+      'api-fastify': `http://127.0.0.1:${apiFastifyPort}${resultPath}`,
     };
     const pids: Record<keyof typeof targets, number> = {
       bare: bare.process.pid!,
       'api-info': apiInfo.process.pid!,
       'api-warn': apiWarn.process.pid!,
+      'api-fastify': apiFastify.process.pid!,
     };
-    const runs: Record<string, WrkRun[]> = { bare: [], 'api-info': [], 'api-warn': [] };
+    const runs: Record<string, WrkRun[]> = { bare: [], 'api-info': [], 'api-warn': [], 'api-fastify': [] };
     // A short warm-up each (JIT, the APIs' in-process caches), then alternating rounds, the order
     // rotated each round so no target always runs right after another.
     for (const url of Object.values(targets)) await wrk(url, 2, options.connections);
@@ -224,6 +234,7 @@ export async function runReads(options: {
       bare: 'bare node:http, same bytes and headers (own process)',
       'api-info': 'GET /v1/results/:key, API key, logs at info',
       'api-warn': 'GET /v1/results/:key, API key, logs at warn',
+      'api-fastify': 'the same at info, QUARRY_API_FAST_READS=0 (Fastify only)',
     };
     const rows: Row[] = Object.entries(summary).map(([name, s]) => ({
       target: name,

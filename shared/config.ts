@@ -215,6 +215,7 @@ const EnvSchema = z.object({
   QUARRY_OBJECT_CACHE_BYTES: int(0, Number.MAX_SAFE_INTEGER, 4 * 1024 ** 3),
   QUARRY_API_RESULT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 64 * 1024 ** 2),
   QUARRY_API_FORMAT_CACHE_BYTES: int(0, 16 * 1024 ** 3, 32 * 1024 ** 2),
+  QUARRY_API_FAST_READS: z.enum(['true', 'false', '1', '0']).optional(),
   QUARRY_API_KEYS: ApiKeysSchema.optional(),
   QUARRY_CONSOLE_SECRET: z.string().min(32, 'at least 32 characters').max(1024).optional(),
   QUARRY_CONSOLE_SESSION_TTL_S: int(60, 30 * 86400, 8 * 3600),
@@ -323,6 +324,12 @@ export interface QuarryConfig {
   readonly apiResultCacheBytes: number;
   /** The API's in-process cache of results converted to CSV, NDJSON or Arrow, in bytes. */
   readonly apiFormatCacheBytes: number;
+  /**
+   * Whether the API answers authorized hits of its in-process result cache for
+   * `GET /v1/results/:key` before Fastify's router (api/fast-reads.ts); everything else, and
+   * everything when false, goes through Fastify.
+   */
+  readonly apiFastReads: boolean;
   /** API keys; empty means single-tenant and unauthenticated (loopback only). */
   readonly apiKeys: readonly ApiKey[];
   /**
@@ -545,6 +552,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ),
     apiResultCacheBytes: e.QUARRY_API_RESULT_CACHE_BYTES,
     apiFormatCacheBytes: e.QUARRY_API_FORMAT_CACHE_BYTES,
+    apiFastReads: e.QUARRY_API_FAST_READS !== 'false' && e.QUARRY_API_FAST_READS !== '0',
     apiKeys: Object.freeze(e.QUARRY_API_KEYS ?? []),
     consoleSecret: e.QUARRY_CONSOLE_SECRET,
     consoleSessionTtlS: e.QUARRY_CONSOLE_SESSION_TTL_S,
