@@ -59,6 +59,11 @@ export class FastReads {
     this.#listeners.push(listener);
   }
 
+  /** Logs a fault of this path (fastReadsServer catches it). */
+  failed(error: unknown): void {
+    this.#deps.logger.error({ err: error }, 'fast result read failed');
+  }
+
   /** From the app's preClose hook on: Fastify answers everything (503s while it closes). */
   close(): void {
     this.#closing = true;
@@ -146,7 +151,17 @@ export function fastReadsServer(reads: () => FastReads | undefined) {
     options: ServerOptions,
   ): Server => {
     const server = createServer(options.http ?? {}, (request, response) => {
-      if (reads()?.serve(request, response) !== true) handler(request, response);
+      const fast = reads();
+      let served = false;
+      try {
+        served = fast?.serve(request, response) === true;
+      } catch (error) {
+        // A fault of this path must not crash the process (this listener has no catch above it):
+        // before the answer is written, Fastify answers; after, it is logged.
+        fast?.failed(error);
+        if (response.headersSent) return;
+      }
+      if (!served) handler(request, response);
     });
     if (options.keepAliveTimeout !== undefined) server.keepAliveTimeout = options.keepAliveTimeout;
     if (options.requestTimeout !== undefined) server.requestTimeout = options.requestTimeout;
