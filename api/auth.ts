@@ -13,13 +13,13 @@ export interface Principal {
   readonly scopes: ReadonlySet<ApiScope>;
 }
 
-// One-shot hashing: half the cost of a Hash object per request (every authenticated request
-// hashes its key; measured in bench/reads.ts).
 /** The key of an `Authorization: Bearer <key>` header, or undefined for any other header. */
 export function bearerKey(header: string | undefined): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
 }
 
+// One-shot hashing: half the cost of a Hash object per request (every authenticated request
+// hashes its key; measured in bench/reads.ts).
 const digest = (value: string): Buffer => hash('sha256', value, 'buffer');
 
 export class Authenticator {

@@ -13,7 +13,8 @@
 // every refusal keeps its one implementation. What it does answer, it answers as the route
 // does: the same status, body and headers (x-request-id from the same rule, vary, content type),
 // the same access line at `info` and the same request-duration observation.
-// test/integration/fast-reads.test.ts compares it with Fastify's answer request by request.
+// test/integration/fast-reads.test.ts compares it with Fastify's answer request by request;
+// fast-reads-fault.test.ts holds that a fault of the path never crashes the process.
 // `QUARRY_API_FAST_READS=0` leaves every request to Fastify.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { RESULT_KEY_PATTERN } from '../shared/keys.ts';
@@ -22,9 +23,9 @@ import type { ApiMetrics } from '../shared/metrics.ts';
 import { FORMAT_CONTENT_TYPES } from '../shared/result-formats.ts';
 import { tracer } from '../shared/tracing.ts';
 import { negotiateFormat } from './accept.ts';
-import { type Authenticator, bearerKey } from './auth.ts';
+import { type Authenticator, bearerKey, type Principal } from './auth.ts';
 import { ACCESS_LOG_MESSAGE, REQUEST_ID_HEADER, requestId } from './request-log.ts';
-import type { ResultCache } from './result-cache.ts';
+import { type ResultCache, tenantKey } from './result-cache.ts';
 
 const PREFIX = '/v1/results/';
 const ROUTE = '/v1/results/:resultKey';
@@ -97,14 +98,14 @@ export class FastReads {
     }
     if (format !== 'json') return false;
     let tenant = this.#deps.ownTenant;
-    let principal: ReturnType<Authenticator['principalOf']>;
+    let principal: Principal | undefined;
     if (auth.enabled) {
       const key = bearerKey(headers.authorization);
       principal = key === undefined ? undefined : auth.principalOf(key);
       if (principal === undefined || !auth.permits(principal, 'read')) return false;
       tenant = principal.tenant;
     }
-    const bytes = results.get(`${tenant ?? ''}/${resultKey}`);
+    const bytes = results.get(tenantKey(tenant, resultKey));
     if (bytes === undefined) return false;
     // Last, so that a request handed to Fastify never took a token here.
     if (principal !== undefined && !auth.admit(principal)) return false;

@@ -1,6 +1,14 @@
 // An in-process LRU of result envelopes' bytes in front of the cache Redis. Results are content
 // addressed, so an entry can never be stale in content; it is dropped after a short local TTL
 // so the API's answers follow Redis expiry closely. Bounded by bytes.
+/**
+ * The key of a tenant's entry in the API's local caches (results, conversions): a tenant never
+ * reads bytes another tenant stored. `undefined` is the API's own client (keys off).
+ */
+export function tenantKey(tenant: string | undefined, key: string): string {
+  return `${tenant ?? ''}/${key}`;
+}
+
 export class ResultCache {
   readonly #maxBytes: number;
   readonly #ttlMs: number;

@@ -15,7 +15,7 @@ import type { ApiMetrics } from '../../shared/metrics.ts';
 import { redisFailureCode } from '../../shared/redis-errors.ts';
 import { toQuarryError } from '../errors.ts';
 import { requireJson } from '../request.ts';
-import type { ResultCache } from '../result-cache.ts';
+import { type ResultCache, tenantKey } from '../result-cache.ts';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -24,7 +24,7 @@ export function aggregationBatchRoutes(
   deps: { config: QuarryConfig; results: ResultCache; metrics?: ApiMetrics },
 ): void {
   const { config, results, metrics } = deps;
-  const scoped = (client: QuarryClient, key: string) => `${client.tenant ?? ''}/${key}`;
+  const scoped = (client: QuarryClient, key: string) => tenantKey(client.tenant, key);
 
   app.post('/v1/aggregations/batch', { config: { scope: 'enqueue' } }, async (request, reply) => {
     const client = request.quarry;

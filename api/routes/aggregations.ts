@@ -10,7 +10,7 @@ import { RESULT_KEY_PATTERN } from '../../shared/keys.ts';
 import type { ApiMetrics } from '../../shared/metrics.ts';
 import { BodyIndex } from '../raw-json.ts';
 import { parseWait, requireJson } from '../request.ts';
-import type { ResultCache } from '../result-cache.ts';
+import { type ResultCache, tenantKey } from '../result-cache.ts';
 import { RESULT_ROUTE, type ResultConversions, requestedFormat, sendResult } from '../result-conversions.ts';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -21,7 +21,7 @@ export function aggregationRoutes(
 ): void {
   const { results, conversions, metrics } = deps;
   const bodies = new BodyIndex(10_000);
-  const scoped = (client: QuarryClient, key: string) => `${client.tenant ?? ''}/${key}`;
+  const scoped = (client: QuarryClient, key: string) => tenantKey(client.tenant, key);
 
   /** Result bytes from the local LRU or the cache Redis (then remembered locally). */
   async function resultBytes(client: QuarryClient, resultKey: string): Promise<Buffer | null> {

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { QuarryError } from '../../shared/errors.ts';
 import { READ } from '../authorization.ts';
 import { requireJson } from '../request.ts';
+import { tenantKey } from '../result-cache.ts';
 import { RESULT_ROUTE, type ResultConversions, requestedFormat, sendResult } from '../result-conversions.ts';
 
 export function scheduleRoutes(app: FastifyInstance, deps: { conversions: ResultConversions }): void {
@@ -45,7 +46,7 @@ export function scheduleRoutes(app: FastifyInstance, deps: { conversions: Result
       );
     }
     reply.header('x-quarry-result-key', found.resultKey);
-    const scopedKey = `${request.quarry.tenant ?? ''}/${found.resultKey}`;
+    const scopedKey = tenantKey(request.quarry.tenant, found.resultKey);
     return sendResult(reply, conversions, { scopedKey, format, bytes: found.bytes });
   });
 }

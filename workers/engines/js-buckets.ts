@@ -35,30 +35,28 @@ function truncateWall(wall: number, unit: Bucket): number {
 }
 
 /**
- * A zone's wall-time reader. `format()` costs about a quarter of `formatToParts()` (1.7 vs 5.9 µs
- * here); its text ("12/31/2000 AD, 16:00:00") is parsed, after the reading was checked once
- * against formatToParts on instants that exercise every field (BC years, single digits, the
- * turn of a day). An ICU whose text differs keeps formatToParts.
+ * A zone's wall-time readings. `format()` costs about a quarter of `formatToParts()` (1.7 vs
+ * 5.9 µs here); its text ("12/31/2000 AD, 16:00:00") is parsed, after the reading was checked
+ * once against formatToParts on instants that exercise every field (BC years, single digits,
+ * the turn of a day). An ICU whose text differs keeps formatToParts (`byText` false).
  */
-type WallReader = (ms: number) => number;
-
-const readers = new Map<string, WallReader>();
-/** Zones whose wall times are read from format()'s text (the others use formatToParts). */
-const textZones = new Set<string>();
-
-/** Whether `zone`'s wall times are read from format()'s text on this runtime's ICU. */
-export function readsWallText(zone: string): boolean {
-  readerFor(zone);
-  return textZones.has(zone);
+interface ZoneReader {
+  /** The reading used: the text one when it checked out, else byParts. */
+  readonly read: (ms: number) => number;
+  readonly byParts: (ms: number) => number;
+  readonly byText: boolean;
 }
-const FORMAT_TEXT = /^(\d+)\/(\d+)\/(\d+) (AD|BC), (\d+):(\d+):(\d+)$/;
 
-function readerFor(zone: string): WallReader {
+const readers = new Map<string, ZoneReader>();
+const FORMAT_TEXT = /^(\d+)\/(\d+)\/(\d+) (AD|BC), (\d+):(\d+):(\d+)$/;
+const PROBES = [0, -62_198_755_200_001, 1_710_054_000_000, 1_735_689_599_999, 253_402_300_799_000];
+
+function readerFor(zone: string): ZoneReader {
   let reader = readers.get(zone);
   if (reader !== undefined) return reader;
-  const format = partsFormat(zone);
+  const format = new Intl.DateTimeFormat('en-US', { timeZone: zone, ...WALL_FIELDS });
   const byParts = (ms: number) => wallFromParts(format, ms);
-  const byText = (ms: number) => {
+  const fromText = (ms: number) => {
     const m = FORMAT_TEXT.exec(format.format(ms));
     if (m === null) return byParts(ms);
     const year = m[4] === 'BC' ? 1 - Number(m[3]) : Number(m[3]);
@@ -70,26 +68,25 @@ function readerFor(zone: string): WallReader {
       mod(ms, 1000)
     );
   };
-  const probes = [0, -62_198_755_200_001, 1_710_054_000_000, 1_735_689_599_999, 253_402_300_799_000];
-  const text = probes.every((t) => byText(t) === byParts(t));
-  if (text) textZones.add(zone);
-  reader = text ? byText : byParts;
+  const byText = PROBES.every((t) => fromText(t) === byParts(t));
+  reader = { read: byText ? fromText : byParts, byParts, byText };
   readers.set(zone, reader);
   return reader;
 }
 
+/** Whether `zone`'s wall times are read from format()'s text on this runtime's ICU. */
+export function readsWallText(zone: string): boolean {
+  return readerFor(zone).byText;
+}
+
 /** The wall time of instant `ms` in `zone`, as ms labelled UTC (Intl's ICU has every zone). */
 export function wallTime(ms: number, zone: string): number {
-  return readerFor(zone)(ms);
+  return readerFor(zone).read(ms);
 }
 
 /** wallTime by formatToParts alone (what the text reading is checked against; tests compare). */
 export function wallTimeByParts(ms: number, zone: string): number {
-  return wallFromParts(partsFormat(zone), ms);
-}
-
-function partsFormat(zone: string): Intl.DateTimeFormat {
-  return new Intl.DateTimeFormat('en-US', { timeZone: zone, ...WALL_FIELDS });
+  return readerFor(zone).byParts(ms);
 }
 
 const WALL_FIELDS = {

@@ -301,17 +301,17 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
     m.op === 'ratio' ? [] : [rowMetricExpr(m, col).alias(outputName(plan.groups.length + i))],
   );
   if (plan.groups.length > 0) {
-    const keys = plan.groups.map((g, i) => groupExpr(g, col).alias(outputName(i)));
     // A bucket in a zone other than UTC is computed once per distinct value and joined back, as
     // duckdb-sql.ts's bucketMaps does: the zone conversions cost ~0.2 µs a row (600 of 830 ms
     // on 3M rows), the distinct values are far fewer. A left join on the value: null stays null.
-    plan.groups.forEach((g, i) => {
-      if (g.kind !== 'bucket' || g.column.type === 'null' || g.tz === 'UTC') return;
+    const keys = plan.groups.map((g, i) => {
+      if (g.kind !== 'bucket' || g.column.type === 'null' || g.tz === 'UTC') {
+        return groupExpr(g, col).alias(outputName(i));
+      }
       const key = source.names.get(g.column.name)!;
-      const bucket = bucketName(i);
-      const map = lazy.select(pl.col(key).unique()).withColumns(groupExpr(g, col).alias(bucket));
+      const map = lazy.select(pl.col(key).unique()).withColumns(groupExpr(g, col).alias(bucketName(i)));
       lazy = lazy.join(map, { on: key, how: 'left' });
-      keys[i] = pl.col(bucket).alias(outputName(i));
+      return pl.col(bucketName(i)).alias(outputName(i));
     });
     lazy = lazy.groupBy(keys).agg(...aggregations);
   } else {
