@@ -5,7 +5,12 @@
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { QuarryError } from '../shared/errors.ts';
 import { encodeDocuments } from '../shared/index-documents.ts';
-import { checkOptions, collectDocs, newCollected, writeCollected } from '../shared/search/build.ts';
+import {
+  checkOptions,
+  collectDocs,
+  newCollected,
+  writeCollectedWithPositions,
+} from '../shared/search/build.ts';
 import {
   findSplit,
   mergePartial,
@@ -15,7 +20,12 @@ import {
   partialOf,
   partialTransfer,
 } from '../shared/search/build-parallel.ts';
-import { buildExtendedIndex, extendIndex, splitExtensionOptions } from '../shared/search/extension.ts';
+import {
+  buildExtendedIndex,
+  extendIndex,
+  needsDocuments,
+  splitExtensionOptions,
+} from '../shared/search/extension.ts';
 import type {
   BuildThreadReply,
   BuildThreadRequest,
@@ -53,10 +63,11 @@ function nextMessage<T>(port: MessagePort): Promise<T> {
 
 interface Built {
   bytes: Uint8Array<ArrayBuffer>;
-  docs: readonly object[];
+  /** Every document, when the request keeps them. */
+  docs: readonly object[] | undefined;
 }
 
-async function run({ documents, options, helper }: BuildThreadRequest): Promise<Built> {
+async function run({ documents, options, helper, keep }: BuildThreadRequest): Promise<Built> {
   const bytes = typeof documents === 'string' ? undefined : new Uint8Array(documents);
   const split =
     helper !== undefined && bytes !== undefined && bytes.length >= PARALLEL_MIN_BYTES
@@ -78,22 +89,25 @@ async function run({ documents, options, helper }: BuildThreadRequest): Promise<
   ]);
   const part = nextMessage<PartialBuild>(helper!);
   const opts = checkOptions(base);
-  const collected = newCollected();
-  let docs: object[];
+  const collected = newCollected(true);
+  let docs: object[] | undefined;
   try {
     bytes![split.at] = 0x5d;
     const first = parsePart(decoder.decode(bytes!.subarray(0, split.at + 1))) as object[];
     collectDocs(first, opts, collected);
-    // The extension (positions, columns) reads every document: the second part is parsed here
+    // Typed columns and kept documents read every document: then the second part is parsed here
     // too, while the helper analyzes it. A parse error is left for the helper to report.
+    const wanted = needsDocuments(extension) || keep !== undefined;
     bytes![split.at] = 0x5b;
-    const rest = parseOrNull(bytes!.subarray(split.at));
+    const rest = wanted ? parseOrNull(bytes!.subarray(split.at)) : null;
     mergePartial(collected, await part, opts);
-    docs = first.concat(rest ?? (parsePart(decoder.decode(bytes!.subarray(split.at))) as object[]));
+    if (wanted)
+      docs = first.concat(rest ?? (parsePart(decoder.decode(bytes!.subarray(split.at))) as object[]));
   } finally {
     helper!.close();
   }
-  return { bytes: extendIndex(writeCollected(collected, opts), docs, extension), docs };
+  const { bytes: written, positions } = writeCollectedWithPositions(collected, opts);
+  return { bytes: extendIndex(written, positions, docs, extension), docs };
 }
 
 function parseOrNull(part: Uint8Array): object[] | null {
@@ -111,6 +125,7 @@ async function serve(request: BuildThreadRequest): Promise<void> {
       reply({ ok: true, bytes }, [bytes.buffer]);
       return;
     }
+    if (docs === undefined) throw new QuarryError('QUARRY_ERR_INTERNAL', 'the documents were not kept');
     const documents = encodeDocuments(docs, request.keep);
     reply({ ok: true, bytes, documents }, [bytes.buffer, documents.buffer]);
   } catch (error) {
@@ -132,7 +147,7 @@ async function help({ port }: HelperRequest): Promise<void> {
   try {
     const task = await nextMessage<HelperTask>(port);
     if ('bytes' in task) {
-      const collected = newCollected();
+      const collected = newCollected(true);
       let error: unknown;
       try {
         const opts = checkOptions(task.options);

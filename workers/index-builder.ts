@@ -1,5 +1,5 @@
 // Index builds on kept worker threads. A fresh thread costs 130-250 ms to start (modules)
-// and builds with a cold JIT (a 10k-document build: ~700 ms cold, ~230 ms warm), so a worker
+// and builds with a cold JIT (a 10k-document build takes longer cold than warm), so a worker
 // process keeps up to `size` groups of build threads alive between jobs. A group builds one index
 // at a time: its primary thread alone, or with its helper on half of the documents
 // (shared/search/build-parallel.ts) when they are large enough. Aborting a build terminates its

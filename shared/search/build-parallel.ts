@@ -29,6 +29,9 @@ export interface PartialBuild {
   readonly hasSurrogates: boolean;
   readonly postTerms: Int32Array;
   readonly postTfs: Float64Array;
+  /** Per token: its posting (numbered in the helper's postTerms) and its position. */
+  readonly tokenPosts: Int32Array;
+  readonly tokenPositions: Uint32Array;
   readonly docLengths: Int32Array;
   readonly postEnds: Int32Array;
   readonly totalLength: number;
@@ -55,6 +58,8 @@ export function partialOf(c: Collected, offset: number, error?: unknown): Partia
     hasSurrogates: terms.hasSurrogates,
     postTerms: collector.postTerms.slice(0, collector.postCount),
     postTfs: collector.postTfs.slice(0, collector.postCount),
+    tokenPosts: collector.tokenPosts.slice(0, collector.tokenCount),
+    tokenPositions: collector.tokenPositions.slice(0, collector.tokenCount),
     docLengths: c.docLengths.slice(0, c.n),
     postEnds: c.postEnds.slice(0, c.n),
     totalLength: c.totalLength,
@@ -74,9 +79,18 @@ export function partialOf(c: Collected, offset: number, error?: unknown): Partia
 
 /** The buffers of a partial build, to transfer rather than copy. */
 export function partialTransfer(p: PartialBuild): ArrayBuffer[] {
-  return [p.pool, p.starts, p.hashes, p.docFreq, p.postTerms, p.postTfs, p.docLengths, p.postEnds].map(
-    (a) => a.buffer as ArrayBuffer,
-  );
+  return [
+    p.pool,
+    p.starts,
+    p.hashes,
+    p.docFreq,
+    p.postTerms,
+    p.postTfs,
+    p.tokenPosts,
+    p.tokenPositions,
+    p.docLengths,
+    p.postEnds,
+  ].map((a) => a.buffer as ArrayBuffer);
 }
 
 /**
@@ -128,6 +142,20 @@ export function mergePartial(c: Collected, part: PartialBuild, opts: CheckedOpti
   for (let p = 0; p < part.postTerms.length; p++) postTerms[base + p] = map[part.postTerms[p]!]!;
   collector.postTfs.set(part.postTfs, base);
   collector.postCount = P;
+  if (collector.positions) {
+    const k0 = collector.tokenCount;
+    const K = k0 + part.tokenPosts.length;
+    if (K > collector.tokenPosts.length) {
+      collector.tokenPosts = grown(collector.tokenPosts, K);
+      const positions = new Uint32Array(K);
+      positions.set(collector.tokenPositions.subarray(0, k0));
+      collector.tokenPositions = positions;
+    }
+    for (let k = 0; k < part.tokenPosts.length; k++)
+      collector.tokenPosts[k0 + k] = part.tokenPosts[k]! + base;
+    collector.tokenPositions.set(part.tokenPositions, k0);
+    collector.tokenCount = K;
+  }
 
   const N = c.n + part.ids.length;
   if (N > c.docLengths.length) {

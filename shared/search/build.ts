@@ -15,6 +15,10 @@ import { ANALYZER_NAME, type AnalyzerName, scanTokens, type TokenSink } from './
 import { allocateIndex, type IdfKind, measureStrings, writeStrings } from './format.ts';
 import { isAnalyzerName, StemmingSink } from './stemmer.ts';
 
+/** A token's position is (field number << FIELD_SHIFT) | its number in the field (extension.ts). */
+export const FIELD_SHIFT = 26;
+export const POSITION_MASK = (1 << FIELD_SHIFT) - 1;
+
 export const BM25_K1 = 1.2;
 export const BM25_B = 0.75;
 
@@ -270,6 +274,21 @@ export class PostingCollector implements TokenSink {
   postTerms = new Int32Array(1 << 16);
   postTfs = new Float64Array(1 << 16);
   postCount = 0;
+  /** When set, every token is also recorded: its posting (in collection order) and its position
+   * (`next`, which collectDocs sets per field; see extension.ts for the numbering). */
+  readonly positions: boolean;
+  next = 0;
+  tokenPosts = new Int32Array(0);
+  tokenPositions = new Uint32Array(0);
+  tokenCount = 0;
+
+  constructor(positions = false) {
+    this.positions = positions;
+    if (positions) {
+      this.tokenPosts = new Int32Array(1 << 16);
+      this.tokenPositions = new Uint32Array(1 << 16);
+    }
+  }
 
   ascii(codes: Uint16Array, length: number, hash: number): void {
     this.add(this.terms.idAscii(codes, length, hash));
@@ -283,7 +302,9 @@ export class PostingCollector implements TokenSink {
     this.docLength++;
     const seen = this.terms.seen;
     if (seen[t << 1] === this.doc) {
-      this.postTfs[seen[(t << 1) + 1]!]! += this.weight;
+      const p = seen[(t << 1) + 1]!;
+      this.postTfs[p]! += this.weight;
+      if (this.positions) this.token(p);
       return;
     }
     seen[t << 1] = this.doc;
@@ -293,6 +314,19 @@ export class PostingCollector implements TokenSink {
     this.terms.docFreq[t]!++;
     this.postTerms[p] = t;
     this.postTfs[p] = this.weight;
+    if (this.positions) this.token(p);
+  }
+
+  private token(p: number): void {
+    const k = this.tokenCount++;
+    if (k === this.tokenPosts.length) {
+      this.tokenPosts = grown(this.tokenPosts, k * 2);
+      const positions = new Uint32Array(k * 2);
+      positions.set(this.tokenPositions);
+      this.tokenPositions = positions;
+    }
+    this.tokenPosts[k] = p;
+    this.tokenPositions[k] = this.next++;
   }
 
   private grow(): void {
@@ -353,12 +387,22 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
   return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf, analyzer };
 }
 
-function indexValue(value: unknown, sink: TokenSink, n: number, field: string): void {
+function indexValue(
+  value: unknown,
+  sink: TokenSink,
+  collector: PostingCollector,
+  n: number,
+  field: string,
+): void {
   if (typeof value === 'string') scanTokens(value, sink);
   else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
     scanTokens(String(value), sink);
   } else if (Array.isArray(value)) {
-    for (const item of value) indexValue(item, sink, n, field);
+    // One position is skipped after each item, so that a phrase never spans two items.
+    for (const item of value) {
+      indexValue(item, sink, collector, n, field);
+      collector.next++;
+    }
   } else if (value !== null && value !== undefined) {
     const path = `documents.${n}.${field}`;
     throw invalid(`${path} must be a string, number, boolean or an array of them`, path);
@@ -378,9 +422,10 @@ export interface Collected {
   n: number;
 }
 
-export function newCollected(): Collected {
+/** `positions`: also record every token's position (what the extension's phrase sections need). */
+export function newCollected(positions = false): Collected {
   return {
-    collector: new PostingCollector(),
+    collector: new PostingCollector(positions),
     ids: [],
     stored: [],
     seen: new Map(),
@@ -427,7 +472,12 @@ export function collectDocs(docs: Iterable<object>, opts: CheckedOptions, into: 
     for (let f = 0; f < opts.fields.length; f++) {
       const field = opts.fields[f]!;
       collector.weight = opts.weights[f]!;
-      indexValue(doc[field], sink, g, field);
+      collector.next = f << FIELD_SHIFT;
+      indexValue(doc[field], sink, collector, g, field);
+      if (collector.next - (f << FIELD_SHIFT) > POSITION_MASK) {
+        const path = `documents.${g}.${field}`;
+        throw invalid(`${path}: too many tokens`, path);
+      }
     }
     if (n === docLengths.length) {
       docLengths = grown(docLengths, n * 2);
@@ -458,7 +508,47 @@ export function buildIndex(docs: Iterable<object>, options: BuildOptions): Uint8
 
 /** Writes the index of everything collected. */
 export function writeCollected(c: Collected, opts: CheckedOptions): Uint8Array<ArrayBuffer> {
-  return writeIndex(c.collector, c.ids, c.stored, c, opts);
+  return writeIndex(c.collector, c.ids, c.stored, c, opts, undefined);
+}
+
+/** What the extension's phrase sections hold (extension.ts). */
+export interface Positions {
+  /** Tokens per document over all indexed fields. */
+  readonly docLengths: Uint32Array;
+  /** Positions of posting p (numbered as in the file) are positions[positionOffsets[p], [p + 1]). */
+  readonly positionOffsets: Uint32Array;
+  readonly positions: Uint32Array;
+}
+
+/** writeCollected, and the positions of every posting, from what was collected with positions on. */
+export function writeCollectedWithPositions(
+  c: Collected,
+  opts: CheckedOptions,
+): { bytes: Uint8Array<ArrayBuffer>; positions: Positions } {
+  const { collector } = c;
+  if (!collector.positions) throw new QuarryError('QUARRY_ERR_INTERNAL', 'positions were not collected');
+  const P = collector.postCount;
+  // Collection-order posting -> its number in the file (writeIndex groups postings by term).
+  const fileOf = new Uint32Array(P);
+  const bytes = writeIndex(collector, c.ids, c.stored, c, opts, fileOf);
+  const K = collector.tokenCount;
+  const { tokenPosts, tokenPositions } = collector;
+  const postOf = new Uint32Array(K);
+  const positionOffsets = new Uint32Array(P + 1);
+  for (let k = 0; k < K; k++) {
+    const p = fileOf[tokenPosts[k]!]!;
+    postOf[k] = p;
+    positionOffsets[p + 1]!++;
+  }
+  for (let p = 0; p < P; p++) positionOffsets[p + 1]! += positionOffsets[p]!;
+  // Tokens come in document order and, within a document, in ascending position: each posting's
+  // positions come out ascending.
+  const fill = positionOffsets.slice(0, P);
+  const positions = new Uint32Array(K);
+  for (let k = 0; k < K; k++) positions[fill[postOf[k]!]!++] = tokenPositions[k]!;
+  const docLengths = new Uint32Array(c.n);
+  docLengths.set(c.docLengths.subarray(0, c.n));
+  return { bytes, positions: { docLengths, positionOffsets, positions } };
 }
 
 function storedJson(doc: Readonly<Record<string, unknown>>, store: readonly string[], n: number): string {
@@ -485,6 +575,8 @@ function writeIndex(
   stored: string[],
   perDoc: { docLengths: Int32Array; postEnds: Int32Array; totalLength: number },
   opts: CheckedOptions,
+  /** When given, receives each collected posting's number in the file. */
+  fileOf: Uint32Array | undefined,
 ): Uint8Array<ArrayBuffer> {
   const { docLengths, postEnds, totalLength } = perDoc;
   const { terms } = collector;
@@ -588,6 +680,7 @@ function writeIndex(
       const r = rankOf[t]!;
       const tf = postTfs[p]!;
       const pos = cursor[r]!++;
+      if (fileOf !== undefined) fileOf[p] = pos;
       docs[pos] = d;
       scores[pos] = (idf[r]! * tf * (k1 + 1)) / (tf + norm);
     }

@@ -14,25 +14,28 @@
 //   typoKeys         u32[T]     firstCodePoint * 256 + min(length in code points, 255), ascending
 // Strings sort by code point, numbers numerically, false before true.
 import { QuarryError } from '../errors.ts';
-import { ANALYZER_NAME, codesToString, scanTokens, type TokenSink } from './analyzer.ts';
-import { type BuildOptions, buildIndex } from './build.ts';
+import {
+  type BuildOptions,
+  checkOptions,
+  collectDocs,
+  newCollected,
+  type Positions,
+  writeCollectedWithPositions,
+} from './build.ts';
 import {
   alignUp,
   type ColumnHeader,
   type ColumnKind,
   dataStart,
   type ExtensionHeader,
-  findTerm,
   loadIndex,
   PRELUDE_BYTES,
   readHeader,
   type SearchIndex,
   termAt,
 } from './format.ts';
-import { StemmingSink } from './stemmer.ts';
 
-export const FIELD_SHIFT = 26;
-export const POSITION_MASK = (1 << FIELD_SHIFT) - 1;
+export { FIELD_SHIFT, POSITION_MASK } from './build.ts';
 
 export interface ExtensionOptions {
   /** Fields a filter or a facet may name. */
@@ -45,117 +48,6 @@ export interface ExtensionOptions {
 
 function invalid(message: string, field: string): QuarryError {
   return new QuarryError('QUARRY_ERR_VALIDATION', message, { field });
-}
-
-/** Probes the term table with an ASCII token's codes (no string made). */
-function findAscii(index: SearchIndex, codes: Uint16Array, len: number, hash: number): number {
-  const { termTable: table, termBytes: bytes, termOffsets: off } = index;
-  const mask = table.length - 1;
-  let slot = hash & mask;
-  for (;;) {
-    const v = table[slot]!;
-    if (v === 0) return -1;
-    const start = off[v - 1]!;
-    if (off[v]! - start === len) {
-      let j = 0;
-      while (j < len && bytes[start + j] === codes[j]) j++;
-      if (j === len) return v - 1;
-    }
-    slot = (slot + 1) & mask;
-  }
-}
-
-/** Records each token's term number and position, document by document. */
-class PositionSink implements TokenSink {
-  terms = new Int32Array(1 << 16);
-  positions = new Uint32Array(1 << 16);
-  count = 0;
-  next = 0;
-  readonly index: SearchIndex;
-  constructor(index: SearchIndex) {
-    this.index = index;
-  }
-  ascii(codes: Uint16Array, length: number, hash: number): void {
-    this.push(findAscii(this.index, codes, length, hash), codes, length);
-  }
-  other(token: string): void {
-    this.push(findTerm(this.index, token));
-  }
-  private push(t: number, codes?: Uint16Array, length?: number): void {
-    if (t < 0) {
-      const token = codes === undefined ? '?' : codesToString(codes, length!);
-      throw new QuarryError('QUARRY_ERR_INTERNAL', `token ${token} is not in the index it was built into`);
-    }
-    if (this.count === this.terms.length) {
-      const terms = new Int32Array(this.count * 2);
-      terms.set(this.terms);
-      this.terms = terms;
-      const positions = new Uint32Array(this.count * 2);
-      positions.set(this.positions);
-      this.positions = positions;
-    }
-    this.terms[this.count] = t;
-    this.positions[this.count++] = this.next++;
-  }
-}
-
-/** Scans `value` into `scan` (`sink` itself, or a stemmer in front of it). */
-function scanValue(value: unknown, scan: TokenSink, sink: PositionSink): void {
-  if (typeof value === 'string') scanTokens(value, scan);
-  else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
-    scanTokens(String(value), scan);
-  } else if (Array.isArray(value)) {
-    for (const item of value) {
-      scanValue(item, scan, sink);
-      sink.next++;
-    }
-  }
-}
-
-/** docLengths, positionOffsets and positions of `docs` (the documents `index` was built from). */
-function positionsOf(index: SearchIndex, docs: readonly Readonly<Record<string, unknown>>[]) {
-  const { fields, docCount: N, postingCount: P, termCount: T } = index.header;
-  const sink = new PositionSink(index);
-  // The same analyzer the postings were built with (the `english` one stems each token).
-  const scan: TokenSink = index.header.analyzer === ANALYZER_NAME ? sink : new StemmingSink(sink);
-  const docEnds = new Uint32Array(N);
-  const docLengths = new Uint32Array(N);
-  for (let d = 0; d < N; d++) {
-    const doc = docs[d]!;
-    const start = sink.count;
-    for (let f = 0; f < fields.length; f++) {
-      sink.next = f << FIELD_SHIFT;
-      scanValue(doc[fields[f]!], scan, sink);
-      if (sink.next - (f << FIELD_SHIFT) > POSITION_MASK)
-        throw invalid(`documents.${d}.${fields[f]}: too many tokens`, `documents.${d}.${fields[f]}`);
-    }
-    docEnds[d] = sink.count;
-    docLengths[d] = sink.count - start;
-  }
-  // Postings of a term are in document order: the k-th document holding t has posting off[t] + k.
-  const cursor = Uint32Array.from(index.postingOffsets.subarray(0, T));
-  const lastDoc = new Int32Array(T).fill(-1);
-  const current = new Uint32Array(T);
-  const postingOf = new Uint32Array(sink.count);
-  const counts = new Uint32Array(P + 1);
-  let i = 0;
-  for (let d = 0; d < N; d++) {
-    for (const end = docEnds[d]!; i < end; i++) {
-      const t = sink.terms[i]!;
-      if (lastDoc[t] !== d) {
-        lastDoc[t] = d;
-        current[t] = cursor[t]!++;
-      }
-      postingOf[i] = current[t]!;
-      counts[current[t]! + 1]!++;
-    }
-  }
-  const positionOffsets = new Uint32Array(P + 1);
-  for (let p = 0; p < P; p++) positionOffsets[p + 1] = positionOffsets[p]! + counts[p + 1]!;
-  const fill = Uint32Array.from(positionOffsets.subarray(0, P));
-  const positions = new Uint32Array(sink.count);
-  for (let j = 0; j < sink.count; j++) positions[fill[postingOf[j]!]!++] = sink.positions[j]!;
-  return { docLengths, positionOffsets, positions };
 }
 
 /** Code point order (JavaScript's < compares UTF-16 code units). */
@@ -267,24 +159,26 @@ export function typoKeyOf(first: number, length: number): number {
  */
 export function extendIndex(
   base: Uint8Array,
-  docs: readonly object[],
+  { docLengths, positionOffsets, positions }: Positions,
+  docs: readonly object[] | undefined,
   options: ExtensionOptions = {},
 ): Uint8Array<ArrayBuffer> {
   const index = loadIndex(base);
   const header = readHeader(base);
-  const records = docs as readonly Readonly<Record<string, unknown>>[];
   const filterable = [...(options.filterable ?? [])];
   const sortable = [...(options.sortable ?? [])];
+  const columnFields = [...new Set([...filterable, ...sortable])];
+  if (columnFields.length > 0 && docs === undefined)
+    throw new QuarryError('QUARRY_ERR_INTERNAL', 'columns asked for without the documents');
+  const records = (docs ?? []) as readonly Readonly<Record<string, unknown>>[];
   const parts: [string, Uint8Array][] = [];
   const view = (a: Uint32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  const { docLengths, positionOffsets, positions } = positionsOf(index, records);
   parts.push(
     ['docLengths', view(docLengths)],
     ['positionOffsets', view(positionOffsets)],
     ['positions', view(positions)],
   );
   const columns: ColumnHeader[] = [];
-  const columnFields = [...new Set([...filterable, ...sortable])];
   columnFields.forEach((field, i) => {
     const c = columnOf(records, field);
     if (c.header.kind === 'strings' && sortable.includes(field)) {
@@ -363,5 +257,14 @@ export function buildExtendedIndex(
   options: BuildOptions & ExtensionOptions,
 ): Uint8Array<ArrayBuffer> {
   const { base, extension } = splitExtensionOptions(options);
-  return extendIndex(buildIndex(docs, base), docs, extension);
+  const opts = checkOptions(base);
+  const collected = newCollected(true);
+  collectDocs(docs, opts, collected);
+  const { bytes, positions } = writeCollectedWithPositions(collected, opts);
+  return extendIndex(bytes, positions, docs, extension);
+}
+
+/** Whether the extension reads the documents themselves (for typed columns). */
+export function needsDocuments(options: ExtensionOptions): boolean {
+  return (options.filterable?.length ?? 0) > 0 || (options.sortable?.length ?? 0) > 0;
 }

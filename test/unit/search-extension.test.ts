@@ -9,6 +9,7 @@ import { buildExtendedIndex, FIELD_SHIFT, POSITION_MASK, typoKey } from '../../s
 import { extensionOf } from '../../shared/search/extension-view.ts';
 import { loadIndex, termAt } from '../../shared/search/format.ts';
 import { search } from '../../shared/search/search.ts';
+import { analyzeWith } from '../../shared/search/stemmer.ts';
 
 describe('index extension', () => {
   const docs = brownDocs()
@@ -34,6 +35,58 @@ describe('index extension', () => {
       assert.deepEqual(rebuilt[i]![1], analyze(d.body));
       assert.equal(ext.docLengths[i], analyze(d.title).length + analyze(d.body).length);
     });
+  });
+
+  it('numbers positions across array items and under the english analyzer as the format says', () => {
+    // Each item of an array is followed by one unused position; numbers and booleans are text.
+    const mixed = docs.slice(0, 120).map((d, i) => ({
+      id: d.id,
+      title: i % 4 === 0 ? [d.title, 'running jumps', ['nested items', 7]] : d.title,
+      body: i % 5 === 0 ? [true, d.body.slice(0, 300)] : d.body.slice(0, 600),
+    }));
+    for (const analyzer of ['unicode-words-v1', 'english'] as const) {
+      const index = loadIndex(
+        buildExtendedIndex(mixed, { idField: 'id', fields: ['title', 'body'], analyzer }),
+      );
+      const ext = extensionOf(index)!;
+      const expected = mixed.map((d) => {
+        const slots = new Map<number, string>();
+        [d.title, d.body].forEach((value, f) => {
+          let next = 0;
+          const walk = (v: unknown): void => {
+            if (Array.isArray(v)) {
+              for (const item of v) {
+                walk(item);
+                next++;
+              }
+            } else
+              for (const term of analyzeWith(analyzer, String(v)))
+                slots.set((f << FIELD_SHIFT) | next++, term);
+          };
+          walk(value);
+        });
+        return slots;
+      });
+      const actual = mixed.map(() => new Map<number, string>());
+      for (let t = 0; t < index.header.termCount; t++) {
+        for (let p = index.postingOffsets[t]!; p < index.postingOffsets[t + 1]!; p++) {
+          const positions = [...ext.positions.subarray(ext.positionOffsets[p]!, ext.positionOffsets[p + 1]!)];
+          assert.deepEqual(
+            positions,
+            [...positions].sort((a, b) => a - b),
+            'ascending within a posting',
+          );
+          for (const pos of positions) actual[index.postingDocs[p]!]!.set(pos, termAt(index, t));
+        }
+      }
+      mixed.forEach((_, i) => {
+        assert.deepEqual(
+          [...actual[i]!].sort((a, b) => a[0] - b[0]),
+          [...expected[i]!].sort((a, b) => a[0] - b[0]),
+        );
+        assert.equal(ext.docLengths[i], expected[i]!.size);
+      });
+    }
   });
 
   it('stores typed columns in document order, values sorted', () => {
