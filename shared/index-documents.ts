@@ -4,14 +4,17 @@
 // deleted and replaced ids plus the new ones: untouched documents keep their order, a replaced
 // document keeps its place, new ones are appended (so the result is the document list a full
 // build of the same collection would be given, and its bytes equal that build's).
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzipSync, gzip, gzipSync } from 'node:zlib';
 import { QuarryError } from './errors.ts';
 import type { BuildOptions } from './search/build.ts';
 import type { ExtensionOptions } from './search/extension.ts';
 import type { IndexHeader } from './search/format.ts';
 
-/** How a version's documents are stored: gzip (level 1) of a JSON array. */
+/** How a version's documents are stored: gzip (level 1) of a JSON array, in one member or two. */
 export const DOCUMENTS_ENCODING = 'json.gz';
+
+const gzipAsync = promisify(gzip);
 
 export type IndexSettings = BuildOptions & ExtensionOptions;
 
@@ -54,6 +57,24 @@ export function project(doc: object, fields: readonly string[]): Record<string, 
 export function encodeDocuments(docs: readonly object[], fields: readonly string[]): Uint8Array<ArrayBuffer> {
   const json = JSON.stringify(docs.map((d) => project(d, fields)));
   const gz = gzipSync(json, { level: 1 });
+  return new Uint8Array(gz.buffer.slice(gz.byteOffset, gz.byteOffset + gz.length)) as Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * One part of a two-thread build's stored documents: a gzip member of the part's JSON array text
+ * without the bracket it shares with the other part (`first`: the closing one, replaced by a comma;
+ * else the opening one). The first part's member followed by the second's is a gzip stream (RFC
+ * 1952 allows several members) of the JSON array of all the documents, the text encodeDocuments
+ * would compress. Runs on the thread pool: the calling thread goes on with the build.
+ */
+export async function encodeDocumentsPart(
+  docs: readonly object[],
+  fields: readonly string[],
+  first: boolean,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const json = JSON.stringify(docs.map((d) => project(d, fields)));
+  const text = first ? `${json.slice(0, -1)},` : json.slice(1);
+  const gz = await gzipAsync(text, { level: 1 });
   return new Uint8Array(gz.buffer.slice(gz.byteOffset, gz.byteOffset + gz.length)) as Uint8Array<ArrayBuffer>;
 }
 

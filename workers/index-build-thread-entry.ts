@@ -4,7 +4,7 @@
 // one build, a helper analyzing the second part for its primary (shared/search/build-parallel.ts).
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { QuarryError } from '../shared/errors.ts';
-import { encodeDocuments } from '../shared/index-documents.ts';
+import { encodeDocuments, encodeDocumentsPart } from '../shared/index-documents.ts';
 import {
   checkOptions,
   collectDocs,
@@ -29,6 +29,7 @@ import {
 import type {
   BuildThreadReply,
   BuildThreadRequest,
+  HelperDocuments,
   HelperRequest,
   HelperTask,
 } from './index-build-thread.ts';
@@ -61,10 +62,28 @@ function nextMessage<T>(port: MessagePort): Promise<T> {
   return new Promise((resolve) => port.once('message', resolve));
 }
 
+/** The port's messages in order, none lost between two reads (a port without a listener drops them). */
+function messagesOf(port: MessagePort): <T>() => Promise<T> {
+  const queued: unknown[] = [];
+  const waiting: ((m: unknown) => void)[] = [];
+  port.on('message', (m: unknown) => {
+    const resolve = waiting.shift();
+    if (resolve === undefined) queued.push(m);
+    else resolve(m);
+  });
+  return <T>() =>
+    new Promise<T>((resolve) => {
+      if (queued.length > 0) resolve(queued.shift() as T);
+      else waiting.push(resolve as (m: unknown) => void);
+    });
+}
+
 interface Built {
   bytes: Uint8Array<ArrayBuffer>;
-  /** Every document, when the request keeps them. */
-  docs: readonly object[] | undefined;
+  /** The documents, when the request keeps them and they were not encoded yet. */
+  docs?: readonly object[];
+  /** The kept documents, encoded (by the two threads of a parallel build, one part each). */
+  documents?: Uint8Array<ArrayBuffer>;
 }
 
 async function run({ documents, options, helper, keep }: BuildThreadRequest): Promise<Built> {
@@ -84,30 +103,48 @@ async function run({ documents, options, helper, keep }: BuildThreadRequest): Pr
   // The second part goes to the helper as its own array: "[" + what follows the comma.
   const second = bytes!.slice(split.at);
   second[0] = 0x5b;
-  helper!.postMessage({ bytes: second.buffer, offset: split.before, options: base } satisfies HelperTask, [
-    second.buffer,
-  ]);
-  const part = nextMessage<PartialBuild>(helper!);
+  const next = messagesOf(helper!);
+  helper!.postMessage(
+    {
+      bytes: second.buffer,
+      offset: split.before,
+      options: base,
+      ...(keep === undefined ? {} : { keep }),
+    } satisfies HelperTask,
+    [second.buffer],
+  );
+  const part = next<PartialBuild>();
   const opts = checkOptions(base);
   const collected = newCollected(true);
-  let docs: object[] | undefined;
   try {
     bytes![split.at] = 0x5d;
     const first = parsePart(decoder.decode(bytes!.subarray(0, split.at + 1))) as object[];
     collectDocs(first, opts, collected);
-    // Typed columns and kept documents read every document: then the second part is parsed here
-    // too, while the helper analyzes it. A parse error is left for the helper to report.
-    const wanted = needsDocuments(extension) || keep !== undefined;
+    // Each thread encodes the documents of its part, this one on the thread pool meanwhile.
+    const firstMember = keep === undefined ? undefined : encodeDocumentsPart(first, keep, true);
+    firstMember?.catch(() => {});
+    // Typed columns read every document: then the second part is parsed here too, while the
+    // helper analyzes it. A parse error is left for the helper to report.
+    const wanted = needsDocuments(extension);
     bytes![split.at] = 0x5b;
     const rest = wanted ? parseOrNull(bytes!.subarray(split.at)) : null;
     mergePartial(collected, await part, opts);
-    if (wanted)
-      docs = first.concat(rest ?? (parsePart(decoder.decode(bytes!.subarray(split.at))) as object[]));
+    const docs = wanted
+      ? first.concat(rest ?? (parsePart(decoder.decode(bytes!.subarray(split.at))) as object[]))
+      : undefined;
+    const { bytes: written, positions } = writeCollectedWithPositions(collected, opts);
+    const index = extendIndex(written, positions, docs, extension);
+    if (firstMember === undefined) return { bytes: index };
+    const secondMember = await next<HelperDocuments>();
+    if ('error' in secondMember) throw new QuarryError('QUARRY_ERR_INTERNAL', secondMember.error);
+    const documents = Buffer.concat([await firstMember, secondMember.documents]);
+    return {
+      bytes: index,
+      documents: new Uint8Array(documents.buffer, documents.byteOffset, documents.length),
+    };
   } finally {
     helper!.close();
   }
-  const { bytes: written, positions } = writeCollectedWithPositions(collected, opts);
-  return { bytes: extendIndex(written, positions, docs, extension), docs };
 }
 
 function parseOrNull(part: Uint8Array): object[] | null {
@@ -120,13 +157,13 @@ function parseOrNull(part: Uint8Array): object[] | null {
 
 async function serve(request: BuildThreadRequest): Promise<void> {
   try {
-    const { bytes, docs } = await run(request);
+    const built = await run(request);
+    const { bytes } = built;
     if (request.keep === undefined) {
       reply({ ok: true, bytes }, [bytes.buffer]);
       return;
     }
-    if (docs === undefined) throw new QuarryError('QUARRY_ERR_INTERNAL', 'the documents were not kept');
-    const documents = encodeDocuments(docs, request.keep);
+    const documents = built.documents ?? encodeDocuments(built.docs ?? [], request.keep);
     reply({ ok: true, bytes, documents }, [bytes.buffer, documents.buffer]);
   } catch (error) {
     reply(failure(error));
@@ -149,14 +186,26 @@ async function help({ port }: HelperRequest): Promise<void> {
     if ('bytes' in task) {
       const collected = newCollected(true);
       let error: unknown;
+      let docs: object[] = [];
       try {
         const opts = checkOptions(task.options);
-        collectDocs(parsePart(decoder.decode(task.bytes)) as object[], opts, collected, task.offset);
+        docs = parsePart(decoder.decode(task.bytes)) as object[];
+        collectDocs(docs, opts, collected, task.offset);
       } catch (e) {
         error = e;
       }
       const partial = partialOf(collected, task.offset, error);
       port.postMessage(partial, partialTransfer(partial));
+      // After a failure the primary throws it and wants no documents.
+      if (task.keep !== undefined && error === undefined) {
+        let message: HelperDocuments;
+        try {
+          message = { documents: await encodeDocumentsPart(docs, task.keep, false) };
+        } catch (e) {
+          message = { error: `encoding the kept documents: ${e instanceof Error ? e.message : String(e)}` };
+        }
+        port.postMessage(message, 'documents' in message ? [message.documents.buffer] : []);
+      }
     }
     reply({ ok: true, helped: true });
   } catch (error) {

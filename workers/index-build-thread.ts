@@ -35,7 +35,19 @@ export interface HelperRequest {
 }
 
 /** What the primary sends its helper: the second part of the documents, or nothing to do. */
-export type HelperTask = { bytes: ArrayBuffer; offset: number; options: BuildOptions } | { skip: true };
+export type HelperTask =
+  | {
+      bytes: ArrayBuffer;
+      offset: number;
+      options: BuildOptions;
+      /** Also encode the part's documents projected onto these fields (a gzip member, see
+       * shared/index-documents.ts), sent after the partial build. */
+      keep?: readonly string[];
+    }
+  | { skip: true };
+
+/** The helper's second message when it keeps documents: its gzip member, or why it has none. */
+export type HelperDocuments = { documents: Uint8Array<ArrayBuffer> } | { error: string };
 
 export type BuildThreadReply =
   | { ok: true; bytes: Uint8Array<ArrayBuffer>; documents?: Uint8Array<ArrayBuffer> }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { brownDocs } from '../../bench/corpus.ts';
 import { QuarryError } from '../../shared/errors.ts';
+import { decodeDocuments, encodeDocuments, projectedFields } from '../../shared/index-documents.ts';
 import { type BuildOptions, buildIndex } from '../../shared/search/build.ts';
 import { findSplit, PARALLEL_MIN_BYTES } from '../../shared/search/build-parallel.ts';
 import { buildExtendedIndex, type ExtensionOptions } from '../../shared/search/extension.ts';
@@ -90,6 +91,33 @@ describe('two-thread builds', () => {
       // Small inputs stay on one thread.
       await builder.build(input(JSON.stringify(docs.slice(0, 10))), OPTIONS);
       assert.deepEqual(builder.started, { single: 1, parallel: 5 });
+    } finally {
+      await builder.close();
+    }
+  });
+
+  it('keep the documents as one thread does: each part encoded on its own thread, one gzip stream', async () => {
+    const builder = new IndexBuilder({ size: 1, threadsPerBuild: 2 });
+    const fields = projectedFields(EXTENDED);
+    const expected = decodeDocuments(encodeDocuments(docs, fields)).toString();
+    try {
+      for (const options of [OPTIONS, EXTENDED]) {
+        const kept = await builder.buildKeeping(input(json), options, fields);
+        assert.ok(Buffer.from(kept.bytes).equals(Buffer.from(buildExtendedIndex(docs, options))));
+        assert.equal(decodeDocuments(kept.documents).toString(), expected);
+        // Two gzip members (each starts with the magic bytes 1f 8b 08), not one.
+        assert.equal(Buffer.from(kept.documents).indexOf(Buffer.from([0x1f, 0x8b, 0x08]), 1) > 0, true);
+      }
+      assert.equal(builder.started.parallel, 2);
+      // A failure in the second part: the build fails as one thread's would, and the next one works.
+      const late = docs.length - 5;
+      const bad = docs.map((d, i) => (i === late ? { ...d, id: 'd1' } : d));
+      await assert.rejects(builder.buildKeeping(input(JSON.stringify(bad)), OPTIONS, fields), {
+        code: 'QUARRY_ERR_VALIDATION',
+        field: `documents.${late}.id`,
+      });
+      const again = await builder.buildKeeping(input(json), OPTIONS, fields);
+      assert.equal(decodeDocuments(again.documents).toString(), expected);
     } finally {
       await builder.close();
     }
