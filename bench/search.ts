@@ -6,6 +6,7 @@
 // from an NDJSON file under the data root, built by a worker process), fetching and loading
 // the index from Redis, and query latency over HTTP against an API process (keep-alive, one
 // connection) beside the in-process figure.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -16,6 +17,7 @@ import { loadConfig } from '../shared/config.ts';
 import { IndexStore } from '../shared/index-store.ts';
 import { keyScheme } from '../shared/keys.ts';
 import { loadIndex, search } from '../shared/search/index.ts';
+import { tsExecArgv } from '../shared/ts-runtime.ts';
 import { startRedis } from '../test/helpers/redis.ts';
 import { IndexBuilder } from '../workers/index-builder.ts';
 import { buildCorpus } from './corpus.ts';
@@ -122,6 +124,13 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
           }
         }
       }
+      // The same loop from a process that only makes the requests (bench/search-http-client.ts).
+      const lean = await leanClient({
+        port: Number(apiPort),
+        collection,
+        queries: corpus.queries,
+        passes: 5,
+      });
       // Document updates: 1% of the collection replaced (new body text), three times, each a job
       // end to end (SDK enqueue → version live), beside the full build above.
       const share = Math.round(size / 100);
@@ -155,7 +164,11 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
         'in-process p99': ip.p99,
         'HTTP p50': h.p50,
         'HTTP p99': h.p99,
+        'HTTP p50, lean client': summarize(lean.client).p50,
+        'HTTP p99, lean client': summarize(lean.client).p99,
         'server tookMs p50': server.p50,
+        'server tookMs p99': server.p99,
+        'lean client: server tookMs p99': summarize(lean.server).p99,
         'update 1% build ms (compute) p50': Math.round(summarize(updateBuilds).p50),
         'update 1% job e2e ms p50': Math.round(updateJob),
         'update/full job': Math.round((updateJob / Math.min(...jobs)) * 100) / 100,
@@ -168,6 +181,7 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
       'build ≤ 300 ms (10k)': r['build ms (compute)'] ?? null,
       'in-process p50 ≤ 0.05 / p99 ≤ 0.3 (10k), p99 ≤ 0.5 (100k)': `${r['in-process p50']} / ${r['in-process p99']}`,
       'HTTP p50 ≤ 0.5 (10k) / p99 ≤ 1.5 (100k)': `${r['HTTP p50']} / ${r['HTTP p99']}`,
+      'the same, lean client': `${r['HTTP p50, lean client']} / ${r['HTTP p99, lean client']}`,
       'load ≤ 200 ms (100k)': r['fetch+load ms'] ?? null,
     }));
     printTable('targets (measured)', targets);
@@ -193,6 +207,27 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
     await queueRedis.stop();
     await cacheRedis.stop();
   }
+}
+
+/** Runs bench/search-http-client.ts on `task`; its client-side and server timings. */
+async function leanClient(task: {
+  port: number;
+  collection: string;
+  queries: string[];
+  passes: number;
+}): Promise<{ client: number[]; server: number[] }> {
+  const child = spawn(process.execPath, [...tsExecArgv(), 'bench/search-http-client.ts'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  child.stdin.end(JSON.stringify(task));
+  let out = '';
+  for await (const chunk of child.stdout) out += chunk;
+  const code: number | null = await new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.once('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`the lean HTTP client exited with ${code}`);
+  return JSON.parse(out) as { client: number[]; server: number[] };
 }
 
 function get(agent: http.Agent, port: number, url: string): Promise<string> {
