@@ -101,24 +101,44 @@ export interface DocumentChanges {
  * new ones appended in the order given. Throws QUARRY_ERR_VALIDATION naming
  * `documents.<i>.<idField>` for a document without a valid id.
  */
-export function applyChanges(
-  base: readonly object[],
-  changes: DocumentChanges,
-  idField: string,
-  fields: readonly string[],
-): object[] {
-  const upserts = new Map<string, Record<string, unknown>>();
+/** Throws QUARRY_ERR_VALIDATION naming the first added document without a valid id. */
+export function checkChanges(changes: DocumentChanges, idField: string): void {
   changes.documents.forEach((doc, i) => {
-    const id = idOf((doc as Record<string, unknown>)[idField]);
-    if (id === null) {
+    if (idOf((doc as Record<string, unknown>)[idField]) === null) {
       throw new QuarryError(
         'QUARRY_ERR_VALIDATION',
         `documents.${i}.${idField}: the id must be a non-empty string or a number`,
         { field: `documents.${i}.${idField}` },
       );
     }
-    upserts.set(id, project(doc, fields));
   });
+}
+
+/**
+ * The documents a version keeps (`stored`, as encodeDocuments wrote them) with `changes` applied,
+ * as the UTF-8 text of a JSON array: what a build of the next version reads.
+ */
+export function updatedDocuments(
+  stored: Uint8Array,
+  changes: DocumentChanges,
+  idField: string,
+  fields: readonly string[],
+): Uint8Array {
+  const base = JSON.parse(decodeDocuments(stored).toString('utf8')) as object[];
+  const text = Buffer.from(JSON.stringify(applyChanges(base, changes, idField, fields)));
+  return new Uint8Array(text.buffer, text.byteOffset, text.length);
+}
+
+export function applyChanges(
+  base: readonly object[],
+  changes: DocumentChanges,
+  idField: string,
+  fields: readonly string[],
+): object[] {
+  checkChanges(changes, idField);
+  const upserts = new Map<string, Record<string, unknown>>();
+  for (const doc of changes.documents)
+    upserts.set(idOf((doc as Record<string, unknown>)[idField])!, project(doc, fields));
   const deleted = new Set(changes.ids.map(String));
   const out: object[] = [];
   for (const doc of base) {

@@ -4,7 +4,7 @@
 // one build, a helper analyzing the second part for its primary (shared/search/build-parallel.ts).
 import { type MessagePort, parentPort } from 'node:worker_threads';
 import { QuarryError } from '../shared/errors.ts';
-import { encodeDocuments, encodeDocumentsPart } from '../shared/index-documents.ts';
+import { encodeDocuments, encodeDocumentsPart, updatedDocuments } from '../shared/index-documents.ts';
 import {
   checkOptions,
   collectDocs,
@@ -87,7 +87,17 @@ interface Built {
 }
 
 async function run({ documents, options, helper, keep }: BuildThreadRequest): Promise<Built> {
-  const bytes = typeof documents === 'string' ? undefined : new Uint8Array(documents);
+  const bytes =
+    typeof documents === 'string'
+      ? undefined
+      : documents instanceof ArrayBuffer
+        ? new Uint8Array(documents)
+        : updatedDocuments(
+            new Uint8Array(documents.stored),
+            documents.changes,
+            documents.idField,
+            documents.fields,
+          );
   const split =
     helper !== undefined && bytes !== undefined && bytes.length >= PARALLEL_MIN_BYTES
       ? findSplit(bytes)

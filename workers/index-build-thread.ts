@@ -5,6 +5,7 @@
 // itself is started and kept by IndexBuilder (index-builder.ts).
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import { type ErrorCode, QuarryError } from '../shared/errors.ts';
+import type { DocumentChanges } from '../shared/index-documents.ts';
 import type { BuildOptions } from '../shared/search/build.ts';
 import type { ExtensionOptions } from '../shared/search/extension.ts';
 import { IndexBuilder } from './index-builder.ts';
@@ -19,10 +20,21 @@ export interface BuildInThreadOptions extends BuildOptions, ExtensionOptions {
 /** A JSON array of documents, as a string or as UTF-8 bytes. */
 export type BuildInput = string | ArrayBuffer;
 
+/** A document update: the base version's kept documents (gzip, transferred) and the changes; the
+ * thread applies them (shared/index-documents.ts updatedDocuments), off the caller's event loop. */
+export interface UpdateInput {
+  readonly kind: 'update';
+  readonly stored: ArrayBuffer;
+  readonly changes: DocumentChanges;
+  readonly idField: string;
+  /** The fields the documents are projected onto. */
+  readonly fields: readonly string[];
+}
+
 /** A build; with `helper`, the primary of a two-thread build (build-parallel.ts), whose helper
  * thread listens on the other end of that port. */
 export interface BuildThreadRequest {
-  documents: BuildInput;
+  documents: BuildInput | UpdateInput;
   options: BuildOptions & ExtensionOptions;
   helper?: MessagePort;
   /** Also send back the documents projected onto these fields (shared/index-documents.ts). */

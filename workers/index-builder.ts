@@ -16,6 +16,7 @@ import type {
   BuildThreadReply,
   BuildThreadRequest,
   HelperRequest,
+  UpdateInput,
 } from './index-build-thread.ts';
 
 const ENTRY_URL = new URL(
@@ -31,6 +32,17 @@ function startThread(resourceLimits: ResourceLimits | undefined): Worker {
   // it, and the thread's exit drops its group (#forget).
   worker.on('error', () => {});
   return worker;
+}
+
+/** The JSON bytes a build reads, as far as known before the thread has them: an update's kept
+ * documents are gzip, which text compresses at least twofold. */
+function sourceBytes(input: ArrayBuffer | UpdateInput): number {
+  return input instanceof ArrayBuffer ? input.byteLength : input.stored.byteLength * 2;
+}
+
+function transferOf(input: BuildInput | UpdateInput): ArrayBuffer[] {
+  if (typeof input === 'string') return [];
+  return [input instanceof ArrayBuffer ? input : input.stored];
 }
 
 export interface IndexBuilderOptions {
@@ -65,7 +77,7 @@ export class IndexBuilder {
 
   /** Builds on warm threads; the documents (a JSON array) are transferred when an ArrayBuffer. */
   async build(
-    input: BuildInput,
+    input: BuildInput | UpdateInput,
     options: BuildOptions & ExtensionOptions & { signal?: AbortSignal },
   ): Promise<Uint8Array<ArrayBuffer>> {
     return (await this.#run(input, options)).bytes;
@@ -76,7 +88,7 @@ export class IndexBuilder {
    * shared/index-documents.ts), as a version keeps them for document updates.
    */
   async buildKeeping(
-    input: BuildInput,
+    input: BuildInput | UpdateInput,
     options: BuildOptions & ExtensionOptions & { signal?: AbortSignal },
     keep: readonly string[],
   ): Promise<{ bytes: Uint8Array<ArrayBuffer>; documents: Uint8Array<ArrayBuffer> }> {
@@ -86,7 +98,7 @@ export class IndexBuilder {
   }
 
   #run(
-    input: BuildInput,
+    input: BuildInput | UpdateInput,
     options: BuildOptions & ExtensionOptions & { signal?: AbortSignal },
     keep?: readonly string[],
   ): Promise<{ bytes: Uint8Array<ArrayBuffer>; documents?: Uint8Array<ArrayBuffer> }> {
@@ -97,7 +109,7 @@ export class IndexBuilder {
     const group = this.#idle.pop() ?? this.#startGroup();
     this.#busy.add(group);
     const parallel =
-      group.length > 1 && input instanceof ArrayBuffer && input.byteLength >= PARALLEL_MIN_BYTES;
+      group.length > 1 && typeof input !== 'string' && sourceBytes(input) >= PARALLEL_MIN_BYTES;
     const working = parallel ? group : group.slice(0, 1);
     this.started[parallel ? 'parallel' : 'single']++;
     return new Promise((resolve, reject) => {
@@ -178,8 +190,8 @@ export class IndexBuilder {
       if (parallel) {
         const { port1, port2 } = new MessageChannel();
         working[1]!.postMessage({ port: port2 } satisfies HelperRequest, [port2]);
-        working[0]!.postMessage({ ...request, helper: port1 }, [input as ArrayBuffer, port1]);
-      } else working[0]!.postMessage(request, input instanceof ArrayBuffer ? [input] : []);
+        working[0]!.postMessage({ ...request, helper: port1 }, [...transferOf(input), port1]);
+      } else working[0]!.postMessage(request, transferOf(input));
     });
   }
 

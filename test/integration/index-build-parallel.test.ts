@@ -6,10 +6,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { brownDocs } from '../../bench/corpus.ts';
 import { QuarryError } from '../../shared/errors.ts';
-import { decodeDocuments, encodeDocuments, projectedFields } from '../../shared/index-documents.ts';
+import {
+  applyChanges,
+  decodeDocuments,
+  encodeDocuments,
+  projectedFields,
+} from '../../shared/index-documents.ts';
 import { type BuildOptions, buildIndex } from '../../shared/search/build.ts';
 import { findSplit, PARALLEL_MIN_BYTES } from '../../shared/search/build-parallel.ts';
 import { buildExtendedIndex, type ExtensionOptions } from '../../shared/search/extension.ts';
+import type { UpdateInput } from '../../workers/index-build-thread.ts';
 import { IndexBuilder } from '../../workers/index-builder.ts';
 
 // Real text (the Brown corpus) plus non-ASCII words, numbers, arrays, nulls and escapes, so that
@@ -118,6 +124,47 @@ describe('two-thread builds', () => {
       });
       const again = await builder.buildKeeping(input(json), OPTIONS, fields);
       assert.equal(decodeDocuments(again.documents).toString(), expected);
+    } finally {
+      await builder.close();
+    }
+  });
+
+  it('apply an update to kept documents on the build thread: the bytes of a full build of the result', async () => {
+    const builder = new IndexBuilder({ size: 1, threadsPerBuild: 2 });
+    const fields = projectedFields(OPTIONS);
+    const stored = encodeDocuments(docs, fields);
+    const changes = {
+      documents: [
+        { ...docs[10]!, body: 'replaced in its place' },
+        { id: 'new-1', title: 'appended', body: 'a new document' },
+      ],
+      ids: ['d20', 'absent'],
+    };
+    const update = (bytes: Uint8Array): UpdateInput => ({
+      kind: 'update',
+      stored: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer,
+      changes,
+      idField: 'id',
+      fields,
+    });
+    try {
+      assert.ok(
+        stored.length * 2 >= PARALLEL_MIN_BYTES,
+        `kept documents of ${stored.length} bytes are too small`,
+      );
+      const merged = applyChanges(docs, changes, 'id', fields);
+      const kept = await builder.buildKeeping(update(stored), OPTIONS, fields);
+      assert.ok(Buffer.from(kept.bytes).equals(Buffer.from(buildExtendedIndex(merged, OPTIONS))));
+      assert.equal(decodeDocuments(kept.documents).toString(), JSON.stringify(merged));
+      assert.deepEqual(builder.started, { single: 0, parallel: 1 });
+      // Kept documents that are not gzip fail the build; the group keeps working.
+      await assert.rejects(builder.build(update(Buffer.from('not gzip at all')), OPTIONS), {
+        code: 'QUARRY_ERR_INTERNAL',
+      });
+      const small = encodeDocuments(docs.slice(0, 30), fields);
+      const again = await builder.build(update(small), OPTIONS);
+      const expected = buildExtendedIndex(applyChanges(docs.slice(0, 30), changes, 'id', fields), OPTIONS);
+      assert.ok(Buffer.from(again).equals(Buffer.from(expected)));
     } finally {
       await builder.close();
     }
