@@ -86,18 +86,28 @@ interface Built {
   documents?: Uint8Array<ArrayBuffer>;
 }
 
+/** The JSON bytes of the documents; an update's are made here (its kept documents, changed). */
+function jsonOf(documents: BuildThreadRequest['documents']): Uint8Array | undefined {
+  if (typeof documents === 'string') return undefined;
+  if (documents instanceof ArrayBuffer) return new Uint8Array(documents);
+  return updatedDocuments(
+    new Uint8Array(documents.stored),
+    documents.changes,
+    documents.idField,
+    documents.fields,
+  );
+}
+
 async function run({ documents, options, helper, keep }: BuildThreadRequest): Promise<Built> {
-  const bytes =
-    typeof documents === 'string'
-      ? undefined
-      : documents instanceof ArrayBuffer
-        ? new Uint8Array(documents)
-        : updatedDocuments(
-            new Uint8Array(documents.stored),
-            documents.changes,
-            documents.idField,
-            documents.fields,
-          );
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = jsonOf(documents);
+  } catch (error) {
+    // The helper waits for its part: release it, or the build never ends.
+    helper?.postMessage({ skip: true } satisfies HelperTask);
+    helper?.close();
+    throw error;
+  }
   const split =
     helper !== undefined && bytes !== undefined && bytes.length >= PARALLEL_MIN_BYTES
       ? findSplit(bytes)

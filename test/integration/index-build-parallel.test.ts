@@ -129,7 +129,10 @@ describe('two-thread builds', () => {
     }
   });
 
-  it('apply an update to kept documents on the build thread: the bytes of a full build of the result', async () => {
+  // A build that never answers fails here instead of holding the suite.
+  it('apply an update to kept documents on the build thread: the bytes of a full build of the result', {
+    timeout: 60_000,
+  }, async () => {
     const builder = new IndexBuilder({ size: 1, threadsPerBuild: 2 });
     const fields = projectedFields(OPTIONS);
     const stored = encodeDocuments(docs, fields);
@@ -161,6 +164,10 @@ describe('two-thread builds', () => {
       await assert.rejects(builder.build(update(Buffer.from('not gzip at all')), OPTIONS), {
         code: 'QUARRY_ERR_INTERNAL',
       });
+      // Also when they are large enough for two threads: the helper is released, nothing hangs.
+      const noise = Buffer.alloc(PARALLEL_MIN_BYTES, 7);
+      await assert.rejects(builder.build(update(noise), OPTIONS), { code: 'QUARRY_ERR_INTERNAL' });
+      assert.deepEqual(builder.started, { single: 1, parallel: 2 });
       const small = encodeDocuments(docs.slice(0, 30), fields);
       const again = await builder.build(update(small), OPTIONS);
       const expected = buildExtendedIndex(applyChanges(docs.slice(0, 30), changes, 'id', fields), OPTIONS);
