@@ -100,26 +100,29 @@ function jsonOf(documents: BuildThreadRequest['documents']): Uint8Array | undefi
 
 async function run({ documents, options, helper, keep }: BuildThreadRequest): Promise<Built> {
   let bytes: Uint8Array | undefined;
+  let split: { at: number; before: number } | null;
+  let settings: ReturnType<typeof splitExtensionOptions> | undefined;
   try {
     bytes = jsonOf(documents);
+    split =
+      helper !== undefined && bytes !== undefined && bytes.length >= PARALLEL_MIN_BYTES
+        ? findSplit(bytes)
+        : null;
+    if (split !== null) settings = splitExtensionOptions(options);
   } catch (error) {
     // The helper waits for its part: release it, or the build never ends.
     helper?.postMessage({ skip: true } satisfies HelperTask);
     helper?.close();
     throw error;
   }
-  const split =
-    helper !== undefined && bytes !== undefined && bytes.length >= PARALLEL_MIN_BYTES
-      ? findSplit(bytes)
-      : null;
-  if (split === null) {
+  if (split === null || settings === undefined) {
     helper?.postMessage({ skip: true } satisfies HelperTask);
     helper?.close();
     const text = bytes === undefined ? (documents as string) : decoder.decode(bytes);
     const docs = parseAll(text) as object[];
     return { bytes: buildExtendedIndex(docs, options), docs };
   }
-  const { base, extension } = splitExtensionOptions(options);
+  const { base, extension } = settings;
   // The second part goes to the helper as its own array: "[" + what follows the comma.
   const second = bytes!.slice(split.at);
   second[0] = 0x5b;

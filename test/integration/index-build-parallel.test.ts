@@ -168,6 +168,12 @@ describe('two-thread builds', () => {
       const noise = Buffer.alloc(PARALLEL_MIN_BYTES, 7);
       await assert.rejects(builder.build(update(noise), OPTIONS), { code: 'QUARRY_ERR_INTERNAL' });
       assert.deepEqual(builder.started, { single: 1, parallel: 2 });
+      // The same for settings the thread refuses before the helper has its part.
+      await assert.rejects(
+        builder.build(input(json), { ...OPTIONS, filterable: 'title' as unknown as string[] }),
+        { code: 'QUARRY_ERR_VALIDATION', field: 'filterable' },
+      );
+      assert.deepEqual(builder.started, { single: 1, parallel: 3 });
       const small = encodeDocuments(docs.slice(0, 30), fields);
       const again = await builder.build(update(small), OPTIONS);
       const expected = buildExtendedIndex(applyChanges(docs.slice(0, 30), changes, 'id', fields), OPTIONS);
