@@ -22,6 +22,7 @@ import { startRedis } from '../test/helpers/redis.ts';
 import { IndexBuilder } from '../workers/index-builder.ts';
 import { buildCorpus } from './corpus.ts';
 import { startNode } from './lib/processes.ts';
+import { type QueryLoop, queryLoop } from './lib/search-http.ts';
 import { printTable, type Row, summarize, writeResults } from './lib/stats.ts';
 import { runSearchCoreBench } from './search-core.ts';
 import { runSearchQueryBench } from './search-query.ts';
@@ -107,30 +108,10 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
           if (pass > 0) inProcess.push(performance.now() - t0);
         }
       }
-      const overHttp: number[] = [];
-      const tookMs: number[] = [];
-      for (let pass = 0; pass < 5; pass++) {
-        for (const q of corpus.queries) {
-          const t0 = performance.now();
-          const body = await get(
-            agent,
-            Number(apiPort),
-            `/v1/indexes/${collection}/search?q=${encodeURIComponent(q)}&k=10`,
-          );
-          const dt = performance.now() - t0;
-          if (pass > 0) {
-            overHttp.push(dt);
-            tookMs.push((JSON.parse(body) as { tookMs: number }).tookMs);
-          }
-        }
-      }
+      const task = { port: Number(apiPort), collection, queries: corpus.queries, passes: 5 };
+      const { client: overHttp, server: tookMs } = await queryLoop(agent, task);
       // The same loop from a process that only makes the requests (bench/search-http-client.ts).
-      const lean = await leanClient({
-        port: Number(apiPort),
-        collection,
-        queries: corpus.queries,
-        passes: 5,
-      });
+      const lean = await leanClient(task);
       // Document updates: 1% of the collection replaced (new body text), three times, each a job
       // end to end (SDK enqueue → version live), beside the full build above.
       const share = Math.round(size / 100);
@@ -210,12 +191,7 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
 }
 
 /** Runs bench/search-http-client.ts on `task`; its client-side and server timings. */
-async function leanClient(task: {
-  port: number;
-  collection: string;
-  queries: string[];
-  passes: number;
-}): Promise<{ client: number[]; server: number[] }> {
+async function leanClient(task: QueryLoop): Promise<{ client: number[]; server: number[] }> {
   const child = spawn(process.execPath, [...tsExecArgv(), 'bench/search-http-client.ts'], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -228,23 +204,6 @@ async function leanClient(task: {
   });
   if (code !== 0) throw new Error(`the lean HTTP client exited with ${code}`);
   return JSON.parse(out) as { client: number[]; server: number[] };
-}
-
-function get(agent: http.Agent, port: number, url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: url, agent }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          body += c;
-        });
-        res.on('end', () =>
-          res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`)),
-        );
-      })
-      .on('error', reject);
-  });
 }
 
 const KEPT_FIELDS = ['id', 'title', 'body'];

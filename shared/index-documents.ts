@@ -55,9 +55,16 @@ export function project(doc: object, fields: readonly string[]): Record<string, 
 
 /** The projected documents as stored: gzip of their JSON array. */
 export function encodeDocuments(docs: readonly object[], fields: readonly string[]): Uint8Array<ArrayBuffer> {
-  const json = JSON.stringify(docs.map((d) => project(d, fields)));
-  const gz = gzipSync(json, { level: 1 });
-  return new Uint8Array(gz.buffer.slice(gz.byteOffset, gz.byteOffset + gz.length)) as Uint8Array<ArrayBuffer>;
+  return ownBytes(gzipSync(projectedJson(docs, fields), { level: 1 }));
+}
+
+function projectedJson(docs: readonly object[], fields: readonly string[]): string {
+  return JSON.stringify(docs.map((d) => project(d, fields)));
+}
+
+/** The bytes of `b` in an ArrayBuffer of their own (zlib's may be pooled), to transfer. */
+function ownBytes(b: Buffer): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)) as Uint8Array<ArrayBuffer>;
 }
 
 /**
@@ -72,10 +79,8 @@ export async function encodeDocumentsPart(
   fields: readonly string[],
   first: boolean,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const json = JSON.stringify(docs.map((d) => project(d, fields)));
-  const text = first ? `${json.slice(0, -1)},` : json.slice(1);
-  const gz = await gzipAsync(text, { level: 1 });
-  return new Uint8Array(gz.buffer.slice(gz.byteOffset, gz.byteOffset + gz.length)) as Uint8Array<ArrayBuffer>;
+  const json = projectedJson(docs, fields);
+  return ownBytes(await gzipAsync(first ? `${json.slice(0, -1)},` : json.slice(1), { level: 1 }));
 }
 
 /** The stored documents back as the text of a JSON array. */

@@ -186,7 +186,7 @@ async function serve(request: BuildThreadRequest): Promise<void> {
       reply({ ok: true, bytes }, [bytes.buffer]);
       return;
     }
-    const documents = built.documents ?? encodeDocuments(built.docs ?? [], request.keep);
+    const documents = built.documents ?? encodeDocuments(built.docs!, request.keep);
     reply({ ok: true, bytes, documents }, [bytes.buffer, documents.buffer]);
   } catch (error) {
     reply(failure(error));

@@ -11,7 +11,8 @@
 // (a helper document repeating a primary document's id included).
 
 import { QuarryError } from '../errors.ts';
-import { type CheckedOptions, type Collected, grown, invalid } from './build.ts';
+import { type CheckedOptions, type Collected, invalid } from './build.ts';
+import { grown } from './term-table.ts';
 
 /** Inputs smaller than this build on one thread: the split and the transfers would cost more. */
 export const PARALLEL_MIN_BYTES = 1 << 20;
@@ -132,12 +133,7 @@ export function mergePartial(c: Collected, part: PartialBuild, opts: CheckedOpti
 
   const base = collector.postCount;
   const P = base + part.postTerms.length;
-  if (P > collector.postTerms.length) {
-    collector.postTerms = grown(collector.postTerms, P);
-    const tfs = new Float64Array(P);
-    tfs.set(collector.postTfs.subarray(0, base));
-    collector.postTfs = tfs;
-  }
+  if (P > collector.postTerms.length) collector.growPostings(P);
   const postTerms = collector.postTerms;
   for (let p = 0; p < part.postTerms.length; p++) postTerms[base + p] = map[part.postTerms[p]!]!;
   collector.postTfs.set(part.postTfs, base);
@@ -145,12 +141,7 @@ export function mergePartial(c: Collected, part: PartialBuild, opts: CheckedOpti
   if (collector.positions) {
     const k0 = collector.tokenCount;
     const K = k0 + part.tokenPosts.length;
-    if (K > collector.tokenPosts.length) {
-      collector.tokenPosts = grown(collector.tokenPosts, K);
-      const positions = new Uint32Array(K);
-      positions.set(collector.tokenPositions.subarray(0, k0));
-      collector.tokenPositions = positions;
-    }
+    if (K > collector.tokenPosts.length) collector.growTokens(K);
     for (let k = 0; k < part.tokenPosts.length; k++)
       collector.tokenPosts[k0 + k] = part.tokenPosts[k]! + base;
     collector.tokenPositions.set(part.tokenPositions, k0);
