@@ -12,7 +12,7 @@ import { createQuarry, type QuarryClient } from '../../producers/client.ts';
 import type { QuarryConfig } from '../../shared/config.ts';
 import { DUPLICATE_SIGNAL_WINDOW_MS } from '../../shared/shutdown-signals.ts';
 import { tsExecArgv } from '../../shared/ts-runtime.ts';
-import { flightsSpec, slowFlightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
+import { slowFlightsSpec, VEGA_DATA_DIR } from '../helpers/flights.ts';
 import { freePort, type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem, testConfig, uniquePrefix } from '../helpers/system.ts';
 import { nextStart } from '../helpers/worker-process.ts';
@@ -78,8 +78,10 @@ describe('processes', () => {
         worker.child.once('exit', (code) => reject(new Error(`worker exited early: ${code}`)));
       });
       client = createQuarry({ config });
-      // 3M rows: long enough to be running when the signal arrives.
-      const job = await client.aggregate({ ...flightsSpec({ path: 'flights-3m.parquet' }), limit: 5 });
+      // 3M rows grouped by date and origin with a median and a distinct count: seconds of work, so
+      // the job is still running when the client sees it active (the plain 3M spec once finished
+      // before the active event arrived, and the signal was never sent).
+      const job = await client.aggregate({ ...slowFlightsSpec(5), engine: 'duckdb' });
       let signalled = false;
       const result = job.wait({
         timeoutMs: 60_000,
