@@ -216,7 +216,10 @@ export function search(index: SearchIndex, query: string, opts: SearchOptions = 
   return total === undefined ? { hits } : { hits, total };
 }
 
-/** Once the postings left exceed docCount / DENSE_RATIO, accumulation stops keeping a touched list. */
+/**
+ * Once the documents reached plus the next clause's postings exceed docCount / DENSE_RATIO,
+ * accumulation stops keeping a touched list.
+ */
 const DENSE_RATIO = 4;
 
 /** One term: its postings go straight into the heap. */
@@ -421,8 +424,11 @@ function addToKnown(index: SearchIndex, s: Scratch, clause: Clause): void {
  * down. Once the k-th best score so far exceeds what the remaining clauses could add up to at most,
  * no document they alone hold can reach the top k, so they only update the candidates that still
  * could. The ranking is unchanged; only the count of all matches is lost (undefined). k = 0: no pruning.
- * Accumulation keeps a list of the documents reached until the postings left exceed docCount /
- * DENSE_RATIO; then it goes dense (no list; one sequential pass at the end).
+ * Accumulation keeps a list of the documents reached until that list and the next clause's postings
+ * could exceed docCount / DENSE_RATIO; then it goes dense (no list; one sequential pass at the end).
+ * Deciding per clause, not from all the postings left, keeps the rare clauses read first sparse, so
+ * the pruning check after them costs a pass over the few documents they reached, not over every
+ * document (a query of two rare words and two stopwords paid several dense passes for nothing).
  */
 function matchAny(index: SearchIndex, s: Scratch, clauses: Clause[], k: number): number | undefined {
   clauses.sort((a, b) => b.max - a.max);
@@ -459,7 +465,7 @@ function matchAny(index: SearchIndex, s: Scratch, clauses: Clause[], k: number):
         return undefined;
       }
     }
-    if (!dense && restSize[i]! * DENSE_RATIO > N) {
+    if (!dense && (n + clauses[i]!.size) * DENSE_RATIO > N) {
       dense = true;
       for (let j = 0; j < n; j++) s.matched[s.touched[j]!] = 1;
     }

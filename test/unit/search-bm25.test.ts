@@ -270,3 +270,30 @@ describe('BM25 on real text against a reference implementation', () => {
     }
   });
 });
+
+describe('pruning on every State of the Union passage', () => {
+  // Rare words read first (sparse), then stopwords holding most documents: the pruning check runs
+  // between them, and what it keeps is sought or read in the stopwords' postings. Also stopwords
+  // alone (dense from the start) and rare words alone.
+  const docs = sotuPassages();
+  const index = loadIndex(buildIndex(docs, { idField: 'id', fields: ['title', 'body'] }));
+  const random = seededRandom(11);
+  const drawn = drawQueries(docs, 80, random);
+  const stop = ['the', 'of', 'and', 'to', 'in', 'a', 'that', 'we'];
+  const pick = () => stop[Math.floor(random() * stop.length)]!;
+  const queries = drawn.flatMap((q) => [`${q} ${pick()} ${pick()}`, `${pick()} ${q}`, `${pick()} ${pick()}`]);
+
+  it('returns the same hits with and without pruning, and the count when it does not prune', () => {
+    let pruned = 0;
+    for (const q of queries) {
+      for (const k of [1, 10, 50]) {
+        const fast = search(index, q, { k });
+        const full = search(index, q, { k, total: true });
+        assert.deepEqual(fast.hits, full.hits, `${q} (k ${k})`);
+        if (fast.total === undefined) pruned++;
+        else assert.equal(fast.total, full.total, q);
+      }
+    }
+    assert.ok(pruned > queries.length, `pruning ran for only ${pruned} of ${queries.length * 3} searches`);
+  });
+});
