@@ -57,8 +57,6 @@ interface Scratch {
    */
   acc: Float32Array;
   best: Float64Array;
-  /** 1 for documents reached (dense evaluation only). */
-  matched: Uint8Array;
   /** Documents with acc > 0, in the order reached (sparse evaluation only). */
   touched: Int32Array;
   bestTouched: Int32Array;
@@ -129,7 +127,6 @@ function scratchFor(index: SearchIndex): Scratch {
     const n = index.header.docCount;
     s = {
       acc: new Float32Array(n),
-      matched: new Uint8Array(n),
       best: new Float64Array(n),
       touched: new Int32Array(n),
       bestTouched: new Int32Array(n),
@@ -241,36 +238,38 @@ function matchOneTerm(index: SearchIndex, s: Scratch, t: number): number {
 
 /**
  * Adds a clause's scores to every document it holds without a touched list (dense evaluation);
- * returns how many documents it reached first. Counted without branching on "reached before?": that
- * branch is unpredictable, and mispredictions made these loops several times slower (measured).
+ * returns how many documents that is, a bound on those it reached first. Nothing is counted or
+ * marked per posting: a branch on "reached before?" is unpredictable (mispredictions made these
+ * loops several times slower, measured), and a byte per document to mark cost a store per posting
+ * and a pass to clear; offerDense counts the documents reached instead.
  */
 function addDense(index: SearchIndex, s: Scratch, clause: Clause): number {
   if (clause.terms.length > 1) return addBestOf(index, s, clause.terms, -1);
   const { postingOffsets: off, postingDocs: docs, postingScores: scores } = index;
-  const { acc, matched } = s;
+  const { acc } = s;
   const t = clause.terms[0]!;
-  let first = 0;
-  for (let p = off[t]!, end = off[t + 1]!; p < end; p++) {
-    const d = docs[p]!;
-    acc[d]! += scores[p]!;
-    first += 1 - matched[d]!;
-    matched[d] = 1;
-  }
-  return first;
+  for (let p = off[t]!, end = off[t + 1]!; p < end; p++) acc[docs[p]!]! += scores[p]!;
+  return off[t + 1]! - off[t]!;
 }
 
-/** Offers every document's score to the heap in one sequential pass (dense evaluation). */
-function offerDense(s: Scratch): void {
+/**
+ * Offers every document's score to the heap in one sequential pass (dense evaluation); returns how
+ * many documents were reached (acc > 0).
+ */
+function offerDense(s: Scratch): number {
   const { acc, heap } = s;
-  // Beating the k-th best soon becomes rare, so this branch predicts well.
+  // Beating the k-th best soon becomes rare, so this branch predicts well; the count has none.
   let threshold = Math.max(0, heap.threshold());
+  let reached = 0;
   for (let d = 0; d < acc.length; d++) {
     const v = acc[d]!;
+    reached += Number(v > 0);
     if (v > threshold) {
       heap.offer(v, d);
       threshold = Math.max(0, heap.threshold());
     }
   }
+  return reached;
 }
 
 /** Adds a clause's scores to every document it holds (term at a time); returns the new touched count. */
@@ -279,22 +278,25 @@ function addClause(index: SearchIndex, s: Scratch, clause: Clause, nTouched: num
   const { postingOffsets: off, postingDocs: docs, postingScores: scores } = index;
   const { acc, touched } = s;
   const t = clause.terms[0]!;
+  // Branch-free: the slot is written either way and kept only for a document reached first.
   for (let p = off[t]!, end = off[t + 1]!; p < end; p++) {
     const d = docs[p]!;
-    if (acc[d] === 0) touched[nTouched++] = d;
-    acc[d]! += scores[p]!;
+    const a = acc[d]!;
+    touched[nTouched] = d;
+    nTouched += Number(a === 0);
+    acc[d] = a + scores[p]!;
   }
   return nTouched;
 }
 
 /**
  * Adds, per document, the best score among `terms` (a prefix's expansions). Returns the new touched
- * count; with nTouched = -1 (dense evaluation) it marks `matched` instead and returns how many
- * documents it matched first.
+ * count; with nTouched = -1 (dense evaluation) it returns how many documents it reached, a bound on
+ * those it reached first.
  */
 function addBestOf(index: SearchIndex, s: Scratch, terms: number[], nTouched: number): number {
   const { postingOffsets: off, postingDocs: docs, postingScores: scores } = index;
-  const { acc, best, bestTouched, touched, matched } = s;
+  const { acc, best, bestTouched, touched } = s;
   let nBest = 0;
   for (let i = 0; i < terms.length; i++) {
     const t = terms[i]!;
@@ -305,17 +307,13 @@ function addBestOf(index: SearchIndex, s: Scratch, terms: number[], nTouched: nu
       if (v > best[d]!) best[d] = v;
     }
   }
-  let newlyMatched = 0;
   for (let i = 0; i < nBest; i++) {
     const d = bestTouched[i]!;
-    if (nTouched < 0) {
-      newlyMatched += 1 - matched[d]!;
-      matched[d] = 1;
-    } else if (acc[d] === 0) touched[nTouched++] = d;
+    if (nTouched >= 0 && acc[d] === 0) touched[nTouched++] = d;
     acc[d]! += best[d]!;
     best[d] = 0;
   }
-  return nTouched < 0 ? newlyMatched : nTouched;
+  return nTouched < 0 ? nBest : nTouched;
 }
 
 /** First position in docs[from, end) holding a document >= target (galloping search). */
@@ -409,6 +407,16 @@ function addToKnown(index: SearchIndex, s: Scratch, clause: Clause): void {
   const { postingOffsets: off, postingDocs: docs, postingScores: scores } = index;
   const { acc, best } = s;
   const { terms } = clause;
+  if (terms.length === 1) {
+    // One term, one pass, branch-free: a document not reached (acc 0) adds 0 and stays 0.
+    const t = terms[0]!;
+    for (let p = off[t]!, end = off[t + 1]!; p < end; p++) {
+      const d = docs[p]!;
+      const a = acc[d]!;
+      acc[d] = a + scores[p]! * Number(a !== 0);
+    }
+    return;
+  }
   for (let j = 0; j < terms.length; j++) {
     const t = terms[j]!;
     for (let p = off[t]!, end = off[t + 1]!; p < end; p++) {
@@ -471,22 +479,18 @@ function matchAny(index: SearchIndex, s: Scratch, clauses: Clause[], k: number):
           for (let j = i; j < m; j++) n = addToCandidates(index, s, clauses[j]!, n, true);
         }
         offerAndClear(s, n);
-        if (dense) s.matched.fill(0);
         return undefined;
       }
     }
-    if (!dense && (n + clauses[i]!.size) * DENSE_RATIO > N) {
-      dense = true;
-      for (let j = 0; j < n; j++) s.matched[s.touched[j]!] = 1;
-    }
-    if (dense) n += addDense(index, s, clauses[i]!);
+    if (!dense && (n + clauses[i]!.size) * DENSE_RATIO > N) dense = true;
+    // Dense, n is a bound on the documents reached (addDense).
+    if (dense) n = Math.min(N, n + addDense(index, s, clauses[i]!));
     else n = addClause(index, s, clauses[i]!, n);
   }
   if (!dense) return offerAndClear(s, n);
-  offerDense(s);
+  const reached = offerDense(s);
   s.acc.fill(0);
-  s.matched.fill(0);
-  return n;
+  return reached;
 }
 
 /** The k-th best score so far (the heap is left empty again). */
@@ -494,7 +498,14 @@ function kthBest(s: Scratch, n: number, k: number, dense: boolean): number {
   const heap = s.heap;
   heap.reset(k);
   if (dense) offerDense(s);
-  else for (let j = 0; j < n; j++) heap.offer(s.acc[s.touched[j]!]!, s.touched[j]!);
+  else {
+    const { acc, touched } = s;
+    for (let j = 0; j < n; j++) {
+      const d = touched[j]!;
+      const v = acc[d]!;
+      if (v >= heap.threshold()) heap.offer(v, d);
+    }
+  }
   const theta = heap.threshold();
   heap.reset(k);
   return theta;
@@ -516,10 +527,14 @@ function collectReachable(s: Scratch, floor: number): number {
 function keepReachable(s: Scratch, n: number, floor: number): number {
   const { acc, touched } = s;
   let kept = 0;
+  // Branch-free, as in addClause (which candidates survive is unpredictable).
   for (let i = 0; i < n; i++) {
     const d = touched[i]!;
-    if (acc[d]! >= floor) touched[kept++] = d;
-    else acc[d] = 0;
+    const a = acc[d]!;
+    const keep = Number(a >= floor);
+    touched[kept] = d;
+    kept += keep;
+    acc[d] = a * keep;
   }
   return kept;
 }
