@@ -273,8 +273,9 @@ describe('BM25 on real text against a reference implementation', () => {
 
 describe('pruning on every State of the Union passage', () => {
   // Rare words read first (sparse), then stopwords holding most documents: the pruning check runs
-  // between them, and what it keeps is sought or read in the stopwords' postings. Also stopwords
-  // alone (dense from the start) and rare words alone.
+  // between them, and what it keeps is sought or read in the stopwords' postings; a stopword last
+  // is read in one pass that offers final scores (addLastAndOffer). Also stopwords alone: by
+  // blocks (block-max.ts; 174 blocks here) or, when too many blocks stay in reach, dense.
   const docs = sotuPassages();
   const index = loadIndex(buildIndex(docs, { idField: 'id', fields: ['title', 'body'] }));
   const random = seededRandom(11);
