@@ -22,7 +22,7 @@ import { startRedis } from '../test/helpers/redis.ts';
 import { IndexBuilder } from '../workers/index-builder.ts';
 import { buildCorpus } from './corpus.ts';
 import { startNode } from './lib/processes.ts';
-import { type QueryLoop, queryLoop } from './lib/search-http.ts';
+import { get, type QueryLoop, queryLoop } from './lib/search-http.ts';
 import { printTable, type Row, summarize, writeResults } from './lib/stats.ts';
 import { runSearchCoreBench } from './search-core.ts';
 import { runSearchQueryBench } from './search-query.ts';
@@ -112,6 +112,20 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
       const { client: overHttp, server: tookMs } = await queryLoop(agent, task);
       // The same loop from a process that only makes the requests (bench/search-http-client.ts).
       const lean = await leanClient(task);
+      // The floor: a bare node:http server in its own process answering every request with the
+      // bytes of one real answer (the first query's), timed by the same lean client.
+      const answer = path.join(dataDir, `answer-${size}.json`);
+      writeFileSync(
+        answer,
+        await get(
+          agent,
+          Number(apiPort),
+          `/v1/indexes/${collection}/search?q=${encodeURIComponent(corpus.queries[0]!)}&k=10`,
+        ),
+      );
+      const bare = await startNode('bench/lib/bare-server.ts', {}, 'listening', [answer]);
+      const barePort = Number(/listening (\d+)/.exec(bare.output)![1]);
+      const floor = await leanClient({ ...task, port: barePort }).finally(() => bare.stop());
       // Document updates: 1% of the collection replaced (new body text), three times, each a job
       // end to end (SDK enqueue → version live), beside the full build above.
       const share = Math.round(size / 100);
@@ -150,6 +164,8 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
         'server tookMs p50': server.p50,
         'server tookMs p99': server.p99,
         'lean client: server tookMs p99': summarize(lean.server).p99,
+        'bare server p50, lean client': summarize(floor.client).p50,
+        'bare server p99, lean client': summarize(floor.client).p99,
         'update 1% build ms (compute) p50': Math.round(summarize(updateBuilds).p50),
         'update 1% job e2e ms p50': Math.round(updateJob),
         'update/full job': Math.round((updateJob / Math.min(...jobs)) * 100) / 100,
@@ -163,6 +179,7 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
       'in-process p50 ≤ 0.05 / p99 ≤ 0.3 (10k), p99 ≤ 0.5 (100k)': `${r['in-process p50']} / ${r['in-process p99']}`,
       'HTTP p50 ≤ 0.5 (10k) / p99 ≤ 1.5 (100k)': `${r['HTTP p50']} / ${r['HTTP p99']}`,
       'the same, lean client': `${r['HTTP p50, lean client']} / ${r['HTTP p99, lean client']}`,
+      'floor: bare server, lean client': `${r['bare server p50, lean client']} / ${r['bare server p99, lean client']}`,
       'load ≤ 200 ms (100k)': r['fetch+load ms'] ?? null,
     }));
     printTable('targets (measured)', targets);

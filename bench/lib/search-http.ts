@@ -32,7 +32,8 @@ export async function queryLoop(
   return { client, server };
 }
 
-function get(agent: http.Agent, port: number, url: string): Promise<string> {
+/** GET `url` on 127.0.0.1:`port`; the body of a 200, else an error. */
+export function get(agent: http.Agent, port: number, url: string): Promise<string> {
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port, path: url, agent }, (res) => {
