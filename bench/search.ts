@@ -97,6 +97,16 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
         loads.push(performance.now() - t0);
         bytes = buffer.length;
       }
+      // The same in a process of its own (bench/search-load-client.ts), as an API process loads.
+      const leanLoads = JSON.parse(
+        await runLean('bench/search-load-client.ts', {
+          url: queueRedis.url,
+          prefix: config.prefix,
+          collection,
+          version,
+          rounds: 5,
+        }),
+      ) as number[];
       // Queries: in process on the same index, then over HTTP against the API process.
       const buffer = (await store.fetch(collection, version))!;
       const index = loadIndex(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length));
@@ -155,6 +165,7 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
         'job e2e ms': Math.round(Math.min(...jobs)),
         'index MB': Math.round(bytes / 1e5) / 10,
         'fetch+load ms': Math.round(summarize(loads).p50 * 10) / 10,
+        'fetch+load ms, lean process': Math.round(summarize(leanLoads).p50 * 10) / 10,
         'in-process p50': ip.p50,
         'in-process p99': ip.p99,
         'HTTP p50': h.p50,
@@ -181,6 +192,7 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
       'the same, lean client': `${r['HTTP p50, lean client']} / ${r['HTTP p99, lean client']}`,
       'floor: bare server, lean client': `${r['bare server p50, lean client']} / ${r['bare server p99, lean client']}`,
       'load ≤ 200 ms (100k)': r['fetch+load ms'] ?? null,
+      'the same, lean process': r['fetch+load ms, lean process'] ?? null,
     }));
     printTable('targets (measured)', targets);
     const file = writeResults('search', { inProcess: core, queries, threads, system: rows, targets });
@@ -209,9 +221,15 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
 
 /** Runs bench/search-http-client.ts on `task`; its client-side and server timings. */
 async function leanClient(task: QueryLoop): Promise<{ client: number[]; server: number[] }> {
-  const child = spawn(process.execPath, [...tsExecArgv(), 'bench/search-http-client.ts'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  return JSON.parse(await runLean('bench/search-http-client.ts', task)) as {
+    client: number[];
+    server: number[];
+  };
+}
+
+/** Runs a bench script in a process of its own with `task` as JSON on stdin; its stdout. */
+async function runLean(script: string, task: unknown): Promise<string> {
+  const child = spawn(process.execPath, [...tsExecArgv(), script], { stdio: ['pipe', 'pipe', 'inherit'] });
   child.stdin.end(JSON.stringify(task));
   let out = '';
   for await (const chunk of child.stdout) out += chunk;
@@ -219,8 +237,8 @@ async function leanClient(task: QueryLoop): Promise<{ client: number[]; server: 
     if (child.exitCode !== null) resolve(child.exitCode);
     else child.once('exit', resolve);
   });
-  if (code !== 0) throw new Error(`the lean HTTP client exited with ${code}`);
-  return JSON.parse(out) as { client: number[]; server: number[] };
+  if (code !== 0) throw new Error(`${script} exited with ${code}`);
+  return out;
 }
 
 const KEPT_FIELDS = ['id', 'title', 'body'];
