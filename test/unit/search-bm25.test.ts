@@ -282,7 +282,12 @@ describe('pruning on every State of the Union passage', () => {
   const drawn = drawQueries(docs, 80, random);
   const stop = ['the', 'of', 'and', 'to', 'in', 'a', 'that', 'we'];
   const pick = () => stop[Math.floor(random() * stop.length)]!;
-  const queries = drawn.flatMap((q) => [`${q} ${pick()} ${pick()}`, `${pick()} ${q}`, `${pick()} ${pick()}`]);
+  const queries = drawn.flatMap((q) => [
+    `${q} ${pick()} ${pick()}`,
+    `${pick()} ${q}`,
+    `${pick()} ${pick()}`,
+    `${pick()} ${pick()} ${pick()} ${pick()}`,
+  ]);
 
   it('returns the same hits with and without pruning, and the count when it does not prune', () => {
     let pruned = 0;
