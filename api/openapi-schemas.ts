@@ -284,19 +284,26 @@ export const INDEX_BUILT = obj({
   index: { $ref: '#/components/schemas/IndexInfo' },
 });
 
-export const SEARCH_RESULT = obj({
-  hits: {
-    type: 'array',
-    items: obj({
-      id: str(),
-      score: { type: 'number' },
-      fields: { type: 'object', additionalProperties: true, description: 'The stored fields.' },
+export const SEARCH_RESULT = obj(
+  {
+    hits: {
+      type: 'array',
+      items: obj({
+        id: str(),
+        score: { type: 'number' },
+        fields: { type: 'object', additionalProperties: true, description: 'The stored fields.' },
+      }),
+    },
+    total: int({
+      minimum: 0,
+      description:
+        'Documents matching, of which `hits` are the top k. Left out when the search skipped documents that could not reach the top k (the hits are the same); the POST form always counts.',
     }),
+    version: int({ minimum: 1 }),
+    tookMs: { type: 'number' },
   },
-  total: int({ minimum: 0, description: 'Documents matching, of which `hits` are the top k.' }),
-  version: int({ minimum: 1 }),
-  tookMs: { type: 'number' },
-});
+  ['hits', 'version', 'tookMs'],
+);
 
 export const SEARCH_QUERY_RESULT = obj(
   {
