@@ -180,7 +180,7 @@ export async function runSearch(options: { sizes: (10_000 | 100_000)[]; parts?: 
         'update 1% build ms (compute) p50': Math.round(summarize(updateBuilds).p50),
         'update 1% job e2e ms p50': Math.round(updateJob),
         'update/full job': Math.round((updateJob / Math.min(...jobs)) * 100) / 100,
-        'kept documents MB (gzip)': Math.round(documentBytes / 1e5) / 10,
+        'kept documents MB (brotli)': Math.round(documentBytes / 1e5) / 10,
       });
     }
     printTable('search through Quarry (ms; HTTP = keep-alive, one connection, client side)', rows);
@@ -263,7 +263,7 @@ export async function buildThreadsBench(sizes: readonly number[]): Promise<Row[]
         for (let b = 0; b < 3; b++) {
           const input = json.buffer.slice(json.byteOffset, json.byteOffset + json.length) as ArrayBuffer;
           const t0 = performance.now();
-          // The third keeps the documents as a job does (projected, gzip level 1).
+          // The third keeps the documents as a job does (projected, brotli quality 0).
           if (b === 2) kept = (await builders[b]!.buildKeeping(input, options, KEPT_FIELDS)).documents.length;
           else await builders[b]!.build(input, options);
           // The first two rounds warm the threads' JIT.
@@ -284,7 +284,7 @@ export async function buildThreadsBench(sizes: readonly number[]): Promise<Row[]
       '2 threads + kept docs p50': Math.round(keeping),
       'ratio kept/2': Math.round((keeping / two) * 100) / 100,
       'JSON MB': Math.round(json.length / 1e5) / 10,
-      'kept gzip MB': Math.round(kept / 1e5) / 10,
+      'kept MB (brotli)': Math.round(kept / 1e5) / 10,
     });
   }
   return rows;

@@ -5,16 +5,43 @@
 // document keeps its place, new ones are appended (so the result is the document list a full
 // build of the same collection would be given, and its bytes equal that build's).
 import { promisify } from 'node:util';
-import { gunzipSync, gzip, gzipSync } from 'node:zlib';
+import { brotliCompress, brotliCompressSync, brotliDecompressSync, constants, gunzipSync } from 'node:zlib';
 import { QuarryError } from './errors.ts';
 import type { BuildOptions } from './search/build.ts';
 import type { ExtensionOptions } from './search/extension.ts';
 import type { IndexHeader } from './search/format.ts';
 
-/** How a version's documents are stored: gzip (level 1) of a JSON array, in one member or two. */
-export const DOCUMENTS_ENCODING = 'json.gz';
+/**
+ * How a version's documents are stored: brotli (quality 0) of the text of a JSON array, in one
+ * frame or, from a two-thread build, two (each thread compresses its part): a frame is the four
+ * bytes `QDBR`, the length of its brotli stream (uint32, little-endian), then the stream.
+ * Brotli at quality 0 compresses this text as small as gzip level 1 in about a third of the time
+ * (10k documents: 17 MB of JSON to 7.4 MB in 63 vs 181 ms) and decompresses as fast.
+ */
+export const DOCUMENTS_ENCODING = 'json.br';
+/** The encodings an update starts from: also gzip (level 1, one member or two), what versions
+ * kept before brotli. Their bytes tell them apart (gzip begins 1f 8b, a frame `QDBR`). */
+export const READABLE_DOCUMENT_ENCODINGS: readonly string[] = [DOCUMENTS_ENCODING, 'json.gz'];
 
-const gzipAsync = promisify(gzip);
+const FRAME_MAGIC = Buffer.from('QDBR', 'latin1');
+const FRAME_HEADER_BYTES = 8;
+const brotliAsync = promisify(brotliCompress);
+const brotliOptions = (text: string) => ({
+  params: {
+    [constants.BROTLI_PARAM_QUALITY]: 0,
+    [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+    [constants.BROTLI_PARAM_SIZE_HINT]: text.length,
+  },
+});
+
+/** One frame: magic, length, the brotli stream, in an ArrayBuffer of their own (to transfer). */
+function frame(stream: Buffer): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + stream.length);
+  out.set(FRAME_MAGIC, 0);
+  new DataView(out.buffer).setUint32(4, stream.length, true);
+  out.set(stream, FRAME_HEADER_BYTES);
+  return out;
+}
 
 export type IndexSettings = BuildOptions & ExtensionOptions;
 
@@ -53,26 +80,22 @@ export function project(doc: object, fields: readonly string[]): Record<string, 
   return out;
 }
 
-/** The projected documents as stored: gzip of their JSON array. */
+/** The projected documents as stored: one frame of their JSON array (DOCUMENTS_ENCODING). */
 export function encodeDocuments(docs: readonly object[], fields: readonly string[]): Uint8Array<ArrayBuffer> {
-  return ownBytes(gzipSync(projectedJson(docs, fields), { level: 1 }));
+  const json = projectedJson(docs, fields);
+  return frame(brotliCompressSync(json, brotliOptions(json)));
 }
 
 function projectedJson(docs: readonly object[], fields: readonly string[]): string {
   return JSON.stringify(docs.map((d) => project(d, fields)));
 }
 
-/** The bytes of `b` in an ArrayBuffer of their own (zlib's may be pooled), to transfer. */
-function ownBytes(b: Buffer): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)) as Uint8Array<ArrayBuffer>;
-}
-
 /**
- * One part of a two-thread build's stored documents: a gzip member of the part's JSON array text
+ * One part of a two-thread build's stored documents: a frame of the part's JSON array text
  * without the bracket it shares with the other part (`first`: the closing one, replaced by a comma;
- * else the opening one). The first part's member followed by the second's is a gzip stream (RFC
- * 1952 allows several members) of the JSON array of all the documents, the text encodeDocuments
- * would compress. Runs on the thread pool: the calling thread goes on with the build.
+ * else the opening one). The first part's frame followed by the second's decodes to the JSON array
+ * of all the documents, the text encodeDocuments would compress. Compresses on the thread pool:
+ * the calling thread goes on with the build.
  */
 export async function encodeDocumentsPart(
   docs: readonly object[],
@@ -80,12 +103,34 @@ export async function encodeDocumentsPart(
   first: boolean,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const json = projectedJson(docs, fields);
-  return ownBytes(await gzipAsync(first ? `${json.slice(0, -1)},` : json.slice(1), { level: 1 }));
+  const text = first ? `${json.slice(0, -1)},` : json.slice(1);
+  return frame(await brotliAsync(text, brotliOptions(text)));
 }
 
-/** The stored documents back as the text of a JSON array. */
+/**
+ * The stored documents back as the text of a JSON array: frames (DOCUMENTS_ENCODING) or, from a
+ * version kept before them, gzip. Throws on anything else.
+ */
 export function decodeDocuments(bytes: Uint8Array): Buffer {
-  return gunzipSync(bytes);
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return gunzipSync(bytes);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts: Buffer[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const magic = bytes.subarray(at, at + FRAME_MAGIC.length);
+    if (at + FRAME_HEADER_BYTES > bytes.length || !FRAME_MAGIC.equals(magic)) {
+      throw new QuarryError('QUARRY_ERR_INTERNAL', `kept documents: no frame at byte ${at}`);
+    }
+    const length = view.getUint32(at + 4, true);
+    const start = at + FRAME_HEADER_BYTES;
+    if (start + length > bytes.length) {
+      throw new QuarryError('QUARRY_ERR_INTERNAL', `kept documents: the frame at byte ${at} is cut short`);
+    }
+    parts.push(brotliDecompressSync(bytes.subarray(start, start + length)));
+    at = start + length;
+  }
+  if (parts.length === 0) throw new QuarryError('QUARRY_ERR_INTERNAL', 'kept documents: empty');
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 /** An id as the build compares them (build.ts: String of a non-empty string or a finite number). */

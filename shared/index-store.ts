@@ -6,7 +6,7 @@
 // Version numbers never repeat, even after the queue Redis lost its data: a version is
 // max(last given out + 1, the Redis clock in milliseconds), so a rebuild on an emptied Redis gets
 // a number above every version built before (API processes still holding those take it).
-import { DOCUMENTS_ENCODING } from './index-documents.ts';
+import { DOCUMENTS_ENCODING, READABLE_DOCUMENT_ENCODINGS } from './index-documents.ts';
 import type { IndexInfo } from './indexing.ts';
 import type { KeyScheme } from './keys.ts';
 import type { Redis } from './redis.ts';
@@ -286,7 +286,8 @@ export class IndexStore {
   async documents(collection: string, version: number): Promise<Buffer | null> {
     const meta = this.#keys.indexMeta(collection, version);
     const [chunks, encoding] = await this.#redis.hmget(meta, 'docChunks', 'docEncoding');
-    if (!Number(chunks) || encoding !== DOCUMENTS_ENCODING) return null;
+    if (!Number(chunks) || typeof encoding !== 'string' || !READABLE_DOCUMENT_ENCODINGS.includes(encoding))
+      return null;
     const parts = await Promise.all(
       Array.from({ length: Number(chunks) }, (_, i) =>
         this.#redis.getBuffer(this.#keys.indexDocChunk(collection, version, i)),
@@ -300,7 +301,9 @@ export class IndexStore {
   async hasDocuments(collection: string, version: number): Promise<boolean> {
     const meta = this.#keys.indexMeta(collection, version);
     const [chunks, encoding] = await this.#redis.hmget(meta, 'docChunks', 'docEncoding');
-    return Number(chunks) > 0 && encoding === DOCUMENTS_ENCODING;
+    return (
+      Number(chunks) > 0 && typeof encoding === 'string' && READABLE_DOCUMENT_ENCODINGS.includes(encoding)
+    );
   }
 
   /** A version's index header, read from the start of its first chunk; null when it is gone. */

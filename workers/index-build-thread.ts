@@ -20,7 +20,7 @@ export interface BuildInThreadOptions extends BuildOptions, ExtensionOptions {
 /** A JSON array of documents, as a string or as UTF-8 bytes. */
 export type BuildInput = string | ArrayBuffer;
 
-/** A document update: the base version's kept documents (gzip, transferred) and the changes; the
+/** A document update: the base version's kept documents (as stored, shared/index-documents.ts; transferred) and the changes; the
  * thread applies them (shared/index-documents.ts updatedDocuments), off the caller's event loop. */
 export interface UpdateInput {
   readonly kind: 'update';
@@ -52,13 +52,13 @@ export type HelperTask =
       bytes: ArrayBuffer;
       offset: number;
       options: BuildOptions;
-      /** Also encode the part's documents projected onto these fields (a gzip member, see
+      /** Also encode the part's documents projected onto these fields (a frame, see
        * shared/index-documents.ts), sent after the partial build. */
       keep?: readonly string[];
     }
   | { skip: true };
 
-/** The helper's second message when it keeps documents: its gzip member, or why it has none. */
+/** The helper's second message when it keeps documents: its frame, or why it has none. */
 export type HelperDocuments = { documents: Uint8Array<ArrayBuffer> } | { error: string };
 
 export type BuildThreadReply =

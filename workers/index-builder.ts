@@ -35,7 +35,7 @@ function startThread(resourceLimits: ResourceLimits | undefined): Worker {
 }
 
 /** The JSON bytes a build reads, as far as known before the thread has them: an update's kept
- * documents are gzip, which text compresses at least twofold. */
+ * documents are compressed (brotli), which text compresses at least twofold. */
 function sourceBytes(input: ArrayBuffer | UpdateInput): number {
   return input instanceof ArrayBuffer ? input.byteLength : input.stored.byteLength * 2;
 }
@@ -84,7 +84,7 @@ export class IndexBuilder {
   }
 
   /**
-   * build(), also answering the documents projected onto `keep` (gzipped JSON,
+   * build(), also answering the documents projected onto `keep` (brotli-compressed JSON,
    * shared/index-documents.ts), as a version keeps them for document updates.
    */
   async buildKeeping(

@@ -4,12 +4,14 @@
 // (code, message, field) the single-thread build gives, wherever in the input it sits.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { brownDocs } from '../../bench/corpus.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import {
   applyChanges,
   decodeDocuments,
   encodeDocuments,
+  project,
   projectedFields,
 } from '../../shared/index-documents.ts';
 import { type BuildOptions, buildIndex } from '../../shared/search/build.ts';
@@ -102,7 +104,7 @@ describe('two-thread builds', () => {
     }
   });
 
-  it('keep the documents as one thread does: each part encoded on its own thread, one gzip stream', async () => {
+  it('keep the documents as one thread does: each part encoded on its own thread, one frame each', async () => {
     const builder = new IndexBuilder({ size: 1, threadsPerBuild: 2 });
     const fields = projectedFields(EXTENDED);
     const expected = decodeDocuments(encodeDocuments(docs, fields)).toString();
@@ -111,8 +113,9 @@ describe('two-thread builds', () => {
         const kept = await builder.buildKeeping(input(json), options, fields);
         assert.ok(Buffer.from(kept.bytes).equals(Buffer.from(buildExtendedIndex(docs, options))));
         assert.equal(decodeDocuments(kept.documents).toString(), expected);
-        // Two gzip members (each starts with the magic bytes 1f 8b 08), not one.
-        assert.equal(Buffer.from(kept.documents).indexOf(Buffer.from([0x1f, 0x8b, 0x08]), 1) > 0, true);
+        // Two frames (each starts with the bytes QDBR), not one.
+        assert.equal(Buffer.from(kept.documents).subarray(0, 4).toString('latin1'), 'QDBR');
+        assert.equal(Buffer.from(kept.documents).indexOf('QDBR', 1, 'latin1') > 0, true);
       }
       assert.equal(builder.started.parallel, 2);
       // A failure in the second part: the build fails as one thread's would, and the next one works.
@@ -160,20 +163,32 @@ describe('two-thread builds', () => {
       assert.ok(Buffer.from(kept.bytes).equals(Buffer.from(buildExtendedIndex(merged, OPTIONS))));
       assert.equal(decodeDocuments(kept.documents).toString(), JSON.stringify(merged));
       assert.deepEqual(builder.started, { single: 0, parallel: 1 });
-      // Kept documents that are not gzip fail the build; the group keeps working.
-      await assert.rejects(builder.build(update(Buffer.from('not gzip at all')), OPTIONS), {
+      // Versions kept before brotli frames hold gzip (one member or two): an update reads them.
+      const text = Buffer.from(JSON.stringify(docs.map((d) => project(d, fields))));
+      const half = text.indexOf('},{', text.length >> 1) + 1;
+      for (const old of [
+        gzipSync(text, { level: 1 }),
+        Buffer.concat([gzipSync(text.subarray(0, half + 1)), gzipSync(text.subarray(half + 1))]),
+      ]) {
+        assert.equal(decodeDocuments(old).toString(), text.toString());
+        const fromOld = await builder.buildKeeping(update(old), OPTIONS, fields);
+        assert.ok(Buffer.from(fromOld.bytes).equals(Buffer.from(buildExtendedIndex(merged, OPTIONS))));
+        assert.equal(decodeDocuments(fromOld.documents).toString(), JSON.stringify(merged));
+      }
+      // Kept documents in neither encoding fail the build; the group keeps working.
+      await assert.rejects(builder.build(update(Buffer.from('neither gzip nor frames')), OPTIONS), {
         code: 'QUARRY_ERR_INTERNAL',
       });
       // Also when they are large enough for two threads: the helper is released, nothing hangs.
       const noise = Buffer.alloc(PARALLEL_MIN_BYTES, 7);
       await assert.rejects(builder.build(update(noise), OPTIONS), { code: 'QUARRY_ERR_INTERNAL' });
-      assert.deepEqual(builder.started, { single: 1, parallel: 2 });
+      assert.deepEqual(builder.started, { single: 1, parallel: 4 });
       // The same for settings the thread refuses before the helper has its part.
       await assert.rejects(
         builder.build(input(json), { ...OPTIONS, filterable: 'title' as unknown as string[] }),
         { code: 'QUARRY_ERR_VALIDATION', field: 'filterable' },
       );
-      assert.deepEqual(builder.started, { single: 1, parallel: 3 });
+      assert.deepEqual(builder.started, { single: 1, parallel: 5 });
       const small = encodeDocuments(docs.slice(0, 30), fields);
       const again = await builder.build(update(small), OPTIONS);
       const expected = buildExtendedIndex(applyChanges(docs.slice(0, 30), changes, 'id', fields), OPTIONS);

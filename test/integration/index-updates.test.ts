@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import type { QuarryClient } from '../../producers/client.ts';
+import { decodeDocuments } from '../../shared/index-documents.ts';
 import { IndexStore } from '../../shared/index-store.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../../shared/redis.ts';
 import { buildExtendedIndex } from '../../shared/search/extension.ts';
@@ -255,9 +256,7 @@ describe('document updates', () => {
     assert.equal(live?.version, last);
     assert.equal(live?.documents, 300 - 2 + 18);
     // Every added document is in the live version's documents; deleted ones are gone.
-    const stored = JSON.parse(
-      (await import('node:zlib')).gunzipSync((await store.documents('busy', last))!).toString(),
-    ) as Doc[];
+    const stored = JSON.parse(decodeDocuments((await store.documents('busy', last))!).toString()) as Doc[];
     const present = new Set(stored.map((d) => d.id));
     for (const c of changes) for (const d of c) assert.ok(present.has(d.id), `${d.id} kept`);
     assert.ok(!present.has(base[1]!.id) && !present.has(base[2]!.id));

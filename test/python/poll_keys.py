@@ -8,7 +8,6 @@ key, and reads an index job's record, the indexes set and the index keys. It pri
 summary on success; any mismatch with the documentation exits 1 with the reason.
 """
 
-import gzip
 import hashlib
 import json
 import os
@@ -17,6 +16,7 @@ import time
 import urllib.request
 import uuid
 
+import brotli
 import redis
 
 QUEUE_URL, CACHE_URL, PREFIX, API, DATA_DIR, BAD_FILE = sys.argv[1:7]
@@ -260,8 +260,21 @@ raw = redis.Redis.from_url(QUEUE_URL)  # binary chunks: no decoding
 total = sum(raw.strlen(f"{PREFIX}:index:{collection}:v{version}:{i}") for i in range(int(meta["chunks"])))
 check(total == int(meta["bytes"]), f"chunks hold {total} bytes, metadata says {meta['bytes']}")
 kept = b"".join(raw.get(f"{PREFIX}:index:{collection}:v{version}:d{i}") for i in range(int(meta["docChunks"])))
-check(len(kept) == int(meta["docBytes"]) and meta["docEncoding"] == "json.gz", f"document chunks {meta}")
-kept_docs = json.loads(gzip.decompress(kept))
+check(len(kept) == int(meta["docBytes"]) and meta["docEncoding"] == "json.br", f"document chunks {meta}")
+
+
+def decode_frames(data):
+    # json.br (docs/KEYS.md): frames of b"QDBR", a little-endian uint32 length, a brotli stream.
+    text, at = b"", 0
+    while at < len(data):
+        check(data[at : at + 4] == b"QDBR", f"no frame at byte {at}")
+        length = int.from_bytes(data[at + 4 : at + 8], "little")
+        text += brotli.decompress(data[at + 8 : at + 8 + length])
+        at += 8 + length
+    return text
+
+
+kept_docs = json.loads(decode_frames(kept))
 check(isinstance(kept_docs, list) and len(kept_docs) == 2, f"kept documents {kept_docs}")
 summary["index"] = {"collection": collection, "version": version, "states": [e["state"] for e in index_events]}
 
