@@ -16,6 +16,8 @@ import {
 export const MAX_FILTER_DEPTH = 6;
 /** The most branches one `and` or `or` may have. */
 export const MAX_FILTER_BRANCHES = 64;
+/** The most conditions one tree may hold in all (depth and branches alone allow 64^5). */
+export const MAX_FILTER_CONDITIONS = 256;
 
 // Strings that reach an engine must be encodable as UTF-8 (no lone surrogates).
 const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
@@ -61,11 +63,19 @@ const BRANCHES = ['and', 'or', 'not'] as const;
  * a condition), so an error names the exact field at fault (filters.0.or.1.value) instead of
  * "matches none of its forms"; nesting is checked before going deeper.
  */
-function parseNode(value: unknown, ctx: z.RefinementCtx, path: (string | number)[], depth: number): Filter {
+function parseNode(
+  value: unknown,
+  ctx: z.RefinementCtx,
+  path: (string | number)[],
+  depth: number,
+  seen: { conditions: number } = { conditions: 0 },
+): Filter {
   const fail = (at: (string | number)[], message: string): Filter => {
     ctx.addIssue({ code: 'custom', message, path: at, input: value });
     return z.NEVER as Filter;
   };
+  // Past the bound nothing more is parsed: one issue, at the first condition over it.
+  if (seen.conditions > MAX_FILTER_CONDITIONS) return z.NEVER as Filter;
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     const branch = BRANCHES.find((key) => Object.hasOwn(value, key));
     if (branch !== undefined) {
@@ -75,13 +85,16 @@ function parseNode(value: unknown, ctx: z.RefinementCtx, path: (string | number)
       const extra = Object.keys(value).find((k) => k !== branch);
       if (extra !== undefined) return fail([...path, extra], `is not a known field beside "${branch}"`);
       const inner = (value as Record<string, unknown>)[branch];
-      if (branch === 'not') return { not: parseNode(inner, ctx, [...path, 'not'], depth + 1) };
+      if (branch === 'not') return { not: parseNode(inner, ctx, [...path, 'not'], depth + 1, seen) };
       if (!Array.isArray(inner) || inner.length === 0 || inner.length > MAX_FILTER_BRANCHES) {
         return fail([...path, branch], `must be a list of 1 to ${MAX_FILTER_BRANCHES} filters`);
       }
-      const items = inner.map((v, i) => parseNode(v, ctx, [...path, branch, i], depth + 1));
+      const items = inner.map((v, i) => parseNode(v, ctx, [...path, branch, i], depth + 1, seen));
       return branch === 'and' ? { and: items } : { or: items };
     }
+  }
+  if (++seen.conditions > MAX_FILTER_CONDITIONS) {
+    return fail(path, `is a condition past the ${MAX_FILTER_CONDITIONS} one filter may hold`);
   }
   const parsed = Leaf.safeParse(value, { reportInput: true });
   if (!parsed.success) {

@@ -3,7 +3,7 @@
 // frequency is the number of documents holding it and whose tf is its occurrences, each weighted
 // by the boost of the field it is in.
 
-import { FIELD_SHIFT } from './extension.ts';
+import { FIELD_SHIFT, POSITION_MASK } from './extension.ts';
 import type { Extension } from './extension-view.ts';
 import { findTerm, type SearchIndex } from './format.ts';
 import { unitScore } from './typos.ts';
@@ -28,11 +28,6 @@ function seek(docs: Uint32Array, from: number, end: number, target: number): num
   return lo;
 }
 
-function has(positions: Uint32Array, from: number, end: number, p: number): boolean {
-  const at = seek(positions, from, end, p);
-  return at < end && positions[at] === p;
-}
-
 export function matchPhrase(index: SearchIndex, ext: Extension, tokens: readonly string[]): PhraseMatches {
   const none: PhraseMatches = { docs: [], scores: [], starts: [] };
   const terms = tokens.map((t) => findTerm(index, t));
@@ -47,6 +42,8 @@ export function matchPhrase(index: SearchIndex, ext: Extension, tokens: readonly
     if (off[t + 1]! - off[t]! < off[terms[lead]! + 1]! - off[terms[lead]!]!) lead = i;
   }
   const cursors = terms.map((t) => off[t]!);
+  // Per token, the next of its positions in the current document not yet passed.
+  const reading = new Array<number>(terms.length).fill(0);
   const out: { docs: number[]; tfs: number[]; starts: number[][] } = { docs: [], tfs: [], starts: [] };
   const lt = terms[lead]!;
   for (let p = off[lt]!; p < off[lt + 1]!; p++) {
@@ -61,15 +58,34 @@ export function matchPhrase(index: SearchIndex, ext: Extension, tokens: readonly
       else all = false;
     }
     if (!all) continue;
-    const first = postings[0]!;
+    // Anchor on the token with the fewest positions in this document; every other token's
+    // positions are read forward only (the starts come in ascending order), so a document costs
+    // at most the sum of its tokens' position counts, whatever the phrase repeats.
+    let anchor = 0;
+    for (let i = 1; i < terms.length; i++) {
+      const pi = postings[i]!;
+      const pa = postings[anchor]!;
+      if (pOff[pi + 1]! - pOff[pi]! < pOff[pa + 1]! - pOff[pa]!) anchor = i;
+    }
+    for (let i = 0; i < terms.length; i++) reading[i] = pOff[postings[i]!]!;
+    const pa = postings[anchor]!;
     const starts: number[] = [];
     let tf = 0;
-    for (let q = pOff[first]!; q < pOff[first + 1]!; q++) {
-      const start = positions[q]!;
+    for (let q = pOff[pa]!; q < pOff[pa + 1]!; q++) {
+      const at = positions[q]!;
+      // The phrase would start before its field's first token.
+      if ((at & POSITION_MASK) < anchor) continue;
+      const start = at - anchor;
       let ok = true;
-      for (let i = 1; i < terms.length && ok; i++) {
+      for (let i = 0; i < terms.length && ok; i++) {
+        if (i === anchor) continue;
         const pi = postings[i]!;
-        ok = has(positions, pOff[pi]!, pOff[pi + 1]!, start + i);
+        const end = pOff[pi + 1]!;
+        const target = start + i;
+        let r = reading[i]!;
+        while (r < end && positions[r]! < target) r++;
+        reading[i] = r;
+        ok = r < end && positions[r] === target;
       }
       if (ok) {
         starts.push(start);

@@ -15,6 +15,10 @@ import { DEFAULT_MAX_EXPANSIONS, MAX_K } from './search.ts';
 
 /** The most words and phrases one query may hold. */
 export const MAX_QUERY_CLAUSES = 64;
+/** The most tokens all of a query's phrases (negated ones too) may hold together: matching a
+ * phrase reads its tokens' positions in every document holding them all, so this bounds a
+ * query's phrase work to that many passes over the positions of its commonest token. */
+export const MAX_PHRASE_TOKENS = 64;
 
 export const SearchRequestSchema = z.strictObject({
   q: z.string().max(4096).default(''),
@@ -54,11 +58,18 @@ export function searchRequest(index: SearchIndex, body: unknown): QueryResult {
   const query = parseQuery(r.q, index.header.analyzer);
   if (query.words.length + query.phrases.length + query.negated.length > MAX_QUERY_CLAUSES)
     throw invalid('q', `at most ${MAX_QUERY_CLAUSES} words and phrases`);
+  const phraseTokens = [...query.phrases, ...query.negated.filter((n) => n.length > 1)].reduce(
+    (sum, tokens) => sum + tokens.length,
+    0,
+  );
+  if (phraseTokens > MAX_PHRASE_TOKENS)
+    throw invalid('q', `its phrases hold ${phraseTokens} tokens, more than the ${MAX_PHRASE_TOKENS} allowed`);
   const ext = extensionOf(index);
   if (ext === null && (query.phrases.length > 0 || query.negated.some((n) => n.length > 1)))
     throw invalid('q', 'this index was built before phrases were supported; rebuild it to search phrases');
   if (r.filter !== undefined) checkFilter(r.filter, ext, 'filter');
   r.facets?.forEach((f, i) => {
+    if (r.facets!.indexOf(f) !== i) throw invalid(`facets.${i}`, `${f} is listed twice`);
     if (ext?.columns.get(f)?.filterable !== true)
       throw invalid(`facets.${i}`, `${f} is not a filterable field of this index`);
   });
@@ -68,6 +79,7 @@ export function searchRequest(index: SearchIndex, body: unknown): QueryResult {
   });
   const stored = index.header.stored;
   r.highlight?.fields.forEach((f, i) => {
+    if (r.highlight!.fields.indexOf(f) !== i) throw invalid(`highlight.fields.${i}`, `${f} is listed twice`);
     if (!stored.includes(f))
       throw invalid(`highlight.fields.${i}`, `${f} is not a stored field of this index`);
   });

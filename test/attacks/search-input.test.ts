@@ -1,0 +1,112 @@
+// Attacks on search requests that once held the API's event loop for 20-60 s each (a second
+// pair of eyes, 2026-12-07), replayed through the HTTP API against a real worker and Redis. Each
+// is refused with a 400 naming the field before any work, or answered with bounded work.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { MAX_FILTER_CONDITIONS } from '../../shared/filter-tree.ts';
+import { MAX_PHRASE_TOKENS } from '../../shared/search/request.ts';
+import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { startSystem, type TestSystem } from '../helpers/system.ts';
+
+/** The field an error answer names (`{ error: { code, message, field } }`). */
+const fieldOf = (body: Record<string, unknown>) => (body.error as { field?: string } | undefined)?.field;
+
+describe('attacks: search requests', () => {
+  let redis: RedisServer;
+  let sys: TestSystem;
+  // Documents of one word repeated: every start position of a phrase of it matches.
+  const documents = [
+    { id: 'a', body: 'the '.repeat(20_000), price: 1 },
+    { id: 'b', body: 'the '.repeat(20_000), price: 2 },
+    { id: 'c', body: 'the cat sat on the mat', price: 3 },
+  ];
+
+  before(async () => {
+    redis = await startRedis();
+    sys = await startSystem({ env: { QUARRY_QUEUE_REDIS_URL: redis.url } });
+    const res = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/indexes/words?wait=30000',
+      payload: { documents, idField: 'id', fields: ['body'], store: ['body'], filterable: ['price'] },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+  });
+  after(async () => {
+    await sys?.close();
+    await redis?.stop();
+  });
+
+  async function search(body: unknown) {
+    const res = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/indexes/words/search',
+      payload: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
+    return { status: res.statusCode, body: JSON.parse(res.body) as Record<string, unknown> };
+  }
+
+  test('a phrase of 1,000 tokens (was 22 s of one request): 400 naming q; the bound itself answers', async () => {
+    const long = await search({ q: `"${'the '.repeat(1000)}"` });
+    assert.equal(long.status, 400);
+    assert.equal(fieldOf(long.body), 'q');
+    // Negated phrases count too.
+    const negated = await search({ q: `cat -"${'the '.repeat(MAX_PHRASE_TOKENS + 1)}"` });
+    assert.equal(negated.status, 400);
+    assert.equal(fieldOf(negated.body), 'q');
+    // At the bound, a phrase of the repeated word matches where it should (every start of a
+    // run of 64 in 20,000), read forward once per token instead of searched at every start.
+    const atBound = await search({ q: `"${'the '.repeat(MAX_PHRASE_TOKENS)}"`, k: 10 });
+    assert.equal(atBound.status, 200, JSON.stringify(atBound.body));
+    assert.deepEqual((atBound.body.hits as { id: string }[]).map((h) => h.id).sort(), ['a', 'b']);
+    assert.equal(atBound.body.total, 2);
+    const short = await search({ q: '"the mat"' });
+    assert.deepEqual(
+      (short.body.hits as { id: string }[]).map((h) => h.id),
+      ['c'],
+    );
+  });
+
+  test('a highlight field or facet listed twice (64 times: 51 s): 400 naming the repeat', async () => {
+    const highlight = await search({ q: 'cat', highlight: { fields: ['body', 'body'] } });
+    assert.equal(highlight.status, 400);
+    assert.equal(fieldOf(highlight.body), 'highlight.fields.1');
+    const facets = await search({ q: 'cat', facets: ['price', 'price'] });
+    assert.equal(facets.status, 400);
+    assert.equal(fieldOf(facets.body), 'facets.1');
+  });
+
+  test('a filter of 64 × 64 × 64 conditions (61 s): 400 at the first condition past the bound', async () => {
+    const leaf = { column: 'price', op: 'between', value: [2, 3] };
+    const wide = {
+      or: Array.from({ length: 64 }, () => ({
+        or: Array.from({ length: 64 }, () => ({ or: Array(64).fill(leaf) })),
+      })),
+    };
+    const res = await search({ q: '', filter: wide });
+    assert.equal(res.status, 400, JSON.stringify(res.body).slice(0, 300));
+    // 256 conditions fit in 4 × 64; the 257th is the first of the fifth group of 64.
+    assert.equal(fieldOf(res.body), 'filter.or.0.or.4.or.0');
+    // At the bound: answered, and exactly.
+    const fits = {
+      or: Array.from({ length: 4 }, () => ({ or: Array(MAX_FILTER_CONDITIONS / 4).fill(leaf) })),
+    };
+    const ok = await search({ q: '', filter: fits, k: 10 });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body).slice(0, 300));
+    assert.equal(ok.body.total, 2);
+    // The same bound holds for aggregation filters (one grammar).
+    const agg = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/aggregations',
+      payload: JSON.stringify({
+        dataset: { records: [{ price: 1 }] },
+        groupBy: ['price'],
+        metrics: [{ op: 'count' }],
+        filters: [wide],
+      }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(agg.statusCode, 400);
+    assert.equal(fieldOf(JSON.parse(agg.body)), 'filters.0.or.0.or.4.or.0');
+  });
+});
