@@ -7,6 +7,7 @@
 import { promisify } from 'node:util';
 import { brotliCompress, brotliCompressSync, brotliDecompressSync, constants, gunzipSync } from 'node:zlib';
 import { QuarryError } from './errors.ts';
+import { own, setOwn } from './own-fields.ts';
 import type { BuildOptions } from './search/build.ts';
 import type { ExtensionOptions } from './search/extension.ts';
 import type { IndexHeader } from './search/format.ts';
@@ -75,8 +76,12 @@ export function projectedFields(settings: IndexSettings): string[] {
 /** `doc` with only `fields` (absent ones stay absent). */
 export function project(doc: object, fields: readonly string[]): Record<string, unknown> {
   const d = doc as Readonly<Record<string, unknown>>;
+  // Own fields only: `__proto__` and `constructor` are fields like others.
   const out: Record<string, unknown> = {};
-  for (const f of fields) if (d[f] !== undefined) out[f] = d[f];
+  for (const f of fields) {
+    const v = own(d, f);
+    if (v !== undefined) setOwn(out, f, v);
+  }
   return out;
 }
 
@@ -154,7 +159,7 @@ export interface DocumentChanges {
 /** Throws QUARRY_ERR_VALIDATION naming the first added document without a valid id. */
 export function checkChanges(changes: DocumentChanges, idField: string): void {
   changes.documents.forEach((doc, i) => {
-    if (idOf((doc as Record<string, unknown>)[idField]) === null) {
+    if (idOf(own(doc as Record<string, unknown>, idField)) === null) {
       throw new QuarryError(
         'QUARRY_ERR_VALIDATION',
         `documents.${i}.${idField}: the id must be a non-empty string or a number`,
@@ -188,11 +193,11 @@ export function applyChanges(
   checkChanges(changes, idField);
   const upserts = new Map<string, Record<string, unknown>>();
   for (const doc of changes.documents)
-    upserts.set(idOf((doc as Record<string, unknown>)[idField])!, project(doc, fields));
+    upserts.set(idOf(own(doc as Record<string, unknown>, idField))!, project(doc, fields));
   const deleted = new Set(changes.ids.map(String));
   const out: object[] = [];
   for (const doc of base) {
-    const id = idOf((doc as Record<string, unknown>)[idField]) ?? '';
+    const id = idOf(own(doc as Record<string, unknown>, idField)) ?? '';
     if (deleted.has(id) && !upserts.has(id)) continue;
     const replacement = upserts.get(id);
     if (replacement !== undefined) {

@@ -11,6 +11,7 @@
 // A query's score is the sum of these stored scores over its distinct terms (search.ts).
 
 import { QuarryError } from '../errors.ts';
+import { own, setOwn } from '../own-fields.ts';
 import { ANALYZER_NAME, type AnalyzerName, scanTokens, type TokenSink } from './analyzer.ts';
 import { allocateIndex, type IdfKind, measureStrings, writeStrings } from './format.ts';
 import { isAnalyzerName, StemmingSink } from './stemmer.ts';
@@ -155,7 +156,8 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
   }
   if (!isAnalyzerName(analyzer)) throw invalid(`unknown analyzer ${String(analyzer)}`, 'analyzer');
   if (idf !== 'lucene' && idf !== 'fts5') throw invalid(`unknown idf ${String(idf)}`, 'idf');
-  const weights = Float64Array.from(fields, (f) => boosts[f] ?? 1);
+  // Own keys only: a field named `constructor` or `toString` has no inherited boost.
+  const weights = Float64Array.from(fields, (f) => (Object.hasOwn(boosts, f) ? boosts[f]! : 1));
   const allBoosts = Object.fromEntries(fields.map((f, i) => [f, weights[i]!]));
   return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf, analyzer };
 }
@@ -224,7 +226,7 @@ export function collectDocs(docs: Iterable<object>, opts: CheckedOptions, into: 
     const doc = item as Readonly<Record<string, unknown>>;
     if (typeof doc !== 'object' || doc === null)
       throw invalid(`document ${g} is not an object`, `documents.${g}`);
-    const rawId = doc[opts.idField];
+    const rawId = own(doc, opts.idField);
     const idPath = (): string => `documents.${g}.${opts.idField}`;
     if (
       !(typeof rawId === 'string' && rawId !== '') &&
@@ -246,7 +248,7 @@ export function collectDocs(docs: Iterable<object>, opts: CheckedOptions, into: 
       const field = opts.fields[f]!;
       collector.weight = opts.weights[f]!;
       collector.next = f << FIELD_SHIFT;
-      indexValue(doc[field], sink, collector, g, field);
+      indexValue(own(doc, field), sink, collector, g, field);
       if (collector.next - (f << FIELD_SHIFT) > POSITION_MASK) {
         const path = `documents.${g}.${field}`;
         throw invalid(`${path}: too many tokens`, path);
@@ -326,8 +328,12 @@ export function writeCollectedWithPositions(
 
 function storedJson(doc: Readonly<Record<string, unknown>>, store: readonly string[], n: number): string {
   if (store.length === 0) return '';
+  // A stored field named `__proto__` is a field like any other.
   const out: Record<string, unknown> = {};
-  for (const f of store) if (doc[f] !== undefined) out[f] = doc[f];
+  for (const f of store) {
+    const v = own(doc, f);
+    if (v !== undefined) setOwn(out, f, v);
+  }
   try {
     return JSON.stringify(out);
   } catch (cause) {

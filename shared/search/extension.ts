@@ -14,6 +14,7 @@
 //   typoKeys         u32[T]     firstCodePoint * 256 + min(length in code points, 255), ascending
 // Strings sort by code point, numbers numerically, false before true.
 import { QuarryError } from '../errors.ts';
+import { own } from '../own-fields.ts';
 import {
   type BuildOptions,
   checkOptions,
@@ -84,7 +85,7 @@ function columnOf(docs: readonly Readonly<Record<string, unknown>>[], field: str
   const perDoc: unknown[][] = [];
   const distinct = new Set<unknown>();
   for (let d = 0; d < docs.length; d++) {
-    const v = docs[d]![field];
+    const v = own(docs[d]!, field);
     const path = `documents.${d}.${field}`;
     let items: unknown[];
     let k: ColumnKind | undefined;

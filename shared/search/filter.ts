@@ -6,6 +6,7 @@
 // document reads its codes only.
 import { QuarryError } from '../errors.ts';
 import { type Filter, type FilterLeaf, forEachLeaf } from '../filter-tree.ts';
+import { setOwn } from '../own-fields.ts';
 import { compareValues } from './extension.ts';
 import type { Column, Extension } from './extension-view.ts';
 
@@ -154,6 +155,7 @@ export function countFacets(
   ords: Int32Array,
   n: number,
 ): Record<string, Record<string, number>> {
+  // A field or a value named `__proto__` is a key like any other.
   const out: Record<string, Record<string, number>> = {};
   for (const field of fields) {
     const { values, offsets, codes } = ext.columns.get(field)!;
@@ -166,8 +168,8 @@ export function countFacets(
     for (let c = 0; c < counts.length; c++) if (counts[c]! > 0) order.push(c);
     order.sort((a, b) => counts[b]! - counts[a]! || a - b);
     const facet: Record<string, number> = {};
-    for (const c of order) facet[String(values[c])] = counts[c]!;
-    out[field] = facet;
+    for (const c of order) setOwn(facet, String(values[c]), counts[c]!);
+    setOwn(out, field, facet);
   }
   return out;
 }

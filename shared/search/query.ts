@@ -13,6 +13,7 @@
 // Order: the `sort` keys (nulls last either way), then fewer typos (summed over the words),
 // then higher score, then build order.
 import type { Filter } from '../filter-tree.ts';
+import { setOwn } from '../own-fields.ts';
 import { type Extension, extensionOf } from './extension-view.ts';
 import { compileFilter, countFacets, TRUE } from './filter.ts';
 import { docId, prefixRange, type SearchIndex, storedFields, termAt } from './format.ts';
@@ -272,13 +273,13 @@ function hitOf(
   if (opts.highlight !== undefined) {
     const highlights: Record<string, unknown> = {};
     for (const f of opts.highlight.fields) {
-      const v = highlightValue(fields[f], matched, pre, post);
-      if (v !== null) highlights[f] = v;
+      const v = highlightValue(Object.hasOwn(fields, f) ? fields[f] : undefined, matched, pre, post);
+      if (v !== null) setOwn(highlights, f, v);
     }
     hit.highlights = highlights;
   }
   if (opts.snippet !== undefined) {
-    const v = fields[opts.snippet.field];
+    const v = Object.hasOwn(fields, opts.snippet.field) ? fields[opts.snippet.field] : undefined;
     const text =
       typeof v === 'string' ? v : Array.isArray(v) ? v.filter((x) => typeof x === 'string').join(' ') : '';
     hit.snippet = snippetOf(text, matched, opts.snippet.words, pre, post);

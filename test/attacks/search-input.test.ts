@@ -36,10 +36,10 @@ describe('attacks: search requests', () => {
     await redis?.stop();
   });
 
-  async function search(body: unknown) {
+  async function search(body: unknown, collection = 'words') {
     const res = await sys.app.inject({
       method: 'POST',
-      url: '/v1/indexes/words/search',
+      url: `/v1/indexes/${collection}/search`,
       payload: JSON.stringify(body),
       headers: { 'content-type': 'application/json' },
     });
@@ -108,5 +108,59 @@ describe('attacks: search requests', () => {
     });
     assert.equal(agg.statusCode, 400);
     assert.equal(fieldOf(JSON.parse(agg.body)), 'filters.0.or.0.or.4.or.0');
+  });
+
+  test('fields named constructor, toString and __proto__ are fields like others (were NaN scores, refused builds, dropped facets)', async () => {
+    const docs = [
+      { id: '1', title: 'zebra', constructor: 'striped horse', color: '__proto__', __proto__x: 1 },
+      { id: '2', title: 'zebra crossing', constructor: 'road', color: '__proto__' },
+      { id: '3', title: 'lion', color: 'tan' },
+    ].map((d) => {
+      // A real own `__proto__` field, as JSON.parse makes from the request text.
+      const withProto = JSON.parse(JSON.stringify(d).replace('"__proto__x"', '"__proto__"'));
+      return withProto as Record<string, unknown>;
+    });
+    const built = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/indexes/protos?wait=30000',
+      payload: JSON.stringify({
+        documents: docs,
+        idField: 'id',
+        fields: ['title', 'constructor', 'toString'],
+        store: ['title', '__proto__'],
+        filterable: ['color', 'valueOf'],
+      }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(built.statusCode, 200, built.body);
+    const res = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/indexes/protos/search',
+      payload: JSON.stringify({
+        q: 'zebra',
+        facets: ['color'],
+        highlight: { fields: ['title', '__proto__'] },
+      }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = JSON.parse(res.body) as {
+      hits: { id: string; score: number; fields: Record<string, unknown> }[];
+      total: number;
+      facets: Record<string, Record<string, number>>;
+    };
+    assert.deepEqual(body.hits.map((h) => h.id).sort(), ['1', '2']);
+    for (const h of body.hits) assert.ok(Number.isFinite(h.score) && h.score > 0, `score ${h.score}`);
+    assert.ok(Object.hasOwn(body.facets.color!, '__proto__'), JSON.stringify(body.facets));
+    assert.equal(Object.getOwnPropertyDescriptor(body.facets.color!, '__proto__')?.value, 2);
+    const first = body.hits.find((h) => h.id === '1')!;
+    assert.ok(Object.hasOwn(first.fields, '__proto__'), JSON.stringify(first.fields));
+    assert.equal(Object.getOwnPropertyDescriptor(first.fields, '__proto__')?.value, 1);
+    // A word of the `constructor` field scores like a word of any field.
+    const ctor = await search({ q: 'striped' }, 'protos');
+    assert.deepEqual(
+      (ctor.body.hits as { id: string }[]).map((h) => h.id),
+      ['1'],
+    );
   });
 });
