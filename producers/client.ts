@@ -333,7 +333,11 @@ export class QuarryClient {
         { field: 'maxQueued', retryAfterS: QUOTA_RETRY_AFTER_S },
       );
     }
+    // A document update takes its place in acknowledgement order once its record and changes are
+    // written (a worker can apply it from then on), before this call answers.
+    const update = type === 'index' && isUpdate(payload) && outcome === 'new' ? payload.collection : null;
     try {
+      if (update !== null) await this.#indexStore.registerUpdate(update, jobId);
       const options = jobOptions(this.config, jobId);
       // A job joining a live one keeps that one's place: BullMQ ignores an add under a taken id.
       if (policy !== undefined && outcome === 'new') {
@@ -345,6 +349,8 @@ export class QuarryClient {
         await this.#enqueueStatus.rollback(jobId, name).catch((err: unknown) => {
           this.#logger.warn({ err, jobId }, 'could not take back a failed enqueue; the reconciler will');
         });
+        // Left pending, a taken-back update would be skipped anyway (its record is gone).
+        if (update !== null) await this.#indexStore.dropUpdate(update, jobId).catch(() => undefined);
       }
       throw error;
     }
@@ -884,4 +890,8 @@ export class QuarryClient {
 
 export function createQuarry(options: QuarryOptions = {}): QuarryClient {
   return new QuarryClient(options);
+}
+
+function isUpdate(payload: AggregationJobData | IndexJobData): payload is IndexJobData {
+  return 'collection' in payload && (payload as IndexJobData).source?.kind === 'update';
 }

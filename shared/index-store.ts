@@ -38,6 +38,14 @@ export interface PublishExtras {
   documents?: Uint8Array;
   /** An update: go live only while this version is current. */
   base?: number;
+  /** The update job whose changes the version applies: it leaves the pending ones as it goes live. */
+  applied?: string;
+}
+
+/** A document update waiting to be applied, and its place in acknowledgement order. */
+export interface PendingUpdate {
+  readonly jobId: string;
+  readonly seq: number;
 }
 
 export interface IndexStoreOptions {
@@ -89,9 +97,15 @@ local function each_key(v, fn)
 end
 `;
 
+/** How many applied updates a collection remembers (job id -> version), for their own attempts. */
+export const APPLIED_UPDATES_KEPT = 100_000;
+
 // KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone, KEYS[4] webhook outbox, KEYS[5] the
-// tenant's webhooks, KEYS[6] the building set; ARGV: version prefix, version, collection, grace, channel, notice, tenant
-// ('' for none), jobId, base version ('' for a full build). Switches `current` only forward;
+// tenant's webhooks, KEYS[6] the building set, KEYS[7] the pending updates, KEYS[8] the applied
+// ones (the newest APPLIED_UPDATES_KEPT, by version); ARGV: version prefix,
+// version, collection, grace, channel, notice, tenant ('' for none), jobId, base version ('' for
+// a full build), the update job whose changes this version applies ('' for none: it leaves the
+// pending updates as it goes live, in the same step). Switches `current` only forward;
 // expires whichever version lost (the old current, or this one); deletes at once a version
 // reserved before a delete, and an update whose base is no longer current or that a full build
 // reserved between its base and it has not published yet (compare-and-switch: it rebuilds).
@@ -128,7 +142,22 @@ redis.call('DEL', KEYS[3])
 if old > 0 then each_key(old, expire) end
 outbox_index(KEYS[4], KEYS[5], ARGV[7], ARGV[8], ARGV[3], ARGV[2])
 redis.call('PUBLISH', ARGV[5], ARGV[6])
+if ARGV[10] ~= '' then
+  redis.call('ZREM', KEYS[7], ARGV[10])
+  redis.call('ZADD', KEYS[8], ARGV[2], ARGV[10])
+  redis.call('ZREMRANGEBYRANK', KEYS[8], 0, -${APPLIED_UPDATES_KEPT + 1})
+end
 return 'live'
+`;
+
+// KEYS[1] update-seq, KEYS[2] pending updates; ARGV[1] job id. Gives the update its place in
+// acknowledgement order (kept if it has one) and answers it.
+const REGISTER_UPDATE_LUA = `
+local at = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if at then return tonumber(at) end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+return seq
 `;
 
 // KEYS[1] current, KEYS[2] indexes set, KEYS[3] tombstone, KEYS[4] seq; ARGV: version prefix,
@@ -249,13 +278,15 @@ export class IndexStore {
     const notice: IndexNotice = { collection, version };
     const outcome = await this.#redis.eval(
       SWITCH_LUA,
-      6,
+      8,
       this.#keys.indexCurrent(collection),
       this.#keys.indexes,
       this.#keys.indexDeleted(collection),
       this.#keys.webhookOutbox,
       this.#keys.webhooks,
       this.#keys.indexBuilding(collection),
+      this.#keys.indexUpdates(collection),
+      this.#keys.indexUpdatesApplied(collection),
       this.#versionPrefix(collection),
       String(version),
       collection,
@@ -265,8 +296,52 @@ export class IndexStore {
       this.#keys.tenant ?? '',
       info.jobId,
       extras.base === undefined ? '' : String(extras.base),
+      extras.applied ?? '',
     );
     return outcome as PublishOutcome;
+  }
+
+  /**
+   * Gives a document update its place in acknowledgement order (the producer, once its record
+   * and changes are written and before it answers; a worker for a job that has none). Updates are
+   * applied in that order (workers/index-processor.ts); answers the place.
+   */
+  async registerUpdate(collection: string, jobId: string): Promise<number> {
+    const seq = await this.#redis.eval(
+      REGISTER_UPDATE_LUA,
+      2,
+      this.#keys.indexUpdateSeq(collection),
+      this.#keys.indexUpdates(collection),
+      jobId,
+    );
+    return Number(seq);
+  }
+
+  /** An update leaves the pending ones without being applied (failed, cancelled, taken back). */
+  async dropUpdate(collection: string, jobId: string): Promise<void> {
+    await this.#redis.zrem(this.#keys.indexUpdates(collection), jobId);
+  }
+
+  /** The first pending update in acknowledgement order, or null. */
+  async firstUpdate(collection: string): Promise<PendingUpdate | null> {
+    const [jobId, seq] = await this.#redis.zrange(
+      this.#keys.indexUpdates(collection),
+      '0',
+      '0',
+      'WITHSCORES',
+    );
+    return jobId === undefined ? null : { jobId, seq: Number(seq) };
+  }
+
+  /** The version that applied an update (among the newest APPLIED_UPDATES_KEPT), or null. */
+  async appliedVersion(collection: string, jobId: string): Promise<number | null> {
+    const v = await this.#redis.zscore(this.#keys.indexUpdatesApplied(collection), jobId);
+    return v === null ? null : Number(v);
+  }
+
+  /** Whether an update is still pending. */
+  async isPending(collection: string, jobId: string): Promise<boolean> {
+    return (await this.#redis.zscore(this.#keys.indexUpdates(collection), jobId)) !== null;
   }
 
   /** Queues SETs of `bytes` in chunks of at most chunkBytes; answers the chunk count. */

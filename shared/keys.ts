@@ -15,6 +15,11 @@
 //                                 before the delete (TTL 7 days; removed when a new build goes live)
 //     <prefix>:index:<c>:building sorted set: versions reserved by full builds not yet published
 //                                 (scored by Redis time in ms; pruned after the index timeout)
+//     <prefix>:index:<c>:updates  sorted set: document updates acknowledged and not yet applied,
+//                                 job ids scored by their place in acknowledgement order
+//     <prefix>:index:<c>:update-seq  the last such place given out
+//     <prefix>:index:<c>:updates-applied  sorted set: the newest 100,000 applied updates, job
+//                                 ids scored by the version that applied them
 //     <prefix>:index:<c>:v<n>     version n's metadata hash (chunks, bytes, documents, terms, …)
 //     <prefix>:index:<c>:v<n>:<i> chunk i of version n's binary index; old versions expire
 //     <prefix>:index:<c>:v<n>:d<i> chunk i of version n's documents (projected JSON, for updates);
@@ -75,6 +80,9 @@ export interface KeyScheme {
   indexCurrent(collection: string): string;
   indexDeleted(collection: string): string;
   indexBuilding(collection: string): string;
+  indexUpdates(collection: string): string;
+  indexUpdateSeq(collection: string): string;
+  indexUpdatesApplied(collection: string): string;
   indexMeta(collection: string, version: number): string;
   indexChunk(collection: string, version: number, chunk: number): string;
   indexDocChunk(collection: string, version: number, chunk: number): string;
@@ -150,6 +158,9 @@ export function keyScheme(prefix: string, tenant?: string): KeyScheme {
     indexCurrent: (c: string) => `${p}:index:${c}:current`,
     indexDeleted: (c: string) => `${p}:index:${c}:deleted`,
     indexBuilding: (c: string) => `${p}:index:${c}:building`,
+    indexUpdates: (c: string) => `${p}:index:${c}:updates`,
+    indexUpdateSeq: (c: string) => `${p}:index:${c}:update-seq`,
+    indexUpdatesApplied: (c: string) => `${p}:index:${c}:updates-applied`,
     indexMeta: (c: string, v: number) => `${p}:index:${c}:v${v}`,
     indexChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:${i}`,
     indexDocChunk: (c: string, v: number, i: number) => `${p}:index:${c}:v${v}:d${i}`,

@@ -8,9 +8,11 @@ import { after, before, describe, test } from 'node:test';
 import type { QuarryClient } from '../../producers/client.ts';
 import { decodeDocuments } from '../../shared/index-documents.ts';
 import { IndexStore } from '../../shared/index-store.ts';
+import { silentLogger } from '../../shared/logger.ts';
 import { closeRedis, createRoleConnection, type Redis } from '../../shared/redis.ts';
 import { buildExtendedIndex } from '../../shared/search/extension.ts';
 import { loadIndex, search } from '../../shared/search/index.ts';
+import { startWorker, type WorkerHandle } from '../../workers/worker.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
 
@@ -262,5 +264,59 @@ describe('document updates', () => {
     assert.ok(!present.has(base[1]!.id) && !present.has(base[2]!.id));
     // The projection keeps only what the index reads.
     assert.equal(stored[0]!.extra, undefined);
+  });
+});
+
+// A second pair of eyes (2026-12-07) lost acknowledged deletes: an add then a delete of the same
+// id, both acknowledged in that order, ran on workers in the other order, and the add went live
+// last. Here the queue is made to hand the delete out first, deterministically.
+describe('document updates apply in acknowledgement order', () => {
+  test('a delete acknowledged after an add stays deleted when the delete runs first', async () => {
+    const redis = await startRedis();
+    const sys = await startSystem({ env: { QUARRY_QUEUE_REDIS_URL: redis.url } });
+    const logger = silentLogger();
+    let worker: WorkerHandle | undefined;
+    try {
+      const { client } = sys;
+      await (await client.index('order', { documents: docs(0, 20), ...options })).wait();
+      await sys.worker!.close();
+      const added = docs(20, 21);
+      const add = await client.upsertDocuments('order', added);
+      const del = await client.deleteDocuments('order', [added[0]!.id]);
+      // BullMQ hands out the oldest job first (the right end of its wait list): move the delete
+      // there, so that it runs before the add it was acknowledged after.
+      const raw = createRoleConnection(sys.config, 'queue', { connectionName: 'order-test' });
+      try {
+        const wait = `${sys.config.prefix}:index:wait`;
+        assert.deepEqual(await raw.lrange(wait, 0, -1), [del.jobId, add.jobId]);
+        await raw.lrem(wait, 1, del.jobId);
+        await raw.rpush(wait, del.jobId);
+      } finally {
+        await closeRedis(raw);
+      }
+      worker = await startWorker({ ...sys.config, indexConcurrency: 1 }, logger);
+      await worker.ready;
+      const [addInfo, delInfo] = await Promise.all([
+        add.wait({ timeoutMs: 60_000 }),
+        del.wait({ timeoutMs: 60_000 }),
+      ]);
+      assert.ok(addInfo.version < delInfo.version, `add in ${addInfo.version}, delete in ${delInfo.version}`);
+      const live = await client.indexInfo('order');
+      assert.equal(live?.version, delInfo.version);
+      assert.equal(live?.documents, 20);
+      const raw2 = createRoleConnection(sys.config, 'queue', { connectionName: 'order-check' });
+      try {
+        const kept = await new IndexStore(raw2, client.keys).documents('order', delInfo.version);
+        const ids = (JSON.parse(decodeDocuments(kept!).toString()) as Doc[]).map((d) => d.id);
+        assert.equal(ids.includes(added[0]!.id), false, 'the deleted document is gone');
+        assert.equal(ids.length, 20);
+      } finally {
+        await closeRedis(raw2);
+      }
+    } finally {
+      await worker?.close();
+      await sys.close();
+      await redis.stop();
+    }
   });
 });
