@@ -11,7 +11,8 @@ import { ANALYZER_NAME, type AnalyzerName } from './analyzer.ts';
 import { analyzeWith } from './stemmer.ts';
 
 export interface ParsedQuery {
-  /** Distinct positive words, in order of first appearance. */
+  /** Distinct positive words, in order of first appearance; but when the query ends with a bare
+   * word, that word is last (the one `prefix` expands), wherever it first appeared. */
   readonly words: string[];
   /** Distinct positive phrases of two or more tokens (a one-token phrase is a word). */
   readonly phrases: string[][];
@@ -34,6 +35,7 @@ export function parseQuery(q: string, analyzer: AnalyzerName = ANALYZER_NAME): P
   const negated: string[][] = [];
   const seenPhrases = new Set<string>();
   let endsWithWord = false;
+  let lastWord: string | undefined;
   const addPhrase = (tokens: string[]) => {
     if (tokens.length === 1) {
       if (!words.includes(tokens[0]!)) words.push(tokens[0]!);
@@ -73,9 +75,14 @@ export function parseQuery(q: string, analyzer: AnalyzerName = ANALYZER_NAME): P
     }
     if (tokens.length === 0) continue;
     endsWithWord = !negate && !quoted;
+    lastWord = tokens[tokens.length - 1];
     if (negate) negated.push(tokens);
     else if (quoted) addPhrase(tokens);
     else for (const t of tokens) if (!words.includes(t)) words.push(t);
+  }
+  if (endsWithWord && lastWord !== undefined) {
+    const at = words.indexOf(lastWord);
+    if (at >= 0 && at !== words.length - 1) words.push(...words.splice(at, 1));
   }
   return { words, phrases, negated, endsWithWord };
 }

@@ -119,8 +119,10 @@ function clausesOf(
   prefix: boolean,
   maxExp: number,
 ): Clause[] | null {
-  const words = [...new Set(analyzeWith(index.header.analyzer, query))];
-  const last = prefix ? words.pop() : undefined;
+  const tokens = analyzeWith(index.header.analyzer, query);
+  // The word `prefix` expands is the query's last, even when it also came earlier.
+  const last = prefix ? tokens[tokens.length - 1] : undefined;
+  const words = [...new Set(tokens)].filter((w) => w !== last);
   const clauses: Clause[] = [];
   for (const w of words) {
     const t = findTerm(index, w);

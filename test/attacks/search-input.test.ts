@@ -163,4 +163,35 @@ describe('attacks: search requests', () => {
       ['1'],
     );
   });
+
+  test('prefix expands the last word even when it came earlier too ("ap pear ap" was 0 hits)', async () => {
+    const built = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/indexes/fruit?wait=30000',
+      payload: JSON.stringify({
+        documents: [
+          { id: '1', text: 'pear and apple' },
+          { id: '2', text: 'pear and apricot' },
+          { id: '3', text: 'pear alone' },
+        ],
+        idField: 'id',
+        fields: ['text'],
+      }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(built.statusCode, 200, built.body);
+    for (const q of ['pear ap', 'ap pear ap']) {
+      const post = await search({ q, prefix: true, mode: 'all' }, 'fruit');
+      assert.deepEqual((post.body.hits as { id: string }[]).map((h) => h.id).sort(), ['1', '2'], `POST ${q}`);
+      const get = await sys.app.inject({
+        method: 'GET',
+        url: `/v1/indexes/fruit/search?q=${encodeURIComponent(q)}&prefix=true&mode=all`,
+      });
+      assert.deepEqual(
+        (JSON.parse(get.body).hits as { id: string }[]).map((h) => h.id).sort(),
+        ['1', '2'],
+        `GET ${q}: ${get.body}`,
+      );
+    }
+  });
 });
