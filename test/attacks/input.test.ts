@@ -114,6 +114,45 @@ describe('attacks: client input', () => {
     assert.equal(res.json().error.field, 'filters.0.value');
   });
 
+  test('integer sums past 2^53 and past 2^63: both engines near the exact sum (Polars wrapped to a negative)', async () => {
+    const max = Number.MAX_SAFE_INTEGER;
+    const records = [
+      // 1025 × (2^53 − 1) is past 2^63: an Int64 sum wraps.
+      ...Array.from({ length: 1025 }, () => ({ g: 'past-2^63', x: max })),
+      // 500 × (2^53 − 1) is past 2^53 but not 2^62: the exact sum, rounded once, as DuckDB's.
+      ...Array.from({ length: 500 }, () => ({ g: 'past-2^53', x: max })),
+      { g: 'small', x: 1 },
+      { g: 'small', x: 2 },
+    ];
+    const exact = (n: number) => Number(BigInt(n) * BigInt(max));
+    for (const engine of ENGINES) {
+      const res = await sys.app.inject({
+        method: 'POST',
+        url: '/v1/aggregations?wait=20000',
+        payload: JSON.stringify({
+          dataset: { records },
+          groupBy: ['g'],
+          metrics: [{ op: 'sum', column: 'x' }],
+          orderBy: [{ column: 'sum_x', direction: 'desc' }],
+          engine,
+        }),
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      const rows = JSON.parse(res.body).rows as { g: string; sum_x: number }[];
+      assert.deepEqual(
+        rows.map((r) => r.g),
+        ['past-2^63', 'past-2^53', 'small'],
+        `${engine}: ${JSON.stringify(rows)}`,
+      );
+      const [over, past, small] = rows;
+      // Past 2^63 a sum of doubles may differ from the rounded exact one in its last places.
+      assert.ok(Math.abs(over!.sum_x / exact(1025) - 1) < 1e-14, `${engine}: ${over!.sum_x}`);
+      assert.equal(past!.sum_x, exact(500), engine);
+      assert.equal(small!.sum_x, 3, engine);
+    }
+  });
+
   test('inline columns `a` and `A`: both engines keep them apart (was a DuckDB binder error, 5xx, retried)', async () => {
     const spec: AggregationSpecInput = {
       dataset: {

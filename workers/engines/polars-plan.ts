@@ -485,9 +485,21 @@ function metricExpr(metric: PlanMetric, c: pl.Expr | undefined): pl.Expr {
   switch (metric.op) {
     case 'count':
       return c.count();
-    case 'sum':
+    case 'sum': {
       // Polars sums no values to 0; SQL (and the definition) to null.
-      return pl.when(c.count().gt(0)).then(c.sum()).otherwise(pl.lit(null));
+      const none = c.count().gt(0).not();
+      if (metric.column?.type !== 'integer') return pl.when(none).then(pl.lit(null)).otherwise(c.sum());
+      // An Int64 sum wraps past 2^63 (DuckDB's HUGEINT does not). The exact sum, rounded to a
+      // double once as DuckDB's is, while the double sum says it is far from the wrap; past that
+      // the double sum (within a few units of the last place of the exact one).
+      const approx = c.cast(pl.Float64).sum();
+      return pl
+        .when(none)
+        .then(pl.lit(null))
+        .when(approx.abs().lt(2 ** 62))
+        .then(c.sum().cast(pl.Float64))
+        .otherwise(approx);
+    }
     case 'avg':
       return c.mean();
     case 'min':
