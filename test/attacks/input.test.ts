@@ -153,6 +153,20 @@ describe('attacks: client input', () => {
     }
   });
 
+  test('float bins of −3..3 in steps of 0.01: both engines put each value where floor(x / width) · width does (Polars used a reciprocal)', async () => {
+    const records = Array.from({ length: 601 }, (_, i) => ({ x: Math.round((-3 + i * 0.01) * 100) / 100 }));
+    for (const bin of [0.1, 0.2, 0.05, 0.7]) {
+      const spec: AggregationSpecInput = {
+        dataset: { records },
+        groupBy: [{ column: 'x', bin, as: 'b' }],
+        metrics: [{ op: 'count' }, { op: 'min', column: 'x' }],
+        orderBy: [{ column: 'b', direction: 'asc' }],
+        limit: 1000,
+      };
+      for (const engine of ENGINES) await expectReferenceResult(spec, engine);
+    }
+  });
+
   test('inline columns `a` and `A`: both engines keep them apart (was a DuckDB binder error, 5xx, retried)', async () => {
     const spec: AggregationSpecInput = {
       dataset: {

@@ -438,7 +438,12 @@ function groupExpr(g: PlanGroup, col: (name: string) => pl.Expr): pl.Expr {
       const b = pl.lit(g.width).cast(pl.Int64);
       return c.sub(c.modulo(b).add(b).modulo(b));
     }
-    return c.cast(pl.Float64).div(pl.lit(g.width)).floor().mul(pl.lit(g.width));
+    // floor(x / width) · width with a true division, as DuckDB and the definition: Polars divides
+    // a column by a literal as a multiplication by its reciprocal (0.3 / 0.1 gives 3, not
+    // 2.9999999999999996), so the divisor is a column (null where x is, which changes nothing).
+    const x = c.cast(pl.Float64);
+    const width = pl.when(x.isNull()).then(pl.lit(null).cast(pl.Float64)).otherwise(pl.lit(g.width));
+    return x.div(width).floor().mul(pl.lit(g.width));
   }
   // An all-null column: its own nulls, typed (a literal key would make a group of no rows).
   if (g.column.type === 'null') return c.cast(pl.Datetime('us'));
