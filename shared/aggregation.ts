@@ -384,6 +384,8 @@ export function parseAggregation(input: unknown, limits: AggregationLimits): Par
   });
   const metrics: Metric[] = s.metrics.map((m, i) => {
     if ('column' in m && m.column !== undefined) checkColumnName(m.column, `metrics.${i}.column`);
+    // The same rule as every other name (a control character in an output name was let through).
+    if (m.as !== undefined) checkColumnName(m.as, `metrics.${i}.as`);
     const as = m.as ?? defaultMetricName(m);
     if (outputs.has(as)) {
       throw invalid(

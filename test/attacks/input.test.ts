@@ -167,6 +167,19 @@ describe('attacks: client input', () => {
     }
   });
 
+  test('a metric named with a control character: 400 naming metrics.0.as, as for every other name', async () => {
+    for (const as of ['a\nb', '\t', '\u0000']) {
+      const res = await sys.app.inject({
+        method: 'POST',
+        url: '/v1/aggregations',
+        payload: JSON.stringify({ dataset: { records: [{ x: 1 }] }, metrics: [{ op: 'count', as }] }),
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(res.statusCode, 400, `${JSON.stringify(as)}: ${res.body}`);
+      assert.equal(res.json().error.field, 'metrics.0.as');
+    }
+  });
+
   test('inline columns `a` and `A`: both engines keep them apart (was a DuckDB binder error, 5xx, retried)', async () => {
     const spec: AggregationSpecInput = {
       dataset: {
