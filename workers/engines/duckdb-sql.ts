@@ -4,7 +4,7 @@
 import type { ComparisonOp } from '../../shared/aggregation-ops.ts';
 import { type ColumnType, INSTANT_PATTERN } from '../../shared/datasets.ts';
 import type { AggregationPlan, PlanGroup, PlanMetric, PlanPredicate } from '../../shared/plan.ts';
-import type { EngineSource } from './engine.ts';
+import { CSV_TYPE_ROWS, type EngineSource } from './engine.ts';
 import { caseInsensitivePattern } from './text-match.ts';
 
 export type SqlValue = string | number | boolean | Record<string, string>;
@@ -100,7 +100,9 @@ export function sourceSql(source: EngineSource, params: Params, instants: readon
     case 'parquet':
       return `read_parquet(${file})`;
     case 'csv':
-      return `read_csv(${file})`;
+      // Types from the first CSV_TYPE_ROWS rows, as Polars infers them (docs/AGGREGATION.md):
+      // DuckDB's own default samples ~20k rows, and rounded a later fraction to an integer.
+      return `read_csv(${file}, sample_size = ${CSV_TYPE_ROWS})`;
     // Strings stay strings, as Polars reads them: DuckDB alone would turn date- and time-like
     // strings into DATE and TIMESTAMP, and the engines would disagree on the column's type.
     // Instant strings are then made timestamps by the same rule as inline records'.

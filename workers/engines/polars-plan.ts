@@ -13,7 +13,13 @@ import {
   type PlanPredicate,
   type PlanValue,
 } from '../../shared/plan.ts';
-import { type EngineInput, type EngineOutput, type EngineSource, spooledSource } from './engine.ts';
+import {
+  CSV_TYPE_ROWS,
+  type EngineInput,
+  type EngineOutput,
+  type EngineSource,
+  spooledSource,
+} from './engine.ts';
 import { type FileSource, firstLine } from './polars-protocol.ts';
 import { shapeRows } from './result-rows.ts';
 import { caseInsensitivePattern } from './text-match.ts';
@@ -47,7 +53,7 @@ function internalNames(names: readonly string[]): Map<string, string> {
  * Polars reserves 24 bytes of address space per inference row up front (2^32 rows aborts the
  * process); 50M rows is 1.2 GB of untouched virtual memory.
  */
-const CSV_INFER_ROWS = 50_000_000;
+const CSV_INFER_ROWS = CSV_TYPE_ROWS;
 
 /** Timestamps leave as JavaScript's ISO form (milliseconds, UTC), as the DuckDB engine writes them. */
 const TIMESTAMP_FORMAT = '%Y-%m-%dT%H:%M:%S%.3fZ';
