@@ -24,7 +24,8 @@ function parseSearch(query: SearchQuery): { q: string; k: number; mode: 'any' | 
     throw new QuarryError('QUARRY_ERR_VALIDATION', 'q: the query is empty', { field: 'q' });
   if (q.length > 4096)
     throw new QuarryError('QUARRY_ERR_VALIDATION', 'q: at most 4096 characters', { field: 'q' });
-  const k = query.k === undefined ? 10 : Number(query.k);
+  // Decimal digits only: Number() would also take `0x2`, ` 1e0 ` and `2.0`.
+  const k = query.k === undefined ? 10 : /^[0-9]{1,4}$/.test(query.k) ? Number(query.k) : Number.NaN;
   if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
     throw new QuarryError('QUARRY_ERR_VALIDATION', `k: a whole number from 1 to ${MAX_K}`, { field: 'k' });
   }

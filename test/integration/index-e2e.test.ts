@@ -152,6 +152,10 @@ describe('indexes end to end', () => {
       ['GET', '/v1/indexes/emails/search?q=', undefined, 400, 'q'],
       ['GET', '/v1/indexes/emails/search?q=%20%20', undefined, 400, 'q'],
       ['GET', '/v1/indexes/emails/search?q=a&k=100000', undefined, 400, 'k'],
+      // Decimal digits only (Number() took these).
+      ['GET', '/v1/indexes/emails/search?q=a&k=0x2', undefined, 400, 'k'],
+      ['GET', '/v1/indexes/emails/search?q=a&k=%201e0%20', undefined, 400, 'k'],
+      ['GET', '/v1/indexes/emails/search?q=a&k=2.0', undefined, 400, 'k'],
       ['GET', '/v1/indexes/emails/search?q=a&mode=some', undefined, 400, 'mode'],
       ['POST', '/v1/indexes/bad%20name', { documents: [], ...options }, 400, 'collection'],
       ['POST', '/v1/indexes/x', { ...options }, 400, 'documents'],
