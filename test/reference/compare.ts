@@ -42,5 +42,8 @@ export function assertSameResult(actual: ComparableResult, expected: ComparableR
 }
 
 export function closeEnough(x: number, y: number): boolean {
+  // An infinity (or NaN) is close only to itself: the relative bound below, infinite too, took any
+  // number for close to ±Infinity (a second pair of eyes, 2026-12-07).
+  if (!Number.isFinite(x) || !Number.isFinite(y)) return Object.is(x, y);
   return x === y || Math.abs(x - y) <= RELATIVE_TOLERANCE * Math.max(Math.abs(x), Math.abs(y));
 }
