@@ -7,6 +7,7 @@ import { validationError } from './aggregation.ts';
 import { QuarryError } from './errors.ts';
 import { type DocumentChanges, type IndexSettings, idOf } from './index-documents.ts';
 import { checkCollection, type IndexJobData, type IndexLimits } from './indexing.ts';
+import { own } from './own-fields.ts';
 import { parseWith } from './zod-messages.ts';
 
 export const UpsertSchema = z.strictObject({ documents: z.array(z.unknown()).min(1) });
@@ -90,7 +91,7 @@ export function updateJob(
   const seen = new Map<string, number>();
   update.changes.documents.forEach((doc, i) => {
     const field = `documents.${i}.${settings.idField}`;
-    const id = idOf((doc as Record<string, unknown>)[settings.idField]);
+    const id = idOf(own(doc as Record<string, unknown>, settings.idField));
     if (id === null) {
       throw new QuarryError(
         'QUARRY_ERR_VALIDATION',
@@ -105,6 +106,7 @@ export function updateJob(
       });
     }
     seen.set(id, i);
+    checkValues(doc as Record<string, unknown>, i, settings);
   });
   const { idField, fields, store = [], boosts, analyzer, filterable, sortable, typos } = settings;
   return {
@@ -130,4 +132,42 @@ export function parseChanges(text: string): DocumentChanges {
     throw new QuarryError('QUARRY_ERR_VALIDATION', 'malformed update changes', { field: 'job.changes' });
   }
   return parsed;
+}
+
+/** What the build indexes: strings, numbers, booleans, arrays of them (nested too), or nothing. */
+function indexable(v: unknown): boolean {
+  if (v === null || v === undefined) return true;
+  if (Array.isArray(v)) return v.every(indexable);
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+}
+
+/**
+ * The values the build would refuse whatever the other documents hold, refused now with a 400
+ * naming `documents.<i>.<field>` (not a 202 and then a failed job naming the document's place in
+ * the merged collection): an indexed field that is not text, numbers, booleans or arrays of them;
+ * a filterable or sortable one that is not a string, a finite number, a boolean or (filterable
+ * only) an array of strings.
+ */
+function checkValues(doc: Readonly<Record<string, unknown>>, i: number, settings: IndexSettings): void {
+  const fail = (field: string, message: string) => {
+    const path = `documents.${i}.${field}`;
+    return new QuarryError('QUARRY_ERR_VALIDATION', `${path} ${message}`, { field: path });
+  };
+  for (const field of settings.fields) {
+    if (!indexable(own(doc, field)))
+      throw fail(field, 'must be a string, number, boolean or an array of them');
+  }
+  const sortable = new Set(settings.sortable ?? []);
+  for (const field of new Set([...(settings.filterable ?? []), ...sortable])) {
+    const v = own(doc, field);
+    if (v === null || v === undefined) continue;
+    if (Array.isArray(v)) {
+      if (sortable.has(field)) throw fail(field, 'is sortable: it holds one value, not an array');
+      if (!v.every((x) => typeof x === 'string')) throw fail(field, 'must hold only strings in an array');
+    } else if (
+      !(typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))
+    ) {
+      throw fail(field, 'must be a string, a finite number, a boolean or an array of strings');
+    }
+  }
 }

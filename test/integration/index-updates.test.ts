@@ -172,6 +172,25 @@ describe('document updates', () => {
       'documents.1.id',
     );
     await bad('POST', '/v1/indexes/web/documents', { documents: [] }, 'QUARRY_ERR_VALIDATION', 'documents');
+    // Values the build refuses whatever else the collection holds: a 400 naming the request's
+    // document (was a 202, then a failed job naming its place in the merged collection).
+    for (const [doc, field] of [
+      [{ id: 'v1', text: { nested: 'object' } }, 'documents.1.text'],
+      [{ id: 'v1', group: ['a', 1] }, 'documents.1.group'],
+      [{ id: 'v1', group: { x: 1 } }, 'documents.1.group'],
+      [{ id: 'v1', n: [1, 2] }, 'documents.1.n'],
+    ] as const) {
+      assert.equal(
+        await bad(
+          'POST',
+          '/v1/indexes/web/documents',
+          { documents: [{ id: 'ok' }, doc] },
+          'QUARRY_ERR_VALIDATION',
+          field,
+        ),
+        400,
+      );
+    }
     await bad(
       'POST',
       '/v1/indexes/web/documents',
