@@ -473,6 +473,11 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       return { version, outcome: 'live', docCount: info?.documents ?? 0, buildMs: 0 };
     }
     const status = await scope.status.get(jobId);
+    // Completed by the attempt that applied it, its entry since trimmed from updates-applied.
+    if (status?.state === 'completed' && status.version !== undefined) {
+      const info = await store.info(collection, status.version);
+      return { version: status.version, outcome: 'live', docCount: info?.documents ?? 0, buildMs: 0 };
+    }
     if (status?.state === 'failed' || status?.state === 'cancelled') {
       throw new QuarryError(
         isErrorCode(status.error?.code) ? status.error.code : 'QUARRY_ERR_JOB_FAILED',
