@@ -411,6 +411,9 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         continue;
       }
       if (outcome === 'moved') {
+        // Another attempt applied the same update first (updates of one collection go one at a
+        // time): progress, not a conflict. Only a version that moved for another reason counts.
+        if (!(await store.isPending(collection, target))) continue;
         conflicts++;
         if (conflicts >= UPDATE_TRIES) {
           throw new QuarryError(

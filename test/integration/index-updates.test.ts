@@ -338,4 +338,38 @@ describe('document updates apply in acknowledgement order', () => {
       await redis.stop();
     }
   });
+
+  test('a burst of adds and deletes on four index slots: all complete, and each delete stays deleted', async () => {
+    const redis = await startRedis();
+    const sys = await startSystem({
+      env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_INDEX_CONCURRENCY: '4' },
+    });
+    const raw = createRoleConnection(sys.config, 'queue', { connectionName: 'burst-check' });
+    try {
+      const { client } = sys;
+      await (await client.index('burst', { documents: docs(0, 20), ...options })).wait();
+      // The helper's script: each add acknowledged, then the delete of the same document.
+      const handles = [];
+      const extra = docs(20, 32);
+      for (const d of extra) {
+        handles.push(await client.upsertDocuments('burst', [d]));
+        handles.push(await client.deleteDocuments('burst', [d.id]));
+      }
+      const kept = await client.upsertDocuments('burst', docs(32, 33));
+      const infos = await Promise.all([...handles, kept].map((h) => h.wait({ timeoutMs: 120_000 })));
+      const last = Math.max(...infos.map((i) => i.version));
+      // Each version went live after the one acknowledged before it.
+      for (let i = 1; i < infos.length; i++)
+        assert.ok(infos[i]!.version > infos[i - 1]!.version, `update ${i}`);
+      const stored = await new IndexStore(raw, client.keys).documents('burst', last);
+      const ids = new Set((JSON.parse(decodeDocuments(stored!).toString()) as Doc[]).map((d) => d.id));
+      for (const d of extra) assert.equal(ids.has(d.id), false, `${d.id} deleted`);
+      assert.equal(ids.has(docs(32, 33)[0]!.id), true);
+      assert.equal(ids.size, 21);
+    } finally {
+      await closeRedis(raw);
+      await sys.close();
+      await redis.stop();
+    }
+  });
 });
