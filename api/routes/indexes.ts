@@ -7,7 +7,7 @@ import { QuarryError } from '../../shared/errors.ts';
 import type { IndexRegistry } from '../../shared/index-registry.ts';
 import { COLLECTION_PATTERN } from '../../shared/indexing.ts';
 import { MAX_K, search } from '../../shared/search/index.ts';
-import { searchRequest } from '../../shared/search/request.ts';
+import { searchRequestYielding } from '../../shared/search/request.ts';
 import { READ } from '../authorization.ts';
 import { parseWait, requireJson } from '../request.ts';
 
@@ -168,7 +168,7 @@ export function indexRoutes(
         registry.peek(collection) ??
         (COLLECTION_PATTERN.test(collection) ? await registry.get(collection) : null);
       if (loaded === null) throw notFound(collection);
-      const result = searchRequest(loaded.index, body);
+      const result = await searchRequestYielding(loaded.index, body);
       return {
         hits: result.hits.map(({ ordinal: _, typos, ...hit }) => (typos > 0 ? { ...hit, typos } : hit)),
         total: result.total,

@@ -35,6 +35,8 @@ export interface QueryOptions {
   highlight?: { fields: readonly string[]; pre: string; post: string };
   snippet?: { field: string; words: number };
   typos: TypoSetting;
+  /** Leave highlights and snippets to `decorations` (the API runs them between other work). */
+  deferDecorations?: boolean;
 }
 
 export interface QueryHit {
@@ -52,6 +54,8 @@ export interface QueryResult {
   hits: QueryHit[];
   total: number;
   facets?: Record<string, Record<string, number>>;
+  /** With `deferDecorations`: per hit, the step that adds its highlights and snippet. */
+  decorations?: (() => void)[];
 }
 
 interface Scratch {
@@ -181,7 +185,15 @@ export function runQuery(index: SearchIndex, query: ParsedQuery, opts: QueryOpti
     phrases: matchedPhrases,
     ...(stem === undefined ? {} : { stem }),
   };
-  for (let i = opts.offset; i < top.length; i++) result.hits.push(hitOf(index, s, top[i]!, matched, opts));
+  const decorate = opts.highlight !== undefined || opts.snippet !== undefined;
+  if (decorate && opts.deferDecorations === true) result.decorations = [];
+  for (let i = opts.offset; i < top.length; i++) {
+    const hit = hitOf(index, s, top[i]!);
+    result.hits.push(hit);
+    if (!decorate) continue;
+    if (result.decorations === undefined) decorateHit(hit, matched, opts);
+    else result.decorations.push(() => decorateHit(hit, matched, opts));
+  }
   for (let i = 0; i < nReached; i++) {
     const d = reached[i]!;
     acc[d] = 0;
@@ -259,15 +271,14 @@ function selectTop(ords: Int32Array, n: number, m: number, cmp: Compare): number
   return heap.sort(cmp);
 }
 
-function hitOf(
-  index: SearchIndex,
-  s: Scratch,
-  d: number,
-  matched: MatchedTerms,
-  opts: QueryOptions,
-): QueryHit {
+function hitOf(index: SearchIndex, s: Scratch, d: number): QueryHit {
   const fields = storedFields(index, d);
-  const hit: QueryHit = { id: docId(index, d), score: s.acc[d]!, ordinal: d, typos: s.typos[d]!, fields };
+  return { id: docId(index, d), score: s.acc[d]!, ordinal: d, typos: s.typos[d]!, fields };
+}
+
+/** Adds a hit's highlights and snippet (from its stored fields): the costly part of a hit. */
+function decorateHit(hit: QueryHit, matched: MatchedTerms, opts: QueryOptions): void {
+  const { fields } = hit;
   const pre = opts.highlight?.pre ?? '<em>';
   const post = opts.highlight?.post ?? '</em>';
   if (opts.highlight !== undefined) {
@@ -284,5 +295,4 @@ function hitOf(
       typeof v === 'string' ? v : Array.isArray(v) ? v.filter((x) => typeof x === 'string').join(' ') : '';
     hit.snippet = snippetOf(text, matched, opts.snippet.words, pre, post);
   }
-  return hit;
 }

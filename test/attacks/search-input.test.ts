@@ -194,4 +194,36 @@ describe('attacks: search requests', () => {
       );
     }
   });
+
+  test('a page of 1,000 highlighted hits with 500-word snippets (~1 s) lets the event loop run meanwhile', async () => {
+    const text = Array.from({ length: 1200 }, (_, i) => (i % 7 === 0 ? 'the' : `word${i % 97}`)).join(' ');
+    const built = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/indexes/heavy?wait=30000',
+      payload: JSON.stringify({
+        documents: Array.from({ length: 1000 }, (_, i) => ({ id: String(i), b: `${text} ${i}` })),
+        idField: 'id',
+        fields: ['b'],
+        store: ['b'],
+      }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(built.statusCode, 200, built.body.slice(0, 300));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 2);
+    const t0 = performance.now();
+    const res = await search(
+      { q: 'the', k: 1000, highlight: { fields: ['b'] }, snippet: { field: 'b', words: 500 } },
+      'heavy',
+    );
+    const ms = performance.now() - t0;
+    clearInterval(timer);
+    assert.equal(res.status, 200);
+    assert.equal((res.body.hits as unknown[]).length, 1000);
+    const first = (res.body.hits as { highlights: { b: string }; snippet: string }[])[0]!;
+    assert.ok(first.highlights.b.includes('<em>the</em>') && first.snippet.includes('<em>the</em>'));
+    // Made all at once, the page held the loop for its whole time: a timer fired before and after.
+    assert.ok(ms > 40, `the page took ${ms} ms: too light to tell`);
+    assert.ok(ticks >= 5, `a 2 ms timer fired ${ticks} times in ${Math.round(ms)} ms`);
+  });
 });
