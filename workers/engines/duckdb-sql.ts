@@ -79,10 +79,39 @@ function asInstants(names: readonly string[]): string {
 }
 
 /**
- * The FROM clause reading the source; `sourceSql` alone is used for DESCRIBE too. `instants`:
- * NDJSON string columns read as instants (instantColumnsQuery found every value one).
+ * Columns of a file that DuckDB reads as a type Quarry has no kind for (TIME, LIST, STRUCT,
+ * BLOB, INTERVAL, UUID, JSON, ...): the spec sees them as `string`, so they are read as their
+ * text, as Polars reads such values (`12:30:00`, not microseconds; a JSON string unquoted).
  */
-export function sourceSql(source: EngineSource, params: Params, instants: readonly string[] = []): string {
+export interface TextColumn {
+  readonly name: string;
+  readonly json: boolean;
+}
+
+function asText(columns: readonly TextColumn[]): string {
+  return columns
+    .map(({ name, json }) => {
+      const c = quoteIdent(name);
+      return `${json ? `json_extract_string(${c}, '$')` : `CAST(${c} AS VARCHAR)`} AS ${c}`;
+    })
+    .join(', ');
+}
+
+/**
+ * The FROM clause reading the source; `sourceSql` alone is used for DESCRIBE too. `instants`:
+ * NDJSON string columns read as instants (instantColumnsQuery found every value one); `texts`:
+ * columns read as their text (TextColumn).
+ */
+export function sourceSql(
+  source: EngineSource,
+  params: Params,
+  instants: readonly string[] = [],
+  texts: readonly TextColumn[] = [],
+): string {
+  if (texts.length > 0) {
+    const inner = sourceSql(source, params, instants);
+    return `(SELECT * REPLACE (${asText(texts)}) FROM ${inner})`;
+  }
   const file = params.add(source.file);
   if (source.kind === 'inline') {
     // fromEntries defines own properties: a column named "__proto__" stays a column.
@@ -297,6 +326,7 @@ export function compileAggregation(
   plan: AggregationPlan,
   source: EngineSource,
   sourceNames?: ReadonlyMap<string, string>,
+  texts: readonly TextColumn[] = [],
 ): CompiledQuery {
   const params = new Params();
   const ident: Ident = (name) => quoteIdent(sourceNames?.get(name) ?? name);
@@ -306,7 +336,13 @@ export function compileAggregation(
     source.kind === 'file' && source.format === 'ndjson'
       ? plan.columns.filter((c) => c.type === 'timestamp').map((c) => c.name)
       : [];
-  const from = sourceSql(source, params, instants);
+  const read = new Set(plan.columns.map((c) => c.name));
+  const from = sourceSql(
+    source,
+    params,
+    instants,
+    texts.filter((t) => read.has(t.name)),
+  );
   const maps = bucketMaps(plan, params, ident);
   const rowMetrics = plan.metrics.flatMap((m, i) =>
     m.op === 'ratio' ? [] : [{ m, at: plan.groups.length + i }],

@@ -28,6 +28,7 @@ import {
   instantColumnsQuery,
   positionalName,
   type SqlValue,
+  type TextColumn,
 } from './duckdb-sql.ts';
 import {
   type AggregationEngine,
@@ -177,8 +178,11 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     return statement;
   }
 
-  async function columnsOf(source: EngineSource): Promise<readonly ColumnInfo[]> {
-    if (source.kind === 'inline') return source.columns;
+  /** A file's columns, typed, and those read as their text (TextColumn). */
+  async function columnsOf(
+    source: EngineSource,
+  ): Promise<{ columns: readonly ColumnInfo[]; texts: readonly TextColumn[] }> {
+    if (source.kind === 'inline') return { columns: source.columns, texts: [] };
     const { sql, params } = describeQuery(source);
     let result: DuckDBMaterializedResult;
     try {
@@ -194,10 +198,16 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     const values = await resultColumns(result);
     const [name, type] = [values[names.indexOf('column_name')]!, values[names.indexOf('column_type')]!];
     const columns = name.map((n, i) => ({ name: String(n), type: columnTypeOf(String(type[i])) }));
-    if (source.format !== 'ndjson') return columns;
+    const texts = columns.flatMap((c, i): TextColumn[] => {
+      const duckType = String(type[i]).toUpperCase();
+      return c.type === 'string' && duckType !== 'VARCHAR'
+        ? [{ name: c.name, json: duckType === 'JSON' }]
+        : [];
+    });
+    if (source.format !== 'ndjson') return { columns, texts };
     // NDJSON strings that are all instants are a timestamp column, as in inline records.
     const strings = columns.filter((c, i) => c.type === 'string' && String(type[i]) === 'VARCHAR');
-    if (strings.length === 0) return columns;
+    if (strings.length === 0) return { columns, texts };
     const check = instantColumnsQuery(
       source,
       strings.map((c) => c.name),
@@ -213,7 +223,10 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       );
     }
     const instants = new Set(strings.filter((_, k) => flags[k]?.[0] === true).map((c) => c.name));
-    return columns.map((c) => (instants.has(c.name) ? { name: c.name, type: 'timestamp' } : c));
+    return {
+      columns: columns.map((c) => (instants.has(c.name) ? { name: c.name, type: 'timestamp' as const } : c)),
+      texts,
+    };
   }
 
   return {
@@ -221,14 +234,14 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     async run(input: EngineInput): Promise<EngineOutput> {
       if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
       const source = spooledSource(input.source, 'DuckDB');
-      const columns = await columnsOf(source);
+      const { columns, texts } = await columnsOf(source);
       const plan = buildPlan(input.spec, columns, input.maxRows);
       const renamed =
         source.kind === 'inline' && collidesIgnoringCase(source.columns.map((c) => c.name))
           ? await positionalCopy(source)
           : undefined;
       try {
-        const { sql, params } = compileAggregation(plan, renamed?.source ?? source, renamed?.names);
+        const { sql, params } = compileAggregation(plan, renamed?.source ?? source, renamed?.names, texts);
         let result: DuckDBMaterializedResult;
         try {
           result = await query(sql, params, input.signal, true);
