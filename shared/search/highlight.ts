@@ -14,6 +14,9 @@ export interface SpannedToken {
 const MARKS = /\p{M}+/gu;
 const NON_WORD = /[^\p{L}\p{N}]+/u;
 const WORD = /^[\p{L}\p{N}]+$/u;
+/** 1 for the ASCII letters and digits (char codes past 127 read as undefined). */
+const ASCII_WORD = new Uint8Array(128);
+for (let c = 0; c < 128; c++) if (/[A-Za-z0-9]/.test(String.fromCharCode(c))) ASCII_WORD[c] = 1;
 
 /**
  * The analyzer's tokens of `text` with their spans: each code point is decomposed on its own
@@ -32,12 +35,24 @@ export function spannedTokens(text: string): SpannedToken[] | null {
   };
   for (let i = 0; i < text.length; ) {
     const cp = text.codePointAt(i)!;
-    const width = cp > 0xffff ? 2 : 1;
-    let decomposed: string;
     if (cp < 128) {
-      const c = String.fromCharCode(cp);
-      decomposed = WORD.test(c) ? c : ' ';
-    } else decomposed = String.fromCodePoint(cp).normalize('NFKD').replace(MARKS, '');
+      // ASCII, most text: a run of letters and digits joins the token at once; anything else
+      // ends it (NFKD leaves ASCII as it is).
+      if (ASCII_WORD[cp] === 1) {
+        let j = i + 1;
+        while (j < text.length && ASCII_WORD[text.charCodeAt(j)] === 1) j++;
+        if (piece === '') start = i;
+        piece += text.slice(i, j);
+        end = j;
+        i = j;
+      } else {
+        flush();
+        i++;
+      }
+      continue;
+    }
+    const width = cp > 0xffff ? 2 : 1;
+    const decomposed = String.fromCodePoint(cp).normalize('NFKD').replace(MARKS, '');
     if (decomposed === '') {
       // A combining mark: part of the token it follows.
       if (piece !== '') end = i + width;

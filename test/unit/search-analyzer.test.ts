@@ -12,6 +12,7 @@ import {
   scanTokens,
   type TokenSink,
 } from '../../shared/search/analyzer.ts';
+import { spannedTokens } from '../../shared/search/highlight.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -126,5 +127,57 @@ describe('analyzer unicode-words-v1', () => {
     assert.equal(hashTerm(''), 0x811c9dc5);
     assert.equal(hashTerm('a'), 0xe40c292c);
     assert.equal(hashTerm('foobar'), 0xbf9cf968);
+  });
+});
+
+describe('spanned tokens (highlights)', () => {
+  it("are the analyzer's tokens, each spanning text that analyzes to it alone, on generated strings", () => {
+    const chars = fc.oneof(
+      fc.constantFrom(
+        'a',
+        'Z',
+        '0',
+        ' ',
+        '-',
+        '.',
+        "'",
+        '\u0301',
+        'é',
+        'ß',
+        'İ',
+        'Σ',
+        'ﬁ',
+        '½',
+        '²',
+        '　',
+        'word',
+      ),
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
+    );
+    let spanned = 0;
+    fc.assert(
+      fc.property(fc.array(chars, { maxLength: 40 }), (parts) => {
+        const text = parts.join('');
+        const tokens = spannedTokens(text);
+        if (tokens === null) return; // the documented fallback: no highlights for this text
+        spanned++;
+        assert.deepEqual(
+          tokens.map((t) => t.term),
+          analyze(text),
+        );
+        let last = 0;
+        for (const t of tokens) {
+          // In order; a compatibility character that decomposes into several parts (½: 1, 2)
+          // is the span of each of them.
+          assert.ok(t.start >= last && t.end > t.start, JSON.stringify({ text, t }));
+          last = t.start;
+          // The span (with a trailing combining mark, if any) holds the token.
+          assert.ok(analyze(text.slice(t.start, t.end)).includes(t.term), JSON.stringify({ text, t }));
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    assert.ok(spanned > 2500, `${spanned} of 3000 texts had spans`);
   });
 });
