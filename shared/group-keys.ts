@@ -86,6 +86,13 @@ export function groupKeyColumn(key: ParsedKey | GroupKey): string {
 const ZONE_NAME = /^[A-Z][A-Za-z0-9_+-]*(?:\/[A-Z][A-Za-z0-9_+-]*)*$/;
 const known = new Map<string, boolean>();
 
+/**
+ * Names ICU still resolves but the IANA database dropped (US/Pacific-New and the SystemV zones in
+ * 2020b, Canada/East-Saskatchewan in 2017c): Polars' zone table lacks them, so they are refused
+ * for every engine rather than computed by two and failing in the third.
+ */
+const REMOVED_ZONES = /^(?:US\/Pacific-New|Canada\/East-Saskatchewan|SystemV\/.*)$/;
+
 /** An IANA zone name (or link, like Asia/Kolkata) the runtime's tz database knows. */
 export function isTimeZone(tz: string): boolean {
   let ok = known.get(tz);
@@ -93,6 +100,7 @@ export function isTimeZone(tz: string): boolean {
     try {
       ok =
         ZONE_NAME.test(tz) &&
+        !REMOVED_ZONES.test(tz) &&
         new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone !== '';
     } catch {
       ok = false;

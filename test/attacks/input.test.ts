@@ -180,6 +180,23 @@ describe('attacks: client input', () => {
     }
   });
 
+  test('zone names the tz database dropped (US/Pacific-New, SystemV/EST5): 400 naming tz (Polars failed with a 5xx-class engine error)', async () => {
+    for (const tz of ['US/Pacific-New', 'Canada/East-Saskatchewan', 'SystemV/EST5']) {
+      const res = await sys.app.inject({
+        method: 'POST',
+        url: '/v1/aggregations',
+        payload: JSON.stringify({
+          dataset: { records: [{ t: '2024-03-10T12:00:00Z' }] },
+          groupBy: [{ column: 't', bucket: 'day', tz }],
+          metrics: [{ op: 'count' }],
+        }),
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(res.statusCode, 400, `${tz}: ${res.body}`);
+      assert.equal(res.json().error.field, 'groupBy.0.tz', tz);
+    }
+  });
+
   test('inline columns `a` and `A`: both engines keep them apart (was a DuckDB binder error, 5xx, retried)', async () => {
     const spec: AggregationSpecInput = {
       dataset: {
