@@ -7,7 +7,7 @@
 import { promisify } from 'node:util';
 import { brotliCompress, brotliCompressSync, brotliDecompressSync, constants, gunzipSync } from 'node:zlib';
 import { QuarryError } from './errors.ts';
-import { own, setOwn } from './own-fields.ts';
+import { own, pickOwn } from './own-fields.ts';
 import type { BuildOptions } from './search/build.ts';
 import type { ExtensionOptions } from './search/extension.ts';
 import type { IndexHeader } from './search/format.ts';
@@ -75,14 +75,7 @@ export function projectedFields(settings: IndexSettings): string[] {
 
 /** `doc` with only `fields` (absent ones stay absent). */
 export function project(doc: object, fields: readonly string[]): Record<string, unknown> {
-  const d = doc as Readonly<Record<string, unknown>>;
-  // Own fields only: `__proto__` and `constructor` are fields like others.
-  const out: Record<string, unknown> = {};
-  for (const f of fields) {
-    const v = own(d, f);
-    if (v !== undefined) setOwn(out, f, v);
-  }
-  return out;
+  return pickOwn(doc as Readonly<Record<string, unknown>>, fields);
 }
 
 /** The projected documents as stored: one frame of their JSON array (DOCUMENTS_ENCODING). */

@@ -8,6 +8,8 @@ import { QuarryError } from './errors.ts';
 import { type DocumentChanges, type IndexSettings, idOf } from './index-documents.ts';
 import { checkCollection, type IndexJobData, type IndexLimits } from './indexing.ts';
 import { own } from './own-fields.ts';
+import { isIndexable } from './search/build.ts';
+import { isColumnScalar } from './search/extension.ts';
 import { parseWith } from './zod-messages.ts';
 
 export const UpsertSchema = z.strictObject({ documents: z.array(z.unknown()).min(1) });
@@ -134,13 +136,6 @@ export function parseChanges(text: string): DocumentChanges {
   return parsed;
 }
 
-/** What the build indexes: strings, numbers, booleans, arrays of them (nested too), or nothing. */
-function indexable(v: unknown): boolean {
-  if (v === null || v === undefined) return true;
-  if (Array.isArray(v)) return v.every(indexable);
-  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
-}
-
 /**
  * The values the build would refuse whatever the other documents hold, refused now with a 400
  * naming `documents.<i>.<field>` (not a 202 and then a failed job naming the document's place in
@@ -154,7 +149,7 @@ function checkValues(doc: Readonly<Record<string, unknown>>, i: number, settings
     return new QuarryError('QUARRY_ERR_VALIDATION', `${path} ${message}`, { field: path });
   };
   for (const field of settings.fields) {
-    if (!indexable(own(doc, field)))
+    if (!isIndexable(own(doc, field)))
       throw fail(field, 'must be a string, number, boolean or an array of them');
   }
   const sortable = new Set(settings.sortable ?? []);
@@ -164,9 +159,7 @@ function checkValues(doc: Readonly<Record<string, unknown>>, i: number, settings
     if (Array.isArray(v)) {
       if (sortable.has(field)) throw fail(field, 'is sortable: it holds one value, not an array');
       if (!v.every((x) => typeof x === 'string')) throw fail(field, 'must hold only strings in an array');
-    } else if (
-      !(typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))
-    ) {
+    } else if (!isColumnScalar(v)) {
       throw fail(field, 'must be a string, a finite number, a boolean or an array of strings');
     }
   }

@@ -13,3 +13,16 @@ export function setOwn(out: Record<string, unknown>, key: string, value: unknown
     Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   } else out[key] = value;
 }
+
+/** `doc` with only its own `fields` (absent ones stay absent), `__proto__` included as a field. */
+export function pickOwn(
+  doc: Readonly<Record<string, unknown>>,
+  fields: readonly string[],
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) {
+    const v = own(doc, f);
+    if (v !== undefined) setOwn(out, f, v);
+  }
+  return out;
+}

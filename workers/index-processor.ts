@@ -470,16 +470,14 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
     store: IndexStore,
     collection: string,
   ): Promise<Built | null> {
-    const version = await store.appliedVersion(collection, jobId);
+    const status = await scope.status.get(jobId);
+    // The applied set, or the record the applying attempt completed (once that set trimmed it).
+    const version =
+      (await store.appliedVersion(collection, jobId)) ??
+      (status?.state === 'completed' ? (status.version ?? null) : null);
     if (version !== null) {
       const info = await store.info(collection, version);
       return { version, outcome: 'live', docCount: info?.documents ?? 0, buildMs: 0 };
-    }
-    const status = await scope.status.get(jobId);
-    // Completed by the attempt that applied it, its entry since trimmed from updates-applied.
-    if (status?.state === 'completed' && status.version !== undefined) {
-      const info = await store.info(collection, status.version);
-      return { version: status.version, outcome: 'live', docCount: info?.documents ?? 0, buildMs: 0 };
     }
     if (status?.state === 'failed' || status?.state === 'cancelled') {
       throw new QuarryError(

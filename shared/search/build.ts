@@ -11,7 +11,7 @@
 // A query's score is the sum of these stored scores over its distinct terms (search.ts).
 
 import { QuarryError } from '../errors.ts';
-import { own, setOwn } from '../own-fields.ts';
+import { own, pickOwn } from '../own-fields.ts';
 import { ANALYZER_NAME, type AnalyzerName, scanTokens, type TokenSink } from './analyzer.ts';
 import { allocateIndex, type IdfKind, measureStrings, writeStrings } from './format.ts';
 import { isAnalyzerName, StemmingSink } from './stemmer.ts';
@@ -160,6 +160,14 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
   const weights = Float64Array.from(fields, (f) => (Object.hasOwn(boosts, f) ? boosts[f]! : 1));
   const allBoosts = Object.fromEntries(fields.map((f, i) => [f, weights[i]!]));
   return { idField, fields: [...fields], store: [...store], weights, boosts: allBoosts, idf, analyzer };
+}
+
+/** The values indexValue indexes: text, numbers, booleans, arrays of them (nested too), or nothing. */
+export function isIndexable(value: unknown): boolean {
+  if (value === null || value === undefined) return true;
+  if (Array.isArray(value)) return value.every(isIndexable);
+  const t = typeof value;
+  return t === 'string' || t === 'number' || t === 'boolean' || t === 'bigint';
 }
 
 function indexValue(
@@ -328,14 +336,8 @@ export function writeCollectedWithPositions(
 
 function storedJson(doc: Readonly<Record<string, unknown>>, store: readonly string[], n: number): string {
   if (store.length === 0) return '';
-  // A stored field named `__proto__` is a field like any other.
-  const out: Record<string, unknown> = {};
-  for (const f of store) {
-    const v = own(doc, f);
-    if (v !== undefined) setOwn(out, f, v);
-  }
   try {
-    return JSON.stringify(out);
+    return JSON.stringify(pickOwn(doc, store));
   } catch (cause) {
     throw new QuarryError(
       'QUARRY_ERR_VALIDATION',

@@ -73,6 +73,11 @@ export function compareValues(a: unknown, b: unknown): number {
 
 const KIND_OF: Record<string, ColumnKind> = { string: 'string', number: 'number', boolean: 'boolean' };
 
+/** A single value a filterable or sortable column holds: a string, a finite number or a boolean. */
+export function isColumnScalar(v: unknown): boolean {
+  return KIND_OF[typeof v] !== undefined && !(typeof v === 'number' && !Number.isFinite(v));
+}
+
 interface BuiltColumn {
   header: ColumnHeader;
   values: Uint8Array;
@@ -97,7 +102,7 @@ function columnOf(docs: readonly Readonly<Record<string, unknown>>[], field: str
       k = 'strings';
     } else {
       k = KIND_OF[typeof v];
-      if (k === undefined || (typeof v === 'number' && !Number.isFinite(v)))
+      if (!isColumnScalar(v))
         throw invalid(
           `${path}: a filterable or sortable field holds strings, finite numbers, booleans or arrays of strings`,
           path,

@@ -5,7 +5,6 @@ import { describe, test } from 'node:test';
 import { defaultMetricName, type Filter, type Metric, type MetricOp } from '../../shared/aggregation.ts';
 import type { ColumnInfo, Scalar } from '../../shared/datasets.ts';
 import { nearestRank, quantile, type ReferenceSpec, referenceAggregate } from '../reference/aggregate.ts';
-import { closeEnough } from '../reference/compare.ts';
 
 type MetricInput = {
   op: MetricOp;
@@ -436,18 +435,5 @@ describe('ordering and limit', () => {
       [2, 'a'],
       [2, 'b'],
     ]);
-  });
-});
-
-describe('the parity comparison', () => {
-  test('floats within 1e-9 relative are close; an infinity only to itself (it took any number)', () => {
-    assert.equal(closeEnough(1, 1 + 1e-12), true);
-    assert.equal(closeEnough(0.1 + 0.2, 0.3), true);
-    assert.equal(closeEnough(1, 1.001), false);
-    assert.equal(closeEnough(Number.POSITIVE_INFINITY, 5), false);
-    assert.equal(closeEnough(5, Number.NEGATIVE_INFINITY), false);
-    assert.equal(closeEnough(Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY), false);
-    assert.equal(closeEnough(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY), true);
-    assert.equal(closeEnough(Number.NaN, 1), false);
   });
 });
