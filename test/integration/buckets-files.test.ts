@@ -1,5 +1,6 @@
 // Time buckets over native file types: a Parquet DATE, a TIMESTAMP (UTC) and a TIMESTAMPTZ,
-// bucketed in Los Angeles by DuckDB and Polars, against values worked out by hand. And NDJSON,
+// bucketed in Los Angeles by DuckDB and Polars, against values worked out by hand; dates and
+// timestamps past 2099 and a date whose midnight DST skips. And NDJSON,
 // whose date- and time-like strings both engines read as strings (docs/AGGREGATION.md, "Files").
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,6 +72,63 @@ test('weeks of a date, hours of a timestamp and of a zoned timestamp, in Los Ang
           day_week: '2024-03-11T00:00:00-07:00',
           ts_hour: '2024-03-10T01:00:00-08:00',
           zoned_hour: '2024-11-03T01:00:00-08:00',
+          sum_n: 2,
+        },
+      ],
+      engine.name,
+    );
+  }
+});
+
+test('dates and timestamps from 2100 on, and a date whose midnight DST skips', async () => {
+  const late = path.join(dir, 'late.parquet');
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  await connection.run(`COPY (SELECT * FROM (VALUES
+      (DATE '2024-09-08', TIMESTAMP '2100-07-04 03:59:00', 1),
+      (DATE '2100-07-04', TIMESTAMP '2100-07-04 04:00:00', 2)
+    ) t(day, ts, n)) TO '${late}' (FORMAT parquet)`);
+  connection.closeSync();
+  instance.closeSync();
+  const parsed = parseAggregation(
+    {
+      dataset: { records: [] },
+      groupBy: [
+        { column: 'day', bucket: 'day', tz: 'America/Santiago' },
+        { column: 'day', bucket: 'hour', tz: 'America/New_York' },
+        { column: 'day', bucket: 'week', tz: 'America/New_York', as: 'day_week' },
+        { column: 'ts', bucket: 'day', tz: 'America/New_York' },
+      ],
+      metrics: [{ op: 'sum', column: 'n' }],
+      orderBy: [{ column: 'sum_n', direction: 'asc' }],
+    },
+    { maxInlineBytes: 1e6, maxResultRows: 100 },
+  );
+  const spec: AggregationSpec = { ...parsed.spec, dataset: { kind: 'inline', rows: 0, columns: [] } };
+  for (const engine of engines) {
+    const out = await engine.run({
+      spec,
+      source: { kind: 'file', file: late, format: 'parquet' },
+      maxRows: 100,
+    });
+    assert.deepEqual(
+      out.rows,
+      [
+        // Santiago skips from 00:00 -04 to 01:00 -03 on 2024-09-08: the day starts at the end of
+        // the gap. 03:59Z on 2100-07-04 is 23:59 EDT on the 3rd: New York keeps DST past 2099.
+        {
+          day_day: '2024-09-08T01:00:00-03:00',
+          day_hour: '2024-09-08T00:00:00-04:00',
+          day_week: '2024-09-02T00:00:00-04:00',
+          ts_day: '2100-07-03T00:00:00-04:00',
+          sum_n: 1,
+        },
+        // 2100-07-04 is a Sunday: its ISO week began on Monday the 28th of June.
+        {
+          day_day: '2100-07-04T00:00:00-04:00',
+          day_hour: '2100-07-04T00:00:00-04:00',
+          day_week: '2100-06-28T00:00:00-04:00',
+          ts_day: '2100-07-04T00:00:00-04:00',
           sum_n: 2,
         },
       ],

@@ -511,6 +511,70 @@ REGRESSIONS.push(
   },
 );
 
+// Found by a second pair of eyes: Polars' zone rules (chrono-tz) stop at 2099, so from 2100 on
+// every zone stayed on its last offset (a New York day in July 2100 started at 05:00Z).
+REGRESSIONS.push({
+  name: 'buckets from 2100 on follow the zone rules (New York, London, Sydney, Santiago)',
+  spec: {
+    dataset: {
+      records: [
+        '2099-12-31T23:30:00Z',
+        '2100-01-01T00:00:00Z',
+        '2100-03-14T06:59:59Z', // 01:59:59 EST, the last second before New York springs forward
+        '2100-03-14T07:00:00Z', // 03:00 EDT
+        '2100-07-04T03:59:00Z', // 23:59 EDT on the 3rd
+        '2100-07-04T04:00:00Z',
+        '2100-10-31T00:30:00Z', // 01:30 BST in London, the first of two
+        '2100-10-31T01:30:00Z',
+        '2100-10-02T16:00:00Z', // 03:00 AEDT in Sydney, an hour after it springs forward
+        '2187-07-01T12:00:00Z',
+        '2399-12-31T23:59:59.999Z',
+      ].map((t, i) => ({ t, i })),
+    },
+    groupBy: [
+      { column: 't', bucket: 'day', tz: 'America/New_York' },
+      { column: 't', bucket: 'hour', tz: 'Europe/London', as: 'london_hour' },
+      { column: 't', bucket: 'week', tz: 'Australia/Sydney', as: 'sydney_week' },
+      { column: 't', bucket: 'month', tz: 'America/Santiago', as: 'santiago_month' },
+      { column: 't', bucket: 'year', tz: 'Europe/London', as: 'london_year' },
+    ],
+    metrics: [{ op: 'count' }, { op: 'max', column: 'i' }],
+    orderBy: [{ column: 'max_i', direction: 'asc' }],
+  },
+});
+
+// Found while fixing the case above: the day of a midnight DST skips or repeats started at the
+// previous day's 23:00 (the reference), after its first row (DuckDB on a repeat, the JS engine in
+// Beirut and Amman), or failed the job (Polars raised on the wall time).
+REGRESSIONS.push({
+  name: 'day buckets in zones whose DST change skips or repeats midnight (Santiago, Havana, Beirut, Amman)',
+  spec: {
+    dataset: {
+      records: [
+        '2024-09-08T03:59:59Z', // 23:59:59 -04 on the 7th in Santiago; midnight is skipped
+        '2024-09-08T04:00:00Z', // 01:00 -03 on the 8th
+        '2024-09-08T12:00:00Z',
+        '2024-03-10T05:00:00Z', // 01:00 CDT in Havana, whose 00:00-01:00 was skipped
+        '2024-11-03T04:30:00Z', // 00:30 CDT in Havana, then it falls back from 01:00 to 00:00
+        '2024-11-03T05:30:00Z', // 00:30 CST, the second
+        '2024-03-30T22:30:00Z', // 01:30 EEST on the 31st in Beirut, whose midnight was skipped
+        '2024-10-26T21:30:00Z', // 23:30 EET on the 26th in Beirut, which fell back at 00:00 EEST
+        '2024-10-26T22:30:00Z',
+        '2021-10-28T21:30:00Z', // 00:30 +03 on the 29th in Amman, which falls back from 01:00 to 00:00
+        '2021-10-28T22:30:00Z', // 00:30 +02, the second
+      ].map((t, i) => ({ t, i })),
+    },
+    groupBy: [
+      { column: 't', bucket: 'day', tz: 'America/Santiago', as: 'santiago' },
+      { column: 't', bucket: 'day', tz: 'America/Havana', as: 'havana' },
+      { column: 't', bucket: 'day', tz: 'Asia/Beirut', as: 'beirut' },
+      { column: 't', bucket: 'day', tz: 'Asia/Amman', as: 'amman' },
+    ],
+    metrics: [{ op: 'count' }, { op: 'max', column: 'i' }],
+    orderBy: [{ column: 'max_i', direction: 'asc' }],
+  },
+});
+
 describe('regressions', () => {
   for (const { name, spec, todo } of REGRESSIONS) {
     test(name, todo === undefined ? {} : { todo }, () => checkParity(spec));

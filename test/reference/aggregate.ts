@@ -229,13 +229,21 @@ function offsetAt(t: number, tz: string): number {
   return d.getTime() - t;
 }
 
-/** The instant whose wall time in tz is 00:00 on the given day (found by two offset corrections). */
+/**
+ * The first instant of the given local day in tz: of the instants wall − offset for the offsets
+ * the zone has within 14 hours either side, the earliest whose wall time is that midnight or
+ * later (past a midnight DST skips, the end of the gap; of a midnight it repeats, the first).
+ */
 function midnightIn(year: number, month: number, day: number, tz: string): number {
   const d = new Date(Date.UTC(2000, 0, 1));
   d.setUTCFullYear(year, month - 1, day);
   const wall = d.getTime();
-  const first = wall - offsetAt(wall, tz);
-  return wall - offsetAt(first, tz);
+  let first = Number.POSITIVE_INFINITY;
+  for (let h = -14; h <= 14; h += 2) {
+    const t = wall - offsetAt(wall + h * 3_600_000, tz);
+    if (t < first && wall - offsetAt(t, tz) <= t) first = t;
+  }
+  return first;
 }
 
 /** RFC 3339 in the zone: the wall time and the offset, `2024-03-10T00:00:00-08:00`. */

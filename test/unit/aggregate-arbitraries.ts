@@ -60,7 +60,7 @@ const stringValue: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 6 }) }, // any code point, no lone surrogates
 );
 
-/** Instants where zones change offset (2024), and week, month, quarter and year boundaries. */
+/** Instants where zones change offset (2024, 2100), and week, month, quarter and year boundaries. */
 const TRANSITIONS = [
   '2024-03-10T07:00:00Z', // New York springs forward
   '2024-03-10T10:00:00Z', // Los Angeles springs forward
@@ -72,6 +72,14 @@ const TRANSITIONS = [
   '2024-10-05T15:30:00Z', // Lord Howe: half an hour forward
   '2024-12-31T23:30:00Z', // a year, a quarter, a month; 2024-12-30 is an ISO week's Monday
   '2024-03-31T22:00:00Z',
+  '2024-09-08T04:00:00Z', // Santiago skips midnight
+  '2024-04-07T03:00:00Z', // Santiago falls back from midnight to 23:00
+  '2024-03-10T05:00:00Z', // Havana skips midnight
+  '2024-11-03T05:00:00Z', // Havana falls back from 01:00 to midnight: midnight twice
+  '2024-03-30T22:00:00Z', // Beirut skips midnight
+  '2024-10-26T21:00:00Z', // Beirut falls back from midnight to 23:00
+  '2100-03-14T07:00:00Z', // New York springs forward, past Polars' zone rules (2099)
+  '2100-10-31T01:00:00Z', // London falls back, ditto
 ].map(Date.parse);
 
 /** Offsets instants are written with: the instant is the same whatever the offset. */
@@ -94,7 +102,10 @@ const instantValue: fc.Arbitrary<string> = fc
     return `${local}${offset < 0 ? '-' : '+'}${two(Math.floor(abs / 60))}:${two(abs % 60)}`;
   });
 
-/** Zones buckets are taken in: with DST, half-hour offsets and a half-hour DST shift. */
+/**
+ * Zones buckets are taken in: with DST, half-hour offsets, a half-hour DST shift, and DST changes
+ * that skip or repeat midnight (Santiago, Havana, Beirut).
+ */
 export const BUCKET_ZONES = [
   'UTC',
   'America/New_York',
@@ -102,6 +113,9 @@ export const BUCKET_ZONES = [
   'Europe/London',
   'Asia/Kolkata',
   'Australia/Lord_Howe',
+  'America/Santiago',
+  'America/Havana',
+  'Asia/Beirut',
 ] as const;
 
 function valueOfKind(kind: ColumnKind): fc.Arbitrary<Scalar> {

@@ -139,13 +139,19 @@ function wallFromParts(format: Intl.DateTimeFormat, ms: number): number {
   );
 }
 
-/** The instant whose wall time in `zone` is `wall`: the zone's offset there, found in two steps. */
-function instantOf(wall: number, zone: string): number {
-  const guess = wall - (wallTime(wall, zone) - wall);
-  const t = wall - (wallTime(guess, zone) - guess);
-  if (wallTime(t, zone) === wall) return t;
-  // A wall time that does not exist (a DST gap): the first offset's reading, as ICU's default.
-  return guess;
+/**
+ * The first instant whose wall time in `zone` is `wall` (a local midnight): the earlier one where
+ * DST repeats it; where DST skips it, the reading with the offset in force before the change,
+ * which is the end of the gap (01:00 -03 on 2024-09-08 in Santiago), as ICU reads it.
+ */
+export function instantOf(wall: number, zone: string): number {
+  // The offsets a day before and a day after: one of them is the wall time's, or both are.
+  const before = wall - (wallTime(wall - MS_PER_DAY, zone) - (wall - MS_PER_DAY));
+  const after = wall - (wallTime(wall + MS_PER_DAY, zone) - (wall + MS_PER_DAY));
+  const [first, second] = before <= after ? [before, after] : [after, before];
+  if (wallTime(first, zone) === wall) return first;
+  if (wallTime(second, zone) === wall) return second;
+  return before; // skipped
 }
 
 /**

@@ -4,7 +4,6 @@
 import pl from 'nodejs-polars';
 import { type ColumnInfo, type ColumnType, INSTANT_PATTERN } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
-import type { Bucket } from '../../shared/group-keys.ts';
 import {
   type AggregationPlan,
   buildPlan,
@@ -21,6 +20,7 @@ import {
   spooledSource,
 } from './engine.ts';
 import { type FileSource, firstLine } from './polars-protocol.ts';
+import { utcBucketExpr, zoneBucketMap } from './polars-zones.ts';
 import { shapeRows } from './result-rows.ts';
 import { caseInsensitivePattern } from './text-match.ts';
 
@@ -64,9 +64,16 @@ export async function runAggregation(input: EngineInput): Promise<EngineOutput> 
   const source = spooledSource(input.source, 'Polars');
   const prepared = prepareSource(source);
   const plan = buildPlan(spec, prepared.columns, maxRows);
-  const lazy = translate(plan, prepared);
   // Resolving the optimized plan checks names and types without reading data, so a failure after
-  // this point comes from the data itself.
+  // this point comes from the data itself. (Zone buckets read the key column once in translate:
+  // a failure there is the data's too.)
+  let lazy: pl.LazyDataFrame;
+  try {
+    lazy = translate(plan, prepared);
+  } catch (cause) {
+    if (source.kind === 'file' && !(cause instanceof QuarryError)) throw unreadable(source, cause);
+    throw cause;
+  }
   lazy.describeOptimizedPlan();
   let kept: pl.DataFrame;
   try {
@@ -315,7 +322,7 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
         return groupExpr(g, col).alias(outputName(i));
       }
       const key = source.names.get(g.column.name)!;
-      const map = lazy.select(pl.col(key).unique()).withColumns(groupExpr(g, col).alias(bucketName(i)));
+      const map = zoneBucketMap(lazy, key, g, col(g.column.name), { out: bucketName(i), index: i });
       lazy = lazy.join(map, { on: key, how: 'left' });
       return pl.col(bucketName(i)).alias(outputName(i));
     });
@@ -430,12 +437,7 @@ function valueSeries(values: readonly PlanValue[], type: ColumnType): pl.Series 
   return pl.Series('', [...values], exact ? pl.Int64 : pl.Float64);
 }
 
-/**
- * A group key, as duckdb-sql.ts's compileGroup defines it: the instant's wall time in the zone
- * (as a UTC-labelled wall time, which truncates without DST), truncated; from a day up, that wall
- * time read back in the zone; for hours and minutes, the instant minus the wall time past the
- * truncation. A date is its day's midnight in the zone. Out as naive UTC datetimes.
- */
+/** A group key, as duckdb-sql.ts's compileGroup defines it: a column, a bin, or a time bucket (polars-zones.ts). */
 function groupExpr(g: PlanGroup, col: (name: string) => pl.Expr): pl.Expr {
   const c = col(g.column.name);
   if (g.kind === 'column') return c;
@@ -453,27 +455,8 @@ function groupExpr(g: PlanGroup, col: (name: string) => pl.Expr): pl.Expr {
   }
   // An all-null column: its own nulls, typed (a literal key would make a group of no rows).
   if (g.column.type === 'null') return c.cast(pl.Datetime('us'));
-  const every = TRUNCATE_EVERY[g.unit];
-  const instant =
-    g.column.type === 'date'
-      ? c.cast(pl.Datetime('us')).dt.replaceTimeZone(g.tz).dt.convertTimeZone('UTC')
-      : c.dt.replaceTimeZone('UTC');
-  const wall = instant.dt.convertTimeZone(g.tz).dt.replaceTimeZone('UTC');
-  if (g.unit === 'hour' || g.unit === 'minute') {
-    return instant.sub(wall.sub(wall.dt.truncate(every))).cast(pl.Datetime('us'));
-  }
-  return wall.dt.truncate(every).dt.replaceTimeZone(g.tz).dt.convertTimeZone('UTC').cast(pl.Datetime('us'));
+  return utcBucketExpr(g, c);
 }
-
-const TRUNCATE_EVERY: Record<Bucket, string> = {
-  minute: '1m',
-  hour: '1h',
-  day: '1d',
-  week: '1w', // Polars' weeks start on Monday, as ISO weeks do
-  month: '1mo',
-  quarter: '1q',
-  year: '1y',
-};
 
 /** An aggregate of the group's rows, over those its own filter keeps when it has one. */
 function rowMetricExpr(m: PlanMetric, col: (name: string) => pl.Expr): pl.Expr {
