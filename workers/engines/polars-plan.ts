@@ -322,7 +322,7 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
         return groupExpr(g, col).alias(outputName(i));
       }
       const key = source.names.get(g.column.name)!;
-      const map = zoneBucketMap(lazy, key, g, col(g.column.name), { out: bucketName(i), index: i });
+      const map = zoneBucketMap(lazy, key, g, { out: bucketName(i), index: i });
       lazy = lazy.join(map, { on: key, how: 'left' });
       return pl.col(bucketName(i)).alias(outputName(i));
     });

@@ -57,8 +57,9 @@ export function utcBucketExpr(g: BucketGroup, c: pl.Expr): pl.Expr {
  * Datetime('us'). (Finding first instants once per distinct period and joining them back
  * measured slower here than three conversions a value: Polars' conversions are cheap.)
  */
-function zoneStarts(distinct: pl.LazyDataFrame, g: BucketGroup, c: pl.Expr, out: string): pl.LazyDataFrame {
+function zoneStarts(distinct: pl.LazyDataFrame, g: BucketGroup, key: string, out: string): pl.LazyDataFrame {
   const every = TRUNCATE_EVERY[g.unit];
+  const c = pl.col(key);
   const instant =
     g.column.type === 'date'
       ? firstInstant(c.cast(pl.Datetime('us')), g.tz).dt.replaceTimeZone('UTC')
@@ -77,7 +78,8 @@ const RULES_END_MS = Date.UTC(2100, 0, 1);
 const JS_DATE_MAX_MS = 8.64e15;
 
 /**
- * The map of each distinct value of `key` (a column of `source`) to its bucket start. Values
+ * The map of each distinct value of `key` (a column of `source`, by its positional name) to its
+ * bucket start. Values
  * from 2100 on take the JS engine's ICU reading instead of Polars' (chrono-tz's table ends with
  * 2099, so a New York day in July 2100 would start at 05:00Z): finding them costs one pass over
  * the column, which row-group statistics let Parquet skip.
@@ -86,10 +88,9 @@ export function zoneBucketMap(
   source: pl.LazyDataFrame,
   key: string,
   g: BucketGroup,
-  c: pl.Expr,
   { out, index }: { out: string; index: number },
 ): pl.LazyDataFrame {
-  const map = zoneStarts(source.select(pl.col(key).unique()), g, c, out);
+  const map = zoneStarts(source.select(pl.col(key).unique()), g, key, out);
   const isDate = g.column.type === 'date';
   const end = pl.lit(new Date(RULES_END_MS)).cast(isDate ? pl.Date : pl.Datetime('us'));
   // Filtered before unique(), on the column itself: Parquet statistics then skip row groups.
@@ -109,11 +110,10 @@ export function zoneBucketMap(
         { field: `groupBy.${index}.column` },
       );
     const instant = isDate ? instantOf(ms, g.tz) : ms;
-    const start =
-      isDate && (g.unit === 'hour' || g.unit === 'minute')
-        ? instant
-        : bucketStart(instant, g.unit, g.tz, starts);
-    return start;
+    // A date's hour and minute buckets are its first instant.
+    return isDate && (g.unit === 'hour' || g.unit === 'minute')
+      ? instant
+      : bucketStart(instant, g.unit, g.tz, starts);
   });
   // Milliseconds below 8.64e15 are exact as doubles, and times 1000 exact in Int64.
   const computed = late
