@@ -1,13 +1,68 @@
 // A CSV whose first fraction comes late (a second pair of eyes, 2026-12-07): DuckDB inferred the
 // column's type from its default sample (~20k rows) and rounded the later 1.5 to 2, a silently
-// wrong sum; Polars read it right. Both engines now take types from the first 50 million rows.
+// wrong sum; Polars read it right. Then 30 hostile CSVs (a probe, 2026-12-07): the engines' own
+// inference gave 13 of them different types or values (dates, leading zeros, spaces, `inf`,
+// integers past int64, booleans in capitals, the delimiter). Both now read every field as text
+// and type a column by one rule over all its values (workers/engines/csv-types.ts).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { type AggregationSpec, parseAggregation } from '../../shared/aggregation.ts';
+import { createDuckDBEngine } from '../../workers/engines/duckdb.ts';
+import type { AggregationEngine } from '../../workers/engines/engine.ts';
+import { createPolarsEngine } from '../../workers/engines/polars.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { startSystem, type TestSystem } from '../helpers/system.ts';
+
+/** A file's text, and the type and sorted group keys of its column `x` (null last) in both engines. */
+const HOSTILE: Record<
+  string,
+  { text: string; type: string; values: unknown[] } | { text: string; code: string }
+> = {
+  date: { text: 'x,n\n2024-01-01,1\n2024-01-02,2\n', type: 'date', values: ['2024-01-01', '2024-01-02'] },
+  naiveDatetime: {
+    text: 'x,n\n2024-01-01 10:00:00,1\n2024-01-02 11:00:00,2\n',
+    type: 'string',
+    values: ['2024-01-01 10:00:00', '2024-01-02 11:00:00'],
+  },
+  instants: {
+    text: 'x,n\n2024-01-01T10:00:00Z,1\n2024-01-02T11:00:00+02:00,2\n',
+    type: 'timestamp',
+    values: ['2024-01-01T10:00:00.000Z', '2024-01-02T09:00:00.000Z'],
+  },
+  impossibleDate: {
+    text: 'x,n\n2024-02-30,1\n2024-01-02,2\n',
+    type: 'string',
+    values: ['2024-01-02', '2024-02-30'],
+  },
+  timeOfDay: { text: 'x,n\n10:00:00,1\n11:00:00,2\n', type: 'string', values: ['10:00:00', '11:00:00'] },
+  leadingSpace: { text: 'x,n\n 1,1\n2,2\n', type: 'string', values: [' 1', '2'] },
+  trailingSpace: { text: 'x,n\n1 ,1\n2,2\n', type: 'string', values: ['1 ', '2'] },
+  leadingZero: { text: 'x,n\n007,1\n010,2\n', type: 'string', values: ['007', '010'] },
+  plusSign: { text: 'x,n\n+5,1\n2,2\n', type: 'string', values: ['+5', '2'] },
+  hex: { text: 'x,n\n0x10,1\n2,2\n', type: 'string', values: ['0x10', '2'] },
+  quotedEmpty: { text: 'x,n\n"",1\na,2\n', type: 'string', values: ['', 'a'] },
+  emptyIsNull: { text: 'x,n\n,1\n3,2\n', type: 'integer', values: [3, null] },
+  allEmpty: { text: 'x,n\n,1\n,2\n', type: 'string', values: [null] },
+  quotedNumbers: { text: 'x,n\n"5",1\n"6",2\n', type: 'integer', values: [5, 6] },
+  pastInt64: { text: 'x,n\n99999999999999999999,1\n1,2\n', type: 'float', values: [1, 1e20] },
+  exponent: { text: 'x,n\n1e3,1\n2.5,2\n', type: 'float', values: [2.5, 1000] },
+  infinity: { text: 'x,n\ninf,1\n2.5,2\n', type: 'string', values: ['2.5', 'inf'] },
+  nan: { text: 'x,n\nNaN,1\n2.5,2\n', type: 'string', values: ['2.5', 'NaN'] },
+  thousands: { text: 'x,n\n"1,000",1\n2,2\n', type: 'string', values: ['1,000', '2'] },
+  decimalComma: { text: 'x,n\n"1,5",1\n"2,5",2\n', type: 'string', values: ['1,5', '2,5'] },
+  booleans: { text: 'x,n\nTrue,1\nFALSE,2\n', type: 'boolean', values: [false, true] },
+  naText: { text: 'x,n\nNA,1\n2,2\n', type: 'string', values: ['2', 'NA'] },
+  nullText: { text: 'x,n\nNULL,1\n2,2\n', type: 'string', values: ['2', 'NULL'] },
+  crlf: { text: 'x,n\r\n1,1\r\n2,2\r\n', type: 'integer', values: [1, 2] },
+  onlyHeader: { text: 'x,n\n', type: 'string', values: [] },
+  // The delimiter is a comma: a semicolon or tab file is one column named by its whole header.
+  semicolons: { text: 'x;n\n1;1\n2;2\n', code: 'QUARRY_ERR_SPEC_UNKNOWN_COLUMN' },
+  tabs: { text: 'x\tn\n1\t1\n2\t2\n', code: 'QUARRY_ERR_SPEC_UNKNOWN_COLUMN' },
+  ragged: { text: 'x,n\n1,2,3\n4,5\n', code: 'QUARRY_ERR_DATASET_UNREADABLE' },
+};
 
 describe('attacks: CSV column types', () => {
   let redis: RedisServer;
@@ -56,6 +111,44 @@ describe('attacks: CSV column types', () => {
       ]);
     });
   }
+
+  test('hostile CSVs: one type and the same values in DuckDB and Polars', async () => {
+    const engines: [string, AggregationEngine][] = [
+      ['duckdb', await createDuckDBEngine({ threads: 1, dataDir, spoolDir: dataDir })],
+      ['polars', createPolarsEngine({ poolSize: 1 })],
+    ];
+    const parsed = parseAggregation(
+      {
+        dataset: { records: [] },
+        groupBy: ['x'],
+        metrics: [{ op: 'count' }],
+        orderBy: [{ column: 'x', direction: 'asc' }],
+      },
+      { maxInlineBytes: 1e6, maxResultRows: 100 },
+    );
+    const spec: AggregationSpec = { ...parsed.spec, dataset: { kind: 'inline', rows: 0, columns: [] } };
+    try {
+      for (const [name, expected] of Object.entries(HOSTILE)) {
+        const file = path.join(dataDir, `hostile-${name}.csv`);
+        writeFileSync(file, expected.text);
+        for (const [engine, run] of engines) {
+          const out = run.run({ spec, source: { kind: 'file', file, format: 'csv' }, maxRows: 100 });
+          if ('code' in expected) {
+            await assert.rejects(out, { code: expected.code }, `${name} in ${engine}`);
+            continue;
+          }
+          const { columns, rows } = await out;
+          assert.deepEqual(
+            { type: columns[0]?.type, values: rows.map((r) => r.x) },
+            { type: expected.type, values: expected.values },
+            `${name} in ${engine}`,
+          );
+        }
+      }
+    } finally {
+      for (const [, engine] of engines) await engine.close();
+    }
+  });
 
   for (const file of ['times.csv', 'times.ndjson']) {
     test(`${file}: time-of-day values are their text in both engines (DuckDB gave microseconds)`, async () => {

@@ -2,9 +2,10 @@
 // upstream and always quoted here; every value (filter values, quantile q, limit, file path,
 // inline column types) is a bound parameter. No user text is ever spliced into SQL.
 import type { ComparisonOp } from '../../shared/aggregation-ops.ts';
-import { type ColumnType, INSTANT_PATTERN } from '../../shared/datasets.ts';
+import { type ColumnInfo, type ColumnType, INSTANT_PATTERN } from '../../shared/datasets.ts';
 import type { AggregationPlan, PlanGroup, PlanMetric, PlanPredicate } from '../../shared/plan.ts';
-import { CSV_TYPE_ROWS, type EngineSource } from './engine.ts';
+import { CSV_PATTERNS, type CsvCheck, type CsvKind } from './csv-types.ts';
+import type { EngineSource } from './engine.ts';
 import { caseInsensitivePattern } from './text-match.ts';
 
 export type SqlValue = string | number | boolean | Record<string, string>;
@@ -70,6 +71,25 @@ class Params {
   }
 }
 
+/**
+ * Columns of a file read as text (CSV; NDJSON's instant strings), cast to their Quarry types
+ * (csv-types.ts): `SELECT * REPLACE (...)` with these replaces them in place.
+ */
+function fromText(columns: readonly ColumnInfo[]): string {
+  return columns.map((c) => `${FROM_TEXT[c.type](quoteIdent(c.name))} AS ${quoteIdent(c.name)}`).join(', ');
+}
+
+const FROM_TEXT: Record<ColumnType, (c: string) => string> = {
+  // The session's TimeZone is UTC (duckdb.ts): the cast gives the UTC wall time.
+  timestamp: (c) => `CAST(CAST(${c} AS TIMESTAMPTZ) AS TIMESTAMP)`,
+  integer: (c) => `CAST(${c} AS BIGINT)`,
+  float: (c) => `CAST(${c} AS DOUBLE)`,
+  boolean: (c) => `(lower(${c}) = 'true')`,
+  date: (c) => `CAST(${c} AS DATE)`,
+  string: (c) => c,
+  null: (c) => c,
+};
+
 /** `CAST(name AS TIMESTAMP) AS name` for each, so `SELECT * REPLACE (...)` makes them UTC timestamps. */
 function asInstants(names: readonly string[]): string {
   // The session's TimeZone is UTC (duckdb.ts): the cast gives the UTC wall time.
@@ -98,18 +118,19 @@ function asText(columns: readonly TextColumn[]): string {
 }
 
 /**
- * The FROM clause reading the source; `sourceSql` alone is used for DESCRIBE too. `instants`:
- * NDJSON string columns read as instants (instantColumnsQuery found every value one); `texts`:
- * columns read as their text (TextColumn).
+ * The FROM clause reading the source; `sourceSql` alone is used for DESCRIBE too. `typed`: file
+ * columns read as text and cast to their type (every typed CSV column; NDJSON string columns
+ * read as instants, which instantColumnsQuery found every value one); `texts`: columns read as
+ * their text (TextColumn).
  */
 export function sourceSql(
   source: EngineSource,
   params: Params,
-  instants: readonly string[] = [],
+  typed: readonly ColumnInfo[] = [],
   texts: readonly TextColumn[] = [],
 ): string {
   if (texts.length > 0) {
-    const inner = sourceSql(source, params, instants);
+    const inner = sourceSql(source, params, typed);
     return `(SELECT * REPLACE (${asText(texts)}) FROM ${inner})`;
   }
   const file = params.add(source.file);
@@ -128,18 +149,61 @@ export function sourceSql(
   switch (source.format) {
     case 'parquet':
       return `read_parquet(${file})`;
-    case 'csv':
-      // Types from the first CSV_TYPE_ROWS rows, as Polars infers them (docs/AGGREGATION.md):
-      // DuckDB's own default samples ~20k rows, and rounded a later fraction to an integer.
-      return `read_csv(${file}, sample_size = ${CSV_TYPE_ROWS})`;
+    case 'csv': {
+      // Every field as text, the dialect fixed; the types are Quarry's (csv-types.ts, csvTypesQuery).
+      const read = `read_csv(${file}, all_varchar = true, header = true, delim = ',', quote = '"', escape = '"', allow_quoted_nulls = false)`;
+      return typed.length === 0 ? read : `(SELECT * REPLACE (${fromText(typed)}) FROM ${read})`;
+    }
     // Strings stay strings, as Polars reads them: DuckDB alone would turn date- and time-like
     // strings into DATE and TIMESTAMP, and the engines would disagree on the column's type.
     // Instant strings are then made timestamps by the same rule as inline records'.
     case 'ndjson': {
       const read = `read_json(${file}, format = 'newline_delimited', dateformat = 'NONE', timestampformat = 'NONE')`;
-      return instants.length === 0 ? read : `(SELECT * REPLACE (${asInstants(instants)}) FROM ${read})`;
+      return typed.length === 0 ? read : `(SELECT * REPLACE (${fromText(typed)}) FROM ${read})`;
     }
   }
+}
+
+/**
+ * One scan measuring `checks` over a CSV read as text (csv-types.ts), over its first `rows` rows
+ * when given: for each check a column `values` (any non-null), then one per kind, true when every
+ * non-null value has it (and when there is none).
+ */
+export function csvTypesQuery(
+  source: EngineSource,
+  checks: readonly CsvCheck[],
+  rows?: number,
+): CompiledQuery {
+  const params = new Params();
+  const read = sourceSql(source, params);
+  const from = rows === undefined ? read : `(SELECT * FROM ${read} LIMIT ${params.add(rows)})`;
+  const patterns = new Map<CsvKind, string>();
+  // Each pattern a parameter once, only when used: DuckDB refuses a parameter the SQL lacks.
+  const pattern = (kind: CsvKind) =>
+    patterns.get(kind) ?? patterns.set(kind, params.add(CSV_PATTERNS[kind])).get(kind)!;
+  const select = checks.flatMap((check) => {
+    const c = quoteIdent(check.name);
+    // CASE parses only the values the pattern admits; bool_and of no rows is null: true.
+    const all = (test: string) => `coalesce(bool_and(${c} IS NULL OR ${test}), true)`;
+    const parses = (kind: CsvKind, type: string, ok = (v: string) => `${v} IS NOT NULL`) =>
+      `CASE WHEN regexp_full_match(${c}, ${pattern(kind)}) THEN ${ok(`TRY_CAST(${c} AS ${type})`)} ELSE false END`;
+    const test = (kind: CsvKind) => {
+      switch (kind) {
+        case 'integer':
+          return parses(kind, 'BIGINT');
+        case 'number':
+          return parses(kind, 'DOUBLE', (v) => `coalesce(isfinite(${v}), false)`);
+        case 'boolean':
+          return `regexp_full_match(${c}, ${pattern(kind)})`;
+        case 'date':
+          return parses(kind, 'DATE');
+        case 'instant':
+          return parses(kind, 'TIMESTAMPTZ');
+      }
+    };
+    return [`count(${c}) > 0`, ...check.kinds.map((kind) => all(test(kind)))];
+  });
+  return { sql: `SELECT ${select.join(', ')} FROM ${from}`, params: params.values };
 }
 
 /**
@@ -358,16 +422,21 @@ export function compileAggregation(
   const params = new Params();
   const ident: Ident = (name) => quoteIdent(sourceNames?.get(name) ?? name);
   // NDJSON has no timestamps of its own (read_json's detection is off): its timestamp columns are
-  // instant strings (columnsOf in duckdb.ts), read as UTC timestamps here.
-  const instants =
-    source.kind === 'file' && source.format === 'ndjson'
-      ? plan.columns.filter((c) => c.type === 'timestamp').map((c) => c.name)
-      : [];
+  // instant strings (columnsOf in duckdb.ts), read as UTC timestamps here. A CSV is all text:
+  // every column the plan reads is cast to its type (csv-types.ts).
+  const typed =
+    source.kind !== 'file'
+      ? []
+      : source.format === 'ndjson'
+        ? plan.columns.filter((c) => c.type === 'timestamp')
+        : source.format === 'csv'
+          ? plan.columns.filter((c) => c.type !== 'string')
+          : [];
   const read = new Set(plan.columns.map((c) => c.name));
   const from = sourceSql(
     source,
     params,
-    instants,
+    typed,
     texts.filter((t) => read.has(t.name)),
   );
   const maps = bucketMaps(plan, params, ident);

@@ -21,9 +21,11 @@ import {
 import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import { buildPlan } from '../../shared/plan.ts';
+import { CSV_SAMPLE_ROWS, type CsvCheck, csvTypes, fileChecks, sampleChecks } from './csv-types.ts';
 import {
   collidesIgnoringCase,
   compileAggregation,
+  csvTypesQuery,
   describeQuery,
   instantColumnsQuery,
   positionalName,
@@ -204,6 +206,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
         ? [{ name: c.name, json: duckType === 'JSON' }]
         : [];
     });
+    if (source.format === 'csv') return { columns: await csvColumns(source, columns), texts };
     if (source.format !== 'ndjson') return { columns, texts };
     // NDJSON strings that are all instants are a timestamp column, as in inline records.
     const strings = columns.filter((c, i) => c.type === 'string' && String(type[i]) === 'VARCHAR');
@@ -227,6 +230,37 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       columns: columns.map((c) => (instants.has(c.name) ? { name: c.name, type: 'timestamp' as const } : c)),
       texts,
     };
+  }
+
+  /** A CSV's columns (all read as text) typed by the values they hold (csv-types.ts). */
+  async function csvColumns(source: EngineSource & { kind: 'file' }, text: readonly ColumnInfo[]) {
+    const sample = sampleChecks(text.map((c) => c.name));
+    const checks = fileChecks(sample, await measureCsv(source, sample, CSV_SAMPLE_ROWS));
+    const withKinds = checks.filter((c) => c.kinds.length > 0);
+    const types = csvTypes(checks, withKinds.length === 0 ? [] : await measureCsv(source, withKinds));
+    return text.map((c, k) => ({ name: c.name, type: types[k]! }));
+  }
+
+  async function measureCsv(
+    source: EngineSource & { kind: 'file' },
+    checks: readonly CsvCheck[],
+    rows?: number,
+  ) {
+    if (checks.length === 0) return [];
+    const check = csvTypesQuery(source, checks, rows);
+    let flags: unknown[][];
+    try {
+      flags = await resultColumns(await query(check.sql, check.params));
+    } catch (cause) {
+      throw new QuarryError(
+        'QUARRY_ERR_DATASET_UNREADABLE',
+        `dataset: DuckDB cannot read the file as csv: ${firstLine(cause)}`,
+        { field: 'dataset.path', cause },
+      );
+    }
+    let at = 0;
+    const next = () => flags[at++]?.[0] === true;
+    return checks.map((c) => ({ values: next(), kinds: c.kinds.map(next) }));
   }
 
   return {

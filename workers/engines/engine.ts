@@ -55,6 +55,3 @@ export interface AggregationEngine {
   /** Idempotent. */
   close(): Promise<void>;
 }
-
-/** A CSV's column types come from its first this many rows, in every engine (docs/AGGREGATION.md). */
-export const CSV_TYPE_ROWS = 50_000_000;

@@ -13,12 +13,16 @@ import {
   type PlanValue,
 } from '../../shared/plan.ts';
 import {
-  CSV_TYPE_ROWS,
-  type EngineInput,
-  type EngineOutput,
-  type EngineSource,
-  spooledSource,
-} from './engine.ts';
+  CSV_PATTERNS,
+  CSV_SAMPLE_ROWS,
+  type CsvCheck,
+  type CsvKind,
+  type CsvMeasure,
+  csvTypes,
+  fileChecks,
+  sampleChecks,
+} from './csv-types.ts';
+import { type EngineInput, type EngineOutput, type EngineSource, spooledSource } from './engine.ts';
 import { type FileSource, firstLine } from './polars-protocol.ts';
 import { utcBucketExpr, zoneBucketMap } from './polars-zones.ts';
 import { shapeRows } from './result-rows.ts';
@@ -48,12 +52,6 @@ const bucketName = (index: number) => `__quarry_bucket_${index}`;
 function internalNames(names: readonly string[]): Map<string, string> {
   return new Map(names.map((name, i) => [name, internalName(i)]));
 }
-
-/**
- * Polars reserves 24 bytes of address space per inference row up front (2^32 rows aborts the
- * process); 50M rows is 1.2 GB of untouched virtual memory.
- */
-const CSV_INFER_ROWS = CSV_TYPE_ROWS;
 
 /** Timestamps leave as JavaScript's ISO form (milliseconds, UTC), as the DuckDB engine writes them. */
 const TIMESTAMP_FORMAT = '%Y-%m-%dT%H:%M:%S%.3fZ';
@@ -173,6 +171,18 @@ function prepareFile(source: FileSource): PreparedSource {
   }
   // rename matches names literally; fromEntries keeps a "__proto__" column as an own key.
   const renamed = frame.rename(Object.fromEntries(names));
+  if (source.format === 'csv') {
+    const types = csvColumnTypes(
+      source,
+      renamed,
+      columns.map((c) => names.get(c.name)!),
+    );
+    for (const [k, c] of columns.entries()) {
+      const type = types[k]!;
+      columns[k] = { name: c.name, type };
+      if (type !== 'string') casts.set(c.name, fromText(pl.col(names.get(c.name)!), type));
+    }
+  }
   if (source.format === 'ndjson') {
     const instants = instantColumns(
       source,
@@ -187,6 +197,73 @@ function prepareFile(source: FileSource): PreparedSource {
     }
   }
   return { frame: renamed, columns, names, casts };
+}
+
+/** The types of a CSV's columns `internal` (positional names, all read as text): csv-types.ts. */
+function csvColumnTypes(
+  source: FileSource,
+  frame: pl.LazyDataFrame,
+  internal: readonly string[],
+): ColumnType[] {
+  const sample = sampleChecks(internal);
+  const checks = fileChecks(sample, measureCsv(source, frame.head(CSV_SAMPLE_ROWS), sample));
+  return csvTypes(
+    checks,
+    measureCsv(
+      source,
+      frame,
+      checks.filter((c) => c.kinds.length > 0),
+    ),
+  );
+}
+
+/** One scan of `frame` measuring `checks` (csv-types.ts): any value, and each kind's test. */
+function measureCsv(source: FileSource, frame: pl.LazyDataFrame, checks: readonly CsvCheck[]): CsvMeasure[] {
+  if (checks.length === 0) return [];
+  const select = checks.flatMap((check, k) => {
+    const c = pl.col(check.name);
+    const tests: Record<CsvKind, pl.Expr> = {
+      integer: c.cast(pl.Int64, false).isNotNull(),
+      number: c.cast(pl.Float64, false).isFinite(),
+      boolean: pl.lit(true),
+      date: fromText(c, 'date').isNotNull(),
+      instant: fromText(c, 'timestamp').isNotNull(),
+    };
+    // Over the non-null values, each test true or false (all() would skip a null test).
+    const all = (kind: CsvKind) =>
+      c.isNull().or(c.str.contains(CSV_PATTERNS[kind]).and(tests[kind]).fillNull(false)).all();
+    return [c.count().gt(0).alias(`${k}`), ...check.kinds.map((kind, j) => all(kind).alias(`${k}_${j}`))];
+  });
+  let flags: pl.DataFrame;
+  try {
+    flags = frame.select(...select).collectSync();
+  } catch (cause) {
+    throw unreadable(source, cause);
+  }
+  const at = (name: string) => flags.getColumn(name).toArray()[0] === true;
+  return checks.map((check, k) => ({
+    values: at(`${k}`),
+    kinds: check.kinds.map((_, j) => at(`${k}_${j}`)),
+  }));
+}
+
+/** A CSV column read as text, cast to its type (csv-types.ts): exact parses, null where none. */
+function fromText(c: pl.Expr, type: ColumnType): pl.Expr {
+  switch (type) {
+    case 'integer':
+      return c.cast(pl.Int64, false);
+    case 'float':
+      return c.cast(pl.Float64, false);
+    case 'boolean':
+      return c.str.toLowerCase().eq(pl.lit('true'));
+    case 'date':
+      return c.str.strptime(pl.Date, '%Y-%m-%d');
+    case 'timestamp':
+      return parseInstant(c);
+    case 'string':
+    case 'null':
+      return c;
+  }
 }
 
 /**
@@ -218,10 +295,10 @@ function scanFile(source: FileSource): pl.LazyDataFrame {
   switch (source.format) {
     case 'parquet':
       return pl.scanParquet(source.file);
-    // Types are inferred from (nearly) the whole file: one guessed from the first 100 rows fails
-    // on a later row. Not `null`: nodejs-polars turns it into 0 (every CSV column a string).
+    // Every field as text (inferSchemaLength 0), the dialect fixed; the types are Quarry's
+    // (csv-types.ts, csvTypes below).
     case 'csv':
-      return pl.scanCSV(source.file, { inferSchemaLength: CSV_INFER_ROWS });
+      return pl.scanCSV(source.file, { inferSchemaLength: 0, sep: ',', quoteChar: '"', hasHeader: true });
     case 'ndjson':
       return pl.scanJson(source.file, { inferSchemaLength: null }); // null: the whole file
   }
