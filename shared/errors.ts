@@ -48,6 +48,11 @@ export const ERRORS = {
   QUARRY_ERR_SPEC_UNKNOWN_COLUMN: def(400, true, 'The spec names a column the dataset does not have.'),
   QUARRY_ERR_SPEC_TYPE: def(400, true, 'A metric or filter does not fit the type of its column.'),
   QUARRY_ERR_RESULT_TOO_LARGE: def(422, true, 'The result exceeds the configured row or byte limit.'),
+  QUARRY_ERR_RESULT_OVERFLOW: def(
+    422,
+    true,
+    'A result value (a metric, a bin, a ratio) is beyond the range of its type (a double: ±1.8e308), or an infinity or NaN read from the data; JSON cannot write it.',
+  ),
   QUARRY_ERR_ENGINE: def(500, false, 'The engine failed while computing the job.'),
   QUARRY_ERR_JOB_NOT_FOUND: def(
     404,

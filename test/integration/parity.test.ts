@@ -68,7 +68,15 @@ async function checkParity(
     writeFileSync(file, json);
     source = { kind: 'inline', file, columns };
   }
-  const expected = referenceAggregate(addressed.spec, records, columns);
+  // The reference may fail the job (an overflow): then every engine must fail with its code.
+  let expected: ReturnType<typeof referenceAggregate> | { code: string };
+  try {
+    expected = referenceAggregate(addressed.spec, records, columns);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== 'string') throw error;
+    expected = { code };
+  }
   // Every engine runs, so one failure names every engine that disagrees.
   const failures: string[] = [];
   for (const [name, engine] of engines) {
@@ -76,8 +84,9 @@ async function checkParity(
     if (name === 'js' && format !== 'inline') continue;
     const input = name === 'js' ? { kind: 'records' as const, records, columns } : source;
     try {
-      const actual = await engine.run({ spec: addressed.spec, source: input, maxRows: LIMITS.maxResultRows });
-      assertSameResult(actual, expected, name);
+      const run = engine.run({ spec: addressed.spec, source: input, maxRows: LIMITS.maxResultRows });
+      if ('code' in expected) await assert.rejects(run, { code: expected.code }, `${name} must fail`);
+      else assertSameResult(await run, expected, name);
     } catch (error) {
       failures.push(error instanceof Error ? error.message : String(error));
     }
@@ -454,6 +463,58 @@ const REGRESSIONS: Regression[] = [
     },
   },
 ];
+
+// Overflows (a probe, 2026-12-07): a sum, a mean, a ratio or a bin past ±1.8e308 was written as
+// null in every engine, read as "no values". Each now fails with QUARRY_ERR_RESULT_OVERFLOW; a
+// row the page leaves out does not.
+const HUGE = [
+  { g: 'a', x: 1.7e308, y: 1e-308 },
+  { g: 'a', x: 1.7e308, y: 1e-308 },
+  { g: 'b', x: 1, y: 2 },
+];
+REGRESSIONS.push(
+  {
+    name: 'overflow: a sum past the double range fails the job',
+    spec: { dataset: { records: HUGE }, groupBy: ['g'], metrics: [{ op: 'sum', column: 'x' }] },
+  },
+  {
+    name: 'overflow: a mean whose sum overflows fails the job',
+    spec: { dataset: { records: HUGE }, groupBy: ['g'], metrics: [{ op: 'avg', column: 'x' }] },
+  },
+  {
+    name: 'overflow: a ratio past the double range fails the job',
+    spec: {
+      dataset: { records: HUGE },
+      groupBy: ['g'],
+      metrics: [
+        { op: 'max', column: 'x', as: 'mx' },
+        { op: 'min', column: 'y', as: 'my' },
+        { op: 'ratio', of: 'mx', to: 'my' },
+      ],
+    },
+  },
+  {
+    name: 'overflow: a bin past the double range fails the job',
+    spec: { dataset: { records: HUGE }, groupBy: [{ column: 'x', bin: 1e-10 }], metrics: [{ op: 'count' }] },
+  },
+  {
+    name: 'overflow: a variance past the double range fails the job',
+    spec: {
+      dataset: { records: [{ x: -1.7e308 }, { x: 1.7e308 }] },
+      metrics: [{ op: 'variance', column: 'x' }],
+    },
+  },
+  {
+    name: 'overflow: a row the page leaves out does not fail the job',
+    spec: {
+      dataset: { records: HUGE },
+      groupBy: ['g'],
+      metrics: [{ op: 'sum', column: 'x' }],
+      orderBy: [{ column: 'g', direction: 'desc' }],
+      limit: 1,
+    },
+  },
+);
 
 // Cases written for the JS engine (workers/engines/js.ts), which computes zones with Intl and
 // timestamps in milliseconds: DST days in London and Lord Howe (a 30-minute change), ISO weeks

@@ -102,6 +102,13 @@ export function referenceAggregate(
   const zones = new Map(
     spec.groupBy.flatMap((g) => (typeof g !== 'string' && 'tz' in g ? [[g.as, g.tz]] : [])),
   );
+  // A number JSON cannot write (an overflow past ±1.8e308) fails the job, naming its output.
+  for (const row of page) {
+    for (const [name, v] of Object.entries(row)) {
+      if (typeof v === 'number' && !Number.isFinite(v))
+        throw Object.assign(new Error(`${name} is ${v}`), { code: 'QUARRY_ERR_RESULT_OVERFLOW' });
+    }
+  }
   for (const row of page) {
     for (const name of outputInstants) {
       const v = row[name];

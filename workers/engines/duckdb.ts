@@ -281,12 +281,15 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
           result = await query(sql, params, input.signal, true);
         } catch (cause) {
           if (input.signal?.aborted) throw input.signal.reason;
-          const conversion = /^(Conversion|Invalid Input) Error/.test(firstLine(cause));
-          throw new QuarryError(
-            conversion ? 'QUARRY_ERR_DATASET_UNREADABLE' : 'QUARRY_ERR_ENGINE',
-            `DuckDB failed: ${firstLine(cause)}`,
-            { cause },
-          );
+          const line = firstLine(cause);
+          // Out of Range: a value past its type (a variance of values near ±1.8e308, a bin of a
+          // huge integer); deterministic, as the other engines' overflows are (result-rows.ts).
+          const code = /^(Conversion|Invalid Input) Error/.test(line)
+            ? 'QUARRY_ERR_DATASET_UNREADABLE'
+            : /^Out of Range Error/.test(line)
+              ? 'QUARRY_ERR_RESULT_OVERFLOW'
+              : 'QUARRY_ERR_ENGINE';
+          throw new QuarryError(code, `DuckDB failed: ${line}`, { cause });
         }
         // An oversized result is refused by shapeRows before any value is converted.
         const values = result.rowCount > plan.maxRows ? [] : await resultColumns(result);

@@ -1,6 +1,7 @@
 // The one step after an engine ran a plan: it caps the row count, converts values to plain JSON
-// (bigints to numbers, dates and timestamps to their documented strings, undefined to null) and
-// names the columns, which engines return by position. Rows are built a slice at a time with a
+// (bigints to numbers, dates and timestamps to their documented strings, undefined to null),
+// refuses numbers JSON cannot write (an infinity or NaN would be written as null, a silent wrong
+// answer: a sum past ±1.8e308 read as "no values") and names the columns, which engines return by position. Rows are built a slice at a time with a
 // turn of the event loop between slices, so a large result never blocks lock renewal for long.
 import { QuarryError } from '../../shared/errors.ts';
 import type { AggregationPlan } from '../../shared/plan.ts';
@@ -10,7 +11,8 @@ const SLICE_ROWS = 2_048;
 
 /**
  * `columns[k][i]` is output k of row i, as the engine returned it. Throws
- * QUARRY_ERR_RESULT_TOO_LARGE when there are more than plan.maxRows rows.
+ * QUARRY_ERR_RESULT_TOO_LARGE when there are more than plan.maxRows rows, and
+ * QUARRY_ERR_RESULT_OVERFLOW (notFinite) for an infinite or NaN number.
  */
 export async function shapeRows(
   plan: AggregationPlan,
@@ -37,6 +39,7 @@ export async function shapeRows(
       const zone = zones[k];
       for (let i = start; i < end; i++) {
         const v = zone === undefined ? jsonValue(values[i], type) : zonedValue(values[i], zone);
+        if (typeof v === 'number' && !Number.isFinite(v)) throw notFinite(name, v);
         // Assigning "__proto__" would set the prototype and lose the value.
         if (name === '__proto__') {
           Object.defineProperty(rows[i]!, name, {
@@ -102,4 +105,12 @@ function jsonValue(v: unknown, type: string): unknown {
   if (typeof v === 'bigint') return Number(v);
   if (v instanceof Date) return type === 'date' ? v.toISOString().slice(0, 10) : v.toISOString();
   return v;
+}
+
+/** The error for a number JSON cannot write, in output `name` (every engine and the reference). */
+export function notFinite(name: string, value: number): QuarryError {
+  return new QuarryError(
+    'QUARRY_ERR_RESULT_OVERFLOW',
+    `${JSON.stringify(name)} has a value JSON cannot write (${value}): beyond a double's range (±1.8e308), or an infinity or NaN in the data`,
+  );
 }
