@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseAggregation } from '../../shared/aggregation.ts';
 import { buildPlan } from '../../shared/plan.ts';
-import { compileAggregation, quoteIdent } from '../../workers/engines/duckdb-sql.ts';
+import { quoteIdent } from '../../workers/engines/duckdb-params.ts';
+import { compileAggregation } from '../../workers/engines/duckdb-sql.ts';
 
 const evil = 'x"; DROP TABLE t; --';
 const evilValue = "'; COPY (SELECT 1) TO '/tmp/pwn.csv'; --";

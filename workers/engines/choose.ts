@@ -31,6 +31,6 @@ export function chooseEngine(spec: AggregationSpec): EngineName {
     if (spec.dataset.rows <= bound) return 'js';
   }
   // DuckDB measured faster on every other spec, the dashboard spec (time buckets in a zone, top-N)
-  // on 3M rows included once its buckets were computed per distinct value (duckdb-sql.ts bucketMaps).
+  // on 3M rows included once its buckets were computed per distinct value (duckdb-buckets.ts bucketMaps).
   return 'duckdb';
 }

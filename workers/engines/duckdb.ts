@@ -22,16 +22,9 @@ import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import { buildPlan } from '../../shared/plan.ts';
 import { CSV_SAMPLE_ROWS, type CsvCheck, csvTypes, fileChecks, sampleChecks } from './csv-types.ts';
-import {
-  collidesIgnoringCase,
-  compileAggregation,
-  csvTypesQuery,
-  describeQuery,
-  instantColumnsQuery,
-  positionalName,
-  type SqlValue,
-  type TextColumn,
-} from './duckdb-sql.ts';
+import type { SqlValue } from './duckdb-params.ts';
+import { csvTypesQuery, describeQuery, instantColumnsQuery, type TextColumn } from './duckdb-source.ts';
+import { collidesIgnoringCase, compileAggregation, positionalName } from './duckdb-sql.ts';
 import {
   type AggregationEngine,
   type EngineInput,

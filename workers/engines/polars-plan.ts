@@ -392,7 +392,7 @@ function translate(plan: AggregationPlan, source: PreparedSource): pl.LazyDataFr
   );
   if (plan.groups.length > 0) {
     // A bucket in a zone other than UTC is computed once per distinct value and joined back, as
-    // duckdb-sql.ts's bucketMaps does: the zone conversions cost ~0.2 µs a row (600 of 830 ms
+    // duckdb-buckets.ts's bucketMaps does: the zone conversions cost ~0.2 µs a row (600 of 830 ms
     // on 3M rows), the distinct values are far fewer. A left join on the value: null stays null.
     const keys = plan.groups.map((g, i) => {
       if (g.kind !== 'bucket' || g.column.type === 'null' || g.tz === 'UTC') {

@@ -50,7 +50,7 @@ export function utcBucketExpr(g: BucketGroup, c: pl.Expr): pl.Expr {
 }
 
 /**
- * Each distinct value's bucket start in zone g.tz, as duckdb-sql.ts's bucketExpr: the instant's
+ * Each distinct value's bucket start in zone g.tz, as duckdb-buckets.ts's bucketExpr: the instant's
  * wall time in the zone (as a UTC-labelled wall time, which truncates without DST), truncated;
  * from a day up, the first instant of that wall time; for hours and minutes, the instant minus
  * the wall time past the truncation. A date is its day's first instant. Starts are naive UTC
