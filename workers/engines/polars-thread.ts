@@ -2,8 +2,9 @@
 // (polars-pool.ts) sends, one at a time, and posts back plain values, so Polars' blocking readers,
 // eager calls and row conversion never hold the main event loop.
 import { parentPort } from 'node:worker_threads';
-import { readFileColumns, runAggregation } from './polars-plan.ts';
+import { runAggregation } from './polars-plan.ts';
 import { type ThreadRequest, type ThreadResponse, toWireError } from './polars-protocol.ts';
+import { readFileColumns } from './polars-source.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('polars-thread.ts runs only as a worker thread');
