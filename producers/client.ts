@@ -25,21 +25,10 @@ import {
   tenantPolicy,
   tenantUsage,
 } from '../shared/fairness.ts';
-import { settingsOf } from '../shared/index-documents.ts';
-import { IndexRegistry, type LoadedIndex } from '../shared/index-registry.ts';
+import type { IndexRegistry, LoadedIndex } from '../shared/index-registry.ts';
 import { IndexStore } from '../shared/index-store.ts';
-import { type ParsedUpdate, parseDelete, parseUpsert, updateJob } from '../shared/index-updates.ts';
-import {
-  COLLECTION_PATTERN,
-  checkCollection,
-  checkIndexSource,
-  type IndexInfo,
-  type IndexJobData,
-  type IndexRequestInput,
-  indexJobId,
-  parseIndexRequest,
-} from '../shared/indexing.ts';
-import { describeAggregation, describeIndex } from '../shared/job-description.ts';
+import type { IndexInfo, IndexJobData, IndexRequestInput } from '../shared/indexing.ts';
+import { describeAggregation } from '../shared/job-description.ts';
 import { jobOptions } from '../shared/job-options.ts';
 import {
   JOB_ID_PATTERN,
@@ -56,9 +45,9 @@ import { checkSpecColumns } from '../shared/plan.ts';
 import { type CacheConnection, closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
 import { rethrowRedis } from '../shared/redis-errors.ts';
 import { envelopeAs, type ResultFormat } from '../shared/result-formats.ts';
-import { type SearchOptions, type SearchResult, search as searchIndex } from '../shared/search/index.ts';
+import type { SearchOptions, SearchResult } from '../shared/search/index.ts';
 import type { QueryResult } from '../shared/search/query.ts';
-import { type SearchRequest, searchRequest } from '../shared/search/request.ts';
+import type { SearchRequest } from '../shared/search/request.ts';
 import {
   type EnqueueWrite,
   isFinalState,
@@ -70,6 +59,7 @@ import { tracer } from '../shared/tracing.ts';
 import { type BatchSubmission, type Settled, submitBatch } from './batch.ts';
 import { type ClientCore, createCore, jobError, waitReady } from './core.ts';
 import { Jobs, type JobsDeps, readActivity } from './history.ts';
+import { Indexes, type IndexHandle } from './indexes.ts';
 import { JobEvents, waitForFinal, watchJob } from './job-events.ts';
 import { Schedules } from './schedules.ts';
 import { Webhooks } from './webhooks.ts';
@@ -123,13 +113,7 @@ export interface Submission {
   readonly cachedBytes: Buffer | null;
 }
 
-/** What enqueueing an index build answers. */
-export interface IndexHandle {
-  readonly jobId: string;
-  readonly collection: string;
-  /** Resolves with the built version's metadata once it is live; rejects with the job's error. */
-  wait(options?: WaitOptions): Promise<IndexInfo>;
-}
+export type { IndexHandle } from './indexes.ts';
 
 const DEFAULT_WAIT_MS = 30_000;
 
@@ -150,8 +134,7 @@ export class QuarryClient {
   /** The status store enqueues write through (core.enqueue.redis: WAIT counts its writes). */
   readonly #enqueueStatus: StatusStore;
   readonly #indexStore: IndexStore;
-  #registry: IndexRegistry | undefined;
-  #registryReady = false;
+  readonly #indexes: Indexes;
   #scheduleManager: Schedules | undefined;
   #webhooks: Webhooks | undefined;
   #jobs: Jobs | undefined;
@@ -184,6 +167,20 @@ export class QuarryClient {
         ? this.#status
         : new StatusStore(this.#core.enqueue.redis, this.keys, this.config.statusTtlS, this.config);
     this.#indexStore = new IndexStore(this.#queueRedis, this.keys, { graceS: this.config.indexGraceS });
+    this.#indexes = new Indexes({
+      config: this.config,
+      keys: this.keys,
+      tenant: this.tenant,
+      logger: this.#logger,
+      queueRedis: this.#queueRedis,
+      indexStore: this.#indexStore,
+      status: this.#status,
+      objects: this.#core.objects,
+      bounded: (work) => this.#boundedByRedis(work),
+      rethrowRedis: this.#rethrowRedis,
+      enqueue: (jobId, data, write) => this.#enqueueDurably(QUEUE_NAMES.index, jobId, data, write),
+      waitForJob: (jobId, options) => this.waitForJob(jobId, options),
+    });
   }
 
   /**
@@ -442,7 +439,7 @@ export class QuarryClient {
 
   /** Enqueues an index build of `collection`: a new version, live once built. */
   async index(collection: string, request: IndexRequestInput | unknown): Promise<IndexHandle> {
-    return this.#boundedByRedis(this.#index(collection, request));
+    return this.#indexes.index(collection, request);
   }
 
   /**
@@ -467,23 +464,6 @@ export class QuarryClient {
     return Promise.race([work.catch(this.#rethrowRedis), timeout]).finally(() => clearTimeout(timer));
   }
 
-  async #index(collection: string, request: IndexRequestInput | unknown): Promise<IndexHandle> {
-    const parsed = parseIndexRequest(collection, request, this.config);
-    // What can be checked before the job exists is: a bad source is a 4xx, not a failed job.
-    const source = await checkIndexSource(
-      tenantDataRoot(this.config, this.tenant),
-      parsed.job.source,
-      this.config,
-      { objects: this.#core.objects, tenant: this.tenant },
-    );
-    const data: IndexJobData = {
-      ...parsed.job,
-      source,
-      ...(this.tenant === undefined ? {} : { tenant: this.tenant }),
-    };
-    return this.#enqueueIndexJob(data, parsed.inlineJson);
-  }
-
   /**
    * Adds documents to `collection` or replaces those of the same id: a build of the next version
    * from the live one plus these (its settings, from its header), with the same job, versioning
@@ -491,60 +471,17 @@ export class QuarryClient {
    * QUARRY_ERR_INDEX_NO_DOCUMENTS for a live version built before versions kept their documents.
    */
   async upsertDocuments(collection: string, documents: readonly object[]): Promise<IndexHandle> {
-    return this.#boundedByRedis(this.#update(parseUpsert(collection, { documents }, this.config)));
+    return this.#indexes.updateDocuments(collection, 'upsert', { documents });
   }
 
   /** Removes the documents of `ids` from `collection` (unknown ids are ignored); see upsertDocuments. */
   async deleteDocuments(collection: string, ids: readonly (string | number)[]): Promise<IndexHandle> {
-    return this.#boundedByRedis(this.#update(parseDelete(collection, { ids }, this.config)));
+    return this.#indexes.updateDocuments(collection, 'delete', { ids });
   }
 
   /** upsertDocuments / deleteDocuments with a request body as the API received it. */
   async updateDocuments(collection: string, kind: 'upsert' | 'delete', body: unknown): Promise<IndexHandle> {
-    const parse = kind === 'upsert' ? parseUpsert : parseDelete;
-    return this.#boundedByRedis(this.#update(parse(collection, body, this.config)));
-  }
-
-  async #update(update: ParsedUpdate): Promise<IndexHandle> {
-    const { collection } = update;
-    const pointer = await this.#indexStore.pointer(collection);
-    const header =
-      pointer.version === null ? null : await this.#indexStore.header(collection, pointer.version);
-    if (pointer.version === null || header === null) {
-      throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
-    }
-    if (!(await this.#indexStore.hasDocuments(collection, pointer.version))) {
-      throw new QuarryError(
-        'QUARRY_ERR_INDEX_NO_DOCUMENTS',
-        `version ${pointer.version} of "${collection}" was built before versions kept their documents: rebuild it once (POST /v1/indexes/${collection})`,
-      );
-    }
-    return this.#enqueueIndexJob(updateJob(update, settingsOf(header), this.tenant), update.json);
-  }
-
-  async #enqueueIndexJob(data: IndexJobData, inlineJson: string | undefined): Promise<IndexHandle> {
-    const { collection } = data;
-    const jobId = indexJobId();
-    await this.#enqueueDurably(QUEUE_NAMES.index, jobId, data, {
-      resultKey: null,
-      collection,
-      description: describeIndex(data),
-      ...(inlineJson === undefined ? {} : { inline: { json: inlineJson, ttlS: this.config.inlineDataTtlS } }),
-    });
-    return {
-      jobId,
-      collection,
-      wait: async (options) => {
-        const final = await this.waitForJob(jobId, options);
-        if (final.state !== 'completed') throw jobError(jobId, final.error);
-        const status = await this.#status.get(jobId);
-        const info =
-          status?.version === undefined ? null : await this.#indexStore.info(collection, status.version);
-        if (info === null)
-          throw new QuarryError('QUARRY_ERR_INTERNAL', `index job ${jobId} completed without a version`);
-        return info;
-      },
-    };
+    return this.#indexes.updateDocuments(collection, kind, body);
   }
 
   /** Scheduled aggregations of this client's tenant (producers/schedules.ts). */
@@ -602,21 +539,12 @@ export class QuarryClient {
 
   /** The current version's metadata, or null for an unknown collection. */
   async indexInfo(collection: string): Promise<IndexInfo | null> {
-    checkCollection(collection);
-    const version = await this.#indexStore.current(collection).catch(this.#rethrowRedis);
-    return version === null ? null : this.#indexStore.info(collection, version).catch(this.#rethrowRedis);
+    return this.#indexes.info(collection);
   }
 
   /** Every collection of this client's tenant with its current version's metadata, by name. */
   async listIndexes(): Promise<IndexInfo[]> {
-    const names = await this.#queueRedis.smembers(this.keys.indexes).catch(this.#rethrowRedis);
-    const infos = await Promise.all(
-      names
-        .filter((name) => COLLECTION_PATTERN.test(name))
-        .sort()
-        .map((name) => this.indexInfo(name)),
-    );
-    return infos.filter((info): info is IndexInfo => info !== null);
+    return this.#indexes.list();
   }
 
   /**
@@ -628,15 +556,7 @@ export class QuarryClient {
    * QUARRY_ERR_INDEX_NOT_FOUND for an unknown collection.
    */
   async deleteIndex(collection: string): Promise<{ collection: string; version: number | null }> {
-    checkCollection(collection);
-    const served = this.#registry?.peek(collection) !== undefined;
-    const version = await this.#boundedByRedis(
-      this.#indexStore.delete(collection, { evenIfUnknown: served }),
-    );
-    if (version === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
-    // This process stops serving it before answering; the others follow the notice.
-    await this.#registry?.refresh(collection);
-    return { collection, version: version === 0 ? null : version };
+    return this.#indexes.delete(collection);
   }
 
   /**
@@ -644,8 +564,7 @@ export class QuarryClient {
    * serves searches from it; apps may search in process too).
    */
   async loadedIndex(collection: string): Promise<LoadedIndex | null> {
-    checkCollection(collection);
-    return (await this.indexRegistry()).get(collection);
+    return this.#indexes.loaded(collection);
   }
 
   /** Searches in process; QUARRY_ERR_INDEX_NOT_FOUND for an unknown collection. */
@@ -654,9 +573,7 @@ export class QuarryClient {
     query: string,
     options: SearchOptions = {},
   ): Promise<SearchResult & { version: number }> {
-    const loaded = await this.loadedIndex(collection);
-    if (loaded === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
-    return { ...searchIndex(loaded.index, query, options), version: loaded.version };
+    return this.#indexes.search(collection, query, options);
   }
 
   /**
@@ -665,28 +582,16 @@ export class QuarryClient {
    * QUARRY_ERR_VALIDATION naming the field for bad input; QUARRY_ERR_INDEX_NOT_FOUND.
    */
   async query(collection: string, request: SearchRequest): Promise<QueryResult & { version: number }> {
-    const loaded = await this.loadedIndex(collection);
-    if (loaded === null) throw new QuarryError('QUARRY_ERR_INDEX_NOT_FOUND', `no index "${collection}"`);
-    return { ...searchRequest(loaded.index, request), version: loaded.version };
+    return this.#indexes.query(collection, request);
   }
 
   /** The registry once started (synchronously, for hot paths); undefined before. */
   loadedRegistry(): IndexRegistry | undefined {
-    return this.#registryReady ? this.#registry : undefined;
+    return this.#indexes.loadedRegistry();
   }
 
   async indexRegistry(): Promise<IndexRegistry> {
-    if (this.#registry === undefined) {
-      const subscriber = createRoleConnection(this.config, 'queue', {
-        blocking: true,
-        connectionName: 'quarry-indexes',
-      });
-      subscriber.on('error', (err) => this.#logger.warn({ err }, 'index notice connection error'));
-      this.#registry = new IndexRegistry(this.#indexStore, subscriber, this.keys, this.#logger);
-    }
-    await this.#registry.start();
-    this.#registryReady = true;
-    return this.#registry;
+    return this.#indexes.registry();
   }
 
   /** Waits for a job to finish and returns its result's bytes; rejects with the job's error. */
@@ -861,7 +766,7 @@ export class QuarryClient {
     this.#closing ??= (async () => {
       const own: [string, () => Promise<unknown>][] = [
         ['events', async () => this.#events?.close()],
-        ['indexes', async () => this.#registry?.close()],
+        ['indexes', () => this.#indexes.close()],
       ];
       // A tenant view owns only its subscriptions; the owner closes views, then the connections.
       const steps: [string, () => Promise<unknown>][] = !this.#owner
