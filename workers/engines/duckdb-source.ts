@@ -36,7 +36,8 @@ const FROM_TEXT: Record<ColumnType, (c: string) => string> = {
   boolean: (c) => `(lower(${c}) = 'true')`,
   date: (c) => `CAST(${c} AS DATE)`,
   string: (c) => c,
-  null: (c) => c,
+  // An NDJSON column of nulls only (DuckDB reads it as JSON): numeric, as inline records' are.
+  null: () => 'CAST(NULL AS DOUBLE)',
 };
 
 /** `CAST(name AS TIMESTAMP) AS name` for each, so `SELECT * REPLACE (...)` makes them UTC timestamps. */
@@ -156,20 +157,26 @@ export function csvTypesQuery(
 }
 
 /**
- * For each of `names` (string columns of an NDJSON file): true when every non-null value is an
- * RFC 3339 instant as inline records write them (isInstant: INSTANT_PATTERN, then a real date),
- * so that the column is a timestamp column. One scan of the file.
+ * One scan of an NDJSON file: for each of `strings` (its VARCHAR columns), true when every
+ * non-null value is an RFC 3339 instant as inline records write them (isInstant: INSTANT_PATTERN,
+ * then a real date), so that the column is a timestamp column; then for each of `jsons` (its JSON
+ * columns: mixed kinds, or no value at all), true when it holds a non-null value.
  */
-export function instantColumnsQuery(source: EngineSource, names: readonly string[]): CompiledQuery {
+export function ndjsonTypesQuery(
+  source: EngineSource,
+  strings: readonly string[],
+  jsons: readonly string[],
+): CompiledQuery {
   const params = new Params();
   const from = sourceSql(source, params);
-  const pattern = params.add(INSTANT_PATTERN);
-  const checks = names.map((name) => {
+  const pattern = strings.length === 0 ? '' : params.add(INSTANT_PATTERN);
+  const checks = strings.map((name) => {
     const col = quoteIdent(name);
     const instant = `regexp_full_match(${col}, ${pattern}) AND TRY_CAST(${col} AS TIMESTAMPTZ) IS NOT NULL`;
     // No non-null value: false (an all-null column is not a timestamp column).
     return `coalesce(bool_and(${instant}) FILTER (WHERE ${col} IS NOT NULL), false)`;
   });
+  checks.push(...jsons.map((name) => `count(${quoteIdent(name)}) > 0`));
   return { sql: `SELECT ${checks.join(', ')} FROM ${from}`, params: params.values };
 }
 

@@ -156,13 +156,14 @@ export function compileAggregation(
   const params = new Params();
   const ident: Ident = (name) => quoteIdent(sourceNames?.get(name) ?? name);
   // NDJSON has no timestamps of its own (read_json's detection is off): its timestamp columns are
-  // instant strings (columnsOf in duckdb.ts), read as UTC timestamps here. A CSV is all text:
+  // instant strings (columnsOf in duckdb.ts), read as UTC timestamps here; its null columns
+  // (JSON, no value) are read as a DOUBLE of nulls, as inline ones are. A CSV is all text:
   // every column the plan reads is cast to its type (csv-types.ts).
   const typed =
     source.kind !== 'file'
       ? []
       : source.format === 'ndjson'
-        ? plan.columns.filter((c) => c.type === 'timestamp')
+        ? plan.columns.filter((c) => c.type === 'timestamp' || c.type === 'null')
         : source.format === 'csv'
           ? plan.columns.filter((c) => c.type !== 'string')
           : [];

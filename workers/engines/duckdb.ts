@@ -23,7 +23,7 @@ import { QuarryError } from '../../shared/errors.ts';
 import { buildPlan } from '../../shared/plan.ts';
 import { CSV_SAMPLE_ROWS, type CsvCheck, csvTypes, fileChecks, sampleChecks } from './csv-types.ts';
 import type { SqlValue } from './duckdb-params.ts';
-import { csvTypesQuery, describeQuery, instantColumnsQuery, type TextColumn } from './duckdb-source.ts';
+import { csvTypesQuery, describeQuery, ndjsonTypesQuery, type TextColumn } from './duckdb-source.ts';
 import { collidesIgnoringCase, compileAggregation, positionalName } from './duckdb-sql.ts';
 import {
   type AggregationEngine,
@@ -201,12 +201,15 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     });
     if (source.format === 'csv') return { columns: await csvColumns(source, columns), texts };
     if (source.format !== 'ndjson') return { columns, texts };
-    // NDJSON strings that are all instants are a timestamp column, as in inline records.
+    // NDJSON strings that are all instants are a timestamp column, and a column of nulls only
+    // (DuckDB's JSON type) a null column, as in inline records.
     const strings = columns.filter((c, i) => c.type === 'string' && String(type[i]) === 'VARCHAR');
-    if (strings.length === 0) return { columns, texts };
-    const check = instantColumnsQuery(
+    const jsons = texts.filter((t) => t.json);
+    if (strings.length === 0 && jsons.length === 0) return { columns, texts };
+    const check = ndjsonTypesQuery(
       source,
       strings.map((c) => c.name),
+      jsons.map((t) => t.name),
     );
     let flags: unknown[][];
     try {
@@ -219,10 +222,14 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       );
     }
     const instants = new Set(strings.filter((_, k) => flags[k]?.[0] === true).map((c) => c.name));
-    return {
-      columns: columns.map((c) => (instants.has(c.name) ? { name: c.name, type: 'timestamp' as const } : c)),
-      texts,
-    };
+    const empty = new Set(jsons.filter((_, k) => flags[strings.length + k]?.[0] !== true).map((t) => t.name));
+    const typed = (c: ColumnInfo): ColumnInfo =>
+      instants.has(c.name)
+        ? { name: c.name, type: 'timestamp' }
+        : empty.has(c.name)
+          ? { name: c.name, type: 'null' }
+          : c;
+    return { columns: columns.map(typed), texts: texts.filter((t) => !empty.has(t.name)) };
   }
 
   /** A CSV's columns (all read as text) typed by the values they hold (csv-types.ts). */
