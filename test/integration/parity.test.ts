@@ -665,6 +665,28 @@ test('an NDJSON column of nulls only is a null column in every engine', () =>
     'ndjson',
   ));
 
+// The same probe: Polars reads JSON integers past int64 as Int128, which nodejs-polars cannot
+// describe, and left the column out ("no column x"); DuckDB reads them as doubles.
+test('NDJSON integers past int64 are a float column in every engine', () =>
+  checkParity(
+    {
+      dataset: {
+        records: [
+          { g: 'a', x: 1e20 },
+          { g: 'a', x: 1 },
+          { g: 'b', x: -3e19 },
+        ],
+      },
+      groupBy: ['g'],
+      metrics: [
+        { op: 'sum', column: 'x' },
+        { op: 'max', column: 'x' },
+      ],
+    },
+    undefined,
+    'ndjson',
+  ));
+
 test('every engine matches the reference on generated datasets and specs', async () => {
   await fc.assert(
     fc.asyncProperty(parityCaseArb, ({ dataset, spec }) => checkParity(spec, dataset)),
