@@ -127,13 +127,27 @@ const NUMERIC = new Set<ColumnType>(['integer', 'float', 'null']);
 /**
  * Resolves a normalized spec over a dataset's columns. Throws QuarryError naming the field: a
  * missing column (QUARRY_ERR_SPEC_UNKNOWN_COLUMN), a metric or filter value that does not fit its
- * column (QUARRY_ERR_SPEC_TYPE).
+ * column, or a column the engine read as a type with no kind here (`unusable`: name → that type;
+ * QUARRY_ERR_SPEC_TYPE).
  */
-export function buildPlan(spec: Spec, columns: readonly ColumnInfo[], maxRows: number): AggregationPlan {
+export function buildPlan(
+  spec: Spec,
+  columns: readonly ColumnInfo[],
+  maxRows: number,
+  unusable: ReadonlyMap<string, string> = new Map(),
+): AggregationPlan {
   const types = new Map(columns.map((c) => [c.name, c.type]));
   const used = new Set<string>();
   const need = (name: string, field: string): PlanColumn => {
     const type = types.get(name);
+    const other = type === undefined ? unusable.get(name) : undefined;
+    if (other !== undefined) {
+      throw new QuarryError(
+        'QUARRY_ERR_SPEC_TYPE',
+        `${field}: column "${name}" is of type ${other}, which aggregations cannot use (docs/AGGREGATION.md, "Files")`,
+        { field },
+      );
+    }
     if (type === undefined) {
       throw new QuarryError(
         'QUARRY_ERR_SPEC_UNKNOWN_COLUMN',

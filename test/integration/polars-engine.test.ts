@@ -441,6 +441,31 @@ describe('errors', () => {
     );
   });
 
+  // A probe (2026-12-07): a list or struct column was left out, so a spec naming it read "the
+  // dataset has no column", though the file has one.
+  test('a column of a type Quarry cannot use is QUARRY_ERR_SPEC_TYPE naming its field and type', async () => {
+    const file = path.join(dataDir, 'nested.ndjson');
+    writeFileSync(file, '{"tags":["a","b"],"n":1}\n{"tags":["c"],"n":2}\n');
+    const cases: [SpecBody, string][] = [
+      [{ groupBy: ['tags'], metrics: [{ op: 'count' }] }, 'groupBy.0'],
+      [{ metrics: [{ op: 'count_distinct', column: 'tags' }] }, 'metrics.0.column'],
+    ];
+    for (const [body, field] of cases) {
+      await assert.rejects(
+        engine.run({
+          spec: normalize(body),
+          source: { kind: 'file', file, format: 'ndjson' },
+          maxRows: MAX_ROWS,
+        }),
+        (e) =>
+          isQuarryError(e) &&
+          e.code === 'QUARRY_ERR_SPEC_TYPE' &&
+          e.field === field &&
+          /List/.test(e.message),
+      );
+    }
+  });
+
   test('close() is idempotent; later calls fail with QUARRY_ERR_ENGINE', async () => {
     const own = createPolarsEngine({ poolSize: 1 });
     const spec = normalize(FLIGHTS_SPEC);

@@ -35,7 +35,7 @@ export async function runAggregation(input: EngineInput): Promise<EngineOutput> 
   const { spec, maxRows } = input;
   const source = spooledSource(input.source, 'Polars');
   const prepared = prepareSource(source);
-  const plan = buildPlan(spec, prepared.columns, maxRows);
+  const plan = buildPlan(spec, prepared.columns, maxRows, prepared.unusable);
   // Resolving the optimized plan checks names and types without reading data, so a failure after
   // this point comes from the data itself. (Zone buckets read the key column once in translate:
   // a failure there is the data's too.)

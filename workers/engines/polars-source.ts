@@ -27,6 +27,8 @@ export interface PreparedSource {
   readonly names: ReadonlyMap<string, string>;
   /** Casts (keyed by dataset name) that bring a column to the one Polars type of its ColumnType. */
   readonly casts: ReadonlyMap<string, pl.Expr>;
+  /** File columns of a type Quarry has no kind for (a list, a struct, binary, ...) → that type. */
+  readonly unusable?: ReadonlyMap<string, string>;
 }
 
 /** A source column's positional name (polars-plan.ts: dataset names never reach an expression). */
@@ -101,19 +103,30 @@ function prepareFile(source: FileSource): PreparedSource {
   }
   const columns: ColumnInfo[] = [];
   const casts = new Map<string, pl.Expr>();
+  const unusable = new Map<string, string>();
   const names = internalNames(head.columns);
   for (const name of head.columns) {
     let mapped: ReturnType<typeof fileColumnType>;
+    let dtype: pl.DataType;
     try {
-      mapped = fileColumnType(head.getColumn(name).dtype);
+      dtype = head.getColumn(name).dtype;
+      mapped = fileColumnType(dtype);
     } catch (cause) {
       // A type nodejs-polars cannot describe. Int128 is what Polars infers for JSON integers past
       // int64 (99999999999999999999): a float column, as DuckDB reads them (a probe, 2026-12-07:
-      // the column was left out, "no column"). Others are left out.
-      if (!/\bInt128\b/.test(String((cause as Error)?.message))) continue;
+      // the column was left out, "no column"). Others cannot be used.
+      if (!/\bInt128\b/.test(String((cause as Error)?.message))) {
+        unusable.set(name, 'one nodejs-polars cannot describe');
+        continue;
+      }
       mapped = { type: 'float', cast: pl.Float64 };
+      dtype = pl.Float64;
     }
-    if (mapped === undefined) continue;
+    if (mapped === undefined) {
+      // A spec naming it fails with QUARRY_ERR_SPEC_TYPE, not "no column" (buildPlan).
+      unusable.set(name, dtype.variant);
+      continue;
+    }
     columns.push({ name, type: mapped.type });
     if (mapped.cast !== undefined) casts.set(name, pl.col(names.get(name)!).cast(mapped.cast));
   }
@@ -144,7 +157,7 @@ function prepareFile(source: FileSource): PreparedSource {
       casts.set(c.name, parseInstant(pl.col(internal)));
     }
   }
-  return { frame: renamed, columns, names, casts };
+  return { frame: renamed, columns, names, casts, unusable };
 }
 
 /** The types of a CSV's columns `internal` (positional names, all read as text): csv-types.ts. */
