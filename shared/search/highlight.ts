@@ -86,8 +86,15 @@ export interface MatchedTerms {
   readonly stem?: (token: string) => string;
 }
 
-/** Which of `tokens` the query matched. */
-export function matchedTokens(tokens: readonly SpannedToken[], matched: MatchedTerms): Uint8Array {
+/**
+ * Which of `tokens` the query matched. `item` (per token, when the text joins array items): a
+ * phrase matches only tokens of one item, as the index never lets a phrase span two.
+ */
+export function matchedTokens(
+  tokens: readonly SpannedToken[],
+  matched: MatchedTerms,
+  item?: Int32Array,
+): Uint8Array {
   const flags = new Uint8Array(tokens.length);
   const { stem } = matched;
   const terms = tokens.map((t) => (stem === undefined ? t.term : stem(t.term)));
@@ -97,7 +104,12 @@ export function matchedTokens(tokens: readonly SpannedToken[], matched: MatchedT
   for (const phrase of matched.phrases) {
     for (let i = 0; i + phrase.length <= terms.length; i++) {
       let j = 0;
-      while (j < phrase.length && terms[i + j] === phrase[j]) j++;
+      while (
+        j < phrase.length &&
+        terms[i + j] === phrase[j] &&
+        (item === undefined || item[i + j] === item[i])
+      )
+        j++;
       if (j === phrase.length) flags.fill(1, i, i + phrase.length);
     }
   }
@@ -141,7 +153,8 @@ export function highlightValue(value: unknown, matched: MatchedTerms, pre: strin
 
 /**
  * The `words` tokens of `text` around its densest match (the window holding the most matched
- * tokens, the earliest of equals), with the matches wrapped and "…" where text was cut.
+ * tokens, the earliest of equals), with the matches wrapped and "…" where text was cut. `starts`:
+ * where each item begins when `text` joins array items (phrases stay within an item).
  */
 export function snippetOf(
   text: string,
@@ -149,10 +162,20 @@ export function snippetOf(
   words: number,
   pre: string,
   post: string,
+  starts?: readonly number[],
 ): string {
   const tokens = spannedTokens(text);
   if (tokens === null || tokens.length === 0) return text.slice(0, 200);
-  const flags = matchedTokens(tokens, matched);
+  let item: Int32Array | undefined;
+  if (starts !== undefined) {
+    item = new Int32Array(tokens.length);
+    let k = 0;
+    tokens.forEach((t, i) => {
+      while (k + 1 < starts.length && starts[k + 1]! <= t.start) k++;
+      item![i] = k;
+    });
+  }
+  const flags = matchedTokens(tokens, matched, item);
   const w = Math.min(words, tokens.length);
   let count = 0;
   for (let i = 0; i < w; i++) count += flags[i]!;

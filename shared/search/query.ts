@@ -291,8 +291,18 @@ function decorateHit(hit: QueryHit, matched: MatchedTerms, opts: QueryOptions): 
   }
   if (opts.snippet !== undefined) {
     const v = Object.hasOwn(fields, opts.snippet.field) ? fields[opts.snippet.field] : undefined;
-    const text =
-      typeof v === 'string' ? v : Array.isArray(v) ? v.filter((x) => typeof x === 'string').join(' ') : '';
-    hit.snippet = snippetOf(text, matched, opts.snippet.words, pre, post);
+    if (Array.isArray(v)) {
+      // The items joined by a space, each starting an item of its own for phrases.
+      const items = v.filter((x): x is string => typeof x === 'string');
+      const starts: number[] = [];
+      let at = 0;
+      for (const s of items) {
+        starts.push(at);
+        at += s.length + 1;
+      }
+      hit.snippet = snippetOf(items.join(' '), matched, opts.snippet.words, pre, post, starts);
+    } else {
+      hit.snippet = snippetOf(typeof v === 'string' ? v : '', matched, opts.snippet.words, pre, post);
+    }
   }
 }
