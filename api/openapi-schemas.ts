@@ -191,7 +191,16 @@ export const JOB_STATUS = obj(
     startedAt: nullable(dateTime),
     finishedAt: nullable(dateTime),
     resultKey: nullable(resultKey),
-    error: nullable(obj({ code: str(), message: str() })),
+    error: nullable(
+      obj(
+        {
+          code: str(),
+          message: str(),
+          field: str({ description: 'The request field the error names, when it names one.' }),
+        },
+        ['code', 'message'],
+      ),
+    ),
     collection: str({ description: 'Index jobs: the collection built.' }),
     version: int({ description: 'Index jobs: the version built.' }),
     priority: str({

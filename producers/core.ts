@@ -123,7 +123,11 @@ export function createCore(options: CoreOptions): ClientCore {
 /** The error a failed job's waiter sees: the job's own code when it is a Quarry code. */
 export function jobError(jobId: string, error: JobStatus['error']): QuarryError {
   const code = error && isErrorCode(error.code) ? error.code : 'QUARRY_ERR_JOB_FAILED';
-  return new QuarryError(code, `job ${jobId} failed: ${error?.message ?? 'unknown error'}`);
+  return new QuarryError(
+    code,
+    `job ${jobId} failed: ${error?.message ?? 'unknown error'}`,
+    error?.field === undefined ? {} : { field: error.field },
+  );
 }
 
 export function waitReady(redis: Redis | Cluster): Promise<void> {

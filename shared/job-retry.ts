@@ -19,6 +19,7 @@ const RESET_FIELDS = [
   'finishedAt',
   'errorCode',
   'errorMessage',
+  'errorField',
 ] as const;
 
 // The first write is the HSET (denied at maxmemory), so a Redis that refuses writes refuses the
@@ -48,7 +49,7 @@ if ARGV[12] ~= '' and tonumber(ARGV[12]) > 0 and redis.call('SCARD', KEYS[8]) >=
   return { 'quota' }
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'progress', ARGV[3], 'attempts', '0', 'createdAt', ARGV[1],
-  'startedAt', '', 'finishedAt', '', 'errorCode', '', 'errorMessage', '')
+  'startedAt', '', 'finishedAt', '', 'errorCode', '', 'errorMessage', '', 'errorField', '')
 redis.call('DEL', KEYS[2])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if inline then redis.call('EXPIRE', KEYS[3], ARGV[7]) end

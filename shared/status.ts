@@ -37,7 +37,12 @@ export interface JobStatus {
   readonly startedAt: string | null;
   readonly finishedAt: string | null;
   readonly resultKey: string | null;
-  readonly error: { readonly code: ErrorCode | string; readonly message: string } | null;
+  /** `field`: the request field the error names (a spec column found missing in the job, ...). */
+  readonly error: {
+    readonly code: ErrorCode | string;
+    readonly message: string;
+    readonly field?: string;
+  } | null;
   /** Index jobs: the collection and the version the job built. */
   readonly collection?: string;
   readonly version?: number;
@@ -69,6 +74,7 @@ export const STATUS_FIELDS = [
   'resultKey',
   'errorCode',
   'errorMessage',
+  'errorField',
   'collection',
   'version',
   'priority',
@@ -119,6 +125,7 @@ local function publish_record(key, jobId, channel)
   }
   if h.errorCode ~= nil and h.errorCode ~= '' then
     e.error = { code = h.errorCode, message = h.errorMessage or '' }
+    if h.errorField ~= nil and h.errorField ~= '' then e.error.field = h.errorField end
   end
   if h.collection ~= nil and h.collection ~= '' then e.collection = h.collection end
   if h.version ~= nil and h.version ~= '' then e.version = tonumber(h.version) end
@@ -161,7 +168,7 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], 'type', ARGV[1], 'state', 'queued', 'progress', ARGV[6], 'attempts', '0',
   'createdAt', ARGV[4], 'startedAt', '', 'finishedAt', '', 'resultKey', ARGV[2], 'errorCode', '',
-  'errorMessage', '', 'collection', ARGV[3], 'version', '', 'priority', ARGV[19],
+  'errorMessage', '', 'errorField', '', 'collection', ARGV[3], 'version', '', 'priority', ARGV[19],
   'summary', ARGV[20], 'dataset', ARGV[21])
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'payload', ARGV[12]) end
 if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[13]) end
@@ -227,7 +234,7 @@ local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
 local state = before[1]
 if state ~= 'queued' and state ~= 'active' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finishedAt', ARGV[2], 'errorCode', ARGV[3],
-  'errorMessage', ARGV[4], 'progress', ARGV[5])
+  'errorMessage', ARGV[4], 'errorField', '', 'progress', ARGV[5])
 end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[10], ARGV[11], state, before[2], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[9])
@@ -302,7 +309,7 @@ if prev[1] == 'completed' or prev[1] == 'failed' or prev[1] == 'cancelled' then
   return { redis.call('EXISTS', KEYS[3]), false, prev[1], prev[2] }
 end
 redis.call('HSET', KEYS[1], 'state', 'active', 'progress', ARGV[7], 'startedAt', ARGV[5],
-  'attempts', ARGV[6], 'errorCode', '', 'errorMessage', '')
+  'attempts', ARGV[6], 'errorCode', '', 'errorMessage', '', 'errorField', '')
 -- Scored by the producer's and the reconciler's clock (epoch ms from the client), as at enqueue.
 redis.call('ZADD', KEYS[2], 'NX', ARGV[5], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -538,8 +545,16 @@ export class StatusStore {
    * A failed attempt: `final` when no retry follows (the job is `failed`, or `cancelled` for
    * QUARRY_ERR_JOB_CANCELLED), else back to `queued`.
    */
-  async failed(jobId: string, error: { code: string; message: string }, final: boolean): Promise<void> {
-    const fields: Record<string, string> = { errorCode: error.code, errorMessage: error.message };
+  async failed(
+    jobId: string,
+    error: { code: string; message: string; field?: string },
+    final: boolean,
+  ): Promise<void> {
+    const fields: Record<string, string> = {
+      errorCode: error.code,
+      errorMessage: error.message,
+      errorField: error.field ?? '',
+    };
     if (final) fields.finishedAt = String(Date.now());
     if (final && error.code === 'QUARRY_ERR_JOB_CANCELLED') {
       await this.#write(jobId, 'cancelled', DONE, error, fields);
@@ -667,7 +682,9 @@ export function toStatus(jobId: string, h: Record<string, string>): JobStatus {
     startedAt: iso(h.startedAt),
     finishedAt: iso(h.finishedAt),
     resultKey: h.resultKey || null,
-    error: h.errorCode ? { code: h.errorCode, message: h.errorMessage ?? '' } : null,
+    error: h.errorCode
+      ? { code: h.errorCode, message: h.errorMessage ?? '', ...(h.errorField ? { field: h.errorField } : {}) }
+      : null,
     ...(h.collection ? { collection: h.collection } : {}),
     ...(h.version ? { version: Number(h.version) } : {}),
     ...(h.summary ? { summary: h.summary } : {}),

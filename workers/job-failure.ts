@@ -35,7 +35,15 @@ export async function failAttempt(deps: FailureDeps, job: Job, error: unknown, l
     log.info({ code: quarry.code, reason: quarry.message, final }, 'job attempt failed');
   else log.error({ code: quarry.code, err: error, final }, 'job attempt failed');
   try {
-    await deps.status.failed(jobId, { code: quarry.code, message: quarry.message }, final);
+    await deps.status.failed(
+      jobId,
+      {
+        code: quarry.code,
+        message: quarry.message,
+        ...(quarry.field === undefined ? {} : { field: quarry.field }),
+      },
+      final,
+    );
   } catch (statusError) {
     // The record stays queued/active in the live set; if BullMQ drops the job now (last
     // attempt), the reconciler (reconciler.ts) finds it and enqueues it again.

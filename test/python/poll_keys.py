@@ -26,7 +26,7 @@ cache = redis.Redis.from_url(CACHE_URL, decode_responses=True)
 # docs/KEYS.md, "The status record": every field, always present.
 STATUS_FIELDS = {
     "type", "state", "progress", "attempts", "createdAt", "startedAt", "finishedAt",
-    "resultKey", "errorCode", "errorMessage", "collection", "version", "priority", "summary",
+    "resultKey", "errorCode", "errorMessage", "errorField", "collection", "version", "priority", "summary",
     "dataset",
 }
 # docs/KEYS.md, "The events channel": the keys of every message.
@@ -125,7 +125,7 @@ def check_event(event, h_type):
         check(v is None or (isinstance(v, str) and v.endswith("Z") and "T" in v), f"event {field} {v!r}")
     check(event["createdAt"] is not None, f"event without createdAt: {event}")
     e = event["error"]
-    check(e is None or (set(e) == {"code", "message"} and e["code"].startswith("QUARRY_ERR_")), f"error {e}")
+    check(e is None or (set(e) in ({"code", "message"}, {"code", "message", "field"}) and e["code"].startswith("QUARRY_ERR_")), f"error {e}")
     if event["state"] in ("failed", "cancelled"):
         check(e is not None, f"{event['state']} event without an error")
 
@@ -164,6 +164,8 @@ def same_record(event, h, where):
         want = iso_of(h[field]) if h[field] else None
         check(event[field] == want, f"{where}: {field} {event[field]} vs {want}")
     want_error = {"code": h["errorCode"], "message": h["errorMessage"]} if h["errorCode"] else None
+    if want_error is not None and h["errorField"]:
+        want_error["field"] = h["errorField"]
     check(event["error"] == want_error, f"{where}: error {event['error']} vs {want_error}")
 
 
