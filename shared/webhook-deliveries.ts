@@ -128,7 +128,9 @@ export function eventBody(id: string, e: OutboxEntry): WebhookEvent {
     jobId: e.jobId || null,
     state: e.state || null,
     resultKey: e.resultKey || null,
-    error: e.errorCode ? { code: e.errorCode, message: e.errorMessage } : null,
+    error: e.errorCode
+      ? { code: e.errorCode, message: e.errorMessage, ...(e.errorField ? { field: e.errorField } : {}) }
+      : null,
     collection: e.collection || null,
     version: e.version ? Number(e.version) : null,
     at: new Date(Number.isFinite(at) && at > 0 ? at : Date.now()).toISOString(),

@@ -23,18 +23,18 @@ end
 local function outbox_job(outbox, hooks, key, jobId, member)
   if redis.call('EXISTS', hooks) == 0 then return end
   local h = redis.call('HMGET', key, 'state', 'resultKey', 'errorCode', 'errorMessage', 'collection',
-    'version', 'finishedAt')
+    'version', 'finishedAt', 'errorField')
   local tenant = string.match(member, '^([^/]*)/') or ''
   outbox_add(outbox, { 'tenant', tenant, 'type', 'job.' .. (h[1] or ''), 'jobId', jobId,
     'state', h[1] or '', 'resultKey', h[2] or '', 'errorCode', h[3] or '', 'errorMessage', h[4] or '',
-    'collection', h[5] or '', 'version', h[6] or '', 'at', h[7] or '' })
+    'errorField', h[8] or '', 'collection', h[5] or '', 'version', h[6] or '', 'at', h[7] or '' })
 end
 local function outbox_index(outbox, hooks, tenant, jobId, collection, version)
   if redis.call('EXISTS', hooks) == 0 then return end
   local t = redis.call('TIME')
   local at = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
   outbox_add(outbox, { 'tenant', tenant, 'type', 'index.live', 'jobId', jobId, 'state', '',
-    'resultKey', '', 'errorCode', '', 'errorMessage', '', 'collection', collection,
+    'resultKey', '', 'errorCode', '', 'errorMessage', '', 'errorField', '', 'collection', collection,
     'version', version, 'at', at })
 end
 `;
@@ -49,6 +49,8 @@ export interface OutboxEntry {
   readonly resultKey: string;
   readonly errorCode: string;
   readonly errorMessage: string;
+  /** The request field the error names, or ''. */
+  readonly errorField: string;
   readonly collection: string;
   readonly version: string;
   /** Epoch ms of the change. */
@@ -68,6 +70,7 @@ export function parseOutboxEntry(id: string, flat: readonly string[]): OutboxEnt
     resultKey: f.resultKey ?? '',
     errorCode: f.errorCode ?? '',
     errorMessage: f.errorMessage ?? '',
+    errorField: f.errorField ?? '',
     collection: f.collection ?? '',
     version: f.version ?? '',
     at: f.at ?? '',

@@ -58,7 +58,7 @@ export interface WebhookEvent {
   readonly jobId: string | null;
   readonly state: string | null;
   readonly resultKey: string | null;
-  readonly error: { readonly code: string; readonly message: string } | null;
+  readonly error: { readonly code: string; readonly message: string; readonly field?: string } | null;
   readonly collection: string | null;
   readonly version: number | null;
   /** ISO 8601: when the change happened. */

@@ -115,6 +115,7 @@ describe('webhooks', () => {
       const f = bodyOf(byKey.get(`job.failed/${failing.jobId}`)!);
       assert.equal(f.state, 'failed');
       assert.match((f.error as { code: string }).code, /^QUARRY_ERR_DATASET_(NOT_FOUND|CHANGED)$/);
+      assert.equal((f.error as { field?: string }).field, 'dataset.path', 'the field the failure names');
       const ok = bodyOf(byKey.get(`job.completed/${completing.jobId}`)!);
       assert.deepEqual(
         {
