@@ -2,8 +2,9 @@
 // a Parquet footer) so that a spec naming a column the file lacks is a 400, not a failed job.
 // Names only: the type of every column is reported as `null`, which checkSpecColumns accepts for
 // any use, so only engines decide types (at the worker). Where the names cannot be known for sure
-// (NDJSON, whose later lines may add keys; a CSV whose separator DuckDB would have to sniff; an
-// unusual footer) the answer is `undefined` and the worker checks alone.
+// (NDJSON, whose later lines may add keys; a header past 64 KiB; an unusual footer) the answer is
+// `undefined` and the worker checks alone. A CSV's dialect is fixed (a comma, `"` quotes), as the
+// engines read it: a semicolon file is one column named by its whole header line.
 import type { FileHandle } from 'node:fs/promises';
 import type { ColumnInfo, FileFormat } from './datasets.ts';
 
@@ -21,8 +22,13 @@ export async function readFileColumnNames(
       : format === 'parquet'
         ? await parquetNames(handle, size)
         : undefined;
-  if (names === undefined || names.length === 0 || new Set(names).size !== names.length) return undefined;
-  return names.map((name) => ({ name, type: 'null' as const }));
+  if (names === undefined || names.length === 0) return undefined;
+  const distinct = new Set(names);
+  // A repeated CSV header name: each engine names the second copy its own way (DuckDB `x_1`,
+  // Polars `x_duplicated_0`), so only the names the header states can be used, the first copy
+  // for the repeated one. A Parquet footer with repeats is left to the engines.
+  if (distinct.size !== names.length && format !== 'csv') return undefined;
+  return [...distinct].map((name) => ({ name, type: 'null' as const }));
 }
 
 async function csvHeader(handle: FileHandle): Promise<string[] | undefined> {
@@ -33,7 +39,6 @@ async function csvHeader(handle: FileHandle): Promise<string[] | undefined> {
   const names: string[] = [];
   let field = '';
   let quoted = false;
-  let sawComma = false;
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
     if (quoted) {
@@ -44,13 +49,10 @@ async function csvHeader(handle: FileHandle): Promise<string[] | undefined> {
       } else quoted = false;
     } else if (ch === '"' && field === '') quoted = true;
     else if (ch === ',') {
-      sawComma = true;
       names.push(field);
       field = '';
     } else if (ch === '\n' || ch === '\r') {
       names.push(field);
-      // One column with another likely separator in it: DuckDB would sniff; do not guess.
-      if (!sawComma && /[;\t|]/.test(names[0]!)) return undefined;
       return names;
     } else field += ch;
   }
