@@ -265,3 +265,48 @@ test('NDJSON: a column of RFC 3339 instants (Z or an offset) is a timestamp colu
     );
   }
 });
+
+// A parity probe: DuckDB's value converter divided microseconds toward zero, so a timestamp before
+// 1970 with a part of a millisecond read as the next millisecond (1969-12-31 23:59:59.9995 as
+// 1970-01-01 00:00:00.000); Polars rounds down, to the millisecond the instant falls in.
+test('timestamps before 1970 with sub-millisecond parts read as their millisecond in both engines', async () => {
+  const pre = path.join(dir, 'pre-1970.parquet');
+  const instance = await DuckDBInstance.create(':memory:');
+  const connection = await instance.connect();
+  await connection.run(`COPY (SELECT * FROM (VALUES
+      (TIMESTAMP '1969-12-31 23:59:59.9995', 1),
+      (TIMESTAMP '1960-06-01 12:00:00.000001', 2),
+      (TIMESTAMP '1970-01-01 00:00:00.0005', 3)
+    ) t(ts, n)) TO '${pre}' (FORMAT parquet)`);
+  connection.closeSync();
+  instance.closeSync();
+  const parsed = parseAggregation(
+    {
+      dataset: { records: [] },
+      groupBy: ['ts'],
+      metrics: [
+        { op: 'sum', column: 'n' },
+        { op: 'min', column: 'ts', as: 'first' },
+      ],
+      orderBy: [{ column: 'ts', direction: 'asc' }],
+    },
+    { maxInlineBytes: 1e6, maxResultRows: 100 },
+  );
+  const spec: AggregationSpec = { ...parsed.spec, dataset: { kind: 'inline', rows: 0, columns: [] } };
+  for (const engine of engines) {
+    const out = await engine.run({
+      spec,
+      source: { kind: 'file', file: pre, format: 'parquet' },
+      maxRows: 100,
+    });
+    assert.deepEqual(
+      out.rows,
+      [
+        { ts: '1960-06-01T12:00:00.000Z', sum_n: 2, first: '1960-06-01T12:00:00.000Z' },
+        { ts: '1969-12-31T23:59:59.999Z', sum_n: 1, first: '1969-12-31T23:59:59.999Z' },
+        { ts: '1970-01-01T00:00:00.000Z', sum_n: 3, first: '1970-01-01T00:00:00.000Z' },
+      ],
+      engine.name,
+    );
+  }
+});
