@@ -78,6 +78,12 @@ describe('attacks: CSV column types', () => {
       path.join(dataDir, 'times.ndjson'),
       '{"at":"12:30:00","n":1}\n{"at":"12:30:00","n":2}\n{"at":"08:05:09","n":3}\n',
     );
+    // Past both samples (csv-types.ts: 100,000 rows in DuckDB, 10,000 tested in JS for Polars),
+    // so the whole-file pass decides: a late fraction, and a late word in a date column.
+    writeFileSync(
+      path.join(dataDir, 'late-large.csv'),
+      `x,d,g\n${'1,2024-01-01,a\n'.repeat(100_010)}1.5,soon,b\n`,
+    );
     writeFileSync(path.join(dataDir, 'repeats.csv'), 'x,x,g\n1,10,a\n2,20,a\n');
     writeFileSync(path.join(dataDir, 'semicolons.csv'), 'x;g\n1;a\n');
     sys = await startSystem({ env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_DATA_DIR: dataDir } });
@@ -151,6 +157,33 @@ describe('attacks: CSV column types', () => {
       for (const [, engine] of engines) await engine.close();
     }
   });
+
+  for (const engine of ['duckdb', 'polars'] as const) {
+    test(`${engine}: past the samples, the whole file decides (a late fraction, a late word)`, async () => {
+      const res = await sys.app.inject({
+        method: 'POST',
+        url: '/v1/aggregations?wait=30000',
+        payload: JSON.stringify({
+          dataset: { path: 'late-large.csv' },
+          groupBy: ['g'],
+          metrics: [
+            { op: 'sum', column: 'x' },
+            { op: 'max', column: 'd' },
+          ],
+          orderBy: [{ column: 'g', direction: 'asc' }],
+          engine,
+        }),
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      const envelope = JSON.parse(res.body) as { columns: { name: string; type: string }[]; rows: unknown[] };
+      assert.deepEqual(envelope.rows, [
+        { g: 'a', sum_x: 100_010, max_d: '2024-01-01' },
+        { g: 'b', sum_x: 1.5, max_d: 'soon' },
+      ]);
+      assert.equal(envelope.columns.find((c) => c.name === 'max_d')?.type, 'string');
+    });
+  }
 
   // A repeated header name: DuckDB named the second copy `x_1`, Polars `x_duplicated_0`, so a
   // spec naming either worked in one engine only. Only the header's own names are accepted (at

@@ -6,12 +6,15 @@
 // engines' own inference disagreed on dates, leading zeros, spaces, `inf`, integers past int64
 // and the delimiter.
 //
-// Two passes, so a file is not tested five ways per value: every kind over the first
-// CSV_SAMPLE_ROWS rows, then over the whole file only the kinds each column still may be (a kind
-// one sampled value fails cannot hold for the file). A column of text needs no second pass.
+// Two passes, so a file is not tested five ways per value: every kind over the first rows (a
+// sample), then over the whole file only the kinds each column still may be (a kind one sampled
+// value fails cannot hold for the file). A column of text needs no second pass, and a file the
+// sample covered whole needs none at all. The sample may be tested here, in JS (hasKind: the same
+// patterns, and the checks the engines' parses make), where building an engine's expressions
+// costs more than testing a few thousand values.
 
 import type { ColumnType } from '../../shared/datasets.ts';
-import { INSTANT_PATTERN } from '../../shared/datasets.ts';
+import { INSTANT_PATTERN, isInstant } from '../../shared/datasets.ts';
 
 /** JSON's integer grammar (no sign, leading zero or space): `007` and `+5` stay text. */
 const INTEGER_PATTERN = '^-?(0|[1-9][0-9]*)$';
@@ -46,8 +49,53 @@ const TYPE_OF: Record<CsvKind, ColumnType> = {
   instant: 'timestamp',
 };
 
-/** The first pass's rows. */
+/** The first pass's rows, when an engine tests them. */
 export const CSV_SAMPLE_ROWS = 100_000;
+/** The first pass's rows, when they are tested here (hasKind). */
+export const CSV_TEXT_SAMPLE_ROWS = 10_000;
+
+const PATTERN_RE: Record<CsvKind, RegExp> = {
+  integer: new RegExp(INTEGER_PATTERN),
+  number: new RegExp(NUMBER_PATTERN),
+  boolean: new RegExp(BOOLEAN_PATTERN),
+  date: new RegExp(DATE_PATTERN),
+  instant: new RegExp(INSTANT_PATTERN),
+};
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** Whether the non-null text `v` has `kind`, by the rule (CSV_KINDS) as the engines test it. */
+export function hasKind(v: string, kind: CsvKind): boolean {
+  if (!PATTERN_RE[kind].test(v)) return false;
+  switch (kind) {
+    case 'integer': {
+      const n = BigInt(v);
+      return n >= INT64_MIN && n <= INT64_MAX;
+    }
+    case 'number':
+      return Number.isFinite(Number(v));
+    case 'boolean':
+      return true;
+    case 'date':
+      return isInstant(`${v}T00:00:00Z`);
+    case 'instant':
+      return isInstant(v);
+  }
+}
+
+/** `checks` measured here over each column's text values (`values[k]` for checks[k]). */
+export function measureText(
+  checks: readonly CsvCheck[],
+  values: readonly (readonly (string | null)[])[],
+): CsvMeasure[] {
+  return checks.map((check, k) => {
+    const present = values[k]!.filter((v): v is string => v !== null);
+    return {
+      values: present.length > 0,
+      kinds: check.kinds.map((kind) => present.every((v) => hasKind(v, kind))),
+    };
+  });
+}
 
 /** One column's tests: the kinds to check, each true when every non-null value has it. */
 export interface CsvCheck {

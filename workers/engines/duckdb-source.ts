@@ -117,7 +117,7 @@ export function sourceSql(
 /**
  * One scan measuring `checks` over a CSV read as text (csv-types.ts), over its first `rows` rows
  * when given: for each check a column `values` (any non-null), then one per kind, true when every
- * non-null value has it (and when there is none).
+ * non-null value has it (and when there is none); last, the number of rows read.
  */
 export function csvTypesQuery(
   source: EngineSource,
@@ -153,7 +153,7 @@ export function csvTypesQuery(
     };
     return [`count(${c}) > 0`, ...check.kinds.map((kind) => all(test(kind)))];
   });
-  return { sql: `SELECT ${select.join(', ')} FROM ${from}`, params: params.values };
+  return { sql: `SELECT ${[...select, 'count(*)'].join(', ')} FROM ${from}`, params: params.values };
 }
 
 /**

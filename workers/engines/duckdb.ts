@@ -26,7 +26,14 @@ import {
 import type { ColumnInfo, ColumnType } from '../../shared/datasets.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import { buildPlan } from '../../shared/plan.ts';
-import { CSV_SAMPLE_ROWS, type CsvCheck, csvTypes, fileChecks, sampleChecks } from './csv-types.ts';
+import {
+  CSV_SAMPLE_ROWS,
+  type CsvCheck,
+  type CsvMeasure,
+  csvTypes,
+  fileChecks,
+  sampleChecks,
+} from './csv-types.ts';
 import type { SqlValue } from './duckdb-params.ts';
 import { csvTypesQuery, describeQuery, ndjsonTypesQuery, type TextColumn } from './duckdb-source.ts';
 import { collidesIgnoringCase, compileAggregation, positionalName } from './duckdb-sql.ts';
@@ -237,12 +244,20 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     return { columns: columns.map(typed), texts: texts.filter((t) => !empty.has(t.name)) };
   }
 
-  /** A CSV's columns (all read as text) typed by the values they hold (csv-types.ts). */
+  /**
+   * A CSV's columns (all read as text) typed by the values they hold (csv-types.ts): a sample
+   * pass, and a pass over the whole file only when the sample did not cover it.
+   */
   async function csvColumns(source: EngineSource & { kind: 'file' }, text: readonly ColumnInfo[]) {
     const sample = sampleChecks(text.map((c) => c.name));
-    const checks = fileChecks(sample, await measureCsv(source, sample, CSV_SAMPLE_ROWS));
-    const withKinds = checks.filter((c) => c.kinds.length > 0);
-    const types = csvTypes(checks, withKinds.length === 0 ? [] : await measureCsv(source, withKinds));
+    const first = await measureCsv(source, sample, CSV_SAMPLE_ROWS);
+    let types: ColumnType[];
+    if (first.rows < CSV_SAMPLE_ROWS) types = csvTypes(sample, first.measured);
+    else {
+      const checks = fileChecks(sample, first.measured);
+      const withKinds = checks.filter((c) => c.kinds.length > 0);
+      types = csvTypes(checks, withKinds.length === 0 ? [] : (await measureCsv(source, withKinds)).measured);
+    }
     return text.map((c, k) => ({ name: c.name, type: types[k]! }));
   }
 
@@ -250,8 +265,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     source: EngineSource & { kind: 'file' },
     checks: readonly CsvCheck[],
     rows?: number,
-  ) {
-    if (checks.length === 0) return [];
+  ): Promise<{ measured: CsvMeasure[]; rows: number }> {
     const check = csvTypesQuery(source, checks, rows);
     let flags: unknown[][];
     try {
@@ -265,7 +279,8 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     }
     let at = 0;
     const next = () => flags[at++]?.[0] === true;
-    return checks.map((c) => ({ values: next(), kinds: c.kinds.map(next) }));
+    const measured = checks.map((c) => ({ values: next(), kinds: c.kinds.map(next) }));
+    return { measured, rows: Number(flags[at]?.[0] ?? 0) };
   }
 
   return {
