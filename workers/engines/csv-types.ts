@@ -54,13 +54,10 @@ export const CSV_SAMPLE_ROWS = 100_000;
 /** The first pass's rows, when they are tested here (hasKind). */
 export const CSV_TEXT_SAMPLE_ROWS = 10_000;
 
-const PATTERN_RE: Record<CsvKind, RegExp> = {
-  integer: new RegExp(INTEGER_PATTERN),
-  number: new RegExp(NUMBER_PATTERN),
-  boolean: new RegExp(BOOLEAN_PATTERN),
-  date: new RegExp(DATE_PATTERN),
-  instant: new RegExp(INSTANT_PATTERN),
-};
+const PATTERN_RE = Object.fromEntries(CSV_KINDS.map((k) => [k, new RegExp(CSV_PATTERNS[k])])) as Record<
+  CsvKind,
+  RegExp
+>;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 

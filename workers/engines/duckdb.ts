@@ -34,7 +34,7 @@ import {
   fileChecks,
   sampleChecks,
 } from './csv-types.ts';
-import type { SqlValue } from './duckdb-params.ts';
+import type { CompiledQuery, SqlValue } from './duckdb-params.ts';
 import { csvTypesQuery, describeQuery, ndjsonTypesQuery, type TextColumn } from './duckdb-source.ts';
 import { collidesIgnoringCase, compileAggregation, positionalName } from './duckdb-sql.ts';
 import {
@@ -223,16 +223,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
       strings.map((c) => c.name),
       jsons.map((t) => t.name),
     );
-    let flags: unknown[][];
-    try {
-      flags = await resultColumns(await query(check.sql, check.params));
-    } catch (cause) {
-      throw new QuarryError(
-        'QUARRY_ERR_DATASET_UNREADABLE',
-        `dataset: DuckDB cannot read the file as ndjson: ${firstLine(cause)}`,
-        { field: 'dataset.path', cause },
-      );
-    }
+    const flags = await typingQuery(check, 'ndjson');
     const instants = new Set(strings.filter((_, k) => flags[k]?.[0] === true).map((c) => c.name));
     const empty = new Set(jsons.filter((_, k) => flags[strings.length + k]?.[0] !== true).map((t) => t.name));
     const typed = (c: ColumnInfo): ColumnInfo =>
@@ -242,6 +233,19 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
           ? { name: c.name, type: 'null' }
           : c;
     return { columns: columns.map(typed), texts: texts.filter((t) => !empty.has(t.name)) };
+  }
+
+  /** A query measuring a file's columns before a plan; a failure is the file's (UNREADABLE). */
+  async function typingQuery(check: CompiledQuery, format: string): Promise<unknown[][]> {
+    try {
+      return await resultColumns(await query(check.sql, check.params));
+    } catch (cause) {
+      throw new QuarryError(
+        'QUARRY_ERR_DATASET_UNREADABLE',
+        `dataset: DuckDB cannot read the file as ${format}: ${firstLine(cause)}`,
+        { field: 'dataset.path', cause },
+      );
+    }
   }
 
   /**
@@ -266,17 +270,7 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     checks: readonly CsvCheck[],
     rows?: number,
   ): Promise<{ measured: CsvMeasure[]; rows: number }> {
-    const check = csvTypesQuery(source, checks, rows);
-    let flags: unknown[][];
-    try {
-      flags = await resultColumns(await query(check.sql, check.params));
-    } catch (cause) {
-      throw new QuarryError(
-        'QUARRY_ERR_DATASET_UNREADABLE',
-        `dataset: DuckDB cannot read the file as csv: ${firstLine(cause)}`,
-        { field: 'dataset.path', cause },
-      );
-    }
+    const flags = await typingQuery(csvTypesQuery(source, checks, rows), 'csv');
     let at = 0;
     const next = () => flags[at++]?.[0] === true;
     const measured = checks.map((c) => ({ values: next(), kinds: c.kinds.map(next) }));

@@ -200,16 +200,27 @@ function measureCsv(source: FileSource, frame: pl.LazyDataFrame, checks: readonl
   if (checks.length === 0) return [];
   const select = checks.flatMap((check, k) => {
     const c = pl.col(check.name);
-    const tests: Record<CsvKind, pl.Expr> = {
-      integer: c.cast(pl.Int64, false).isNotNull(),
-      number: c.cast(pl.Float64, false).isFinite(),
-      boolean: pl.lit(true),
-      date: fromText(c, 'date').isNotNull(),
-      instant: fromText(c, 'timestamp').isNotNull(),
+    // Only the kinds asked for: each expression costs ~0.5 ms to build in nodejs-polars.
+    const parses = (kind: CsvKind): pl.Expr => {
+      switch (kind) {
+        case 'integer':
+          return c.cast(pl.Int64, false).isNotNull();
+        case 'number':
+          return c.cast(pl.Float64, false).isFinite();
+        case 'boolean':
+          return pl.lit(true);
+        case 'date':
+          return fromText(c, 'date').isNotNull();
+        case 'instant':
+          return fromText(c, 'timestamp').isNotNull();
+      }
     };
     // Over the non-null values, each test true or false (all() would skip a null test).
     const all = (kind: CsvKind) =>
-      c.isNull().or(c.str.contains(CSV_PATTERNS[kind]).and(tests[kind]).fillNull(false)).all();
+      c
+        .isNull()
+        .or(c.str.contains(CSV_PATTERNS[kind]).and(parses(kind)).fillNull(false))
+        .all();
     return [c.count().gt(0).alias(`${k}`), ...check.kinds.map((kind, j) => all(kind).alias(`${k}_${j}`))];
   });
   let flags: pl.DataFrame;
