@@ -3,6 +3,7 @@
 // Prometheus scrapes (never on a timer), through BullMQ's own getters so the numbers mean what
 // BullMQ means. Every worker reports the same queues: aggregate them with max(), not sum().
 import { Queue } from 'bullmq';
+import type { Logger } from '../shared/logger.ts';
 import type { QueueSnapshot } from '../shared/metrics.ts';
 import type { Redis } from '../shared/redis.ts';
 
@@ -11,6 +12,11 @@ export interface QueueProbeOptions {
   connection: Redis;
   prefix: string;
   queues: readonly string[];
+  /**
+   * Where the Queue objects' errors go (at debug: they repeat the connection's own, which its
+   * owner logs). Without a listener BullMQ would print them with console.error.
+   */
+  logger?: Logger;
   /** A scrape gives up on Redis after this long (default 2000 ms) rather than hang. */
   timeoutMs?: number;
 }
@@ -23,9 +29,11 @@ export interface QueueProbe {
 
 export function createQueueProbe(options: QueueProbeOptions): QueueProbe {
   const timeoutMs = options.timeoutMs ?? 2000;
-  const queues = options.queues.map(
-    (name) => new Queue(name, { connection: options.connection, prefix: options.prefix }),
-  );
+  const queues = options.queues.map((name) => {
+    const queue = new Queue(name, { connection: options.connection, prefix: options.prefix });
+    queue.on('error', (err) => options.logger?.debug({ err, queue: name }, 'queue metrics: queue error'));
+    return queue;
+  });
   const read = async (queue: Queue): Promise<QueueSnapshot> => {
     const [counts, oldest] = await Promise.all([
       queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed'),

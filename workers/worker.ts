@@ -35,6 +35,24 @@ import { createQueueProbe } from './queue-metrics.ts';
 import { Reconciler } from './reconciler.ts';
 import { WebhookDeliverer } from './webhook-deliverer.ts';
 
+/** What every close step after the job deadline shares, in all (worker.close). */
+const CLOSE_BUDGET_MS = 5_000;
+/** Each step still gets this much once the budget is spent. */
+const CLOSE_STEP_FLOOR_MS = 250;
+
+/** Whether `work` settled within `ms`; it goes on either way. */
+async function settleWithin(work: Promise<unknown>, ms: number): Promise<'settled' | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(resolve, ms, 'timeout');
+  });
+  try {
+    return await Promise.race([work.then(() => 'settled' as const), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface WorkerHandle {
   /** Resolves when the BullMQ worker is connected and taking jobs. */
   readonly ready: Promise<void>;
@@ -43,7 +61,8 @@ export interface WorkerHandle {
   /**
    * Stops taking jobs, lets running ones finish for up to `timeoutMs` (default from config),
    * then closes everything. Jobs still running at the deadline are handed back: their locks
-   * lapse and BullMQ's stall check gives them to another worker. Safe to call twice.
+   * lapse and BullMQ's stall check gives them to another worker. The steps after that share
+   * CLOSE_BUDGET_MS; connections still open then are cut, so close() always ends. Safe to call twice.
    */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -190,6 +209,7 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     connection: queueRedis,
     prefix: config.prefix,
     queues: Object.values(QUEUE_NAMES),
+    logger,
   });
   metrics.trackQueues(() => queueProbe.snapshot());
   if (fairnessEnabled(config)) {
@@ -274,18 +294,23 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
     metricsUrl: metricsServer?.url ?? null,
     close(timeoutMs = config.shutdownTimeoutMs) {
       closing ??= (async () => {
-        let timer: NodeJS.Timeout | undefined;
-        const deadline = new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(resolve, timeoutMs, 'timeout');
-        });
-        const graceful = Promise.all(workers.map((w) => w.close())).then(() => 'closed' as const);
-        if ((await Promise.race([graceful, deadline])) === 'timeout') {
+        const graceful = Promise.all(workers.map((w) => w.close())).catch((err: unknown) =>
+          logger.warn({ err }, 'worker close failed'),
+        );
+        if ((await settleWithin(graceful, timeoutMs)) === 'timeout') {
           logger.warn({ timeoutMs }, 'jobs still running at the shutdown deadline: handing them back');
-          await Promise.all(workers.map((w) => w.close(true))).catch((err) =>
-            logger.warn({ err }, 'forced worker close failed'),
+          // BullMQ's close() is memoized (close(true) after close() returns the same promise), and
+          // it waits on Redis replies: cutting the connections ends it, and the jobs' locks lapse.
+          await settleWithin(
+            Promise.all(workers.map((w) => w.disconnect())).catch((err: unknown) =>
+              logger.warn({ err }, 'forced worker disconnect failed'),
+            ),
+            CLOSE_STEP_FLOOR_MS,
           );
         }
-        clearTimeout(timer);
+        // The rest shares one budget, so a Redis that stopped answering (or a peer that is not
+        // Redis) cannot hold close() forever; whatever is left then is disconnected at once.
+        const budgetEnd = Date.now() + CLOSE_BUDGET_MS;
         for (const [name, step] of [
           ['reconciler', () => reconciler.close()],
           ['webhook deliverer', () => deliverer.close()],
@@ -301,12 +326,20 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
           ['cache redis', () => closeRedis(cacheRedis)],
           ['queue redis', () => closeRedis(queueRedis)],
         ] as const) {
-          try {
-            await step();
-          } catch (err) {
-            logger.warn({ err, step: name }, 'error while closing');
-          }
+          const outcome = await settleWithin(
+            step().then(
+              () => undefined,
+              (err: unknown) => logger.warn({ err, step: name }, 'error while closing'),
+            ),
+            Math.max(CLOSE_STEP_FLOOR_MS, budgetEnd - Date.now()),
+          );
+          if (outcome === 'timeout') logger.warn({ step: name }, 'did not close in time: disconnecting');
         }
+        for (const connection of [bullConnection, cacheRedis, queueRedis, controlConnection]) {
+          if (connection.status !== 'end') connection.disconnect();
+        }
+        for (const w of workers) void w.disconnect().catch(() => undefined);
+        for (const q of Object.values(queues)) void q.disconnect().catch(() => undefined);
       })();
       return closing;
     },

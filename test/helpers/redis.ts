@@ -3,7 +3,8 @@
 // process exit, so a failing test never leaves one behind).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,68 @@ export interface RedisServer {
   stop(options?: { keepData?: boolean; signal?: NodeJS.Signals }): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
+/**
+ * Ports handed out here come from below the kernel's ephemeral range, where `listen(0)` and
+ * outgoing connections never land, and are reserved across the test processes running side by
+ * side (one file per port under RESERVED_DIR, made with O_EXCL, holding the owner's pid) for
+ * the owner's life. So a Redis a test stops and restarts on its port (outage, failover) finds
+ * the port still its own: once, a server that another test file started with listen(0) took a
+ * stopped Redis's port, ioredis read "HTTP/1.1 400" from it, and the run hung for 80 minutes.
+ * The range is 10,000 wide so that a Cluster node's bus port (port + 10,000) is never a port of
+ * the range, and stays below the ephemeral range too.
+ */
+const RESERVED_DIR = path.join(os.tmpdir(), 'quarry-test-ports');
+const RANGE = { low: 12_000, high: 22_000 };
+const reserved: string[] = [];
+process.on('exit', () => {
+  for (const file of reserved) rmSync(file, { force: true });
+});
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    return 32_768;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes `port` for this process unless a live process holds it; a dead owner's file is taken over. */
+function reserve(port: number): boolean {
+  const file = path.join(RESERVED_DIR, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      reserved.push(file);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(readFileSync(file, 'utf8'));
+      if (owner === process.pid || alive(owner)) return false;
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
+
+function listenable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -29,6 +91,22 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+export async function freePort(): Promise<number> {
+  mkdirSync(RESERVED_DIR, { recursive: true });
+  if (ephemeralLow() >= RANGE.high + 10_000) {
+    for (let attempt = 0; attempt < 500; attempt++) {
+      const port = randomInt(RANGE.low, RANGE.high);
+      if (reserve(port) && (await listenable(port))) return port;
+    }
+  }
+  // A kernel whose ephemeral range reaches down here: its ports, still reserved among tests.
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await kernelPort();
+    if (reserve(port)) return port;
+  }
+  throw new Error('freePort: no free port found');
 }
 
 const running = new Set<ChildProcess>();

@@ -1,0 +1,72 @@
+// Attack on "bounded time everywhere" for a worker's own shutdown: close() used to wait for
+// Redis replies with no bound. A frozen Redis (SIGSTOP), or a port answered by something that
+// is not Redis (here an HTTP server, as when another service takes a dead Redis's port: it
+// hung a CI run for 80 minutes), held close() forever, BullMQ's close(true) returned the same
+// pending promise as close(), and the connections kept reconnecting. Now close() ends within
+// its job deadline plus CLOSE_BUDGET_MS (5 s) and leaves no connection open.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { after, describe, test } from 'node:test';
+import { silentLogger } from '../../shared/logger.ts';
+import { startWorker } from '../../workers/worker.ts';
+import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { testConfig } from '../helpers/system.ts';
+
+const JOB_DEADLINE_MS = 300;
+/** The job deadline, the 5 s budget, and slack for a loaded machine. */
+const BOUND_MS = JOB_DEADLINE_MS + 5000 + 2500;
+
+async function timedClose(redis: RedisServer, breakIt: () => Promise<void>): Promise<number> {
+  const worker = await startWorker(testConfig({ QUARRY_QUEUE_REDIS_URL: redis.url }), silentLogger());
+  await worker.ready;
+  await breakIt();
+  const t0 = performance.now();
+  await worker.close(JOB_DEADLINE_MS);
+  return performance.now() - t0;
+}
+
+describe('attack: a worker closes in bounded time whatever its Redis does', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  test('a frozen Redis (SIGSTOP): close() ends by the deadline and its budget', async () => {
+    const redis = await startRedis();
+    const pid = redis.process.pid!;
+    cleanups.push(async () => {
+      process.kill(pid, 'SIGCONT');
+      await redis.stop();
+    });
+    const ms = await timedClose(redis, async () => {
+      process.kill(pid, 'SIGSTOP');
+    });
+    assert.ok(ms < BOUND_MS, `close() took ${Math.round(ms)} ms, over ${BOUND_MS}`);
+  });
+
+  test("a peer that is not Redis on the dead Redis's port: close() ends, nothing reconnects", async () => {
+    const redis = await startRedis();
+    const hits: number[] = [];
+    const squatter = createServer((_req, res) => res.end('not redis'));
+    // Node answers a request it cannot parse (RESP) with "HTTP/1.1 400": ioredis reads 'H'.
+    squatter.on('connection', () => hits.push(Date.now()));
+    cleanups.push(async () => {
+      squatter.closeAllConnections();
+      await new Promise((resolve) => squatter.close(resolve));
+      await redis.stop();
+    });
+    const ms = await timedClose(redis, async () => {
+      await redis.stop({ keepData: true });
+      await new Promise<void>((resolve) => squatter.listen(redis.port, '127.0.0.1', resolve));
+      // Let the worker's connections find the squatter.
+      const start = hits.length;
+      const end = Date.now() + 5000;
+      while (hits.length === start && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(hits.length > start, 'the worker reconnected to the squatter');
+    });
+    assert.ok(ms < BOUND_MS, `close() took ${Math.round(ms)} ms, over ${BOUND_MS}`);
+    const settled = hits.length;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(hits.length, settled, 'no connection of the closed worker comes back');
+  });
+});
