@@ -13,6 +13,7 @@ import {
   parseAggregation,
   type ResultEnvelope,
 } from '../shared/aggregation.ts';
+import { type CloseStep, runCloseSteps } from '../shared/close-steps.ts';
 import type { QuarryConfig } from '../shared/config.ts';
 import { tenantDataRoot } from '../shared/data-files.ts';
 import { inspectFile } from '../shared/datasets.ts';
@@ -42,7 +43,13 @@ import {
 import type { Logger } from '../shared/logger.ts';
 import { checkBucketScope, parseObjectUrl } from '../shared/object-store.ts';
 import { checkSpecColumns } from '../shared/plan.ts';
-import { type CacheConnection, closeRedis, createRoleConnection, type Redis } from '../shared/redis.ts';
+import {
+  type CacheConnection,
+  closeRedis,
+  createRoleConnection,
+  cutRedis,
+  type Redis,
+} from '../shared/redis.ts';
 import { rethrowRedis } from '../shared/redis-errors.ts';
 import { envelopeAs, type ResultFormat } from '../shared/result-formats.ts';
 import type { SearchOptions, SearchResult } from '../shared/search/index.ts';
@@ -752,7 +759,7 @@ export class QuarryClient {
   }
 
   /** Closing the enqueue connection and its queues, when it is not queueRedis. */
-  #enqueueSteps(): [string, () => Promise<unknown>][] {
+  #enqueueSteps(): CloseStep[] {
     const { redis, queues } = this.#core.enqueue;
     if (redis === this.#queueRedis) return [];
     return [
@@ -764,12 +771,12 @@ export class QuarryClient {
   /** Closes every connection; safe to call twice. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const own: [string, () => Promise<unknown>][] = [
+      const own: CloseStep[] = [
         ['events', async () => this.#events?.close()],
         ['indexes', () => this.#indexes.close()],
       ];
       // A tenant view owns only its subscriptions; the owner closes views, then the connections.
-      const steps: [string, () => Promise<unknown>][] = !this.#owner
+      const steps: CloseStep[] = !this.#owner
         ? own
         : [
             ['tenant views', () => Promise.all([...this.#core.views.values()].map((v) => v.close()))],
@@ -781,12 +788,11 @@ export class QuarryClient {
             ['queue redis', () => closeRedis(this.#queueRedis)],
             ['cache redis', () => closeRedis(this.#cacheRedis)],
           ];
-      for (const [name, step] of steps) {
-        try {
-          await step();
-        } catch (err) {
-          this.#logger.warn({ err, step: name }, 'error while closing');
-        }
+      // One budget for all steps (shared/close-steps.ts): a Redis that does not answer cannot
+      // hold close(); what is still connected after it is cut.
+      await runCloseSteps(steps, this.#logger);
+      if (this.#owner) {
+        for (const redis of [this.#queueRedis, this.#cacheRedis, this.#core.enqueue.redis]) cutRedis(redis);
       }
     })();
     return this.#closing;

@@ -47,16 +47,66 @@ export interface ConnectionOptions {
  * connection for good ("Connection is closed" forever: seen in a failover where the Sentinels
  * flapped). A SIGKILLed or restarted primary resets its connections, which is enough to notice.
  */
-function sentinelOptions(url: string, setup: SentinelSetup): RedisOptions {
+function sentinelOptions(url: string, setup: SentinelSetup, gate: ReconnectGate): RedisOptions {
   return {
     sentinels: setup.sentinels.map((s) => ({ host: s.host, port: s.port })),
     name: setup.name,
     role: 'master',
-    sentinelRetryStrategy: (times) => Math.min(100 * times, 1000),
+    sentinelRetryStrategy: (times) => (gate.open ? Math.min(100 * times, 1000) : null),
     reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
     // rediss:// is TLS to the primary; the Sentinels are asked in plain text.
     enableTLSForSentinelMode: url.startsWith('rediss://'),
   };
+}
+
+interface ReconnectGate {
+  open: boolean;
+  /** The connection and the duplicates made of it (BullMQ's blocking connections are). */
+  readonly members: Redis[];
+}
+
+/**
+ * Each connection's reconnect gate, shared with its duplicates. Its retry strategies read it, so
+ * closing it stops the whole family from reconnecting: a connection in its reconnect wait then
+ * ends at its next attempt. Without it a connection could come back after close: a protocol
+ * error (a peer that is not Redis) makes ioredis reconnect on its own, and BullMQ marks a
+ * connection it failed to QUIT as ended while it still retries.
+ */
+const gates = new WeakMap<Redis, ReconnectGate>();
+
+/** The parts of ioredis' connection that end one waiting to reconnect (not in its types). */
+interface ReconnectWait {
+  reconnectTimeout: NodeJS.Timeout | null;
+  flushQueue(error: Error): void;
+  setStatus(status: 'end'): void;
+}
+
+/**
+ * Ends `redis` and every duplicate made of it, now, whatever the server does: nothing of them
+ * reconnects, and their pending commands fail. ioredis' disconnect() (and quit(), which calls
+ * it) on a connection waiting to reconnect clears the wait and leaves it "reconnecting" for
+ * good, its pending commands never settled (BullMQ's close then waits forever, and its lock
+ * timer keeps the process alive): such a connection is ended here as ioredis' own close does it.
+ */
+export function cutRedis(redis: Redis | Cluster): void {
+  if (!(redis instanceof Redis)) {
+    redis.disconnect();
+    return;
+  }
+  const gate = gates.get(redis);
+  if (gate !== undefined) gate.open = false;
+  for (const member of gate?.members ?? [redis]) {
+    if (member.status === 'end') continue;
+    if (member.status !== 'reconnecting') {
+      member.disconnect();
+      continue;
+    }
+    const waiting = member as unknown as ReconnectWait;
+    if (waiting.reconnectTimeout !== null) clearTimeout(waiting.reconnectTimeout);
+    waiting.reconnectTimeout = null;
+    waiting.setStatus('end');
+    waiting.flushQueue(new Error('Connection is closed.'));
+  }
 }
 
 export function createRedis(
@@ -64,17 +114,31 @@ export function createRedis(
   options: ConnectionOptions = {},
   sentinel: SentinelSetup | null = null,
 ): Redis {
+  const gate: ReconnectGate = { open: true, members: [] };
   const redisOptions: RedisOptions = {
-    ...(sentinel === null ? {} : sentinelOptions(url, sentinel)),
+    ...(sentinel === null ? {} : sentinelOptions(url, sentinel, gate)),
     maxRetriesPerRequest: options.blocking ? null : 2,
     enableOfflineQueue: !options.failFast,
     connectionName: options.connectionName,
     ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
     // Reconnect quickly, then back off to at most 2 s between attempts.
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    retryStrategy: (times) => (gate.open ? Math.min(50 * 2 ** Math.min(times, 6), 2000) : null),
     lazyConnect: false,
   };
-  return new Redis(url, redisOptions);
+  const redis = new Redis(url, redisOptions);
+  join(redis, gate);
+  return redis;
+}
+
+function join(redis: Redis, gate: ReconnectGate): void {
+  gates.set(redis, gate);
+  gate.members.push(redis);
+  const duplicate = redis.duplicate.bind(redis);
+  redis.duplicate = (override) => {
+    const copy = duplicate(override);
+    join(copy, gate);
+    return copy;
+  };
 }
 
 /**
@@ -200,12 +264,25 @@ export async function checkQueueNotCluster(queue: Redis, logger: Logger): Promis
   return clustered;
 }
 
-/** Closes a connection gracefully, falling back to disconnect; safe to call twice. */
-export async function closeRedis(redis: Redis | Cluster): Promise<void> {
+/** How long closeRedis waits for QUIT's reply before it cuts the connection. */
+export const QUIT_TIMEOUT_MS = 1_000;
+
+/**
+ * Closes a connection gracefully, falling back to disconnect; safe to call twice. QUIT waits for
+ * a reply that a frozen Redis (or a peer that is not Redis) never sends: past `timeoutMs` the
+ * connection is cut.
+ */
+export async function closeRedis(redis: Redis | Cluster, timeoutMs = QUIT_TIMEOUT_MS): Promise<void> {
   if (redis.status === 'end') return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs, 'late');
+  });
   try {
-    await redis.quit();
+    if ((await Promise.race([redis.quit(), late])) === 'late') cutRedis(redis);
   } catch {
-    redis.disconnect();
+    cutRedis(redis);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import { Queue, Worker } from 'bullmq';
 import type { AggregationJobData } from '../shared/aggregation.ts';
+import { runCloseSteps, settleWithin } from '../shared/close-steps.ts';
 import type { QuarryConfig } from '../shared/config.ts';
 import { fairnessEnabled, releaseJob, tenantPolicies, tenantUsage } from '../shared/fairness.ts';
 import type { IndexJobData } from '../shared/indexing.ts';
@@ -17,6 +18,7 @@ import {
   closeRedis,
   createCacheConnection,
   createRoleConnection,
+  cutRedis,
   warnAboutRoles,
 } from '../shared/redis.ts';
 import { type AggregateJobResult, createAggregateProcessor } from './aggregate-processor.ts';
@@ -35,24 +37,6 @@ import { createQueueProbe } from './queue-metrics.ts';
 import { Reconciler } from './reconciler.ts';
 import { WebhookDeliverer } from './webhook-deliverer.ts';
 
-/** What every close step after the job deadline shares, in all (worker.close). */
-const CLOSE_BUDGET_MS = 5_000;
-/** Each step still gets this much once the budget is spent. */
-const CLOSE_STEP_FLOOR_MS = 250;
-
-/** Whether `work` settled within `ms`; it goes on either way. */
-async function settleWithin(work: Promise<unknown>, ms: number): Promise<'settled' | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(resolve, ms, 'timeout');
-  });
-  try {
-    return await Promise.race([work.then(() => 'settled' as const), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export interface WorkerHandle {
   /** Resolves when the BullMQ worker is connected and taking jobs. */
   readonly ready: Promise<void>;
@@ -62,7 +46,8 @@ export interface WorkerHandle {
    * Stops taking jobs, lets running ones finish for up to `timeoutMs` (default from config),
    * then closes everything. Jobs still running at the deadline are handed back: their locks
    * lapse and BullMQ's stall check gives them to another worker. The steps after that share
-   * CLOSE_BUDGET_MS; connections still open then are cut, so close() always ends. Safe to call twice.
+   * CLOSE_BUDGET_MS (shared/close-steps.ts); connections still open then are cut, so close()
+   * always ends. Safe to call twice.
    */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -301,45 +286,31 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
           logger.warn({ timeoutMs }, 'jobs still running at the shutdown deadline: handing them back');
           // BullMQ's close() is memoized (close(true) after close() returns the same promise), and
           // it waits on Redis replies: cutting the connections ends it, and the jobs' locks lapse.
-          await settleWithin(
-            Promise.all(workers.map((w) => w.disconnect())).catch((err: unknown) =>
-              logger.warn({ err }, 'forced worker disconnect failed'),
-            ),
-            CLOSE_STEP_FLOOR_MS,
-          );
+          // (cutRedis ends BullMQ's own blocking duplicates of bullConnection too.)
+          cutRedis(bullConnection);
         }
-        // The rest shares one budget, so a Redis that stopped answering (or a peer that is not
-        // Redis) cannot hold close() forever; whatever is left then is disconnected at once.
-        const budgetEnd = Date.now() + CLOSE_BUDGET_MS;
-        for (const [name, step] of [
-          ['reconciler', () => reconciler.close()],
-          ['webhook deliverer', () => deliverer.close()],
-          ['reconciler queues', () => Promise.all(Object.values(queues).map((q) => q.close()))],
-          ['metrics server', async () => metricsServer?.close()],
-          ['queue metrics', () => queueProbe.close()],
-          ['control', () => control.close()],
-          ['duckdb', () => duckdb.close()],
-          ['index builder', () => builder.close()],
-          ['object store', async () => objectStore.close()],
-          ['polars', () => polars.close()],
-          ['bull connection', () => closeRedis(bullConnection)],
-          ['cache redis', () => closeRedis(cacheRedis)],
-          ['queue redis', () => closeRedis(queueRedis)],
-        ] as const) {
-          const outcome = await settleWithin(
-            step().then(
-              () => undefined,
-              (err: unknown) => logger.warn({ err, step: name }, 'error while closing'),
-            ),
-            Math.max(CLOSE_STEP_FLOOR_MS, budgetEnd - Date.now()),
-          );
-          if (outcome === 'timeout') logger.warn({ step: name }, 'did not close in time: disconnecting');
-        }
-        for (const connection of [bullConnection, cacheRedis, queueRedis, controlConnection]) {
-          if (connection.status !== 'end') connection.disconnect();
-        }
-        for (const w of workers) void w.disconnect().catch(() => undefined);
-        for (const q of Object.values(queues)) void q.disconnect().catch(() => undefined);
+        // The rest shares one budget (shared/close-steps.ts), so a Redis that stopped answering
+        // (or a peer that is not Redis) cannot hold close() forever; then everything is cut.
+        await runCloseSteps(
+          [
+            ['reconciler', () => reconciler.close()],
+            ['webhook deliverer', () => deliverer.close()],
+            ['reconciler queues', () => Promise.all(Object.values(queues).map((q) => q.close()))],
+            ['metrics server', async () => metricsServer?.close()],
+            ['queue metrics', () => queueProbe.close()],
+            ['control', () => control.close()],
+            ['duckdb', () => duckdb.close()],
+            ['index builder', () => builder.close()],
+            ['object store', async () => objectStore.close()],
+            ['polars', () => polars.close()],
+            ['bull connection', () => closeRedis(bullConnection)],
+            ['cache redis', () => closeRedis(cacheRedis)],
+            ['queue redis', () => closeRedis(queueRedis)],
+          ],
+          logger,
+        );
+        for (const connection of [bullConnection, cacheRedis, queueRedis, controlConnection])
+          cutRedis(connection);
       })();
       return closing;
     },

@@ -2,17 +2,38 @@
 // Redis replies with no bound. A frozen Redis (SIGSTOP), or a port answered by something that
 // is not Redis (here an HTTP server, as when another service takes a dead Redis's port: it
 // hung a CI run for 80 minutes), held close() forever, BullMQ's close(true) returned the same
-// pending promise as close(), and the connections kept reconnecting. Now close() ends within
-// its job deadline plus CLOSE_BUDGET_MS (5 s) and leaves no connection open.
+// pending promise as close(), and the connections kept reconnecting. The SDK client's close()
+// waited the same way on its subscriptions' QUIT. Now close() ends within its job deadline plus
+// CLOSE_BUDGET_MS (5 s) and leaves no connection open.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { silentLogger } from '../../shared/logger.ts';
 import { startWorker } from '../../workers/worker.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
-import { testConfig } from '../helpers/system.ts';
+import { startSystem, testConfig } from '../helpers/system.ts';
 
 const JOB_DEADLINE_MS = 300;
+
+// Every ioredis connection this file opens (BullMQ's duplicates included), to check that each
+// one ends after close(): one left reconnecting, or waiting on commands that never settle, kept
+// the test process alive for good.
+const opened = new Set<Redis>();
+const connect = Redis.prototype.connect;
+Redis.prototype.connect = function (this: Redis, ...args: Parameters<Redis['connect']>) {
+  opened.add(this);
+  return connect.apply(this, args);
+};
+
+async function allEnded(withinMs = 4000): Promise<void> {
+  const end = Date.now() + withinMs;
+  const live = () => [...opened].filter((r) => r.status !== 'end');
+  while (live().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  const left = live().map((r) => `${r.options.connectionName}: ${r.status}`);
+  assert.deepEqual(left, [], 'every connection has ended');
+  opened.clear();
+}
 /** The job deadline, the 5 s budget, and slack for a loaded machine. */
 const BOUND_MS = JOB_DEADLINE_MS + 5000 + 2500;
 
@@ -22,7 +43,9 @@ async function timedClose(redis: RedisServer, breakIt: () => Promise<void>): Pro
   await breakIt();
   const t0 = performance.now();
   await worker.close(JOB_DEADLINE_MS);
-  return performance.now() - t0;
+  const ms = performance.now() - t0;
+  await allEnded();
+  return ms;
 }
 
 describe('attack: a worker closes in bounded time whatever its Redis does', () => {
@@ -65,8 +88,38 @@ describe('attack: a worker closes in bounded time whatever its Redis does', () =
       assert.ok(hits.length > start, 'the worker reconnected to the squatter');
     });
     assert.ok(ms < BOUND_MS, `close() took ${Math.round(ms)} ms, over ${BOUND_MS}`);
+    // Longer than two of ioredis' reconnect delays (at most 2 s each, shared/redis.ts).
     const settled = hits.length;
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await new Promise((resolve) => setTimeout(resolve, 4500));
     assert.equal(hits.length, settled, 'no connection of the closed worker comes back');
+  });
+
+  test('an API, an SDK client with its subscriptions and a worker, on a frozen Redis: all close', async () => {
+    const redis = await startRedis();
+    const pid = redis.process.pid!;
+    cleanups.push(async () => {
+      process.kill(pid, 'SIGCONT');
+      await redis.stop();
+    });
+    const sys = await startSystem({
+      env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_SHUTDOWN_TIMEOUT_MS: String(JOB_DEADLINE_MS) },
+    });
+    // Opens the client's job-event subscription (the index registry's is open already).
+    const answered = await sys.app.inject({
+      method: 'POST',
+      url: '/v1/aggregations?wait=20000',
+      payload: { dataset: { records: [{ x: 1 }] }, metrics: [{ op: 'sum', column: 'x' }] },
+    });
+    assert.equal(answered.statusCode, 200, answered.body);
+    process.kill(pid, 'SIGSTOP');
+    const t0 = performance.now();
+    await sys.app.close();
+    await sys.client.close();
+    const clientMs = performance.now() - t0;
+    await sys.worker?.close();
+    const ms = performance.now() - t0;
+    assert.ok(clientMs < 5000 + 2500, `the client's close() took ${Math.round(clientMs)} ms`);
+    await allEnded();
+    assert.ok(ms < BOUND_MS + 5000, `closing all took ${Math.round(ms)} ms`);
   });
 });
