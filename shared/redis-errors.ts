@@ -27,6 +27,9 @@ const REFUSAL_PREFIXES = new Set([
 
 // ioredis' own errors carry no code; their messages are fixed strings of the library.
 const TIMEOUT_MESSAGE = 'Command timed out';
+// A reply ioredis cannot parse: the server at the URL does not speak Redis' protocol (the port
+// of a Redis that went away, taken by another service). ioredis appends "Please report this."
+const PROTOCOL_MESSAGES = /^(Unknown RESP type|Protocol error)|Please report this\.$/;
 const CLOSED_MESSAGES = /^(Connection is closed|Stream isn't writeable|.*enableOfflineQueue)/;
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -62,6 +65,7 @@ export function redisFailureCode(error: unknown, connected = true): RedisFailure
     return connected ? 'QUARRY_ERR_REDIS_REFUSED' : 'QUARRY_ERR_REDIS_UNAVAILABLE';
   }
   if (CLOSED_MESSAGES.test(error.message)) return 'QUARRY_ERR_REDIS_UNAVAILABLE';
+  if (PROTOCOL_MESSAGES.test(error.message)) return 'QUARRY_ERR_REDIS_UNAVAILABLE';
   return undefined;
 }
 
@@ -73,7 +77,9 @@ export function asRedisError(error: unknown, connected = true): QuarryError | un
   const message =
     code === 'QUARRY_ERR_REDIS_REFUSED'
       ? `a Redis server refused the command or did not answer in time: ${(error as Error).message}`
-      : 'a Redis server Quarry depends on is not reachable';
+      : PROTOCOL_MESSAGES.test((error as Error).message)
+        ? `a server Quarry reaches as Redis does not speak Redis' protocol (check the Redis URLs): ${(error as Error).message}`
+        : 'a Redis server Quarry depends on is not reachable';
   return new QuarryError(code, message, { cause: error, retryAfterS: 1 });
 }
 

@@ -274,6 +274,11 @@ export const QUIT_TIMEOUT_MS = 1_000;
  */
 export async function closeRedis(redis: Redis | Cluster, timeoutMs = QUIT_TIMEOUT_MS): Promise<void> {
   if (redis.status === 'end') return;
+  // QUIT on a connection that is not up would only disconnect it (see cutRedis).
+  if (redis.status !== 'ready') {
+    cutRedis(redis);
+    return;
+  }
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((resolve) => {
     timer = setTimeout(resolve, timeoutMs, 'late');

@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { createQuarry } from '../../producers/client.ts';
+import { QuarryError } from '../../shared/errors.ts';
 import { silentLogger } from '../../shared/logger.ts';
 import { startWorker } from '../../workers/worker.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
@@ -121,5 +123,43 @@ describe('attack: a worker closes in bounded time whatever its Redis does', () =
     assert.ok(clientMs < 5000 + 2500, `the client's close() took ${Math.round(clientMs)} ms`);
     await allEnded();
     assert.ok(ms < BOUND_MS + 5000, `closing all took ${Math.round(ms)} ms`);
+  });
+
+  test("a peer that is not Redis on the queue Redis's port: 503 QUARRY_ERR_REDIS_UNAVAILABLE, then everything closes", async () => {
+    const redis = await startRedis();
+    const squatter = createServer((_req, res) => res.end('not redis'));
+    cleanups.push(async () => {
+      squatter.closeAllConnections();
+      await new Promise((resolve) => squatter.close(resolve));
+      await redis.stop();
+    });
+    const sys = await startSystem({
+      env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_SHUTDOWN_TIMEOUT_MS: String(JOB_DEADLINE_MS) },
+    });
+    await redis.stop({ keepData: true });
+    await new Promise<void>((resolve) => squatter.listen(redis.port, '127.0.0.1', resolve));
+    // The SDK, with a fresh connection that meets the squatter first.
+    const sdk = createQuarry({ config: sys.config, logger: silentLogger(), redisTimeoutMs: 2000 });
+    try {
+      await assert.rejects(
+        sdk.aggregate({ dataset: { records: [{ x: 1 }] }, metrics: [{ op: 'count' }] }),
+        (e: unknown) => e instanceof QuarryError && e.code === 'QUARRY_ERR_REDIS_UNAVAILABLE',
+      );
+    } finally {
+      await sdk.close();
+    }
+    // The API: its answers are 503s with the code, never a 500.
+    for (let i = 0; i < 5; i++) {
+      const res = await sys.app.inject({
+        method: 'POST',
+        url: '/v1/aggregations',
+        payload: { dataset: { records: [{ x: i }] }, metrics: [{ op: 'sum', column: 'x' }] },
+      });
+      assert.equal(res.statusCode, 503, res.body);
+      assert.equal(res.json().error.code, 'QUARRY_ERR_REDIS_UNAVAILABLE');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await sys.close();
+    await allEnded();
   });
 });
