@@ -189,6 +189,18 @@ describe('the console in headless Chromium', () => {
     await page.selectOption('#job-filters select[name=state]', 'failed');
     await page.click('#job-filters button[type=submit]');
     await page.waitForURL(/#\/jobs\?state=failed/);
+    // The old list stays on screen until the filtered one replaces it: wait for the narrowing
+    // (it fails the test after 5 s if the filter does not narrow), not just for the row.
+    await page
+      .waitForFunction(
+        () =>
+          (
+            globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }
+          ).document.querySelectorAll('#jobs tbody tr').length === 1,
+        undefined,
+        { timeout: 5000 },
+      )
+      .catch(() => undefined);
     await row.waitFor();
     assert.equal(await page.locator('#jobs tbody tr').count(), 1);
 
