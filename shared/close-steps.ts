@@ -5,9 +5,9 @@
 import type { Logger } from './logger.ts';
 
 /** What all the steps of one close() share. */
-export const CLOSE_BUDGET_MS = 5_000;
+const CLOSE_BUDGET_MS = 5_000;
 /** Each step still gets this much once the budget is spent. */
-export const CLOSE_STEP_FLOOR_MS = 250;
+const CLOSE_STEP_FLOOR_MS = 250;
 
 /** Whether `work` settled within `ms`; it goes on either way. */
 export async function settleWithin(work: Promise<unknown>, ms: number): Promise<'settled' | 'timeout'> {

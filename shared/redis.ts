@@ -1,6 +1,7 @@
 // Connection factories for the two Redis roles (see DESIGN.md): `queue` holds BullMQ, status
 // records and indexes and must never evict; `cache` holds results and may.
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { settleWithin } from './close-steps.ts';
 import type { QuarryConfig, SentinelSetup } from './config.ts';
 import type { Logger } from './logger.ts';
 
@@ -279,15 +280,9 @@ export async function closeRedis(redis: Redis | Cluster, timeoutMs = QUIT_TIMEOU
     cutRedis(redis);
     return;
   }
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => {
-    timer = setTimeout(resolve, timeoutMs, 'late');
-  });
-  try {
-    if ((await Promise.race([redis.quit(), late])) === 'late') cutRedis(redis);
-  } catch {
-    cutRedis(redis);
-  } finally {
-    clearTimeout(timer);
-  }
+  const quit = redis.quit().then(
+    () => 'quit' as const,
+    () => 'failed' as const,
+  );
+  if ((await settleWithin(quit, timeoutMs)) === 'timeout' || (await quit) === 'failed') cutRedis(redis);
 }

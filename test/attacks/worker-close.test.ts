@@ -55,14 +55,19 @@ describe('attack: a worker closes in bounded time whatever its Redis does', () =
   after(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
-
-  test('a frozen Redis (SIGSTOP): close() ends by the deadline and its budget', async () => {
+  /** A Redis the test may SIGSTOP: thawed and stopped after the file. */
+  const freezableRedis = async (): Promise<RedisServer> => {
     const redis = await startRedis();
-    const pid = redis.process.pid!;
     cleanups.push(async () => {
-      process.kill(pid, 'SIGCONT');
+      process.kill(redis.process.pid!, 'SIGCONT');
       await redis.stop();
     });
+    return redis;
+  };
+
+  test('a frozen Redis (SIGSTOP): close() ends by the deadline and its budget', async () => {
+    const redis = await freezableRedis();
+    const pid = redis.process.pid!;
     const ms = await timedClose(redis, async () => {
       process.kill(pid, 'SIGSTOP');
     });
@@ -97,12 +102,8 @@ describe('attack: a worker closes in bounded time whatever its Redis does', () =
   });
 
   test('an API, an SDK client with its subscriptions and a worker, on a frozen Redis: all close', async () => {
-    const redis = await startRedis();
+    const redis = await freezableRedis();
     const pid = redis.process.pid!;
-    cleanups.push(async () => {
-      process.kill(pid, 'SIGCONT');
-      await redis.stop();
-    });
     const sys = await startSystem({
       env: { QUARRY_QUEUE_REDIS_URL: redis.url, QUARRY_SHUTDOWN_TIMEOUT_MS: String(JOB_DEADLINE_MS) },
     });
