@@ -5,7 +5,15 @@
 // document keeps its place, new ones are appended (so the result is the document list a full
 // build of the same collection would be given, and its bytes equal that build's).
 import { promisify } from 'node:util';
-import { brotliCompress, brotliCompressSync, brotliDecompressSync, constants, gunzipSync } from 'node:zlib';
+import {
+  brotliCompress,
+  brotliCompressSync,
+  brotliDecompress,
+  brotliDecompressSync,
+  constants,
+  gunzip,
+  gunzipSync,
+} from 'node:zlib';
 import { QuarryError } from './errors.ts';
 import { own, pickOwn } from './own-fields.ts';
 import type { BuildOptions } from './search/build.ts';
@@ -27,7 +35,18 @@ export const READABLE_DOCUMENT_ENCODINGS: readonly string[] = [DOCUMENTS_ENCODIN
 const FRAME_MAGIC = Buffer.from('QDBR', 'latin1');
 const FRAME_HEADER_BYTES = 8;
 const brotliAsync = promisify(brotliCompress);
-const brotliOptions = (text: string) => ({
+const unbrotliAsync = promisify(brotliDecompress);
+const gunzipAsync = promisify(gunzip);
+/**
+ * Asynchronous zlib works in chunks of `chunkSize` output bytes, each a round trip through the
+ * calling thread's event loop: while that thread computes, a 16 KiB chunk size stalls the work after
+ * the first chunk. A chunk of about the whole output lets it run to its end on the thread pool.
+ */
+const WHOLE_CHUNK_MIN = 64 * 1024;
+const WHOLE_CHUNK_MAX = 256 * 1024 * 1024;
+const wholeChunk = (expected: number) =>
+  Math.min(WHOLE_CHUNK_MAX, Math.max(WHOLE_CHUNK_MIN, Math.ceil(expected)));
+const brotliOptions = (text: { length: number }) => ({
   params: {
     [constants.BROTLI_PARAM_QUALITY]: 0,
     [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
@@ -102,7 +121,7 @@ export async function encodeDocumentsPart(
 ): Promise<Uint8Array<ArrayBuffer>> {
   const json = projectedJson(docs, fields);
   const text = first ? `${json.slice(0, -1)},` : json.slice(1);
-  return frame(await brotliAsync(text, brotliOptions(text)));
+  return frame(await brotliAsync(text, { ...brotliOptions(text), chunkSize: wholeChunk(text.length / 2) }));
 }
 
 /**
@@ -111,8 +130,24 @@ export async function encodeDocumentsPart(
  */
 export function decodeDocuments(bytes: Uint8Array): Buffer {
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) return gunzipSync(bytes);
+  const parts = frames(bytes).map((stream) => brotliDecompressSync(stream));
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/** decodeDocuments on the thread pool, its frames at once: the calling thread goes on meanwhile. */
+export async function decodeDocumentsAsync(bytes: Uint8Array): Promise<Buffer> {
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return gunzipAsync(bytes);
+  // Brotli at quality 0 makes this text 2-3 times smaller.
+  const parts = await Promise.all(
+    frames(bytes).map((stream) => unbrotliAsync(stream, { chunkSize: wholeChunk(stream.length * 4) })),
+  );
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/** The brotli streams of the frames in `bytes`. Throws on anything else. */
+function frames(bytes: Uint8Array): Uint8Array[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const parts: Buffer[] = [];
+  const parts: Uint8Array[] = [];
   let at = 0;
   while (at < bytes.length) {
     const magic = bytes.subarray(at, at + FRAME_MAGIC.length);
@@ -124,11 +159,93 @@ export function decodeDocuments(bytes: Uint8Array): Buffer {
     if (start + length > bytes.length) {
       throw new QuarryError('QUARRY_ERR_INTERNAL', `kept documents: the frame at byte ${at} is cut short`);
     }
-    parts.push(brotliDecompressSync(bytes.subarray(start, start + length)));
+    parts.push(bytes.subarray(start, start + length));
     at = start + length;
   }
   if (parts.length === 0) throw new QuarryError('QUARRY_ERR_INTERNAL', 'kept documents: empty');
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  return parts;
+}
+
+/** The JSON text of an array (UTF-8, as JSON.stringify writes it: no space between tokens) as one
+ * frame of DOCUMENTS_ENCODING, compressed on the thread pool. */
+export async function encodeDocumentsText(text: Buffer): Promise<Uint8Array<ArrayBuffer>> {
+  return frame(await brotliAsync(text, { ...brotliOptions(text), chunkSize: wholeChunk(text.length / 2) }));
+}
+
+/**
+ * Where each element of a JSON array's text (as JSON.stringify writes it, UTF-8) starts and ends:
+ * element i is text[spans[2i], spans[2i + 1]). Found by the brackets and commas outside strings,
+ * without parsing the elements. Throws QUARRY_ERR_INTERNAL on text that is not such an array.
+ */
+export function documentSpans(text: Uint8Array): Uint32Array {
+  const bad = (at: number) =>
+    new QuarryError('QUARRY_ERR_INTERNAL', `kept documents: not a JSON array at byte ${at}`);
+  if (text[0] !== 0x5b) throw bad(0);
+  let spans = new Uint32Array(1024);
+  let count = 0;
+  const push = (start: number, end: number) => {
+    if (count + 2 > spans.length) {
+      const more = new Uint32Array(spans.length * 2);
+      more.set(spans);
+      spans = more;
+    }
+    spans[count++] = start;
+    spans[count++] = end;
+  };
+  const buffer = Buffer.from(text.buffer, text.byteOffset, text.byteLength);
+  if (text[1] === 0x5d && text.length === 2) return spans.subarray(0, 0);
+  let depth = 0;
+  let start = 1;
+  for (let i = 1; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === 0x22) {
+      // To the closing quote: the next one not escaped (an odd run of backslashes before it).
+      let j = i;
+      for (;;) {
+        j = buffer.indexOf(0x22, j + 1);
+        if (j < 0) throw bad(i);
+        let slashes = 0;
+        while (text[j - 1 - slashes] === 0x5c) slashes++;
+        if ((slashes & 1) === 0) break;
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      if (depth > 0) depth--;
+      else {
+        if (i !== text.length - 1) throw bad(i);
+        push(start, i);
+        return spans.subarray(0, count);
+      }
+    } else if (c === 0x2c && depth === 0) {
+      push(start, i);
+      start = i + 1;
+    }
+  }
+  throw bad(text.length);
+}
+
+/**
+ * The JSON array text of a new version's documents: element `order[i]` of `text` (by `spans`) for
+ * a kept document, `changed[-1 - order[i]]` written by JSON.stringify for a changed one: the
+ * text JSON.stringify writes of the whole list, since it wrote each kept element the same way.
+ */
+export function splicedDocuments(
+  text: Buffer,
+  spans: Uint32Array,
+  order: Int32Array,
+  changed: readonly object[],
+): Buffer {
+  const parts: Buffer[] = [Buffer.from('[')];
+  const comma = Buffer.from(',');
+  for (let i = 0; i < order.length; i++) {
+    if (i > 0) parts.push(comma);
+    const d = order[i]!;
+    if (d >= 0) parts.push(text.subarray(spans[2 * d]!, spans[2 * d + 1]!));
+    else parts.push(Buffer.from(JSON.stringify(changed[-1 - d])));
+  }
+  parts.push(Buffer.from(']'));
+  return Buffer.concat(parts);
 }
 
 /** An id as the build compares them (build.ts: String of a non-empty string or a finite number). */

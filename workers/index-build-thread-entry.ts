@@ -20,6 +20,7 @@ import {
   partialOf,
   partialTransfer,
 } from '../shared/search/build-parallel.ts';
+import { buildUpdate } from '../shared/search/build-update.ts';
 import {
   buildExtendedIndex,
   extendIndex,
@@ -84,6 +85,8 @@ interface Built {
   docs?: readonly object[];
   /** The kept documents, encoded (by the two threads of a parallel build, one part each). */
   documents?: Uint8Array<ArrayBuffer>;
+  /** An update built from its base's index. */
+  fromIndex?: true;
 }
 
 /** The JSON bytes of the documents; an update's are made here (its kept documents, changed). */
@@ -99,6 +102,21 @@ function jsonOf(documents: BuildThreadRequest['documents']): Uint8Array | undefi
 }
 
 async function run({ documents, options, helper, keep }: BuildThreadRequest): Promise<Built> {
+  if (typeof documents === 'object' && !(documents instanceof ArrayBuffer) && documents.index !== undefined) {
+    let updated: Built | null;
+    try {
+      updated = await buildUpdate(documents, documents.index, options, keep);
+    } catch (error) {
+      helper?.postMessage({ skip: true } satisfies HelperTask);
+      helper?.close();
+      throw error;
+    }
+    if (updated !== null) {
+      helper?.postMessage({ skip: true } satisfies HelperTask);
+      helper?.close();
+      return { ...updated, fromIndex: true };
+    }
+  }
   let bytes: Uint8Array | undefined;
   let split: { at: number; before: number } | null;
   let settings: ReturnType<typeof splitExtensionOptions> | undefined;
@@ -182,12 +200,13 @@ async function serve(request: BuildThreadRequest): Promise<void> {
   try {
     const built = await run(request);
     const { bytes } = built;
+    const from = built.fromIndex === true ? { fromIndex: true as const } : {};
     if (request.keep === undefined) {
-      reply({ ok: true, bytes }, [bytes.buffer]);
+      reply({ ok: true, bytes, ...from }, [bytes.buffer]);
       return;
     }
     const documents = built.documents ?? encodeDocuments(built.docs!, request.keep);
-    reply({ ok: true, bytes, documents }, [bytes.buffer, documents.buffer]);
+    reply({ ok: true, bytes, documents, ...from }, [bytes.buffer, documents.buffer]);
   } catch (error) {
     reply(failure(error));
   }

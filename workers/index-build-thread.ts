@@ -20,11 +20,15 @@ export interface BuildInThreadOptions extends BuildOptions, ExtensionOptions {
 /** A JSON array of documents, as a string or as UTF-8 bytes. */
 export type BuildInput = string | ArrayBuffer;
 
-/** A document update: the base version's kept documents (as stored, shared/index-documents.ts; transferred) and the changes; the
- * thread applies them (shared/index-documents.ts updatedDocuments), off the caller's event loop. */
+/** A document update: the base version's kept documents (as stored, shared/index-documents.ts;
+ * transferred) and the changes, applied off the caller's event loop. With the base version's
+ * index bytes (transferred too), the kept documents' postings are copied from it and only the
+ * changed documents analyzed (shared/search/build-update.ts); without them, or from a base that
+ * cannot be updated so, the thread builds from the changed documents list (updatedDocuments). */
 export interface UpdateInput {
   readonly kind: 'update';
   readonly stored: ArrayBuffer;
+  readonly index?: ArrayBuffer;
   readonly changes: DocumentChanges;
   readonly idField: string;
   /** The fields the documents are projected onto. */
@@ -62,7 +66,13 @@ export type HelperTask =
 export type HelperDocuments = { documents: Uint8Array<ArrayBuffer> } | { error: string };
 
 export type BuildThreadReply =
-  | { ok: true; bytes: Uint8Array<ArrayBuffer>; documents?: Uint8Array<ArrayBuffer> }
+  | {
+      ok: true;
+      bytes: Uint8Array<ArrayBuffer>;
+      documents?: Uint8Array<ArrayBuffer>;
+      /** An update built from its base's index (shared/search/build-update.ts). */
+      fromIndex?: true;
+    }
   | { ok: true; helped: true }
   | { ok: false; code: ErrorCode; message: string; field: string | undefined };
 

@@ -42,7 +42,15 @@ function sourceBytes(input: ArrayBuffer | UpdateInput): number {
 
 function transferOf(input: BuildInput | UpdateInput): ArrayBuffer[] {
   if (typeof input === 'string') return [];
-  return [input instanceof ArrayBuffer ? input : input.stored];
+  if (input instanceof ArrayBuffer) return [input];
+  return input.index === undefined ? [input.stored] : [input.stored, input.index];
+}
+
+/** An update from its base's index analyzes only the changed documents: one thread does it. */
+function splits(input: BuildInput | UpdateInput): boolean {
+  if (typeof input === 'string') return false;
+  if (input instanceof ArrayBuffer) return input.byteLength >= PARALLEL_MIN_BYTES;
+  return input.index === undefined && sourceBytes(input) >= PARALLEL_MIN_BYTES;
 }
 
 export interface IndexBuilderOptions {
@@ -65,6 +73,8 @@ export class IndexBuilder {
   #closed = false;
   /** Builds started on one thread and on two (what the tests and metrics read). */
   readonly started = { single: 0, parallel: 0 };
+  /** Updates built from their base's index, and from their documents (a base that cannot be). */
+  readonly updates = { fromIndex: 0, fromDocuments: 0 };
 
   constructor(options: IndexBuilderOptions = {}) {
     this.#size = Math.max(1, options.size ?? 1);
@@ -108,8 +118,7 @@ export class IndexBuilder {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const group = this.#idle.pop() ?? this.#startGroup();
     this.#busy.add(group);
-    const parallel =
-      group.length > 1 && typeof input !== 'string' && sourceBytes(input) >= PARALLEL_MIN_BYTES;
+    const parallel = group.length > 1 && splits(input);
     const working = parallel ? group : group.slice(0, 1);
     this.started[parallel ? 'parallel' : 'single']++;
     return new Promise((resolve, reject) => {
@@ -131,6 +140,8 @@ export class IndexBuilder {
             return;
           }
           if ('bytes' in reply) {
+            if (typeof input === 'object' && !(input instanceof ArrayBuffer))
+              this.updates[reply.fromIndex === true ? 'fromIndex' : 'fromDocuments']++;
             result =
               reply.documents === undefined
                 ? { bytes: reply.bytes }

@@ -515,11 +515,13 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
         await setTimeout(250, undefined, { signal });
         continue;
       }
-      const [header, stored] = await Promise.all([
+      const [header, stored, index] = await Promise.all([
         store.header(collection, base),
         store.documents(collection, base),
+        store.fetch(collection, base),
       ]);
-      if (header === null) continue; // replaced and expired in between: read the pointer again
+      // Replaced and expired in between: read the pointer again.
+      if (header === null || index === null) continue;
       if (stored === null) {
         throw new QuarryError(
           'QUARRY_ERR_INDEX_NO_DOCUMENTS',
@@ -529,10 +531,12 @@ export function createIndexProcessor(deps: IndexProcessorDeps) {
       const settings = settingsOf(header);
       checkChanges(changes, settings.idField);
       const version = await store.nextVersion(collection);
-      // Decoding, applying and encoding 100k documents takes ~600 ms: the build thread does it.
+      // The build thread applies the changes: it copies the kept documents' postings from the base
+      // index, analyzes only the changed ones, and splices the kept documents' text.
       const documents: UpdateInput = {
         kind: 'update',
         stored: stored.buffer.slice(stored.byteOffset, stored.byteOffset + stored.length) as ArrayBuffer,
+        index: index.buffer.slice(index.byteOffset, index.byteOffset + index.length) as ArrayBuffer,
         changes,
         idField: settings.idField,
         fields: projectedFields(settings),

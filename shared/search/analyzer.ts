@@ -52,6 +52,13 @@ export function hashTerm(term: string): number {
   return h >>> 0;
 }
 
+/** hashTerm of the term whose code units are codes[0, length). */
+export function hashCodes(codes: Uint16Array, length: number): number {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < length; i++) h = Math.imul(h ^ codes[i]!, FNV_PRIME);
+  return h >>> 0;
+}
+
 // The current ASCII token's lowercased codes; sinks compare typed arrays instead of re-reading the
 // source string (measured: a fifth less time for scan plus term lookup). Grows for long tokens.
 let codes: Uint16Array = new Uint16Array(256);

@@ -303,10 +303,20 @@ export interface Positions {
   readonly positions: Uint32Array;
 }
 
-/** writeCollected, and the positions of every posting, from what was collected with positions on. */
+/** Postings whose positions are copied from another index (an update's base, build-update.ts):
+ * collected posting p's are positions[positionOffsets[q], [q + 1]) for q = sources[p] >= 0. */
+export interface CopiedPositions {
+  readonly sources: Int32Array;
+  readonly positionOffsets: Uint32Array;
+  readonly positions: Uint32Array;
+}
+
+/** writeCollected, and the positions of every posting, from what was collected with positions on
+ * (and, for `copied` postings, from their source). */
 export function writeCollectedWithPositions(
   c: Collected,
   opts: CheckedOptions,
+  copied?: CopiedPositions,
 ): { bytes: Uint8Array<ArrayBuffer>; positions: Positions } {
   const { collector } = c;
   if (!collector.positions) throw new QuarryError('QUARRY_ERR_INTERNAL', 'positions were not collected');
@@ -323,12 +333,43 @@ export function writeCollectedWithPositions(
     postOf[k] = p;
     positionOffsets[p + 1]!++;
   }
+  // A copied posting's source, by its number in the file: walked in file order, the sources come
+  // in their own file's order too (an update keeps each term's base postings in order), so their
+  // positions are read front to back, in runs.
+  let sourceOf: Int32Array | undefined;
+  if (copied !== undefined) {
+    const { sources, positionOffsets: from } = copied;
+    sourceOf = new Int32Array(P).fill(-1);
+    for (let p = 0; p < P; p++) {
+      const q = sources[p]!;
+      if (q >= 0) sourceOf[fileOf[p]!] = q;
+    }
+    for (let f = 0; f < P; f++) {
+      const q = sourceOf[f]!;
+      if (q >= 0) positionOffsets[f + 1]! += from[q + 1]! - from[q]!;
+    }
+  }
   for (let p = 0; p < P; p++) positionOffsets[p + 1]! += positionOffsets[p]!;
   // Tokens come in document order and, within a document, in ascending position: each posting's
-  // positions come out ascending.
+  // positions come out ascending. A copied posting's come whole from its source.
   const fill = positionOffsets.slice(0, P);
-  const positions = new Uint32Array(K);
+  const positions = new Uint32Array(positionOffsets[P]!);
   for (let k = 0; k < K; k++) positions[fill[postOf[k]!]!++] = tokenPositions[k]!;
+  if (copied !== undefined && sourceOf !== undefined) {
+    const { positionOffsets: from, positions: source } = copied;
+    for (let f = 0; f < P; ) {
+      const q = sourceOf[f]!;
+      if (q < 0) {
+        f++;
+        continue;
+      }
+      // The longest run of file postings whose sources follow each other: one copy.
+      let g = f + 1;
+      while (g < P && sourceOf[g] === q + (g - f)) g++;
+      positions.set(source.subarray(from[q]!, from[q + (g - f)]!), positionOffsets[f]!);
+      f = g;
+    }
+  }
   const docLengths = new Uint32Array(c.n);
   docLengths.set(c.docLengths.subarray(0, c.n));
   return { bytes, positions: { docLengths, positionOffsets, positions } };

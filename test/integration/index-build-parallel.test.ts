@@ -9,6 +9,7 @@ import { brownDocs } from '../../bench/corpus.ts';
 import { QuarryError } from '../../shared/errors.ts';
 import {
   applyChanges,
+  type DocumentChanges,
   decodeDocuments,
   encodeDocuments,
   project,
@@ -193,6 +194,66 @@ describe('two-thread builds', () => {
       const again = await builder.build(update(small), OPTIONS);
       const expected = buildExtendedIndex(applyChanges(docs.slice(0, 30), changes, 'id', fields), OPTIONS);
       assert.ok(Buffer.from(again).equals(Buffer.from(expected)));
+    } finally {
+      await builder.close();
+    }
+  });
+
+  it('an update given its base index: built from it on one thread, the bytes of a full build of the result', {
+    timeout: 60_000,
+  }, async () => {
+    const builder = new IndexBuilder({ size: 1, threadsPerBuild: 2 });
+    // Scalar typed columns (a column of arrays is updated from the documents, below).
+    const options = { ...OPTIONS, filterable: ['title'], sortable: ['title'], typos: true };
+    const fields = projectedFields(options);
+    const stored = encodeDocuments(docs, fields);
+    const base = buildExtendedIndex(docs, options);
+    const changes = {
+      documents: [
+        { ...docs[10]!, body: 'replaced in its place' },
+        { id: 'new-1', title: 'appended', body: 'a new document' },
+      ],
+      ids: ['d20', 'absent', 14],
+    };
+    const copy = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
+    const update = (kept: Uint8Array, index: Uint8Array, c: DocumentChanges = changes): UpdateInput => ({
+      kind: 'update',
+      stored: copy(kept),
+      index: copy(index),
+      changes: c,
+      idField: 'id',
+      fields,
+    });
+    try {
+      const merged = applyChanges(docs, changes, 'id', fields);
+      const built = await builder.buildKeeping(update(stored, base), options, fields);
+      assert.ok(Buffer.from(built.bytes).equals(Buffer.from(buildExtendedIndex(merged, options))));
+      assert.equal(decodeDocuments(built.documents).toString(), JSON.stringify(merged));
+      assert.deepEqual(builder.updates, { fromIndex: 1, fromDocuments: 0 });
+      assert.deepEqual(builder.started, { single: 1, parallel: 0 });
+      // A changed document the build refuses: the full build's error, the group keeps working.
+      const bad = { documents: [{ id: 'd30', title: 'x', body: { not: 'text' } }], ids: [] };
+      await assert.rejects(builder.build(update(stored, base, bad), options), {
+        code: 'QUARRY_ERR_VALIDATION',
+        message: singleError(applyChanges(docs, bad, 'id', fields), OPTIONS)[1],
+        field: 'documents.30.body',
+      });
+      // Kept documents that are not the index's (another count) fail; nothing hangs.
+      await assert.rejects(
+        builder.buildKeeping(update(encodeDocuments(docs.slice(1), fields), base), options, fields),
+        { code: 'QUARRY_ERR_INTERNAL', message: /kept documents: 2999 where the index holds 3000/ },
+      );
+      // A base whose typed column holds arrays (tags) is updated from its documents, alike.
+      const withArrays = await builder.buildKeeping(
+        update(encodeDocuments(docs, projectedFields(EXTENDED)), buildExtendedIndex(docs, EXTENDED)),
+        EXTENDED,
+        projectedFields(EXTENDED),
+      );
+      const mergedArrays = applyChanges(docs, changes, 'id', projectedFields(EXTENDED));
+      assert.ok(
+        Buffer.from(withArrays.bytes).equals(Buffer.from(buildExtendedIndex(mergedArrays, EXTENDED))),
+      );
+      assert.deepEqual(builder.updates, { fromIndex: 1, fromDocuments: 1 });
     } finally {
       await builder.close();
     }
