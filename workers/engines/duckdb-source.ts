@@ -160,7 +160,8 @@ export function csvTypesQuery(
  * One scan of an NDJSON file: for each of `strings` (its VARCHAR columns), true when every
  * non-null value is an RFC 3339 instant as inline records write them (isInstant: INSTANT_PATTERN,
  * then a real date), so that the column is a timestamp column; then for each of `jsons` (its JSON
- * columns: mixed kinds, or no value at all), true when it holds a non-null value.
+ * columns: mixed kinds, or no value at all), two: true when it holds a non-null value, and true
+ * when one of its values is a string.
  */
 export function ndjsonTypesQuery(
   source: EngineSource,
@@ -176,7 +177,10 @@ export function ndjsonTypesQuery(
     // No non-null value: false (an all-null column is not a timestamp column).
     return `coalesce(bool_and(${instant}) FILTER (WHERE ${col} IS NOT NULL), false)`;
   });
-  checks.push(...jsons.map((name) => `count(${quoteIdent(name)}) > 0`));
+  for (const name of jsons) {
+    const col = quoteIdent(name);
+    checks.push(`count(${col}) > 0`, `coalesce(bool_or(json_type(${col}) = 'VARCHAR'), false)`);
+  }
   return { sql: `SELECT ${checks.join(', ')} FROM ${from}`, params: params.values };
 }
 

@@ -185,10 +185,13 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     return statement;
   }
 
-  /** A file's columns, typed, and those read as their text (TextColumn). */
-  async function columnsOf(
-    source: EngineSource,
-  ): Promise<{ columns: readonly ColumnInfo[]; texts: readonly TextColumn[] }> {
+  /** A file's columns, typed, those read as their text (TextColumn), and those of a type with no
+   * kind here (name -> DuckDB's type), which a spec cannot use. */
+  async function columnsOf(source: EngineSource): Promise<{
+    columns: readonly ColumnInfo[];
+    texts: readonly TextColumn[];
+    unusable?: ReadonlyMap<string, string>;
+  }> {
     if (source.kind === 'inline') return { columns: source.columns, texts: [] };
     const { sql, params } = describeQuery(source);
     let result: DuckDBMaterializedResult;
@@ -203,21 +206,31 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     }
     const names = result.columnNames();
     const values = await resultColumns(result);
-    const [name, type] = [values[names.indexOf('column_name')]!, values[names.indexOf('column_type')]!];
-    const columns = name.map((n, i) => ({ name: String(n), type: columnTypeOf(String(type[i])) }));
+    const [name, described] = [values[names.indexOf('column_name')]!, values[names.indexOf('column_type')]!];
+    const unusable = new Map<string, string>();
+    const type: string[] = [];
+    const columns: ColumnInfo[] = [];
+    name.forEach((n, i) => {
+      const duckType = String(described[i]);
+      if (hasNoKind(duckType, source.format)) unusable.set(String(n), duckType);
+      else {
+        columns.push({ name: String(n), type: columnTypeOf(duckType) });
+        type.push(duckType);
+      }
+    });
     const texts = columns.flatMap((c, i): TextColumn[] => {
-      const duckType = String(type[i]).toUpperCase();
+      const duckType = type[i]!.toUpperCase();
       return c.type === 'string' && duckType !== 'VARCHAR'
         ? [{ name: c.name, json: duckType === 'JSON' }]
         : [];
     });
     if (source.format === 'csv') return { columns: await csvColumns(source, columns), texts };
-    if (source.format !== 'ndjson') return { columns, texts };
+    if (source.format !== 'ndjson') return { columns, texts, unusable };
     // NDJSON strings that are all instants are a timestamp column, and a column of nulls only
     // (DuckDB's JSON type) a null column, as in inline records.
     const strings = columns.filter((c, i) => c.type === 'string' && String(type[i]) === 'VARCHAR');
     const jsons = texts.filter((t) => t.json);
-    if (strings.length === 0 && jsons.length === 0) return { columns, texts };
+    if (strings.length === 0 && jsons.length === 0) return { columns, texts, unusable };
     const check = ndjsonTypesQuery(
       source,
       strings.map((c) => c.name),
@@ -225,14 +238,25 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     );
     const flags = await typingQuery(check, 'ndjson');
     const instants = new Set(strings.filter((_, k) => flags[k]?.[0] === true).map((c) => c.name));
-    const empty = new Set(jsons.filter((_, k) => flags[strings.length + k]?.[0] !== true).map((t) => t.name));
+    const flag = (k: number, which: 0 | 1) => flags[strings.length + 2 * k + which]?.[0] === true;
+    const empty = new Set(jsons.filter((_, k) => !flag(k, 0)).map((t) => t.name));
+    // A mix of kinds with a string among them is text, each value's JSON text, as Polars reads it;
+    // without one (numbers with booleans or objects, objects with arrays) Polars reads no column of
+    // any use (a struct, or not the file at all): it cannot be used here either.
+    for (const [k, t] of jsons.entries()) {
+      if (flag(k, 0) && !flag(k, 1)) unusable.set(t.name, 'JSON (a mix of kinds without strings)');
+    }
     const typed = (c: ColumnInfo): ColumnInfo =>
       instants.has(c.name)
         ? { name: c.name, type: 'timestamp' }
         : empty.has(c.name)
           ? { name: c.name, type: 'null' }
           : c;
-    return { columns: columns.map(typed), texts: texts.filter((t) => !empty.has(t.name)) };
+    return {
+      columns: columns.filter((c) => !unusable.has(c.name)).map(typed),
+      texts: texts.filter((t) => !empty.has(t.name) && !unusable.has(t.name)),
+      unusable,
+    };
   }
 
   /** A query measuring a file's columns before a plan; a failure is the file's (UNREADABLE). */
@@ -282,8 +306,8 @@ export async function createDuckDBEngine(options: DuckDBEngineOptions): Promise<
     async run(input: EngineInput): Promise<EngineOutput> {
       if (closed) throw new QuarryError('QUARRY_ERR_ENGINE', 'the DuckDB engine is closed');
       const source = spooledSource(input.source, 'DuckDB');
-      const { columns, texts } = await columnsOf(source);
-      const plan = buildPlan(input.spec, columns, input.maxRows);
+      const { columns, texts, unusable } = await columnsOf(source);
+      const plan = buildPlan(input.spec, columns, input.maxRows, unusable);
       const renamed =
         source.kind === 'inline' && collidesIgnoringCase(source.columns.map((c) => c.name))
           ? await positionalCopy(source)
@@ -368,6 +392,26 @@ function bindType(value: SqlValue): DuckDBType | undefined {
 
 function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
+/**
+ * The DuckDB types of Parquet and NDJSON columns that have no kind here (docs/AGGREGATION.md,
+ * "Files"): lists and arrays, structs, maps, unions, and in Parquet times of day, binary, bits,
+ * intervals, UUIDs.
+ * A spec naming one fails with QUARRY_ERR_SPEC_TYPE, as in Polars, which reads them as List,
+ * Struct, Time, Binary and the like (DuckDB alone would read them as their text, in its own
+ * notation: `[1, 2]`, `{'a': 1}`). A mix of JSON kinds (DuckDB's JSON type) stays text, as Polars
+ * reads a column mixing strings with other values.
+ */
+export function hasNoKind(duckType: string, format: 'parquet' | 'csv' | 'ndjson'): boolean {
+  const t = duckType.toUpperCase();
+  if (/\[\d*\]$/.test(t) || /^(STRUCT|MAP|UNION)\s*\(/.test(t)) return true;
+  // In NDJSON any other such type is DuckDB's reading of JSON strings (`12:30:00` as a TIME, a
+  // UUID): strings, as Polars reads them, and read as their text (TextColumn).
+  return (
+    format === 'parquet' &&
+    /^(TIME|TIMETZ|TIME WITH TIME ZONE|TIME_NS|BLOB|BYTEA|BIT|BITSTRING|INTERVAL|UUID)$/.test(t)
+  );
 }
 
 function columnTypeOf(duckType: string): ColumnType {
