@@ -41,7 +41,7 @@ import {
 import { type ExtensionOptions, extendIndex, needsDocuments, splitExtensionOptions } from './extension.ts';
 import { type Extension, extensionOf } from './extension-view.ts';
 import { decodeUtf8, loadIndex, type SearchIndex, termAt } from './format.ts';
-import type { TermTable } from './term-table.ts';
+import { grown, type TermTable } from './term-table.ts';
 
 /** What an update starts from: the base version's kept documents (as stored) and the changes. */
 export interface UpdateChanges {
@@ -162,8 +162,8 @@ export function collectUpdate(source: UpdateSource, opts: CheckedOptions, into: 
   // Room for about the base's postings, so the copy rarely grows them.
   if (collector.postTerms.length < P) collector.growPostings(P + (P >> 4));
   if (into.docLengths.length < order.length) {
-    into.docLengths = grownInt32(into.docLengths, order.length + 1);
-    into.postEnds = grownInt32(into.postEnds, order.length + 1);
+    into.docLengths = grown(into.docLengths, order.length + 1);
+    into.postEnds = grown(into.postEnds, order.length + 1);
   }
   const copy: KeptCopy = {
     base,
@@ -188,7 +188,7 @@ export function collectUpdate(source: UpdateSource, opts: CheckedOptions, into: 
     const first = collector.postCount;
     collectDocs(docs, opts, into);
     if (collector.postCount > copy.sources.length)
-      copy.sources = grownInt32(copy.sources, collector.postTerms.length);
+      copy.sources = grown(copy.sources, collector.postTerms.length);
     copy.sources.fill(-1, first, collector.postCount);
     run = end;
   }
@@ -257,8 +257,8 @@ function copyKept(copy: KeptCopy, order: Int32Array, run: number, into: Collecte
   const { base, docStart, byDocTerm, byDocPost, byDocTf, termOf } = copy;
   const baseLengths = copy.ext.docLengths;
   const { collector, ids, stored } = into;
-  const idOf = copy.ids;
-  const storedOf = copy.stored;
+  const idAt = copy.ids;
+  const storedAt = copy.stored;
   const { terms } = collector;
   let p = collector.postCount;
   let postTerms = collector.postTerms;
@@ -274,8 +274,8 @@ function copyKept(copy: KeptCopy, order: Int32Array, run: number, into: Collecte
     const d = order[run]!;
     if (d < 0) break;
     last = d;
-    ids.push(idOf(d));
-    stored.push(storedOf(d));
+    ids.push(idAt(d));
+    stored.push(storedAt(d));
     const start = docStart[d]!;
     const end = docStart[d + 1]!;
     if (p + (end - start) > postTerms.length) {
@@ -284,7 +284,7 @@ function copyKept(copy: KeptCopy, order: Int32Array, run: number, into: Collecte
       postTfs = collector.postTfs;
     }
     if (postTerms.length > sources.length) {
-      sources = grownInt32(sources, postTerms.length);
+      sources = grown(sources, postTerms.length);
       copy.sources = sources;
     }
     for (let i = start; i < end; i++) {
@@ -302,8 +302,8 @@ function copyKept(copy: KeptCopy, order: Int32Array, run: number, into: Collecte
       p++;
     }
     if (n >= docLengths.length) {
-      docLengths = grownInt32(docLengths, n * 2 + 1);
-      postEnds = grownInt32(postEnds, n * 2 + 1);
+      docLengths = grown(docLengths, n * 2 + 1);
+      postEnds = grown(postEnds, n * 2 + 1);
     }
     const length = baseLengths[d]!;
     docLengths[n] = length;
@@ -349,12 +349,6 @@ function stringsOf(bytes: Uint8Array, offsets: Uint32Array): (d: number) => stri
     return (d) => all.slice(offsets[d]!, offsets[d + 1]!);
   }
   return (d) => decodeUtf8(bytes, offsets[d]!, offsets[d + 1]!);
-}
-
-function grownInt32(a: Int32Array, size: number): Int32Array {
-  const b = new Int32Array(size);
-  b.set(a);
-  return b;
 }
 
 /**
