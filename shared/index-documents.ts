@@ -261,11 +261,6 @@ export interface DocumentChanges {
   readonly ids: readonly (string | number)[];
 }
 
-/**
- * The base documents with `changes` applied: deleted ids removed, replaced documents in place,
- * new ones appended in the order given. Throws QUARRY_ERR_VALIDATION naming
- * `documents.<i>.<idField>` for a document without a valid id.
- */
 /** Throws QUARRY_ERR_VALIDATION naming the first added document without a valid id. */
 export function checkChanges(changes: DocumentChanges, idField: string): void {
   changes.documents.forEach((doc, i) => {
@@ -294,6 +289,10 @@ export function updatedDocuments(
   return new Uint8Array(text.buffer, text.byteOffset, text.length);
 }
 
+/**
+ * The base documents with `changes` applied, in changeOrder's order. Throws QUARRY_ERR_VALIDATION
+ * naming `documents.<i>.<idField>` for a document without a valid id.
+ */
 export function applyChanges(
   base: readonly object[],
   changes: DocumentChanges,
@@ -301,20 +300,58 @@ export function applyChanges(
   fields: readonly string[],
 ): object[] {
   checkChanges(changes, idField);
+  const { order, changed } = changeOrder(
+    base.length,
+    (d) => idOf(own(base[d] as Record<string, unknown>, idField)) ?? '',
+    changes,
+    idField,
+    fields,
+  );
+  return Array.from(order, (o) => (o >= 0 ? base[o]! : changed[-1 - o]!));
+}
+
+/** The next version's document list, as ordinals: see changeOrder. */
+export interface ChangeOrder {
+  /** Per document of the new version: its base ordinal (>= 0), or -1 - k for `changed[k]`. */
+  readonly order: Int32Array;
+  /** The added and replacing documents, projected onto the kept fields. */
+  readonly changed: readonly Record<string, unknown>[];
+}
+
+/**
+ * The one rule for the order of an updated document list, over the base's `count` documents whose
+ * ids `idAt` gives: deleted ids removed, replaced documents in place, new ones appended in the
+ * order given (a later document with the same id wins); an id both deleted and given is replaced.
+ * `changes` passed checkChanges.
+ */
+export function changeOrder(
+  count: number,
+  idAt: (d: number) => string,
+  changes: DocumentChanges,
+  idField: string,
+  fields: readonly string[],
+): ChangeOrder {
   const upserts = new Map<string, Record<string, unknown>>();
-  for (const doc of changes.documents)
-    upserts.set(idOf(own(doc as Record<string, unknown>, idField))!, project(doc, fields));
+  for (const doc of changes.documents) {
+    const id = idOf(own(doc as Record<string, unknown>, idField));
+    if (id !== null) upserts.set(id, project(doc, fields));
+  }
   const deleted = new Set(changes.ids.map(String));
-  const out: object[] = [];
-  for (const doc of base) {
-    const id = idOf(own(doc as Record<string, unknown>, idField)) ?? '';
-    if (deleted.has(id) && !upserts.has(id)) continue;
+  const changed: Record<string, unknown>[] = [];
+  const order = new Int32Array(count + upserts.size);
+  let n = 0;
+  for (let d = 0; d < count; d++) {
+    const id = idAt(d);
     const replacement = upserts.get(id);
     if (replacement !== undefined) {
-      out.push(replacement);
+      order[n++] = -1 - changed.length;
+      changed.push(replacement);
       upserts.delete(id);
-    } else out.push(doc);
+    } else if (!deleted.has(id)) order[n++] = d;
   }
-  for (const doc of upserts.values()) out.push(doc);
-  return out;
+  for (const doc of upserts.values()) {
+    order[n++] = -1 - changed.length;
+    changed.push(doc);
+  }
+  return { order: order.subarray(0, n), changed };
 }

@@ -16,16 +16,16 @@
 import { isAscii } from 'node:buffer';
 import { QuarryError } from '../errors.ts';
 import {
+  type ChangeOrder,
+  changeOrder,
   checkChanges,
   type DocumentChanges,
   decodeDocumentsAsync,
   documentSpans,
   encodeDocumentsText,
-  idOf,
-  project,
   splicedDocuments,
 } from '../index-documents.ts';
-import { own, setOwn } from '../own-fields.ts';
+import { setOwn } from '../own-fields.ts';
 import { hashCodes, hashTerm } from './analyzer.ts';
 import {
   type BuildOptions,
@@ -97,20 +97,15 @@ export async function buildUpdate(
 }
 
 /** The updated document list, as references: a base ordinal (a kept document) or a changed one. */
-export interface UpdateSource {
+export interface UpdateSource extends ChangeOrder {
   readonly base: SearchIndex;
   readonly ext: Extension;
-  /** Per document of the new version: its base ordinal (>= 0), or -1 - k for `changed[k]`. */
-  readonly order: Int32Array;
-  /** The added and replacing documents, projected onto the kept fields. */
-  readonly changed: readonly Record<string, unknown>[];
 }
 
 /**
  * The new version's document list from `base` (a loaded index with its extension) and `changes`,
- * in applyChanges' order: deleted ids removed, replaced documents in place, new ones appended in
- * the order given (a later document with the same id wins). Null when this base cannot be updated
- * from its index alone (no extension, or a column of arrays): the caller goes by the documents.
+ * in applyChanges' order (changeOrder). Null when this base cannot be updated from its index alone
+ * (no extension, or a column of arrays): the caller goes by the documents.
  */
 export function updateSource(
   base: SearchIndex,
@@ -121,32 +116,8 @@ export function updateSource(
   const ext = extensionOf(base);
   if (ext === null) return null;
   for (const column of ext.columns.values()) if (column.kind === 'strings') return null;
-  const upserts = new Map<string, Record<string, unknown>>();
-  for (const doc of changes.documents) {
-    const id = idOf(own(doc as Record<string, unknown>, idField));
-    // checkChanges refused a document without a valid id before the build started.
-    if (id !== null) upserts.set(id, project(doc, fields));
-  }
-  const deleted = new Set(changes.ids.map(String));
-  const changed: Record<string, unknown>[] = [];
-  const N = base.header.docCount;
-  const order = new Int32Array(N + upserts.size);
-  let n = 0;
   const idAt = stringsOf(base.docIdBytes, base.docIdOffsets);
-  for (let d = 0; d < N; d++) {
-    const id = idAt(d);
-    const replacement = upserts.get(id);
-    if (replacement !== undefined) {
-      order[n++] = -1 - changed.length;
-      changed.push(replacement);
-      upserts.delete(id);
-    } else if (!deleted.has(id)) order[n++] = d;
-  }
-  for (const doc of upserts.values()) {
-    order[n++] = -1 - changed.length;
-    changed.push(doc);
-  }
-  return { base, ext, order: order.subarray(0, n), changed };
+  return { base, ext, ...changeOrder(base.header.docCount, idAt, changes, idField, fields) };
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   type DocumentChanges,
   decodeDocuments,
   encodeDocuments,
+  project,
   projectedFields,
 } from '../../shared/index-documents.ts';
 import { buildUpdate } from '../../shared/search/build-update.ts';
@@ -77,6 +78,34 @@ function clean(doc: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(doc).filter(([, v]) => v !== undefined));
 }
 
+/**
+ * The order rule written plainly, apart from changeOrder (which the update and applyChanges share):
+ * a base document given again is replaced by the last one given, in place; else a deleted one is
+ * dropped; documents with new ids follow in the order their ids first appear, each as given last.
+ */
+function plainly(
+  base: Record<string, unknown>[],
+  changes: DocumentChanges,
+  idField: string,
+  fields: readonly string[],
+): object[] {
+  const id = (doc: object) => String((doc as Record<string, unknown>)[idField]);
+  const last = (key: string) => changes.documents.findLast((doc) => id(doc) === key);
+  const out: object[] = [];
+  for (const doc of base) {
+    const given = last(id(doc));
+    if (given !== undefined) out.push(project(given, fields));
+    else if (!changes.ids.some((k) => String(k) === id(doc))) out.push(doc);
+  }
+  const known = new Set(base.map(id));
+  for (const doc of changes.documents) {
+    if (known.has(id(doc))) continue;
+    known.add(id(doc));
+    out.push(project(last(id(doc))!, fields));
+  }
+  return out;
+}
+
 async function compare(
   baseDocs: Record<string, unknown>[],
   changes: DocumentChanges,
@@ -85,12 +114,9 @@ async function compare(
   const fields = projectedFields(options);
   const baseBytes = buildExtendedIndex(baseDocs, options);
   const stored = encodeDocuments(baseDocs, fields);
-  const list = applyChanges(
-    JSON.parse(decodeDocuments(stored).toString('utf8')) as object[],
-    changes,
-    options.idField,
-    fields,
-  );
+  const kept = JSON.parse(decodeDocuments(stored).toString('utf8')) as Record<string, unknown>[];
+  const list = applyChanges(kept, changes, options.idField, fields);
+  assert.deepEqual(list, plainly(kept, changes, options.idField, fields), 'the order rule');
   let expected: Uint8Array | QuarryError;
   try {
     expected = buildExtendedIndex(list, options);
