@@ -4,6 +4,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { settleWithin } from './close-steps.ts';
 import type { QuarryConfig, SentinelSetup } from './config.ts';
 import type { Logger } from './logger.ts';
+import { coalesceClusterWrites, coalesceWrites } from './redis-writes.ts';
 
 export type { Cluster, Redis };
 
@@ -132,6 +133,7 @@ export function createRedis(
 }
 
 function join(redis: Redis, gate: ReconnectGate): void {
+  coalesceWrites(redis);
   gates.set(redis, gate);
   gate.members.push(redis);
   const duplicate = redis.duplicate.bind(redis);
@@ -176,7 +178,7 @@ export function createCacheConnection(
   const url = new URL(config.cacheRedisUrl);
   const commandTimeoutMs =
     options.commandTimeoutMs ?? (options.blocking ? undefined : config.redisCommandTimeoutMs);
-  return new Cluster(
+  const cluster = new Cluster(
     config.cacheCluster.map((node) => ({ host: node.host, port: node.port })),
     {
       enableOfflineQueue: !options.failFast,
@@ -192,6 +194,8 @@ export function createCacheConnection(
       },
     },
   );
+  coalesceClusterWrites(cluster);
+  return cluster;
 }
 
 /**
