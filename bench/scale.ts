@@ -49,8 +49,13 @@ const RECORDS_PER_JOB = 20;
  * enqueue, without a promise pile of thousands of half-done enqueues.
  */
 const ENQUEUE_WINDOW = 64;
-/** Untimed jobs per setting, enough that every worker process has JIT-warmed its paths. */
-const WARMUP_JOBS = 100;
+/**
+ * Untimed jobs per worker process and setting, enough that each has JIT-warmed its paths: with 100
+ * per setting, a 2,000-job burst measured 0.76-0.82 ms of worker CPU a job, and 0.45-0.47 after
+ * 1,000 (the same jobs; V8 was still compiling and collecting start-up garbage in the burst).
+ * The no-op workers get twice as many.
+ */
+const WARMUP_JOBS_PER_PROCESS = 1000;
 /** Jobs per addBulk call in the raw BullMQ burst. */
 const ADD_BULK_CHUNK = 100;
 const BURST_TIMEOUT_MS = 120_000;
@@ -124,6 +129,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     for (const processes of processCounts) {
       for (const concurrency of concurrencies) {
         const tag = `p${processes}c${concurrency}`;
+        const warmup = WARMUP_JOBS_PER_PROCESS * processes;
 
         // Raw BullMQ first, then Quarry, back to back so drift in machine speed hits both alike.
         const noopPorts = await Promise.all(Array.from({ length: processes }, () => freePort()));
@@ -146,6 +152,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
           queueRedis.url,
           `raw-${tag}`,
           jobs,
+          warmup,
           admin,
           noopPorts.map(noopCpuProbe),
         );
@@ -182,7 +189,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
         children.push(...workers);
         quarry = createQuarry({ config: loadConfig(env), failFast: true });
         await quarry.ready();
-        await quarryBurst(quarry, Array.from({ length: WARMUP_JOBS }, nextSpec));
+        await quarryBurst(quarry, Array.from({ length: warmup }, nextSpec));
         const metered = await meter(queueAdmin, cacheAdmin, ports.map(quarryCpuProbe));
         const quarryResult = await quarryBurst(quarry, Array.from({ length: jobs }, nextSpec));
         quarryResult.cost = await metered.end(jobs);
@@ -226,6 +233,8 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       'worker CPU ms/job': s.quarry.cost?.workerCpuMs ?? null,
       'no-op CPU ms/job': s.bullmqNoop.cost?.workerCpuMs ?? null,
       'redis CPU ms/job': s.quarry.cost?.redisCpuMs ?? null,
+      'producer CPU ms/job': s.quarry.cost?.producerCpuMs ?? null,
+      'no-op producer CPU ms/job': s.bullmqNoop.cost?.producerCpuMs ?? null,
     }));
     const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
     printTable(
@@ -248,7 +257,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     }
     for (const s of settings) {
       if (s.profile === undefined) continue;
-      const processed = (jobs + WARMUP_JOBS) / s.processes;
+      const processed = jobs / s.processes + WARMUP_JOBS_PER_PROCESS;
       printTable(
         `CPU profile p${s.processes}c${s.concurrency}: top self time on the worker main threads (${s.profile.files.length} file(s) in bench/results/profiles/scale-p${s.processes}c${s.concurrency}/; busy ${s.profile.busyMs} ms ≈ ${round3(s.profile.busyMs / processed)} ms per job, start-up included)`,
         s.profile.top.map((t) => ({
@@ -277,9 +286,9 @@ export async function runScale(options: ScaleOptions): Promise<void> {
     );
     const notes = [
       `${cores} cores available (${cpu}), Node ${process.version}. Everything shares them: the worker processes, two redis-servers and this client process, so 2 worker processes on ${cores} cores compete with Redis and the producer and measure contention as much as scaling.`,
-      `Quarry: SDK aggregate() with ${ENQUEUE_WINDOW} enqueues in flight, job.wait() per job; ${WARMUP_JOBS} untimed warm-up jobs per setting; worker processes are workers/main.ts with their defaults apart from QUARRY_WORKER_CONCURRENCY.`,
+      `Quarry: SDK aggregate() with ${ENQUEUE_WINDOW} enqueues in flight, job.wait() per job; ${WARMUP_JOBS_PER_PROCESS} untimed warm-up jobs per worker process and setting (the no-op: twice as many); worker processes are workers/main.ts with their defaults apart from QUARRY_WORKER_CONCURRENCY.`,
       `No-op: a plain BullMQ Worker per process doing nothing, addBulk in chunks of ${ADD_BULK_CHUNK}, completion seen via QueueEvents.`,
-      `Costs are per completed job over the timed burst only: Redis commands from INFO commandstats deltas (everything the server ran: producers, workers, waiters, Lua-internal calls; the INFO calls left out), Redis CPU (used_cpu_user+sys of both servers), worker CPU from process.cpuUsage of every worker process (all its threads: DuckDB's too), read from process_cpu_seconds_total on the worker's metrics endpoint.`,
+      `Costs are per completed job over the timed burst only: Redis commands from INFO commandstats deltas (everything the server ran: producers, workers, waiters, Lua-internal calls; the INFO calls left out), Redis CPU (used_cpu_user+sys of both servers), worker CPU from process.cpuUsage of every worker process (all its threads: DuckDB's too), read from process_cpu_seconds_total on the worker's metrics endpoint, and the producer's CPU (this process: the SDK's enqueues and waits, or the no-op's addBulk and QueueEvents). All of them share the cores, so each weighs on the rate.`,
       `"enqueue s" is when the last job was enqueued; close to the burst's whole time means the producer, not the workers, set the pace.`,
       `Another host: the simulated hosts of npm run hosts-test (scripts/netns.ts, scripts/hosts-system.ts): queue and cache Redis and s3rver on one namespace, the API on another, one worker (concurrency ${REMOTE_CONCURRENCY}, one DuckDB and one Polars thread) on a third; the same worker by path first (its baseline), then distinct objects with its host's cache cold (each job downloads one), then the same objects warm (each job reads the cached file). Skipped, saying why, where namespaces cannot be made.`,
       `total bench time ${Math.round((performance.now() - started) / 1000)} s; 1-minute load average ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end`,
@@ -289,7 +298,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
       jobsPerSetting: jobs,
       recordsPerJob: RECORDS_PER_JOB,
       enqueueWindow: ENQUEUE_WINDOW,
-      warmupJobs: WARMUP_JOBS,
+      warmupJobsPerProcess: WARMUP_JOBS_PER_PROCESS,
       cores,
       notes,
       engineFloor: floor,
@@ -358,6 +367,7 @@ async function rawBurst(
   url: string,
   prefix: string,
   jobs: number,
+  warmup: number,
   admin: { queue: Redis; cache: Redis },
   probes: readonly CpuProbe[],
 ): Promise<Burst> {
@@ -366,7 +376,7 @@ async function rawBurst(
   const queue = new Queue('noop', {
     connection,
     prefix,
-    streams: { events: { maxLen: Math.max(10_000, (jobs + WARMUP_JOBS * 2) * 8) } },
+    streams: { events: { maxLen: Math.max(10_000, (jobs + warmup * 2) * 8) } },
   });
   const events = new QueueEvents('noop', { connection: { url }, prefix });
   try {
@@ -414,7 +424,7 @@ async function rawBurst(
       }
       return burst(n, start, enqueued, lastDone, latencies);
     };
-    await run(WARMUP_JOBS * 2, 'warm');
+    await run(warmup * 2, 'warm');
     const metered = await meter(admin.queue, admin.cache, probes);
     const result = await run(jobs, 'job');
     result.cost = await metered.end(jobs);

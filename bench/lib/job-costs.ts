@@ -1,6 +1,8 @@
 // What one completed job costs during a timed burst of the scale bench: both Redis servers'
-// commands (INFO commandstats) and CPU, and the worker processes' CPU (process.cpuUsage, read
-// from each worker before and after), divided by the jobs completed.
+// commands (INFO commandstats) and CPU, the worker processes' CPU (process.cpuUsage, read from
+// each worker before and after) and the producer's (this process: the SDK's enqueues and waits,
+// or the no-op's addBulk and QueueEvents), divided by the jobs completed. All of them share the
+// machine's cores, so each is part of what a burst's rate costs.
 import type { Redis } from 'ioredis';
 import { type RedisDelta, redisDelta, redisSnapshot } from './redis-stats.ts';
 
@@ -15,6 +17,8 @@ export interface Cost {
   redisCpuMs: number;
   /** The worker processes' CPU per job (all their threads), ms. */
   workerCpuMs: number;
+  /** This process's CPU per job (the producer and the waiter), ms. */
+  producerCpuMs: number;
 }
 
 /** Reads the CPU time (ms) a worker process has used so far. */
@@ -28,8 +32,10 @@ export async function meter(
 ): Promise<{ end(jobs: number): Promise<Cost> }> {
   const cpu = () => Promise.all(probes.map((p) => p())).then((ms) => ms.reduce((a, b) => a + b, 0));
   const [q0, c0, w0] = await Promise.all([redisSnapshot(queue), redisSnapshot(cache), cpu()]);
+  const p0 = process.cpuUsage();
   return {
     async end(jobs) {
+      const p1 = process.cpuUsage(p0);
       const [q1, c1, w1] = await Promise.all([redisSnapshot(queue), redisSnapshot(cache), cpu()]);
       const q = redisDelta(q0, q1);
       const c = redisDelta(c0, c1);
@@ -42,6 +48,7 @@ export async function meter(
         cacheByCommand: perJob(c),
         redisCpuMs: round3((q.cpuMs + c.cpuMs) / jobs),
         workerCpuMs: round3((w1 - w0) / jobs),
+        producerCpuMs: round3((p1.user + p1.system) / 1000 / jobs),
       };
     },
   };
