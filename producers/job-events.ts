@@ -137,19 +137,27 @@ export function waitForFinal(
       timeoutMs,
     );
     // Listening first, then reading the record: a change between the two is not missed.
+    // The state first: the whole record is read only once it is final.
     function check(quietly: boolean): void {
-      statuses.get(jobId).then(
-        (status) => {
-          if (status === null) {
-            finish(() => reject(new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`)));
-          } else if (isFinalState(status.state)) {
-            finish(() => resolve(status));
-          }
-        },
-        (error: unknown) => {
-          if (!quietly) finish(() => reject(error));
-        },
-      );
+      const notFound = () =>
+        finish(() => reject(new QuarryError('QUARRY_ERR_JOB_NOT_FOUND', `no job ${jobId}`)));
+      statuses
+        .state(jobId)
+        .then((state) => {
+          if (state === null) return notFound();
+          if (!isFinalState(state) || done) return;
+          return statuses.get(jobId).then((status) => {
+            if (status === null) notFound();
+            // Enqueued again in between: its events will follow.
+            else if (isFinalState(status.state)) finish(() => resolve(status));
+          });
+        })
+        .then(
+          () => undefined,
+          (error: unknown) => {
+            if (!quietly) finish(() => reject(error));
+          },
+        );
     }
     check(false);
   });

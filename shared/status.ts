@@ -608,6 +608,14 @@ export class StatusStore {
     return h.state === undefined ? null : toStatus(jobId, h);
   }
 
+  /**
+   * The record's state alone (null: no record), one field instead of the whole hash: what a
+   * waiter asks first, the job usually still being queued or active.
+   */
+  async state(jobId: string): Promise<JobState | null> {
+    return (await this.#redis.hget(this.#keys.status(jobId), 'state')) as JobState | null;
+  }
+
   /** What the reconciler needs of a record (state null: the record is gone). */
   async live(jobId: string): Promise<LiveRecord> {
     const [state, type, payload, owner, priority] = await this.#redis.hmget(
