@@ -207,8 +207,10 @@ async function main(): Promise<number> {
 
   // Cut the first worker host seen holding a multi-second job over an object, while it runs: its
   // s3:// jobs must then finish on a host that fetches the object into a cache of its own.
-  // A job counts once it is seen running on the same host in two polls in a row: a heavy job a
-  // worker takes while its heavy slots are full is active for a moment only (it goes back unrun).
+  // A job counts once it is seen running on the same host in two polls in a row, and its record
+  // says an attempt started: a heavy job a worker takes while its heavy slots are full is active
+  // in BullMQ for a moment only and goes back unrun, without an attempt; on a busy host that
+  // moment can outlast two polls (a CI run cut a host that had just handed its job back).
   let caught: { victim: Proc; jobId: string } | undefined;
   let before = new Map<string, Proc>();
   const catchDeadline = Date.now() + 90_000;
@@ -221,7 +223,11 @@ async function main(): Promise<number> {
       const victim = hostOf(a.by, workers);
       if (!heavy.has(a.jobId) || victim === undefined) continue;
       now.set(a.jobId, victim);
-      if (before.get(a.jobId) === victim) caught = { victim, jobId: a.jobId };
+      if (before.get(a.jobId) !== victim) continue;
+      const job = tracked.find((t) => t.jobId === a.jobId);
+      if (job === undefined) continue;
+      await poll([job]);
+      if (job.status?.state === 'active') caught = { victim, jobId: a.jobId };
     }
     before = now;
     if (caught === undefined) await sleep(100);
