@@ -22,9 +22,7 @@ export interface LoggerConfig {
    * Stdout only: gather lines up to this many bytes before a write, and write what is gathered
    * at least every LOG_FLUSH_MS and when the process exits (default 0: a write per line). One
    * write per line is a system call per line, which on a busy API is a large share of a cached
-   * read's cost (bench/reads.ts), and a worker's per job. A line at `warn` or above is written
-   * at once, with what was gathered before it; a process killed by SIGKILL loses at most the
-   * last LOG_FLUSH_MS of lower lines.
+   * read's cost (bench/reads.ts); a process killed by SIGKILL loses what was gathered.
    */
   bufferBytes?: number;
 }
@@ -63,9 +61,7 @@ export function resolveLogFormat(format: LogFormat | undefined, stdoutIsTerminal
 /** How long gathered lines (`bufferBytes`) may wait before they are written. */
 export const LOG_FLUSH_MS = 100;
 
-type Flushable = DestinationStream & { flushSync(): void };
-
-function stdoutDestination(bufferBytes: number): DestinationStream | Flushable {
+function stdoutDestination(bufferBytes: number): DestinationStream {
   if (bufferBytes <= 0) return pino.destination({ dest: 1, sync: true });
   const out = pino.destination({ dest: 1, sync: true, minLength: bufferBytes, periodicFlush: LOG_FLUSH_MS });
   // process.exit() (a fatal error, the end of a graceful stop) runs 'exit' listeners.
@@ -73,36 +69,15 @@ function stdoutDestination(bufferBytes: number): DestinationStream | Flushable {
   return out;
 }
 
-/** pino's JSON lines start with the level (loggerOptions): these may wait in a buffer. */
-const MAY_WAIT = /^\{"level":"(?:info|debug|trace)"/;
-
-/**
- * Lines go to `sink` (the destination, or the pretty formatter in front of it); a line at warn or
- * above then flushes `buffer`, so what an operator most needs is never held back.
- */
-function flushingUrgent(sink: DestinationStream, buffer: Flushable): DestinationStream {
-  return {
-    write(line: string) {
-      sink.write(line);
-      if (!MAY_WAIT.test(line)) buffer.flushSync();
-    },
-    flushSync: () => buffer.flushSync(),
-  } as DestinationStream;
-}
-
 export function createLogger(options: LoggerConfig): Logger {
-  const bufferBytes = options.destination === undefined ? (options.bufferBytes ?? 0) : 0;
-  const destination = options.destination ?? stdoutDestination(bufferBytes);
+  const destination = options.destination ?? stdoutDestination(options.bufferBytes ?? 0);
   const format = resolveLogFormat(
     options.format,
     options.destination === undefined && process.stdout.isTTY === true,
   );
+  if (format === 'json') return pino(loggerOptions(options), destination);
   const colors = options.destination === undefined && process.stdout.isTTY === true;
-  const sink = format === 'json' ? destination : prettyStream(destination, colors);
-  return pino(
-    loggerOptions(options),
-    bufferBytes > 0 ? flushingUrgent(sink, destination as Flushable) : sink,
-  );
+  return pino(loggerOptions(options), prettyStream(destination, colors));
 }
 
 /** Turns each JSON line pino writes into a pretty one before it reaches `out`. */

@@ -9,14 +9,7 @@ import { startTracing } from '../shared/tracing.ts';
 import { startWorker } from './worker.ts';
 
 const config = loadConfig();
-// Lines gathered into writes of up to 4 KiB, as the API's (shared/logger.ts): a write per line
-// was a system call per job. Warnings and errors are written at once.
-const logger = createLogger({
-  level: config.logLevel,
-  name: 'quarry-worker',
-  format: config.logFormat,
-  bufferBytes: 4096,
-});
+const logger = createLogger({ level: config.logLevel, name: 'quarry-worker', format: config.logFormat });
 // BullMQ and ioredis print warnings with console.*: make them log records like the rest.
 routeConsoleToLogger(logger);
 // Before the worker takes jobs; null config (no OTLP endpoint): nothing is loaded.
