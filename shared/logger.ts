@@ -2,6 +2,7 @@
 // levels ("level":"info") and ISO times; `json` writes one object a line (for collectors), `pretty`
 // one human line per record (for a terminal), formatted in-process by log-format.ts, not on a
 // transport thread: nothing is lost at process.exit, and no thread is started per process.
+import { writeSync } from 'node:fs';
 import { format } from 'node:util';
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
 import { prettyLine } from './log-format.ts';
@@ -63,10 +64,64 @@ export const LOG_FLUSH_MS = 100;
 
 function stdoutDestination(bufferBytes: number): DestinationStream {
   if (bufferBytes <= 0) return pino.destination({ dest: 1, sync: true });
-  const out = pino.destination({ dest: 1, sync: true, minLength: bufferBytes, periodicFlush: LOG_FLUSH_MS });
-  // process.exit() (a fatal error, the end of a graceful stop) runs 'exit' listeners.
-  process.once('exit', () => out.flushSync());
-  return out;
+  return new GatheredStdout(bufferBytes) as unknown as DestinationStream;
+}
+
+/** Waits between retries of a write to a full pipe. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+/** How long one flush waits for a full pipe (EAGAIN) before it drops what it holds. */
+const FULL_PIPE_WAIT_MS = 1000;
+
+/**
+ * Lines gathered into writes of up to `bytes`, written at least every LOG_FLUSH_MS and when the
+ * process exits. Quarry's own, not SonicBoom's `minLength` mode: its flushSync retries a failed
+ * write every 100 ms forever (sonic-boom 4.2, any error but EAGAIN), so once stdout's reader was
+ * gone (EPIPE) the exit flush hung the process. Here a full pipe is waited for up to
+ * FULL_PIPE_WAIT_MS, then that batch is dropped; any other error turns writing off, as pino does
+ * for a broken pipe.
+ */
+class GatheredStdout {
+  readonly #bytes: number;
+  #text = '';
+  #off = false;
+
+  constructor(bytes: number) {
+    this.#bytes = bytes;
+    setInterval(() => this.flushSync(), LOG_FLUSH_MS).unref();
+    // process.exit() (a fatal error, the end of a graceful stop) runs 'exit' listeners.
+    process.once('exit', () => this.flushSync());
+  }
+
+  write(line: string): void {
+    if (this.#off) return;
+    this.#text += line;
+    if (this.#text.length >= this.#bytes) this.flushSync();
+  }
+
+  flushSync(): void {
+    if (this.#off || this.#text === '') return;
+    let rest = Buffer.from(this.#text);
+    this.#text = '';
+    let waited = 0;
+    while (rest.length > 0) {
+      try {
+        rest = rest.subarray(writeSync(1, rest));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') {
+          this.#off = true;
+          return;
+        }
+        if (waited++ >= FULL_PIPE_WAIT_MS) return;
+        Atomics.wait(PAUSE, 0, 0, 1);
+      }
+    }
+  }
+
+  /** pino's logger.flush(). */
+  flush(done?: (error?: Error) => void): void {
+    this.flushSync();
+    done?.();
+  }
 }
 
 export function createLogger(options: LoggerConfig): Logger {

@@ -2,7 +2,10 @@
 // a buffered process still writes every line by the time it exits, a quiet one within
 // LOG_FLUSH_MS, and the cached ISO time is pino's format.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { isoTime, LOG_FLUSH_MS } from '../../shared/logger.ts';
@@ -56,6 +59,40 @@ test('a buffered logger writes a lone line within the flush interval, while the 
   // Start-up is most of this; the bound only proves the line did not wait for the exit.
   assert.ok(seenAt - start < 9_000, `the line came after ${seenAt - start} ms`);
   assert.ok(LOG_FLUSH_MS <= 1000);
+});
+
+test('a buffered logger whose stdout reader is gone lets the process exit', () => {
+  // SonicBoom's flushSync (which this logger used) retried the failed write (EPIPE) every 100 ms
+  // forever: the process hung in its exit flush until killed. Fewer lines than a buffer's worth
+  // after the reader left, so the exit flush is the first write to meet the broken pipe. The
+  // reader is `true`, which exits at once; `timeout` answers 124 for a process that hung.
+  const dir = mkdtempSync(path.join(tmpdir(), 'quarry-epipe-'));
+  const script = path.join(dir, 'child.mjs');
+  writeFileSync(
+    script,
+    `import { createLogger } from ${JSON.stringify(LOGGER)};
+const logger = createLogger({ level: 'info', name: 't', format: 'json', bufferBytes: 4096 });
+setTimeout(() => {
+  for (let i = 0; i < 5; i++) logger.info({ i }, 'after the reader left');
+  process.exit(0);
+}, 1000);`,
+  );
+  try {
+    const run = spawnSync(
+      'bash',
+      [
+        '-c',
+        'timeout 20 "$0" "$@" | true; exit $((PIPESTATUS[0]))',
+        process.execPath,
+        ...tsExecArgv(),
+        script,
+      ],
+      { stdio: 'ignore' },
+    );
+    assert.equal(run.status, 0, run.status === 124 ? 'the process hung at exit' : `exit ${run.status}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('isoTime is pino isoTime, formatted once per millisecond', () => {
