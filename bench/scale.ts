@@ -421,12 +421,15 @@ async function rawBurst(
           if (!added || sentAt.size === 0 || sentAt.size > 10 || performance.now() - quietSince < 1000)
             return;
           for (const jobId of [...sentAt.keys()]) {
-            void queue.getJob(jobId).then((job) => {
-              if (job === undefined) {
+            // A later sweep may look the same job up again: it counts once, while still pending.
+            queue.getJob(jobId).then(
+              (job) => {
+                if (job !== undefined || !sentAt.has(jobId)) return;
                 missed++;
                 done(jobId, performance.now());
-              }
-            });
+              },
+              () => undefined,
+            );
           }
         }, 250);
       });

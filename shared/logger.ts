@@ -64,7 +64,7 @@ export const LOG_FLUSH_MS = 100;
 
 function stdoutDestination(bufferBytes: number): DestinationStream {
   if (bufferBytes <= 0) return pino.destination({ dest: 1, sync: true });
-  return new GatheredStdout(bufferBytes) as unknown as DestinationStream;
+  return new GatheredStdout(bufferBytes);
 }
 
 /** Waits between retries of a write to a full pipe. */
@@ -80,7 +80,7 @@ const FULL_PIPE_WAIT_MS = 1000;
  * FULL_PIPE_WAIT_MS, then that batch is dropped; any other error turns writing off, as pino does
  * for a broken pipe.
  */
-class GatheredStdout {
+class GatheredStdout implements DestinationStream {
   readonly #bytes: number;
   #text = '';
   #off = false;
