@@ -162,7 +162,7 @@ export async function runScale(options: ScaleOptions): Promise<void> {
           QUARRY_QUEUE_REDIS_URL: queueRedis.url,
           QUARRY_CACHE_REDIS_URL: cacheRedis.url,
           QUARRY_PREFIX: `scale-${tag}`,
-          // 'worker ready' is logged at info; nothing per job is.
+          // Info, as in production: 'worker ready' (which the bench waits for) and one line per job.
           QUARRY_LOG_LEVEL: 'info',
           QUARRY_WORKER_CONCURRENCY: String(concurrency),
           QUARRY_DATA_DIR: os.tmpdir(),

@@ -250,8 +250,8 @@ return 1
 // A job that ends here (it was live) goes to the webhook outbox too (webhook-outbox.ts).
 // KEYS: status, live set, activity, activity of all tenants, inline data, fair-queued set,
 //       webhook outbox, the tenant's webhooks
-// ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), activityTtlS, retryTtlS, then
-//       field, value pairs
+// ARGV: ttlS, channel, jobId, liveMember, mode (final|live|none), activityTtlS, retryTtlS,
+//       dropData ('1': a completion deletes the inline data with it), then field, value pairs
 const WRITE_LUA = `${PUBLISH_RECORD_LUA}${END_JOB_LUA}${OUTBOX_LUA}
 local before = redis.call('HMGET', KEYS[1], 'state', 'startedAt')
 local was = before[1]
@@ -261,12 +261,13 @@ local was = before[1]
 if was == 'completed' or was == 'failed' or was == 'cancelled' or (not was and ARGV[5] == 'none') then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 if ARGV[5] == 'final' then
   -- What the record holds now: before's, with the fields just written over it.
   local h = { state = before[1], startedAt = before[2] }
-  for i = 8, #ARGV, 2 do h[ARGV[i]] = ARGV[i + 1] end
+  for i = 9, #ARGV, 2 do h[ARGV[i]] = ARGV[i + 1] end
   end_job(KEYS[1], KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], before[1], h.startedAt, h.state, h.finishedAt)
+  if ARGV[8] == '1' and h.state == 'completed' then redis.call('DEL', KEYS[5]) end
   redis.call('ZREM', KEYS[2], ARGV[4])
   redis.call('SREM', KEYS[6], ARGV[3])
   if before[1] == 'queued' or before[1] == 'active' then outbox_job(KEYS[7], KEYS[8], KEYS[1], ARGV[3], ARGV[4]) end
@@ -533,12 +534,28 @@ export class StatusStore {
     await this.#publishWrite(jobId, 'none', { progress: JSON.stringify(progress) });
   }
 
-  async completed(jobId: string, resultKey: string | null, extra: { version?: number } = {}): Promise<void> {
-    await this.#write(jobId, 'completed', DONE, null, {
-      finishedAt: String(Date.now()),
-      ...(resultKey === null ? {} : { resultKey }),
-      ...(extra.version === undefined ? {} : { version: String(extra.version) }),
-    });
+  /**
+   * Marks a job completed. `dropInlineData` deletes its inline data in the same step: for a job
+   * whose later attempts never need it once the record says completed (they find the record
+   * ended and stop), which saves the deletion's own round trip after BullMQ's completion.
+   */
+  async completed(
+    jobId: string,
+    resultKey: string | null,
+    extra: { version?: number; dropInlineData?: boolean } = {},
+  ): Promise<void> {
+    await this.#write(
+      jobId,
+      'completed',
+      DONE,
+      null,
+      {
+        finishedAt: String(Date.now()),
+        ...(resultKey === null ? {} : { resultKey }),
+        ...(extra.version === undefined ? {} : { version: String(extra.version) }),
+      },
+      extra.dropInlineData === true,
+    );
   }
 
   /**
@@ -641,12 +658,14 @@ export class StatusStore {
     progress: JobProgress,
     _error: JobStatus['error'], // callers put it in `fields` (errorCode, errorMessage)
     fields: Record<string, string>,
+    dropInlineData = false,
   ): Promise<void> {
-    await this.#publishWrite(jobId, isFinalState(state) ? 'final' : 'live', {
-      ...fields,
-      state,
-      progress: JSON.stringify(progress),
-    });
+    await this.#publishWrite(
+      jobId,
+      isFinalState(state) ? 'final' : 'live',
+      { ...fields, state, progress: JSON.stringify(progress) },
+      dropInlineData,
+    );
   }
 
   /** Writes fields, renews the TTL and publishes the record as it now is, in one script. */
@@ -654,6 +673,7 @@ export class StatusStore {
     jobId: string,
     mode: 'final' | 'live' | 'none',
     fields: Record<string, string>,
+    dropInlineData = false,
   ): Promise<void> {
     const end = this.#endKeys(jobId, Date.now());
     await runScript(
@@ -672,6 +692,7 @@ export class StatusStore {
       this.#member(jobId),
       mode,
       ...end.ttls,
+      dropInlineData ? '1' : '0',
       ...Object.entries(fields).flat(),
     );
   }

@@ -75,10 +75,12 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     scope: JobScope,
   ): Promise<AggregateJobResult> {
     const { keys, status } = scope;
-    // The inline records stay until BullMQ has recorded the completion (workers/worker.ts): an
-    // attempt whose completion Redis refuses is retried, and it needs them again.
+    // The completion deletes the inline records in the same script: once the record says
+    // completed, a later attempt (a retry after BullMQ refused the completion, a stalled copy)
+    // finds it ended and stops without them. A completion Redis refuses deletes nothing, and the
+    // retry has its records.
     const finish = async (jobId: string, resultKey: string) => {
-      await status.completed(jobId, resultKey);
+      await status.completed(jobId, resultKey, { dropInlineData: true });
     };
     const { resultKey, spec } = job.data;
     const resultKeyName = keys.result(resultKey);

@@ -175,11 +175,13 @@ export async function startWorker(config: QuarryConfig, logger: Logger): Promise
   ];
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   for (const w of workers) w.on('stalled', () => metrics.jobStalls.inc({ queue: w.name }));
-  // A job's inline data goes once BullMQ has recorded its completion, not when the attempt writes
-  // its result: if Redis refused that record (a restart, a full Redis), the attempt is retried
-  // or the job stalls and runs again, and it needs its data then. A deletion that fails here is
-  // left to the data's TTL (QUARRY_INLINE_DATA_TTL_S).
+  // An index job's inline data goes once BullMQ has recorded its completion, not when the attempt
+  // writes its record: an update applied on another job's behalf completes that job's record
+  // while its own attempt may still be reading the data (index-update-order.ts), and a refused
+  // record means a retry that needs it. A deletion that fails here is left to the data's TTL
+  // (QUARRY_INLINE_DATA_TTL_S). An aggregation's completing script deletes its data itself.
   for (const w of workers) {
+    if (w.name !== QUEUE_NAMES.index) continue;
     w.on('completed', (job) => {
       if (job?.id === undefined) return;
       // Only the key is needed here: no status store per completion.

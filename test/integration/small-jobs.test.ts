@@ -33,6 +33,9 @@ describe('small jobs', () => {
 
   test('each publishes queued, active (load) and completed (done): one event per state change', async () => {
     const events = new Map<string, { state: string; phase: string; attempts: number }[]>();
+    // Whether the inline data was still there when the completed event arrived: the completing
+    // script deletes it with the record's write, so it must be gone by then.
+    const dataAtCompletion = new Map<string, Promise<number>>();
     subscriber.on('message', (_channel: string, text: string) => {
       const e = JSON.parse(text) as {
         jobId: string;
@@ -40,6 +43,8 @@ describe('small jobs', () => {
         progress: { phase: string };
         attempts: number;
       };
+      if (e.state === 'completed')
+        dataAtCompletion.set(e.jobId, raw.exists(sys.client.keys.inlineData(e.jobId)));
       const list = events.get(e.jobId) ?? [];
       list.push({ state: e.state, phase: e.progress.phase, attempts: e.attempts });
       events.set(e.jobId, list);
@@ -75,6 +80,7 @@ describe('small jobs', () => {
       const status = await sys.client.status(h.jobId);
       assert.equal(status?.state, 'completed');
       assert.equal(status?.resultKey, h.resultKey);
+      assert.equal(await dataAtCompletion.get(h.jobId), 0, 'the inline data went with the completion');
     }
   });
 });
