@@ -1,6 +1,5 @@
 // The aggregation processor: a factory that receives its dependencies and returns BullMQ's
-// processor function. One attempt: mark active, skip if the result exists (asked of the cache
-// unless the job is small enough for the JS engine), fetch the data,
+// processor function. One attempt: mark active, skip if the result exists, fetch the data,
 // compute with the engine, store the envelope (pre-serialized, with TTL), mark completed.
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
@@ -86,18 +85,13 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     const { resultKey, spec } = job.data;
     const resultKeyName = keys.result(resultKey);
     const inline = spec.dataset.kind === 'inline';
-    const engine = engines[chooseEngine(spec)];
     // Two servers, two round trips at once: the start of the attempt (which also answers whether
     // it was cancelled, and brings the inline records), and whether the result exists already.
-    // A job for the JS engine (a few thousand inline records at most) does not ask: computing it
-    // costs less than the question costs every job, and the result exists beforehand only after
-    // a race (a retry, an identical request enqueued as the result was stored), where computing
-    // it again writes the same bytes.
     const [start, exists] = await Promise.all([
       // Earlier attempts: failed ones (attemptsMade) and crashed ones (stalls). Not attemptsStarted:
       // BullMQ counts a job sent back unrun (a heavy slot or a tenant lease refused) as a start.
       status.active(jobId, job.attemptsMade + job.stalledCounter + 1, inline),
-      engine.name === 'js' ? 0 : cacheRedis.exists(resultKeyName),
+      cacheRedis.exists(resultKeyName),
     ]);
     if (start.ended !== null) {
       refuseEnded(start.ended, 'aggregate');
@@ -114,6 +108,7 @@ export function createAggregateProcessor(deps: AggregateProcessorDeps) {
     let smallSpool = false;
     let dataFile: DataFile | undefined;
     let source: EngineSource | RecordsSource;
+    const engine = engines[chooseEngine(spec)];
     // Progress is informational: never let it delay or fail the computation.
     const progress = coalescedProgress(
       (p) =>
