@@ -544,15 +544,15 @@ export class StatusStore {
     resultKey: string | null,
     extra: { version?: number; dropInlineData?: boolean } = {},
   ): Promise<void> {
-    await this.#write(
+    await this.#publishWrite(
       jobId,
-      'completed',
-      DONE,
-      null,
+      'final',
       {
         finishedAt: String(Date.now()),
         ...(resultKey === null ? {} : { resultKey }),
         ...(extra.version === undefined ? {} : { version: String(extra.version) }),
+        state: 'completed',
+        progress: JSON.stringify(DONE),
       },
       extra.dropInlineData === true,
     );
@@ -658,14 +658,12 @@ export class StatusStore {
     progress: JobProgress,
     _error: JobStatus['error'], // callers put it in `fields` (errorCode, errorMessage)
     fields: Record<string, string>,
-    dropInlineData = false,
   ): Promise<void> {
-    await this.#publishWrite(
-      jobId,
-      isFinalState(state) ? 'final' : 'live',
-      { ...fields, state, progress: JSON.stringify(progress) },
-      dropInlineData,
-    );
+    await this.#publishWrite(jobId, isFinalState(state) ? 'final' : 'live', {
+      ...fields,
+      state,
+      progress: JSON.stringify(progress),
+    });
   }
 
   /** Writes fields, renews the TTL and publishes the record as it now is, in one script. */
